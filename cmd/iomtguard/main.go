@@ -1,0 +1,22 @@
+// Command iomtguard watches and defends networks of connected medical devices
+// that speak MQTT: it analyses captures, evaluates threats, and runs a secure
+// MQTT gateway. See README.md for every command with an example.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iomtguard:", err)
+		os.Exit(exitCode(err))
+	}
+}

@@ -1,0 +1,658 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/netip"
+
+	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/dataset"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/packet"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+	"github.com/iomtguard/iomtguard/internal/tlsinfo"
+)
+
+// Options configure the engine. The zero value is ready to use.
+type Options struct {
+	Flows tcpstream.Options
+	// MQTTPorts are TCP ports whose traffic is decoded as MQTT whatever its
+	// first bytes look like (default 1883 and 1884). Elsewhere MQTT is
+	// recognised by its framing, and TLS by its record header, on any port.
+	MQTTPorts []uint16
+	// MaxPacketBuffer is how many bytes of one MQTT packet are held for
+	// decoding (default 64 KiB); larger packets are decoded from their prefix.
+	MaxPacketBuffer int
+	Logger          *slog.Logger
+	// Progress, when set, is called every 65,536 frames and at the end with the
+	// bytes read so far and the total over all inputs.
+	Progress func(done, total int64)
+}
+
+// InputSummary describes one input after the pass.
+type InputSummary struct {
+	Name    string `json:"name"`
+	Format  string `json:"format"`
+	Frames  int64  `json:"frames"`
+	Damage  string `json:"damage,omitempty"`
+	BadRows int    `json:"bad_rows,omitempty"`
+}
+
+// Summary describes the whole pass.
+type Summary struct {
+	Inputs      []InputSummary       `json:"inputs"`
+	Frames      int64                `json:"frames"`
+	Bytes       int64                `json:"bytes"`
+	First       int64                `json:"first_ns"`
+	Last        int64                `json:"last_ns"`
+	Decoded     map[string]int64     `json:"decode_status"`
+	LinkTypes   map[string]int64     `json:"link_types"`
+	IPv4        int64                `json:"ipv4"`
+	IPv6        int64                `json:"ipv6"`
+	TCP         int64                `json:"tcp"`
+	UDP         int64                `json:"udp"`
+	OtherL4     int64                `json:"other_l4"`
+	TCPStreams  int                  `json:"tcp_streams"`
+	MQTTPackets int64                `json:"mqtt_packets"`
+	MQTTConns   int                  `json:"mqtt_connections"`
+	TLSConns    int                  `json:"tls_connections"`
+	Gaps        int64                `json:"tcp_gaps"`
+	GapBytes    int64                `json:"tcp_gap_bytes"`
+	Warnings    []string             `json:"warnings"`
+	statusCount [Malformed + 1]int64 `json:"-"`
+	linkCount   map[capture.LinkType]int64
+}
+
+// Malformed is the last packet.Status, sizing the status counters.
+const Malformed = packet.Malformed
+
+// Span is the capture's duration in ns.
+func (s *Summary) Span() int64 { return s.Last - s.First }
+
+// Engine runs the single pass. Create one per run with New.
+type Engine struct {
+	opts     Options
+	cons     []Consumer
+	flows    *tcpstream.Table
+	mqttPort [1024]uint64
+
+	pkt    packet.Frame
+	seg    tcpstream.Segment
+	frame  Frame
+	mqEv   MQTT
+	mqPkt  mqtt.Packet
+	altPkt mqtt.Packet
+	tlsEv  TLS
+	flowEv Flow
+	anEv   Anomaly
+
+	sum     Summary
+	started bool
+	first   int64
+	prev    int64
+	src     int
+	inputs  []Input
+}
+
+// New returns an engine that will fan events out to consumers, in order.
+func New(opts Options, consumers ...Consumer) *Engine {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxPacketBuffer <= 0 {
+		opts.MaxPacketBuffer = 64 << 10
+	}
+	if opts.MQTTPorts == nil {
+		opts.MQTTPorts = []uint16{1883, 1884}
+	}
+	e := &Engine{opts: opts, cons: consumers}
+	for _, p := range opts.MQTTPorts {
+		e.mqttPort[p/64] |= 1 << (p % 64)
+	}
+	e.flows = tcpstream.New(opts.Flows, e)
+	e.sum.linkCount = map[capture.LinkType]int64{}
+	return e
+}
+
+func (e *Engine) isMQTTPort(p uint16) bool { return e.mqttPort[p/64]&(1<<(p%64)) != 0 }
+
+// Run reads every input, merged in time order, to the end, then flushes the
+// connection table and calls Finish on consumers that implement Finisher.
+// A damaged input or bad CSV rows do not stop the run: they become warnings in
+// the summary and Anomaly events. Run closes the inputs.
+func (e *Engine) Run(ctx context.Context, inputs ...Input) (*Summary, error) {
+	e.inputs = inputs
+	defer func() {
+		for _, in := range inputs {
+			in.Close()
+		}
+	}()
+	e.sum.Inputs = make([]InputSummary, len(inputs))
+	for i, in := range inputs {
+		e.sum.Inputs[i] = InputSummary{Name: in.Name(), Format: in.Format()}
+	}
+	recs := make([]Record, len(inputs))
+	live := make([]bool, len(inputs))
+	for i := range inputs {
+		live[i] = e.advance(i, &recs[i])
+	}
+	var n int64
+	for {
+		best := -1
+		for i := range recs {
+			if live[i] && (best < 0 || recs[i].TS < recs[best].TS) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		e.src = best
+		e.sum.Inputs[best].Frames++
+		if recs[best].Row != nil {
+			e.row(recs[best].Row, recs[best].TS)
+		} else {
+			e.packet(&recs[best].Pkt)
+		}
+		n++
+		if n&0xffff == 0 {
+			if err := ctx.Err(); err != nil {
+				return e.finish(), err
+			}
+			e.progress()
+		}
+		live[best] = e.advance(best, &recs[best])
+	}
+	e.progress()
+	return e.finish(), nil
+}
+
+func (e *Engine) progress() {
+	if e.opts.Progress == nil {
+		return
+	}
+	var done, total int64
+	for _, in := range e.inputs {
+		d, t := in.Progress()
+		done += d
+		total += t
+	}
+	e.opts.Progress(done, total)
+}
+
+// advance reads the next record of input i, turning errors into warnings.
+func (e *Engine) advance(i int, rec *Record) bool {
+	for {
+		err := e.inputs[i].Next(rec)
+		if err == nil {
+			return true
+		}
+		if err == io.EOF {
+			return false
+		}
+		var rowErr *dataset.RowError
+		if errors.As(err, &rowErr) {
+			is := &e.sum.Inputs[i]
+			is.BadRows++
+			if is.BadRows <= 20 {
+				e.sum.Warnings = append(e.sum.Warnings, fmt.Sprintf("%s: %v (row skipped)", is.Name, err))
+			}
+			e.anomaly(Anomaly{Kind: AnomalyBadRow, Source: i, Detail: err.Error()})
+			continue
+		}
+		var dmg *capture.DamageError
+		msg := err.Error()
+		if errors.As(err, &dmg) {
+			msg = fmt.Sprintf("damaged after frame %d (byte offset %d): %s; results cover the frames before it", dmg.Packet, dmg.Offset, dmg.Reason)
+		}
+		e.sum.Inputs[i].Damage = msg
+		e.sum.Warnings = append(e.sum.Warnings, fmt.Sprintf("%s: %s", e.inputs[i].Name(), msg))
+		e.anomaly(Anomaly{Kind: AnomalyCaptureDamaged, Source: i, Frame: int(e.sum.Frames), TS: e.prev, Detail: msg})
+		return false
+	}
+}
+
+// beginFrame fills the fields every frame has and returns it.
+func (e *Engine) beginFrame(ts int64, capLen, length int) *Frame {
+	if !e.started {
+		e.started = true
+		e.first, e.prev = ts, ts
+		e.sum.First = ts
+	}
+	e.sum.Frames++
+	e.sum.Bytes += int64(length)
+	if ts > e.sum.Last {
+		e.sum.Last = ts
+	}
+	f := &e.frame
+	*f = Frame{Num: int(e.sum.Frames), Source: e.src, TS: ts, Rel: ts - e.first, Delta: ts - e.prev,
+		CapLen: capLen, Len: length, L: &e.pkt}
+	e.prev = ts
+	return f
+}
+
+func (e *Engine) packet(p *capture.Packet) {
+	f := e.beginFrame(p.Timestamp, p.CapLen, p.OrigLen)
+	packet.Decode(p.LinkType, p.Data, &e.pkt)
+	e.countLayers(p.LinkType)
+	if e.pkt.IsTCP() {
+		e.flows.Track(&e.pkt, p.Timestamp, p.OrigLen, &e.seg)
+		f.TCP = &e.seg
+		if e.seg.New {
+			e.flowEvent(FlowOpened, e.seg.Conn)
+		}
+		if a, ok := e.seg.Conn.App.(*connApp); ok {
+			f.Proto = a.proto
+		}
+	}
+	for _, c := range e.cons {
+		c.OnFrame(f)
+	}
+}
+
+func (e *Engine) countLayers(lt capture.LinkType) {
+	st := e.pkt.Status
+	e.sum.statusCount[st]++
+	e.sum.linkCount[lt.Normalize()]++
+	switch e.pkt.IPVersion {
+	case 4:
+		e.sum.IPv4++
+	case 6:
+		e.sum.IPv6++
+	}
+	if st == packet.OK {
+		switch e.pkt.IPProto {
+		case packet.ProtoTCP:
+			e.sum.TCP++
+		case packet.ProtoUDP:
+			e.sum.UDP++
+		default:
+			e.sum.OtherL4++
+		}
+	}
+}
+
+// row turns one ICU dataset row into the same events a captured frame gives.
+func (e *Engine) row(r *dataset.Row, ts int64) {
+	length := r.FrameLen
+	f := e.beginFrame(ts, length, length)
+	// The file's own deltas are authoritative (merged inputs aside).
+	if len(e.inputs) == 1 {
+		f.Delta = int64(math.Round(r.TimeDelta * 1e9))
+	}
+	f.Row = r
+	l := &e.pkt
+	*l = packet.Frame{Status: packet.OK, LinkType: capture.LinkSLL, TCP: packet.TCP{WScale: -1}}
+	l.Src, l.Dst = r.Src, r.Dst
+	l.SrcPort, l.DstPort = r.SrcPort, r.DstPort
+	l.IPProto = r.IPProto
+	if l.IPProto == 0 && (r.SrcPort != 0 || r.DstPort != 0) {
+		l.IPProto = packet.ProtoTCP
+	}
+	l.TTL = r.TTL
+	switch {
+	case r.Src.Is4():
+		l.IPVersion, l.EtherType = 4, 0x0800
+	case r.Src.Is6():
+		l.IPVersion, l.EtherType = 6, 0x86dd
+	default:
+		l.Status = packet.NotIP
+	}
+	l.TCP.Flags = r.TCPFlags
+	l.TCP.HdrLen = uint8(r.HdrLen)
+	l.TCP.Window = uint16(r.Window)
+	l.TCP.Checksum = r.Checksum
+	l.TCP.Ack = r.TCPAck
+	l.PayloadLen = r.TCPLen
+	l.Payload = r.Payload
+	e.countLayers(capture.LinkSLL)
+	if l.IsTCP() {
+		e.flows.Observe(l, ts, length, &e.seg)
+		e.seg.RelAck = r.TCPAck
+		e.seg.Delta = int64(math.Round(r.TCPTimeDelta * 1e9))
+		f.TCP = &e.seg
+		c := e.seg.Conn
+		if e.seg.New {
+			e.flowEvent(FlowOpened, c)
+		}
+		switch {
+		case len(r.Payload) > 0:
+			e.Data(c, e.seg.Dir, r.Payload)
+		case r.MsgType != 0:
+			e.rowMQTT(c, e.seg.Dir, r)
+		}
+		if a, ok := c.App.(*connApp); ok {
+			f.Proto = a.proto
+		}
+	}
+	for _, c := range e.cons {
+		c.OnFrame(f)
+	}
+}
+
+// rowMQTT builds an MQTT packet from a row's mqtt.* columns (used when the row
+// has no tcp.payload to decode).
+func (e *Engine) rowMQTT(c *tcpstream.Conn, d tcpstream.Dir, r *dataset.Row) {
+	app := e.app(c)
+	if app.proto == ProtoUnknown || app.proto == ProtoOther {
+		app.proto = ProtoMQTT
+		e.newSession(c, app)
+	}
+	if app.proto != ProtoMQTT {
+		return
+	}
+	p := &e.mqPkt
+	p.Reset()
+	p.Type = mqtt.Type(r.MsgType)
+	p.Header = r.HdrFlags
+	if p.Header == 0 {
+		p.Header = r.MsgType << 4
+	}
+	p.RemainingLength = r.MQTTLen
+	p.Version = app.sess.Version
+	p.Dup, p.QoS, p.Retain = r.Dup, r.QoS, r.Retain
+	switch p.Type {
+	case mqtt.CONNECT:
+		p.ProtocolLevel = r.Ver
+		p.ConnectFlags = r.Conflags
+		p.KeepAlive = uint16(r.KeepAlive)
+		p.ClientID = []byte(r.ClientID)
+		p.WillLen = r.WillMsgLen
+		p.Present |= mqtt.FieldProtocol | mqtt.FieldConnectFlags | mqtt.FieldKeepAlive | mqtt.FieldClientIDLen | mqtt.FieldClientID
+	case mqtt.CONNACK:
+		p.AckFlags, p.ReasonCode = r.ConackFlags, r.ConackVal
+		p.Present |= mqtt.FieldAckFlags | mqtt.FieldReasonCode
+	case mqtt.PUBLISH:
+		p.Topic = []byte(r.Topic)
+		p.Payload = r.Msg
+		p.PayloadLen = len(r.Msg)
+		p.Present |= mqtt.FieldTopicLen | mqtt.FieldPayload
+		if len(p.Topic) > 0 {
+			p.Present |= mqtt.FieldTopic
+		}
+	case mqtt.SUBSCRIBE, mqtt.UNSUBSCRIBE:
+		if r.Topic != "" {
+			p.Filters = append(p.Filters, mqtt.Subscription{Filter: []byte(r.Topic), Options: r.QoS})
+			p.Present |= mqtt.FieldTopicLen | mqtt.FieldTopic | mqtt.FieldFilters
+		}
+	}
+	e.deliverMQTT(c, d, app.sess, p, r.MQTTLen+2, false)
+}
+
+// connApp is the engine's per-connection application state (Conn.App).
+type connApp struct {
+	proto AppProto
+	tries int
+	sess  *Session
+	tls   *tlsState
+}
+
+type tlsState struct {
+	hs tlsinfo.Handshake
+	st [2]tlsinfo.Stream
+}
+
+func (e *Engine) app(c *tcpstream.Conn) *connApp {
+	if a, ok := c.App.(*connApp); ok {
+		return a
+	}
+	a := &connApp{}
+	c.App = a
+	return a
+}
+
+// Data implements tcpstream.Receiver.
+func (e *Engine) Data(c *tcpstream.Conn, d tcpstream.Dir, b []byte) {
+	app := e.app(c)
+	if app.proto == ProtoUnknown || (app.proto == ProtoOther && app.tries < 4) {
+		e.classify(c, d, app, b)
+	}
+	switch app.proto {
+	case ProtoMQTT:
+		e.mqttData(c, d, app.sess, b)
+	case ProtoTLS:
+		e.tlsData(c, d, app, b)
+	}
+}
+
+func (e *Engine) classify(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []byte) {
+	app.tries++
+	switch {
+	case tlsinfo.Looks(b):
+		app.proto = ProtoTLS
+		app.tls = &tlsState{}
+		app.tls.st[0].FromClient = true
+		e.sum.TLSConns++
+		return
+	case e.isMQTTPort(c.A.Port()) || e.isMQTTPort(c.B.Port()):
+	case mqtt.LooksLikeConnect(b):
+	case mqtt.Plausible(b):
+	default:
+		app.proto = ProtoOther
+		return
+	}
+	app.proto = ProtoMQTT
+	e.newSession(c, app)
+}
+
+func (e *Engine) newSession(c *tcpstream.Conn, app *connApp) {
+	s := &Session{}
+	for i := range s.framer {
+		s.framer[i].MaxBuffer = e.opts.MaxPacketBuffer
+	}
+	switch {
+	case e.isMQTTPort(c.B.Port()):
+		s.ClientDir, s.ClientKnown = tcpstream.FromA, true
+	case e.isMQTTPort(c.A.Port()):
+		s.ClientDir, s.ClientKnown = tcpstream.FromB, true
+	}
+	app.sess = s
+	e.sum.MQTTConns++
+}
+
+func (e *Engine) mqttData(c *tcpstream.Conn, d tcpstream.Dir, s *Session, b []byte) {
+	fr := &s.framer[d]
+	var out mqtt.Frame
+	for len(b) > 0 {
+		n, st := fr.Next(b, &out)
+		b = b[n:]
+		switch st {
+		case mqtt.NeedMore:
+			return
+		case mqtt.Malformed:
+			s.Anomalies |= mqtt.AnomalyMalformedLength
+			e.anomaly(Anomaly{Kind: AnomalyMQTTFraming, Frame: e.frame.Num, TS: e.frame.TS, Source: e.src, Conn: c, Dir: d,
+				Bytes: len(out.Bytes), Detail: "remaining length longer than four bytes [MQTT-1.5.5]: framing lost, resynchronising"})
+		case mqtt.Complete:
+			if out.Gapped {
+				// Part of the packet was never captured: it is reported, not
+				// decoded (tshark, too, never completes such a packet).
+				s.Lost++
+				e.anomaly(Anomaly{Kind: AnomalyMQTTLost, Frame: e.frame.Num, TS: e.frame.TS, Source: e.src, Conn: c, Dir: d,
+					Bytes: out.Total, Detail: fmt.Sprintf("MQTT packet of %d bytes lost part of its bytes to a capture gap", out.Total)})
+				continue
+			}
+			mqtt.Decode(out.Bytes, out.Total, s.Version, &e.mqPkt)
+			p := &e.mqPkt
+			if s.Level == 0 && s.Version != mqtt.V5 && p.Type != mqtt.CONNECT &&
+				p.Anomalies&(mqtt.AnomalyTruncated|mqtt.AnomalyTrailingBytes) != 0 {
+				// No CONNECT seen: try MQTT 5, whose properties explain the extra bytes.
+				mqtt.Decode(out.Bytes, out.Total, mqtt.V5, &e.altPkt)
+				if e.altPkt.Anomalies&(mqtt.AnomalyTruncated|mqtt.AnomalyTrailingBytes|mqtt.AnomalyProperties) == 0 {
+					s.Version, s.Guessed = mqtt.V5, true
+					e.mqPkt, e.altPkt = e.altPkt, e.mqPkt
+					p = &e.mqPkt
+				}
+			}
+			e.deliverMQTT(c, d, s, p, out.Total, false)
+		}
+	}
+}
+
+func (e *Engine) deliverMQTT(c *tcpstream.Conn, d tcpstream.Dir, s *Session, p *mqtt.Packet, total int, gapped bool) {
+	if p.Type == mqtt.CONNECT {
+		if s.Connects > 0 {
+			p.Anomalies |= mqtt.AnomalyDoubleConnect // [MQTT-3.1.0-2]
+		}
+		s.Connects++
+		s.ClientDir, s.ClientKnown = d, true
+		if p.Has(mqtt.FieldProtocol) {
+			s.Level = mqtt.Version(p.ProtocolLevel)
+			s.Version, s.Guessed = s.Level, false
+		}
+		if p.Has(mqtt.FieldConnectFlags) {
+			s.Password = p.PasswordPresent()
+			s.CleanStart = p.CleanStart()
+			s.Will = p.WillFlag()
+			s.WillRetain = p.ConnectFlags&0x20 != 0
+			s.KeepAlive = p.KeepAlive
+		}
+		if p.Has(mqtt.FieldClientID) && s.ClientID != string(p.ClientID) {
+			s.ClientID = string(p.ClientID)
+		}
+		if p.Has(mqtt.FieldUsername) && s.Username != string(p.Username) {
+			s.Username = string(p.Username)
+		}
+	}
+	fromClient := d == s.ClientDir
+	if !s.First {
+		s.First = true
+		// The connection's start was captured but it did not open with CONNECT. [MQTT-3.1.0-1]
+		if c.SynSeen && p.Type != mqtt.CONNECT && fromClient && s.ClientKnown {
+			p.Anomalies |= mqtt.AnomalyMissingConnect
+		}
+	}
+	switch p.Type {
+	case mqtt.CONNACK:
+		if p.Has(mqtt.FieldReasonCode) {
+			s.ConnAck = true
+			s.ReturnCode = p.ReasonCode
+			s.Accepted = p.ReasonCode == 0
+		}
+	case mqtt.PUBLISH:
+		s.Publishes++
+	case mqtt.SUBSCRIBE:
+		s.Subscribes++
+	case mqtt.DISCONNECT:
+		s.Disconnect = true
+	}
+	s.Packets[d]++
+	s.Anomalies |= p.Anomalies
+	e.sum.MQTTPackets++
+	f := &e.frame
+	ev := &e.mqEv
+	*ev = MQTT{Frame: f, Conn: c, Dir: d, FromClient: fromClient, Session: s, Pkt: p, Index: f.MQTTPackets, Gapped: gapped}
+	if f.MQTTPackets == 0 {
+		f.PDUSize = total
+	}
+	f.MQTTPackets++
+	for _, cs := range e.cons {
+		cs.OnMQTT(ev)
+	}
+}
+
+func (e *Engine) tlsData(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []byte) {
+	t := app.tls
+	// The side that sent the first TLS bytes (the ClientHello) is the client.
+	idx := 0
+	if d == tcpstream.FromB {
+		idx = 1
+	}
+	what := t.st[idx].Feed(&t.hs, b)
+	if what == 0 {
+		return
+	}
+	if what&tlsinfo.EventMalformed != 0 {
+		e.anomaly(Anomaly{Kind: AnomalyTLSMalformed, Frame: e.frame.Num, TS: e.frame.TS, Source: e.src, Conn: c, Dir: d, Detail: "TLS record or handshake did not parse"})
+	}
+	ev := &e.tlsEv
+	*ev = TLS{Frame: &e.frame, Conn: c, Dir: d, What: what, Info: &t.hs}
+	for _, cs := range e.cons {
+		cs.OnTLS(ev)
+	}
+}
+
+// Gap implements tcpstream.Receiver.
+func (e *Engine) Gap(c *tcpstream.Conn, d tcpstream.Dir, n int) {
+	e.sum.Gaps++
+	e.sum.GapBytes += int64(n)
+	if a, ok := c.App.(*connApp); ok && a.proto == ProtoMQTT {
+		if a.sess.framer[d].Gap(n) {
+			a.sess.Lost++
+			e.anomaly(Anomaly{Kind: AnomalyMQTTLost, Frame: e.frame.Num, TS: e.frame.TS, Source: e.src, Conn: c, Dir: d,
+				Detail: "MQTT packet in progress lost to a capture gap"})
+		}
+	}
+	e.anomaly(Anomaly{Kind: AnomalyStreamGap, Frame: e.frame.Num, TS: e.frame.TS, Source: e.src, Conn: c, Dir: d, Bytes: n,
+		Detail: fmt.Sprintf("%d bytes missing from the capture", n)})
+}
+
+// Closed implements tcpstream.Receiver.
+func (e *Engine) Closed(c *tcpstream.Conn) {
+	if a, ok := c.App.(*connApp); ok && a.proto == ProtoMQTT {
+		for d := range a.sess.framer {
+			fr := &a.sess.framer[d]
+			if fr.Pending() {
+				a.sess.Truncated++
+				_, total := fr.PendingBytes()
+				e.anomaly(Anomaly{Kind: AnomalyMQTTTruncated, Frame: e.frame.Num, TS: c.Last, Source: e.src, Conn: c,
+					Dir: tcpstream.Dir(d), Bytes: total, Detail: "MQTT packet cut by the end of its stream"})
+			}
+		}
+	}
+	e.flowEvent(FlowClosed, c)
+}
+
+func (e *Engine) flowEvent(k FlowKind, c *tcpstream.Conn) {
+	ev := &e.flowEv
+	*ev = Flow{Kind: k, Conn: c}
+	if a, ok := c.App.(*connApp); ok {
+		ev.Proto = a.proto
+		ev.Session = a.sess
+		if a.tls != nil {
+			ev.TLS = &a.tls.hs
+		}
+	}
+	for _, cs := range e.cons {
+		cs.OnFlow(ev)
+	}
+}
+
+func (e *Engine) anomaly(a Anomaly) {
+	e.anEv = a
+	for _, cs := range e.cons {
+		cs.OnAnomaly(&e.anEv)
+	}
+}
+
+func (e *Engine) finish() *Summary {
+	e.flows.Flush()
+	s := &e.sum
+	s.TCPStreams = e.flows.Streams()
+	s.Decoded = map[string]int64{}
+	for st, n := range s.statusCount {
+		if n > 0 {
+			s.Decoded[packet.Status(st).String()] = n
+		}
+	}
+	s.LinkTypes = map[string]int64{}
+	for lt, n := range s.linkCount {
+		s.LinkTypes[lt.String()] = n
+	}
+	if s.Frames == 0 {
+		s.Warnings = append(s.Warnings, "no frames were read")
+	}
+	for _, c := range e.cons {
+		if f, ok := c.(Finisher); ok {
+			f.Finish(s)
+		}
+	}
+	return s
+}
+
+// AddrPortString formats an endpoint as tshark does for IPv4 and IPv6.
+func AddrPortString(a netip.AddrPort) string { return a.String() }

@@ -1,0 +1,224 @@
+// Package tcpstream tracks TCP connections and reassembles each direction into
+// an in-order byte stream.
+//
+// Two ordering policies are offered (see Options.Reorder); the default
+// follows tshark so that counts agree with it.
+//
+// The tracker numbers connections and derives per-frame values the way tshark
+// does (tcp.stream, relative sequence and acknowledgement numbers, tcp.time_delta,
+// a new stream when a SYN reuses a 4-tuple with a new initial sequence number), so
+// that exports agree with tshark's field export. Reassembly is lean: in-order
+// segments are passed through without copying; only out-of-order segments are
+// copied and held, within per-stream and global byte limits. Retransmitted bytes
+// are never delivered twice; overlapping bytes keep their first copy; data the
+// capture missed is reported as a gap (immediately when the peer acknowledges
+// past it, otherwise when the limits or the end of the stream force it).
+package tcpstream
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Options bound the tracker's memory. The zero value gives the defaults.
+type Options struct {
+	// Reorder holds segments that arrive ahead of a hole and delivers them in
+	// sequence order once the hole fills (as Zeek and Suricata do, and
+	// Wireshark with tcp.reassemble_out_of_order). The default follows tshark's
+	// default instead: bytes are taken in arrival order, a jump ahead is a gap,
+	// and a segment starting below the highest sequence number already seen in
+	// its direction is a retransmission and is not delivered, even when its
+	// bytes were only captured late. The default keeps counts equal to tshark's.
+	Reorder bool
+	// MaxFlows is the most connections tracked at once (default 262144). When
+	// full, the least recently active connection is closed with ReasonEvicted.
+	MaxFlows int
+	// MaxOutOfOrder is the most out-of-order bytes held per direction (default
+	// 256 KiB); beyond it the oldest hole is declared a gap.
+	MaxOutOfOrder int
+	// MaxOutOfOrderTotal is the most out-of-order bytes held over all
+	// connections (default 64 MiB).
+	MaxOutOfOrderTotal int
+	// Linger is how long (capture time) a closed connection is kept so that its
+	// last ACKs are matched to it (default 2 minutes).
+	Linger time.Duration
+	// IdleTimeout closes connections without packets for this long, capture
+	// time (default 0: never; MQTT keep-alives can be hours long).
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MaxFlows <= 0 {
+		o.MaxFlows = 262144
+	}
+	if o.MaxOutOfOrder <= 0 {
+		o.MaxOutOfOrder = 256 << 10
+	}
+	if o.MaxOutOfOrderTotal <= 0 {
+		o.MaxOutOfOrderTotal = 64 << 20
+	}
+	if o.Linger <= 0 {
+		o.Linger = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Dir is a direction within a connection: FromA is from the initiator (the
+// side that sent the SYN, or the first packet seen) to the responder.
+type Dir uint8
+
+const (
+	FromA Dir = 0
+	FromB Dir = 1
+)
+
+// State of a connection.
+type State uint8
+
+const (
+	StateNew         State = iota // first packet was not a SYN: joined mid-connection
+	StateSynSent                  // SYN seen
+	StateEstablished              // SYN-ACK or data seen
+	StateClosing                  // one FIN seen
+	StateClosed                   // FIN both ways
+	StateReset                    // RST seen
+)
+
+func (s State) String() string {
+	return [...]string{"mid-stream", "syn-sent", "established", "closing", "closed", "reset"}[s]
+}
+
+// CloseReason says why a connection left the table.
+type CloseReason uint8
+
+const (
+	ReasonOpen    CloseReason = iota // still open
+	ReasonFIN                        // closed by FIN from both sides
+	ReasonRST                        // reset
+	ReasonReused                     // a new SYN reused the 4-tuple
+	ReasonIdle                       // idle timeout
+	ReasonEvicted                    // the table was full
+	ReasonEnd                        // end of the capture
+)
+
+func (r CloseReason) String() string {
+	return [...]string{"open", "fin", "rst", "port-reuse", "idle", "evicted", "end-of-capture"}[r]
+}
+
+// Analysis flags for one segment, in the spirit of tshark's tcp.analysis.
+type Analysis uint8
+
+const (
+	Retransmission Analysis = 1 << iota // all its bytes were seen before
+	Overlap                             // part of its bytes were seen before
+	OutOfOrder                          // arrived ahead of a hole
+	GapBefore                           // a gap was declared before its data
+	ZeroWindow                          // window 0 (not RST)
+	KeepAliveSeg                        // a TCP keep-alive probe
+)
+
+// Stats holds per-direction counters.
+type Stats struct {
+	Packets  int64
+	Bytes    int64 // frame bytes
+	Payload  int64 // TCP payload bytes (tcp.len)
+	Flags    uint16
+	Retrans  int64 // retransmitted segments
+	Gaps     int64 // gaps declared
+	GapBytes int64
+	SYNs     int64
+	RSTs     int64
+	FINs     int64
+}
+
+// Conn is one TCP connection. The tracker owns it; consumers may keep a pointer
+// for the life of the connection and read it, but only App is theirs to set.
+type Conn struct {
+	Index  int            // tcp.stream
+	A, B   netip.AddrPort // A is the initiator
+	Start  int64          // first packet, ns
+	Last   int64          // last packet, ns
+	State  State
+	Reason CloseReason
+	Stat   [2]Stats
+	// SynSeen is true when the connection's opening SYN was captured (its
+	// start is known).
+	SynSeen bool
+	// App is free for the application-layer decoder's per-connection state.
+	App any
+
+	half       [2]half
+	tsPrev     int64
+	key        key
+	prev, next *Conn // LRU list, most recent first
+	closedAt   int64
+	inClosed   bool
+	removed    bool
+}
+
+// Duration is the time from first to last packet.
+func (c *Conn) Duration() time.Duration { return time.Duration(c.Last - c.Start) }
+
+// Src returns the source endpoint of direction d.
+func (c *Conn) Src(d Dir) netip.AddrPort {
+	if d == FromA {
+		return c.A
+	}
+	return c.B
+}
+
+// Dst returns the destination endpoint of direction d.
+func (c *Conn) Dst(d Dir) netip.AddrPort {
+	if d == FromA {
+		return c.B
+	}
+	return c.A
+}
+
+// Open reports whether the connection has not been closed or reset.
+func (c *Conn) Open() bool { return c.State != StateClosed && c.State != StateReset }
+
+type segment struct {
+	seq  uint32
+	data []byte
+}
+
+type half struct {
+	baseSeq  uint32
+	baseSet  bool
+	next     uint32 // next expected sequence number (absolute)
+	nextSet  bool
+	fin      bool
+	finSeq   uint32
+	ooo      []segment
+	oooBytes int
+	lastAck  uint32
+	ackSet   bool
+}
+
+// Segment describes one frame's TCP segment after tracking.
+type Segment struct {
+	Conn     *Conn
+	Dir      Dir
+	New      bool   // this frame opened the connection
+	RelSeq   uint32 // tcp.seq (relative)
+	RelAck   uint32 // tcp.ack (relative when ACK is set, raw otherwise)
+	NextSeq  uint32 // relative sequence number after this segment (tcp.nxtseq)
+	Delta    int64  // ns since the previous frame of this connection (tcp.time_delta)
+	Analysis Analysis
+}
+
+// Receiver gets each direction's reassembled bytes, in order.
+type Receiver interface {
+	// Data delivers in-order bytes of direction d. b aliases the frame or a
+	// held segment; it is valid only during the call.
+	Data(c *Conn, d Dir, b []byte)
+	// Gap reports n bytes of direction d the capture does not have.
+	Gap(c *Conn, d Dir, n int)
+	// Closed reports a connection leaving the table; c is not used again.
+	Closed(c *Conn)
+}
