@@ -32,7 +32,9 @@ are merged in time order) and writes:
 
   --format icu-csv   the IoT Healthcare Security Dataset schema: tshark's field export of the
                      50 fields in the dataset (one row per frame, first value per frame, as
-                     tshark -E occurrence=f) plus class and label. The default dialect writes
+                     tshark -E occurrence=f) plus class and label. The payload columns
+                     (tcp.payload, mqtt.msg) hold patient data and stay empty unless
+                     --payloads is given. The default dialect writes
                      exactly what tshark 4.0 writes; --dialect released writes what the
                      released Kaggle files hold (empty cells as 0, 0x%08x flags, colon hex).
   --format jsonl     one JSON object per MQTT control packet with ts, src, dst, sport, dport,
@@ -54,7 +56,7 @@ MQTT is recognised on any TCP port by its framing, not only on 1883.`,
 	f.StringVar(&o.class, "class", "", "icu-csv: value of the class column (e.g. patientMonitoring)")
 	f.StringVar(&o.label, "label", "", "icu-csv: value of the label column (0 benign, 1 attack)")
 	f.StringVar(&o.dialect, "dialect", "tshark", "icu-csv: tshark (tshark 4.0's text) or released (the Kaggle files' text)")
-	f.BoolVar(&o.payloads, "payloads", false, "jsonl: include PUBLISH payloads (patient data!), cut at 256 bytes")
+	f.BoolVar(&o.payloads, "payloads", false, "include payloads (patient data!): icu-csv tcp.payload and mqtt.msg (up to 16 MiB each); jsonl PUBLISH and will payloads cut at 256 bytes")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar or summary on stderr")
 	return cmd
 }
@@ -93,13 +95,18 @@ func runExport(cmd *cobra.Command, o exportOptions, args []string, stdout, stder
 	switch o.format {
 	case "icu-csv":
 		x := export.NewICUCSV(bw, dialect, o.class, o.label)
+		x.Payloads = o.payloads
 		consumer, closeFn = x, x.Close
 	case "jsonl":
 		x := export.NewJSONL(bw, export.JSONLOptions{Payloads: o.payloads})
 		consumer, closeFn = x, x.Close
 	}
 	prog := newProgress(stderr, o.quiet, "export")
-	eng := pipeline.New(pipeline.Options{Progress: prog.update}, consumer)
+	opts := pipeline.Options{Progress: prog.update}
+	if o.payloads {
+		opts.MaxPacketBuffer = 16 << 20 // whole payloads, up to 16 MiB each
+	}
+	eng := pipeline.New(opts, consumer)
 	sum, err := eng.Run(cmd.Context(), inputs...)
 	prog.done()
 	if cerr := closeFn(); cerr != nil && err == nil {

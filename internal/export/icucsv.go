@@ -19,7 +19,7 @@ type Dialect uint8
 
 const (
 	// DialectTshark writes what `tshark -T fields -E separator=, -E quote=d
-	// -E occurrence=f` (Wireshark 4.0) writes: absent fields empty, strings
+	// -E occurrence=f` (Wireshark 4.0) writes: absent fields empty, values
 	// quoted, hex flags as 0x%04x / 0x%02x, bytes as plain hex, times with 9 decimals.
 	DialectTshark Dialect = iota
 	// DialectReleased writes what the released dataset files hold: empty
@@ -27,44 +27,116 @@ const (
 	DialectReleased
 )
 
-// ICUCSV writes the ICU dataset schema, one row per frame.
+// ICUCSV writes the ICU dataset schema, one row per frame, with tshark's
+// per-frame semantics: where a frame completes several MQTT packets, each
+// column holds the first value of that field in the frame.
+//
+// The payload columns (tcp.payload, mqtt.msg) carry patient data: they are
+// written only when Payloads is set, and left absent otherwise.
+//
+// Work is split in two stages: the pipeline's goroutine copies each row's
+// values into a batch; a second goroutine formats and writes batches in order.
 type ICUCSV struct {
 	pipeline.Nop
-	w       *bufio.Writer
-	dialect Dialect
-	class   string
-	label   string
-	err     error
-	buf     []byte
-	mq      []mqttFields // MQTT packets completed in the current frame
-	Rows    int64
+	Payloads bool
+	Rows     int64
+
+	fmt   formatter
+	class string
+	label string
+	w     *bufio.Writer
+
+	mq    []mqttFields // MQTT packets completed in the current frame
+	cur   *batch
+	full  chan *batch
+	free  chan *batch
+	done  chan error
+	err   error
+	close bool
+}
+
+// batchRows is how many rows travel between the stages at once.
+const batchRows = 4096
+
+type batch struct {
+	recs  []rowRec
+	arena []byte // bytes the records' slices point into
+}
+
+// Presence bits of rowRec.
+const (
+	hasIP4 uint32 = 1 << iota
+	hasTCP
+	hasPayload
+	hasPDU
+	hasClientID
+	hasClientIDLen
+	hasAckFlags
+	hasConackVal
+	hasConflags
+	hasPubFlags
+	hasMQTT
+	hasKalive
+	hasMsg
+	hasRetain
+	hasTopic
+	hasTopicLen
+	hasVer
+	hasWillLen
+	isRaw // a preformatted row (ICU CSV input)
+)
+
+// span is a slice of a batch's arena.
+type span struct{ off, n int32 }
+
+// rowRec holds one row's values, copied out of the events.
+type rowRec struct {
+	has                    uint32
+	delta, rel, tcpDelta   int64
+	length, tcpLen, pdu    int
+	src, dst               [4]byte
+	sport, dport, flags    uint16
+	window, checksum       uint16
+	ack                    uint32
+	hdrLen, proto, ttl     uint8
+	payload, clientID, msg span
+	topic, raw             span
+	clientIDLen, topicLen  int
+	mlen, willLen          int
+	ackFlags, conackVal    uint8
+	conflags, pubFlags     uint8
+	hdrflags, msgtype, ver uint8
+	retain                 bool
+	kalive                 uint16
 }
 
 // mqttFields is the first-occurrence view of one MQTT packet, copied out of the event.
 type mqttFields struct {
-	typ         mqtt.Type
-	header      byte
-	length      int
-	version     mqtt.Version // connection's level from its CONNECT (tshark's runtime version)
-	present     mqtt.Field
-	dup, retain bool
-	qos         uint8
-	level       uint8
-	conflags    uint8
-	keepalive   uint16
-	clientID    []byte
-	ackFlags    uint8
-	reason      uint8
-	topic       []byte
-	topicLen    int
-	msg         []byte
-	willLen     int
+	typ       mqtt.Type
+	header    byte
+	length    int
+	version   mqtt.Version // connection's level from its CONNECT (tshark's runtime version)
+	present   mqtt.Field
+	level     uint8
+	conflags  uint8
+	keepalive uint16
+	clientID  []byte
+	ackFlags  uint8
+	reason    uint8
+	topic     []byte
+	topicLen  int
+	msg       []byte
+	willLen   int
 }
 
 // NewICUCSV writes the header to w and returns the writer. class and label
-// fill the last two columns (empty when not given).
+// fill the last two columns (empty when not given). Close must be called.
 func NewICUCSV(w io.Writer, d Dialect, class, label string) *ICUCSV {
-	x := &ICUCSV{w: bufio.NewWriterSize(w, 1<<20), dialect: d, class: class, label: label}
+	x := &ICUCSV{w: bufio.NewWriterSize(w, 1<<20), fmt: formatter{dialect: d}, class: class, label: label,
+		full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan error, 1)}
+	for i := 0; i < 3; i++ {
+		x.free <- &batch{recs: make([]rowRec, 0, batchRows)}
+	}
 	for i, h := range dataset.Header {
 		if i > 0 {
 			x.w.WriteByte(',')
@@ -72,6 +144,7 @@ func NewICUCSV(w io.Writer, d Dialect, class, label string) *ICUCSV {
 		x.w.WriteString(h)
 	}
 	x.w.WriteByte('\n')
+	go x.writer()
 	return x
 }
 
@@ -84,17 +157,19 @@ func (x *ICUCSV) OnMQTT(ev *pipeline.MQTT) {
 		x.mq = x.mq[:len(x.mq)+1]
 	}
 	m := &x.mq[len(x.mq)-1]
-	level := ev.Session.Level
-	*m = mqttFields{typ: p.Type, header: p.Header, length: p.RemainingLength, version: level, present: p.Present,
-		dup: p.Dup, retain: p.Retain, qos: p.QoS, level: p.ProtocolLevel, conflags: p.ConnectFlags,
-		keepalive: p.KeepAlive, ackFlags: p.AckFlags, reason: p.ReasonCode, willLen: p.WillLen,
-		clientID: append(m.clientID[:0], p.ClientID...), msg: append(m.msg[:0], p.Payload...)}
+	// Keep the byte buffers of the slot for reuse.
+	clientID, msg, topic := m.clientID[:0], m.msg[:0], m.topic[:0]
+	*m = mqttFields{typ: p.Type, header: p.Header, length: p.RemainingLength, version: ev.Session.Level, present: p.Present,
+		level: p.ProtocolLevel, conflags: p.ConnectFlags, keepalive: p.KeepAlive, ackFlags: p.AckFlags,
+		reason: p.ReasonCode, willLen: p.WillLen, clientID: append(clientID, p.ClientID...), topic: topic, msg: msg}
+	if x.Payloads {
+		m.msg = append(m.msg, p.Payload...)
+	}
 	switch p.Type {
 	case mqtt.PUBLISH:
-		m.topic = append(m.topic[:0], p.Topic...)
+		m.topic = append(m.topic, p.Topic...)
 		m.topicLen = len(p.Topic)
 	case mqtt.SUBSCRIBE, mqtt.UNSUBSCRIBE:
-		m.topic = m.topic[:0]
 		if len(p.Filters) > 0 {
 			m.topic = append(m.topic, p.Filters[0].Filter...)
 			m.topicLen = len(p.Filters[0].Filter)
@@ -102,272 +177,145 @@ func (x *ICUCSV) OnMQTT(ev *pipeline.MQTT) {
 	}
 }
 
-// OnFrame writes the frame's row.
+// OnFrame records the frame's row.
 func (x *ICUCSV) OnFrame(f *pipeline.Frame) {
-	if x.err != nil {
-		return
+	if x.cur == nil {
+		x.cur = <-x.free
+		x.cur.recs = x.cur.recs[:0]
+		x.cur.arena = x.cur.arena[:0]
 	}
+	b := x.cur
+	b.recs = append(b.recs, rowRec{})
+	r := &b.recs[len(b.recs)-1]
 	if f.Row != nil && len(x.mq) == 0 {
-		x.writeRow(f)
+		start := len(b.arena)
+		b.arena = x.appendRow(b.arena, f.Row)
+		r.has = isRaw
+		r.raw = span{int32(start), int32(len(b.arena) - start)}
 	} else {
-		x.writeFrame(f)
+		x.record(r, f)
 	}
 	x.mq = x.mq[:0]
 	x.Rows++
-}
-
-// Close flushes the output and returns the first write error.
-func (x *ICUCSV) Close() error {
-	if x.err != nil {
-		return x.err
+	if len(b.recs) == batchRows || len(b.arena) > 8<<20 {
+		x.full <- b
+		x.cur = nil
 	}
-	return x.w.Flush()
 }
 
-// first returns the first collected MQTT packet having field f (per test).
-func (x *ICUCSV) first(test func(m *mqttFields) bool) *mqttFields {
+func (x *ICUCSV) keep(b []byte) span {
+	a := &x.cur.arena
+	off := len(*a)
+	*a = append(*a, b...)
+	return span{int32(off), int32(len(b))}
+}
+
+// first returns the first collected MQTT packet having field f.
+func (x *ICUCSV) first(f mqtt.Field) *mqttFields {
 	for i := range x.mq {
-		if test(&x.mq[i]) {
+		if x.mq[i].present&f != 0 {
 			return &x.mq[i]
 		}
 	}
 	return nil
 }
 
-func (x *ICUCSV) writeFrame(f *pipeline.Frame) {
-	b := x.buf[:0]
+// record copies a frame's values (tshark's semantics for each field) into r.
+func (x *ICUCSV) record(r *rowRec, f *pipeline.Frame) {
 	l := f.L
-	tcp := f.TCP != nil && l.IsTCP()
-	b = x.seconds(b, f.Delta)
-	b = append(b, ',')
-	b = x.seconds(b, f.Rel)
-	b = append(b, ',')
-	b = x.int(b, f.Len)
-	b = append(b, ',')
-	if l.IPVersion == 4 && (l.Status == packet.OK || l.Status == packet.Fragment || l.Src.IsValid()) {
-		b = x.str(b, l.Src.String())
-		b = append(b, ',')
-		b = x.str(b, l.Dst.String())
-	} else {
-		b = x.empty(b)
-		b = append(b, ',')
-		b = x.empty(b)
-	}
-	b = append(b, ',')
-	if !tcp {
-		for i := ColSrcPortOffset; i < ColClientIDOffset; i++ {
-			if i > ColSrcPortOffset {
-				b = append(b, ',')
-			}
-			b = x.empty(b)
-		}
-	} else {
-		t := &l.TCP
-		s := f.TCP
-		b = x.int(b, int(l.SrcPort))
-		b = append(b, ',')
-		b = x.int(b, int(l.DstPort))
-		b = append(b, ',')
-		b = x.hex(b, uint64(t.Flags), 4)
-		b = append(b, ',')
-		b = x.seconds(b, s.Delta)
-		b = append(b, ',')
-		b = x.int(b, l.PayloadLen)
-		b = append(b, ',')
-		b = x.int(b, int(s.RelAck))
-		b = append(b, ',')
-		b = x.flagIf(b, t.Flags&packet.FlagFIN != 0)
-		b = append(b, ',')
-		b = x.flagIf(b, t.Flags&packet.FlagRST != 0)
-		b = append(b, ',')
-		b = x.flagIf(b, t.Flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK)
-		b = append(b, ',')
-		b = x.flagIf(b, t.Flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN)
-		for _, bit := range [...]uint16{packet.FlagACK, packet.FlagFIN, packet.FlagPSH, packet.FlagRST, packet.FlagSYN, packet.FlagURG} {
-			b = append(b, ',')
-			b = x.bit(b, t.Flags&bit != 0)
-		}
-		b = append(b, ',')
-		b = x.int(b, int(t.HdrLen))
-		b = append(b, ',')
-		if l.PayloadLen > 0 && len(l.Payload) > 0 {
-			b = x.bytes(b, l.Payload)
-		} else {
-			b = x.empty(b)
-		}
-		b = append(b, ',')
-		if f.PDUSize > 0 {
-			b = x.int(b, f.PDUSize)
-		} else {
-			b = x.empty(b)
-		}
-		b = append(b, ',')
-		b = x.int(b, int(t.Window))
-		b = append(b, ',')
-		b = x.hex(b, uint64(t.Checksum), 4)
-	}
-	b = append(b, ',')
-	b = x.mqttColumns(b)
-	b = append(b, ',')
+	r.delta, r.rel, r.length = f.Delta, f.Rel, f.Len
 	if l.IPVersion == 4 && l.Src.IsValid() {
-		b = x.int(b, int(l.IPProto))
-		b = append(b, ',')
-		b = x.int(b, int(l.TTL))
-	} else {
-		b = x.empty(b)
-		b = append(b, ',')
-		b = x.empty(b)
+		r.has |= hasIP4
+		r.src, r.dst = l.Src.As4(), l.Dst.As4()
+		r.proto, r.ttl = l.IPProto, l.TTL
 	}
-	b = x.tail(b)
-	x.flush(b)
-}
-
-// Column spans used by writeFrame.
-const (
-	ColSrcPortOffset  = dataset.ColSrcPort
-	ColClientIDOffset = dataset.ColClientID
-)
-
-func (x *ICUCSV) mqttColumns(b []byte) []byte {
-	has := func(f mqtt.Field) *mqttFields {
-		return x.first(func(m *mqttFields) bool { return m.present&f != 0 })
-	}
-	// mqtt.clientid, mqtt.clientid_len
-	if m := has(mqtt.FieldClientID); m != nil {
-		b = x.quoted(b, m.clientID)
-	} else {
-		b = x.empty(b)
-	}
-	b = append(b, ',')
-	if m := has(mqtt.FieldClientIDLen); m != nil {
-		b = x.int(b, len(m.clientID))
-	} else {
-		b = x.empty(b)
-	}
-	b = append(b, ',')
-	// mqtt.conack.flags: CONNACK unless the connection is MQTT 3.1.
-	if m := has(mqtt.FieldAckFlags); m != nil {
-		b = x.hex(b, uint64(m.ackFlags), 2)
-	} else {
-		b = x.empty(b)
-	}
-	b = append(b, ',')
-	// mqtt.conack.val: CONNACK on 3.1 and 3.1.1 connections (MQTT 5 has a reason code field instead).
-	if m := x.first(func(m *mqttFields) bool {
-		return m.typ == mqtt.CONNACK && m.present&mqtt.FieldReasonCode != 0 && (m.version == mqtt.V31 || m.version == mqtt.V311)
-	}); m != nil {
-		b = x.int(b, int(m.reason))
-	} else {
-		b = x.empty(b)
-	}
-	b = append(b, ',')
-	// mqtt.conflag.passwd, .qos, .reserved, .retain, .willflag, mqtt.conflags
-	if m := has(mqtt.FieldConnectFlags); m != nil {
-		fl := m.conflags
-		b = x.bit(b, fl&0x40 != 0)
-		b = append(b, ',')
-		b = x.int(b, int(fl>>3&3))
-		b = append(b, ',')
-		b = x.bit(b, fl&0x01 != 0)
-		b = append(b, ',')
-		b = x.bit(b, fl&0x20 != 0)
-		b = append(b, ',')
-		b = x.bit(b, fl&0x04 != 0)
-		b = append(b, ',')
-		b = x.hex(b, uint64(fl), 2)
-	} else {
-		for i := 0; i < 6; i++ {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = x.empty(b)
+	if f.TCP != nil && l.IsTCP() {
+		t := &l.TCP
+		r.has |= hasTCP
+		r.sport, r.dport, r.flags = l.SrcPort, l.DstPort, t.Flags
+		r.tcpDelta, r.tcpLen, r.ack = f.TCP.Delta, l.PayloadLen, f.TCP.RelAck
+		r.hdrLen, r.window, r.checksum = t.HdrLen, t.Window, t.Checksum
+		if x.Payloads && l.PayloadLen > 0 && len(l.Payload) > 0 {
+			r.has |= hasPayload
+			r.payload = x.keep(l.Payload)
+		}
+		if f.PDUSize > 0 {
+			r.has |= hasPDU
+			r.pdu = f.PDUSize
 		}
 	}
-	b = append(b, ',')
-	// mqtt.dupflag: PUBLISH, and PUBREL/SUBSCRIBE/UNSUBSCRIBE on 3.1 connections.
-	flagged := x.first(func(m *mqttFields) bool { return hasPublishFlags(m) })
-	if flagged != nil {
-		b = x.bit(b, flagged.header&8 != 0)
-	} else {
-		b = x.empty(b)
+	if len(x.mq) == 0 {
+		return
 	}
-	b = append(b, ',')
-	// mqtt.hdrflags
-	if len(x.mq) > 0 {
-		b = x.hex(b, uint64(x.mq[0].header), 2)
-	} else {
-		b = x.empty(b)
+	first := &x.mq[0]
+	r.has |= hasMQTT
+	r.hdrflags, r.mlen, r.msgtype = first.header, first.length, uint8(first.typ)
+	if m := x.first(mqtt.FieldClientID); m != nil {
+		r.has |= hasClientID
+		r.clientID = x.keep(m.clientID)
 	}
-	b = append(b, ',')
-	// mqtt.kalive
-	if m := has(mqtt.FieldKeepAlive); m != nil {
-		b = x.int(b, int(m.keepalive))
-	} else {
-		b = x.empty(b)
+	if m := x.first(mqtt.FieldClientIDLen); m != nil {
+		r.has |= hasClientIDLen
+		r.clientIDLen = len(m.clientID)
 	}
-	b = append(b, ',')
-	// mqtt.len
-	if len(x.mq) > 0 {
-		b = x.int(b, x.mq[0].length)
-	} else {
-		b = x.empty(b)
+	// mqtt.conack.flags: CONNACK unless the connection is MQTT 3.1.
+	if m := x.first(mqtt.FieldAckFlags); m != nil {
+		r.has |= hasAckFlags
+		r.ackFlags = m.ackFlags
 	}
-	b = append(b, ',')
-	// mqtt.msg
-	if m := has(mqtt.FieldPayload); m != nil {
-		b = x.bytes(b, m.msg)
-	} else {
-		b = x.empty(b)
+	// mqtt.conack.val: CONNACK on 3.1 and 3.1.1 connections (MQTT 5 has a reason code field instead).
+	for i := range x.mq {
+		m := &x.mq[i]
+		if m.typ == mqtt.CONNACK && m.present&mqtt.FieldReasonCode != 0 && (m.version == mqtt.V31 || m.version == mqtt.V311) {
+			r.has |= hasConackVal
+			r.conackVal = m.reason
+			break
+		}
 	}
-	b = append(b, ',')
-	// mqtt.msgtype
-	if len(x.mq) > 0 {
-		b = x.int(b, int(x.mq[0].typ))
-	} else {
-		b = x.empty(b)
+	if m := x.first(mqtt.FieldConnectFlags); m != nil {
+		r.has |= hasConflags
+		r.conflags = m.conflags
 	}
-	b = append(b, ',')
-	// mqtt.qos
-	if flagged != nil {
-		b = x.int(b, int(flagged.header>>1&3))
-	} else {
-		b = x.empty(b)
+	// mqtt.dupflag and mqtt.qos: PUBLISH, and PUBREL/SUBSCRIBE/UNSUBSCRIBE on 3.1 connections.
+	for i := range x.mq {
+		if hasPublishFlags(&x.mq[i]) {
+			r.has |= hasPubFlags
+			r.pubFlags = x.mq[i].header
+			break
+		}
 	}
-	b = append(b, ',')
 	// mqtt.retain: PUBLISH only (3.1 PUBREL/SUBSCRIBE/UNSUBSCRIBE have a reserved bit there).
-	if m := x.first(func(m *mqttFields) bool { return m.typ == mqtt.PUBLISH }); m != nil {
-		b = x.bit(b, m.header&1 != 0)
-	} else {
-		b = x.empty(b)
+	for i := range x.mq {
+		if x.mq[i].typ == mqtt.PUBLISH {
+			r.has |= hasRetain
+			r.retain = x.mq[i].header&1 != 0
+			break
+		}
 	}
-	b = append(b, ',')
-	// mqtt.topic, mqtt.topic_len
-	if m := has(mqtt.FieldTopic); m != nil {
-		b = x.quoted(b, m.topic)
-	} else {
-		b = x.empty(b)
+	if m := x.first(mqtt.FieldKeepAlive); m != nil {
+		r.has |= hasKalive
+		r.kalive = m.keepalive
 	}
-	b = append(b, ',')
-	if m := has(mqtt.FieldTopicLen); m != nil {
-		b = x.int(b, m.topicLen)
-	} else {
-		b = x.empty(b)
+	if m := x.first(mqtt.FieldPayload); m != nil && x.Payloads {
+		r.has |= hasMsg
+		r.msg = x.keep(m.msg)
 	}
-	b = append(b, ',')
-	// mqtt.ver
-	if m := has(mqtt.FieldProtocol); m != nil {
-		b = x.int(b, int(m.level))
-	} else {
-		b = x.empty(b)
+	if m := x.first(mqtt.FieldTopic); m != nil {
+		r.has |= hasTopic
+		r.topic = x.keep(m.topic)
 	}
-	b = append(b, ',')
-	// mqtt.willmsg_len
-	if m := has(mqtt.FieldWillPayloadLen); m != nil {
-		b = x.int(b, m.willLen)
-	} else {
-		b = x.empty(b)
+	if m := x.first(mqtt.FieldTopicLen); m != nil {
+		r.has |= hasTopicLen
+		r.topicLen = m.topicLen
 	}
-	return b
+	if m := x.first(mqtt.FieldProtocol); m != nil {
+		r.has |= hasVer
+		r.ver = m.level
+	}
+	if m := x.first(mqtt.FieldWillPayloadLen); m != nil {
+		r.has |= hasWillLen
+		r.willLen = m.willLen
+	}
 }
 
 func hasPublishFlags(m *mqttFields) bool {
@@ -380,191 +328,388 @@ func hasPublishFlags(m *mqttFields) bool {
 	return false
 }
 
-func (x *ICUCSV) tail(b []byte) []byte {
+// writer is the second stage: it formats batches and writes them in order.
+func (x *ICUCSV) writer() {
+	var err error
+	var line []byte
+	for b := range x.full {
+		if err == nil {
+			for i := range b.recs {
+				line = x.format(line[:0], &b.recs[i], b.arena)
+				if _, werr := x.w.Write(line); werr != nil {
+					err = werr
+					break
+				}
+			}
+		}
+		x.free <- b
+	}
+	if err == nil {
+		err = x.w.Flush()
+	}
+	x.done <- err
+}
+
+// Close writes what is pending, stops the writer and returns the first write error.
+func (x *ICUCSV) Close() error {
+	if x.close {
+		return x.err
+	}
+	x.close = true
+	if x.cur != nil && len(x.cur.recs) > 0 {
+		x.full <- x.cur
+		x.cur = nil
+	}
+	close(x.full)
+	x.err = <-x.done
+	return x.err
+}
+
+// format appends the row of r.
+func (x *ICUCSV) format(b []byte, r *rowRec, arena []byte) []byte {
+	f := &x.fmt
+	at := func(s span) []byte { return arena[s.off : s.off+s.n] }
+	if r.has&isRaw != 0 {
+		return append(b, at(r.raw)...)
+	}
+	b = f.seconds(b, r.delta)
 	b = append(b, ',')
-	b = x.text(b, x.class)
+	b = f.seconds(b, r.rel)
 	b = append(b, ',')
-	b = x.text(b, x.label)
+	b = f.int(b, r.length)
+	b = append(b, ',')
+	if r.has&hasIP4 != 0 {
+		b = f.ip4(b, r.src)
+		b = append(b, ',')
+		b = f.ip4(b, r.dst)
+	} else {
+		b = f.empty(b)
+		b = append(b, ',')
+		b = f.empty(b)
+	}
+	b = append(b, ',')
+	if r.has&hasTCP == 0 {
+		for i := dataset.ColSrcPort; i < dataset.ColClientID; i++ {
+			if i > dataset.ColSrcPort {
+				b = append(b, ',')
+			}
+			b = f.empty(b)
+		}
+	} else {
+		b = f.int(b, int(r.sport))
+		b = append(b, ',')
+		b = f.int(b, int(r.dport))
+		b = append(b, ',')
+		b = f.hex(b, uint64(r.flags), 4)
+		b = append(b, ',')
+		b = f.seconds(b, r.tcpDelta)
+		b = append(b, ',')
+		b = f.int(b, r.tcpLen)
+		b = append(b, ',')
+		b = f.int(b, int(r.ack))
+		b = append(b, ',')
+		b = f.flagIf(b, r.flags&packet.FlagFIN != 0)
+		b = append(b, ',')
+		b = f.flagIf(b, r.flags&packet.FlagRST != 0)
+		b = append(b, ',')
+		b = f.flagIf(b, r.flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK)
+		b = append(b, ',')
+		b = f.flagIf(b, r.flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN)
+		for _, bit := range [...]uint16{packet.FlagACK, packet.FlagFIN, packet.FlagPSH, packet.FlagRST, packet.FlagSYN, packet.FlagURG} {
+			b = append(b, ',')
+			b = f.bit(b, r.flags&bit != 0)
+		}
+		b = append(b, ',')
+		b = f.int(b, int(r.hdrLen))
+		b = append(b, ',')
+		if r.has&hasPayload != 0 {
+			b = f.bytes(b, at(r.payload))
+		} else {
+			b = f.empty(b)
+		}
+		b = append(b, ',')
+		if r.has&hasPDU != 0 {
+			b = f.int(b, r.pdu)
+		} else {
+			b = f.empty(b)
+		}
+		b = append(b, ',')
+		b = f.int(b, int(r.window))
+		b = append(b, ',')
+		b = f.hex(b, uint64(r.checksum), 4)
+	}
+	b = append(b, ',')
+	opt := func(b []byte, bit uint32, fn func([]byte) []byte) []byte {
+		if r.has&bit != 0 {
+			return fn(b)
+		}
+		return f.empty(b)
+	}
+	b = opt(b, hasClientID, func(b []byte) []byte { return f.quoted(b, at(r.clientID)) })
+	b = append(b, ',')
+	b = opt(b, hasClientIDLen, func(b []byte) []byte { return f.int(b, r.clientIDLen) })
+	b = append(b, ',')
+	b = opt(b, hasAckFlags, func(b []byte) []byte { return f.hex(b, uint64(r.ackFlags), 2) })
+	b = append(b, ',')
+	b = opt(b, hasConackVal, func(b []byte) []byte { return f.int(b, int(r.conackVal)) })
+	b = append(b, ',')
+	if r.has&hasConflags != 0 {
+		fl := r.conflags
+		b = f.bit(b, fl&0x40 != 0)
+		b = append(b, ',')
+		b = f.int(b, int(fl>>3&3))
+		b = append(b, ',')
+		b = f.bit(b, fl&0x01 != 0)
+		b = append(b, ',')
+		b = f.bit(b, fl&0x20 != 0)
+		b = append(b, ',')
+		b = f.bit(b, fl&0x04 != 0)
+		b = append(b, ',')
+		b = f.hex(b, uint64(fl), 2)
+	} else {
+		for i := 0; i < 6; i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = f.empty(b)
+		}
+	}
+	b = append(b, ',')
+	b = opt(b, hasPubFlags, func(b []byte) []byte { return f.bit(b, r.pubFlags&8 != 0) })
+	b = append(b, ',')
+	b = opt(b, hasMQTT, func(b []byte) []byte { return f.hex(b, uint64(r.hdrflags), 2) })
+	b = append(b, ',')
+	b = opt(b, hasKalive, func(b []byte) []byte { return f.int(b, int(r.kalive)) })
+	b = append(b, ',')
+	b = opt(b, hasMQTT, func(b []byte) []byte { return f.int(b, r.mlen) })
+	b = append(b, ',')
+	b = opt(b, hasMsg, func(b []byte) []byte { return f.bytes(b, at(r.msg)) })
+	b = append(b, ',')
+	b = opt(b, hasMQTT, func(b []byte) []byte { return f.int(b, int(r.msgtype)) })
+	b = append(b, ',')
+	b = opt(b, hasPubFlags, func(b []byte) []byte { return f.int(b, int(r.pubFlags>>1&3)) })
+	b = append(b, ',')
+	b = opt(b, hasRetain, func(b []byte) []byte { return f.bit(b, r.retain) })
+	b = append(b, ',')
+	b = opt(b, hasTopic, func(b []byte) []byte { return f.quoted(b, at(r.topic)) })
+	b = append(b, ',')
+	b = opt(b, hasTopicLen, func(b []byte) []byte { return f.int(b, r.topicLen) })
+	b = append(b, ',')
+	b = opt(b, hasVer, func(b []byte) []byte { return f.int(b, int(r.ver)) })
+	b = append(b, ',')
+	b = opt(b, hasWillLen, func(b []byte) []byte { return f.int(b, r.willLen) })
+	b = append(b, ',')
+	if r.has&hasIP4 != 0 {
+		b = f.int(b, int(r.proto))
+		b = append(b, ',')
+		b = f.int(b, int(r.ttl))
+	} else {
+		b = f.empty(b)
+		b = append(b, ',')
+		b = f.empty(b)
+	}
+	b = append(b, ',')
+	b = f.text(b, x.class)
+	b = append(b, ',')
+	b = f.text(b, x.label)
 	return append(b, '\n')
 }
 
-func (x *ICUCSV) text(b []byte, s string) []byte {
-	if s == "" {
-		return x.empty(b)
-	}
-	return x.quoted(b, []byte(s))
-}
-
-func (x *ICUCSV) flush(b []byte) {
-	if _, err := x.w.Write(b); err != nil && x.err == nil {
-		x.err = err
-	}
-	x.buf = b
-}
-
-// writeRow re-writes a dataset row read from CSV input (no MQTT re-decoded).
-func (x *ICUCSV) writeRow(f *pipeline.Frame) {
-	r := f.Row
-	b := x.buf[:0]
+// appendRow re-writes a dataset row read from CSV input.
+func (x *ICUCSV) appendRow(b []byte, r *dataset.Row) []byte {
 	for c := 0; c < dataset.NumColumns; c++ {
 		if c > 0 {
 			b = append(b, ',')
 		}
-		if !r.Has[c] && c != dataset.ColClass && c != dataset.ColLabel {
-			b = x.empty(b)
+		if (!r.Has[c] && c != dataset.ColClass && c != dataset.ColLabel) ||
+			(!x.Payloads && (c == dataset.ColPayload || c == dataset.ColMsg)) {
+			b = x.fmt.empty(b)
 			continue
 		}
 		b = x.rowCell(b, r, c)
 	}
-	b = append(b, '\n')
-	x.flush(b)
+	return append(b, '\n')
 }
 
 func (x *ICUCSV) rowCell(b []byte, r *dataset.Row, c int) []byte {
+	f := &x.fmt
 	switch c {
 	case dataset.ColTimeDelta:
-		return x.seconds(b, int64(r.TimeDelta*1e9+0.5))
+		return f.seconds(b, int64(r.TimeDelta*1e9+0.5))
 	case dataset.ColTimeRelative:
-		return x.seconds(b, int64(r.TimeRelative*1e9+0.5))
+		return f.seconds(b, int64(r.TimeRelative*1e9+0.5))
 	case dataset.ColTCPTimeDelta:
-		return x.seconds(b, int64(r.TCPTimeDelta*1e9+0.5))
+		return f.seconds(b, int64(r.TCPTimeDelta*1e9+0.5))
 	case dataset.ColFrameLen:
-		return x.int(b, r.FrameLen)
+		return f.int(b, r.FrameLen)
 	case dataset.ColIPSrc:
-		return x.str(b, r.Src.String())
+		return f.str(b, r.Src.String())
 	case dataset.ColIPDst:
-		return x.str(b, r.Dst.String())
+		return f.str(b, r.Dst.String())
 	case dataset.ColSrcPort:
-		return x.int(b, int(r.SrcPort))
+		return f.int(b, int(r.SrcPort))
 	case dataset.ColDstPort:
-		return x.int(b, int(r.DstPort))
+		return f.int(b, int(r.DstPort))
 	case dataset.ColTCPFlags:
-		return x.hex(b, uint64(r.TCPFlags), 4)
+		return f.hex(b, uint64(r.TCPFlags), 4)
 	case dataset.ColTCPLen:
-		return x.int(b, r.TCPLen)
+		return f.int(b, r.TCPLen)
 	case dataset.ColTCPAck:
-		return x.int(b, int(r.TCPAck))
+		return f.int(b, int(r.TCPAck))
 	case dataset.ColConnFin:
-		return x.flagIf(b, r.ConnFin)
+		return f.flagIf(b, r.ConnFin)
 	case dataset.ColConnRst:
-		return x.flagIf(b, r.ConnRst)
+		return f.flagIf(b, r.ConnRst)
 	case dataset.ColConnSynAck:
-		return x.flagIf(b, r.ConnSynAck)
+		return f.flagIf(b, r.ConnSynAck)
 	case dataset.ColConnSyn:
-		return x.flagIf(b, r.ConnSyn)
+		return f.flagIf(b, r.ConnSyn)
 	case dataset.ColFlagAck:
-		return x.bit(b, r.TCPFlags&packet.FlagACK != 0)
+		return f.bit(b, r.TCPFlags&packet.FlagACK != 0)
 	case dataset.ColFlagFin:
-		return x.bit(b, r.TCPFlags&packet.FlagFIN != 0)
+		return f.bit(b, r.TCPFlags&packet.FlagFIN != 0)
 	case dataset.ColFlagPush:
-		return x.bit(b, r.TCPFlags&packet.FlagPSH != 0)
+		return f.bit(b, r.TCPFlags&packet.FlagPSH != 0)
 	case dataset.ColFlagReset:
-		return x.bit(b, r.TCPFlags&packet.FlagRST != 0)
+		return f.bit(b, r.TCPFlags&packet.FlagRST != 0)
 	case dataset.ColFlagSyn:
-		return x.bit(b, r.TCPFlags&packet.FlagSYN != 0)
+		return f.bit(b, r.TCPFlags&packet.FlagSYN != 0)
 	case dataset.ColFlagUrg:
-		return x.bit(b, r.TCPFlags&packet.FlagURG != 0)
+		return f.bit(b, r.TCPFlags&packet.FlagURG != 0)
 	case dataset.ColHdrLen:
-		return x.int(b, r.HdrLen)
+		return f.int(b, r.HdrLen)
 	case dataset.ColPayload:
-		return x.bytes(b, r.Payload)
+		return f.bytes(b, r.Payload)
 	case dataset.ColPDUSize:
-		return x.int(b, r.PDUSize)
+		return f.int(b, r.PDUSize)
 	case dataset.ColWindow:
-		return x.int(b, r.Window)
+		return f.int(b, r.Window)
 	case dataset.ColChecksum:
-		return x.hex(b, uint64(r.Checksum), 4)
+		return f.hex(b, uint64(r.Checksum), 4)
 	case dataset.ColClientID:
-		return x.quoted(b, []byte(r.ClientID))
+		return f.quoted(b, []byte(r.ClientID))
 	case dataset.ColClientIDLen:
-		return x.int(b, r.ClientIDLen)
+		return f.int(b, r.ClientIDLen)
 	case dataset.ColConackFlags:
-		return x.hex(b, uint64(r.ConackFlags), 2)
+		return f.hex(b, uint64(r.ConackFlags), 2)
 	case dataset.ColConackVal:
-		return x.int(b, int(r.ConackVal))
+		return f.int(b, int(r.ConackVal))
 	case dataset.ColConflagPasswd:
-		return x.bit(b, r.Conflags&0x40 != 0)
+		return f.bit(b, r.Conflags&0x40 != 0)
 	case dataset.ColConflagQoS:
-		return x.int(b, int(r.Conflags>>3&3))
+		return f.int(b, int(r.Conflags>>3&3))
 	case dataset.ColConflagReserved:
-		return x.bit(b, r.Conflags&1 != 0)
+		return f.bit(b, r.Conflags&1 != 0)
 	case dataset.ColConflagRetain:
-		return x.bit(b, r.Conflags&0x20 != 0)
+		return f.bit(b, r.Conflags&0x20 != 0)
 	case dataset.ColConflagWillflag:
-		return x.bit(b, r.Conflags&4 != 0)
+		return f.bit(b, r.Conflags&4 != 0)
 	case dataset.ColConflags:
-		return x.hex(b, uint64(r.Conflags), 2)
+		return f.hex(b, uint64(r.Conflags), 2)
 	case dataset.ColDupflag:
-		return x.bit(b, r.Dup)
+		return f.bit(b, r.Dup)
 	case dataset.ColHdrflags:
-		return x.hex(b, uint64(r.HdrFlags), 2)
+		return f.hex(b, uint64(r.HdrFlags), 2)
 	case dataset.ColKalive:
-		return x.int(b, r.KeepAlive)
+		return f.int(b, r.KeepAlive)
 	case dataset.ColMQTTLen:
-		return x.int(b, r.MQTTLen)
+		return f.int(b, r.MQTTLen)
 	case dataset.ColMsg:
-		return x.bytes(b, r.Msg)
+		return f.bytes(b, r.Msg)
 	case dataset.ColMsgtype:
-		return x.int(b, int(r.MsgType))
+		return f.int(b, int(r.MsgType))
 	case dataset.ColQoS:
-		return x.int(b, int(r.QoS))
+		return f.int(b, int(r.QoS))
 	case dataset.ColRetain:
-		return x.bit(b, r.Retain)
+		return f.bit(b, r.Retain)
 	case dataset.ColTopic:
-		return x.quoted(b, []byte(r.Topic))
+		return f.quoted(b, []byte(r.Topic))
 	case dataset.ColTopicLen:
-		return x.int(b, r.TopicLen)
+		return f.int(b, r.TopicLen)
 	case dataset.ColVer:
-		return x.int(b, int(r.Ver))
+		return f.int(b, int(r.Ver))
 	case dataset.ColWillmsgLen:
-		return x.int(b, r.WillMsgLen)
+		return f.int(b, r.WillMsgLen)
 	case dataset.ColIPProto:
-		return x.int(b, int(r.IPProto))
+		return f.int(b, int(r.IPProto))
 	case dataset.ColIPTTL:
-		return x.int(b, int(r.TTL))
+		return f.int(b, int(r.TTL))
 	case dataset.ColClass:
 		if x.class != "" {
-			return x.text(b, x.class)
+			return f.text(b, x.class)
 		}
-		return x.text(b, r.Class)
+		return f.text(b, r.Class)
 	case dataset.ColLabel:
 		if x.label != "" {
-			return x.text(b, x.label)
+			return f.text(b, x.label)
 		}
-		return x.text(b, r.Label)
+		return f.text(b, r.Label)
 	}
 	return b
 }
 
-// Value formatting.
+// formatter writes values in a dialect.
+type formatter struct{ dialect Dialect }
 
-func (x *ICUCSV) empty(b []byte) []byte {
+func (x *formatter) empty(b []byte) []byte {
 	if x.dialect == DialectReleased {
 		return append(b, '0')
 	}
 	return b
 }
 
-func (x *ICUCSV) open(b []byte) []byte {
+func (x *formatter) open(b []byte) []byte {
 	if x.dialect == DialectTshark {
 		return append(b, '"')
 	}
 	return b
 }
 
-func (x *ICUCSV) int(b []byte, v int) []byte {
+func (x *formatter) int(b []byte, v int) []byte {
 	b = x.open(b)
-	b = strconv.AppendInt(b, int64(v), 10)
+	if v >= 0 {
+		b = appendUint(b, uint64(v))
+	} else {
+		b = strconv.AppendInt(b, int64(v), 10)
+	}
 	return x.open(b)
 }
 
-func (x *ICUCSV) str(b []byte, s string) []byte {
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// appendUint appends v in decimal, two digits at a time.
+func appendUint(b []byte, v uint64) []byte {
+	if v < 10 {
+		return append(b, byte('0'+v))
+	}
+	var d [20]byte
+	i := len(d)
+	for v >= 100 {
+		q := v / 100
+		r := v - q*100
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		v = q
+	}
+	if v >= 10 {
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*v], digitPairs[2*v+1]
+	} else {
+		i--
+		d[i] = byte('0' + v)
+	}
+	return append(b, d[i:]...)
+}
+
+func (x *formatter) str(b []byte, s string) []byte {
 	b = x.open(b)
 	b = append(b, s...)
 	return x.open(b)
 }
 
-func (x *ICUCSV) bit(b []byte, v bool) []byte {
+func (x *formatter) bit(b []byte, v bool) []byte {
 	b = x.open(b)
 	if v {
 		b = append(b, '1')
@@ -576,7 +721,7 @@ func (x *ICUCSV) bit(b []byte, v bool) []byte {
 
 // flagIf writes "1" when v holds and leaves the field absent otherwise (tshark's
 // tcp.connection.* expert fields exist only on the frames they describe).
-func (x *ICUCSV) flagIf(b []byte, v bool) []byte {
+func (x *formatter) flagIf(b []byte, v bool) []byte {
 	if !v {
 		return x.empty(b)
 	}
@@ -585,7 +730,7 @@ func (x *ICUCSV) flagIf(b []byte, v bool) []byte {
 
 const hexdigits = "0123456789abcdef"
 
-func (x *ICUCSV) hex(b []byte, v uint64, width int) []byte {
+func (x *formatter) hex(b []byte, v uint64, width int) []byte {
 	if x.dialect == DialectReleased {
 		width = 8
 	}
@@ -597,7 +742,7 @@ func (x *ICUCSV) hex(b []byte, v uint64, width int) []byte {
 	return x.open(b)
 }
 
-func (x *ICUCSV) bytes(b []byte, v []byte) []byte {
+func (x *formatter) bytes(b []byte, v []byte) []byte {
 	if x.dialect == DialectReleased {
 		if len(v) == 0 {
 			return append(b, '0')
@@ -619,7 +764,7 @@ func (x *ICUCSV) bytes(b []byte, v []byte) []byte {
 
 // quoted writes a string field as tshark does: quoted, with non-printable
 // bytes and invalid UTF-8 escaped.
-func (x *ICUCSV) quoted(b []byte, s []byte) []byte {
+func (x *formatter) quoted(b []byte, s []byte) []byte {
 	if x.dialect == DialectReleased {
 		if len(s) == 0 {
 			return append(b, '0')
@@ -632,20 +777,41 @@ func (x *ICUCSV) quoted(b []byte, s []byte) []byte {
 }
 
 // seconds writes ns as seconds with nine decimals (tshark's nstime format).
-func (x *ICUCSV) seconds(b []byte, ns int64) []byte {
+func (x *formatter) seconds(b []byte, ns int64) []byte {
 	b = x.open(b)
 	if ns < 0 {
 		b = append(b, '-')
 		ns = -ns
 	}
-	b = strconv.AppendInt(b, ns/1e9, 10)
+	b = appendUint(b, uint64(ns/1e9))
 	b = append(b, '.')
-	frac := ns % 1e9
+	frac := uint64(ns % 1e9)
 	var d [9]byte
-	for i := 8; i >= 0; i-- {
-		d[i] = byte('0' + frac%10)
-		frac /= 10
+	for i := 7; i >= 1; i -= 2 {
+		q := frac / 100
+		r := frac - q*100
+		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		frac = q
 	}
+	d[0] = byte('0' + frac)
 	b = append(b, d[:]...)
+	return x.open(b)
+}
+
+func (x *formatter) text(b []byte, s string) []byte {
+	if s == "" {
+		return x.empty(b)
+	}
+	return x.quoted(b, []byte(s))
+}
+
+func (x *formatter) ip4(b []byte, a [4]byte) []byte {
+	b = x.open(b)
+	for i, v := range a {
+		if i > 0 {
+			b = append(b, '.')
+		}
+		b = appendUint(b, uint64(v))
+	}
 	return x.open(b)
 }

@@ -3,33 +3,29 @@ package export
 import "unicode/utf8"
 
 // appendTsharkString appends s as tshark 4.0 prints a string field with
-// -T fields: valid UTF-8 printable text as is, control characters as C escapes
-// (\n, \t, \\xNN ...), and each invalid UTF-8 byte as U+FFFD.
+// -T fields (measured, see testdata): the string ends at the first NUL; \b, \t,
+// \n, \f and \r become backslash escapes; other bytes, double quotes and
+// backslashes included, are written as they are, except that each byte that is
+// not part of valid UTF-8 becomes U+FFFD.
 func appendTsharkString(b, s []byte) []byte {
 	for len(s) > 0 {
 		c := s[0]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '\\':
-				b = append(b, '\\', '\\')
-			case c >= 0x20 && c < 0x7f:
-				b = append(b, c)
-			case c == '\a':
-				b = append(b, '\\', 'a')
-			case c == '\b':
+			switch c {
+			case 0:
+				return b
+			case '\b':
 				b = append(b, '\\', 'b')
-			case c == '\f':
-				b = append(b, '\\', 'f')
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
+			case '\t':
 				b = append(b, '\\', 't')
-			case c == '\v':
-				b = append(b, '\\', 'v')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\r':
+				b = append(b, '\\', 'r')
 			default:
-				b = append(b, '\\', 'x', hexdigits[c>>4], hexdigits[c&0xf])
+				b = append(b, c)
 			}
 			s = s[1:]
 			continue
