@@ -81,6 +81,9 @@ type Reader struct {
 	r    *csv.Reader
 	cols []int // file column -> schema column (-1 if unknown)
 	line int
+	// Released is true for the released dataset files (recognised by their
+	// tcp.connection.sack column): their mqtt.msg holds payload text, not hex.
+	Released bool
 }
 
 // Looks reports whether head (the first bytes of a file) looks like a dataset
@@ -107,7 +110,11 @@ func NewReader(r io.Reader) (*Reader, error) {
 	rd := &Reader{r: cr, line: 1}
 	known := 0
 	for _, h := range head {
-		i, ok := ColumnIndex(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		name := strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		if name == "tcp.connection.sack" {
+			rd.Released = true
+		}
+		i, ok := ColumnIndex(name)
 		if !ok {
 			i = -1
 		} else {
@@ -155,6 +162,17 @@ func (rd *Reader) Next(r *Row) error {
 		}
 		v = strings.TrimSpace(v)
 		if v == "" {
+			continue
+		}
+		if rd.Released && v == "0" && isHexColumn(c) {
+			continue // a 0-filled empty cell: tshark writes present values as 0x%08x
+		}
+		if c == ColMsg && rd.Released {
+			// Payload text (pandas may have read it as a number: "154.0").
+			if v != "0.0" && v != "0" {
+				r.Msg = []byte(v)
+			}
+			r.Has[c] = true
 			continue
 		}
 		if err := r.set(c, v); err != nil {
@@ -353,4 +371,13 @@ func (r *Row) set(c int, v string) error {
 		}
 	}
 	return err
+}
+
+// isHexColumn reports the columns tshark writes in hex.
+func isHexColumn(c int) bool {
+	switch c {
+	case ColTCPFlags, ColChecksum, ColConackFlags, ColConflags, ColHdrflags:
+		return true
+	}
+	return false
 }

@@ -6,7 +6,7 @@ package export
 import (
 	"bufio"
 	"io"
-	"strconv"
+	"math"
 
 	"github.com/iomtguard/iomtguard/internal/dataset"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -41,7 +41,7 @@ type ICUCSV struct {
 	Payloads bool
 	Rows     int64
 
-	fmt   formatter
+	fmt   *formatter
 	class string
 	label string
 	w     *bufio.Writer
@@ -83,7 +83,6 @@ const (
 	hasTopicLen
 	hasVer
 	hasWillLen
-	isRaw // a preformatted row (ICU CSV input)
 )
 
 // span is a slice of a batch's arena.
@@ -100,7 +99,7 @@ type rowRec struct {
 	ack                    uint32
 	hdrLen, proto, ttl     uint8
 	payload, clientID, msg span
-	topic, raw             span
+	topic, class, label    span
 	clientIDLen, topicLen  int
 	mlen, willLen          int
 	ackFlags, conackVal    uint8
@@ -132,7 +131,7 @@ type mqttFields struct {
 // NewICUCSV writes the header to w and returns the writer. class and label
 // fill the last two columns (empty when not given). Close must be called.
 func NewICUCSV(w io.Writer, d Dialect, class, label string) *ICUCSV {
-	x := &ICUCSV{w: bufio.NewWriterSize(w, 1<<20), fmt: formatter{dialect: d}, class: class, label: label,
+	x := &ICUCSV{w: bufio.NewWriterSize(w, 1<<20), fmt: &formatter{dialect: d}, class: class, label: label,
 		full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan error, 1)}
 	for i := 0; i < 3; i++ {
 		x.free <- &batch{recs: make([]rowRec, 0, batchRows)}
@@ -167,7 +166,7 @@ func (x *ICUCSV) OnMQTT(ev *pipeline.MQTT) {
 	}
 	switch p.Type {
 	case mqtt.PUBLISH:
-		m.topic = append(m.topic, p.Topic...)
+		m.topic = append(m.topic, p.TopicName()...)
 		m.topicLen = len(p.Topic)
 	case mqtt.SUBSCRIBE, mqtt.UNSUBSCRIBE:
 		if len(p.Filters) > 0 {
@@ -187,11 +186,9 @@ func (x *ICUCSV) OnFrame(f *pipeline.Frame) {
 	b := x.cur
 	b.recs = append(b.recs, rowRec{})
 	r := &b.recs[len(b.recs)-1]
-	if f.Row != nil && len(x.mq) == 0 {
-		start := len(b.arena)
-		b.arena = x.appendRow(b.arena, f.Row)
-		r.has = isRaw
-		r.raw = span{int32(start), int32(len(b.arena) - start)}
+	if f.Row != nil {
+		// A dataset row's own columns are authoritative (tshark wrote them).
+		x.recordRow(r, f.Row)
 	} else {
 		x.record(r, f)
 	}
@@ -365,453 +362,241 @@ func (x *ICUCSV) Close() error {
 	return x.err
 }
 
-// format appends the row of r.
-func (x *ICUCSV) format(b []byte, r *rowRec, arena []byte) []byte {
-	f := &x.fmt
-	at := func(s span) []byte { return arena[s.off : s.off+s.n] }
-	if r.has&isRaw != 0 {
-		return append(b, at(r.raw)...)
+// recordRow copies a dataset row (ICU CSV input) into r.
+func (x *ICUCSV) recordRow(r *rowRec, row *dataset.Row) {
+	has := func(c int) bool { return row.Has[c] }
+	if row.Class != "" {
+		r.class = x.keep([]byte(row.Class))
 	}
-	b = f.seconds(b, r.delta)
-	b = append(b, ',')
-	b = f.seconds(b, r.rel)
-	b = append(b, ',')
-	b = f.int(b, r.length)
-	b = append(b, ',')
-	if r.has&hasIP4 != 0 {
-		b = f.ip4(b, r.src)
-		b = append(b, ',')
-		b = f.ip4(b, r.dst)
-	} else {
-		b = f.empty(b)
-		b = append(b, ',')
-		b = f.empty(b)
+	if row.Label != "" {
+		r.label = x.keep([]byte(row.Label))
 	}
-	b = append(b, ',')
-	if r.has&hasTCP == 0 {
-		for i := dataset.ColSrcPort; i < dataset.ColClientID; i++ {
-			if i > dataset.ColSrcPort {
-				b = append(b, ',')
-			}
-			b = f.empty(b)
-		}
-	} else {
-		b = f.int(b, int(r.sport))
-		b = append(b, ',')
-		b = f.int(b, int(r.dport))
-		b = append(b, ',')
-		b = f.hex(b, uint64(r.flags), 4)
-		b = append(b, ',')
-		b = f.seconds(b, r.tcpDelta)
-		b = append(b, ',')
-		b = f.int(b, r.tcpLen)
-		b = append(b, ',')
-		b = f.int(b, int(r.ack))
-		b = append(b, ',')
-		b = f.flagIf(b, r.flags&packet.FlagFIN != 0)
-		b = append(b, ',')
-		b = f.flagIf(b, r.flags&packet.FlagRST != 0)
-		b = append(b, ',')
-		b = f.flagIf(b, r.flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK)
-		b = append(b, ',')
-		b = f.flagIf(b, r.flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN)
-		for _, bit := range [...]uint16{packet.FlagACK, packet.FlagFIN, packet.FlagPSH, packet.FlagRST, packet.FlagSYN, packet.FlagURG} {
-			b = append(b, ',')
-			b = f.bit(b, r.flags&bit != 0)
-		}
-		b = append(b, ',')
-		b = f.int(b, int(r.hdrLen))
-		b = append(b, ',')
-		if r.has&hasPayload != 0 {
-			b = f.bytes(b, at(r.payload))
-		} else {
-			b = f.empty(b)
-		}
-		b = append(b, ',')
-		if r.has&hasPDU != 0 {
-			b = f.int(b, r.pdu)
-		} else {
-			b = f.empty(b)
-		}
-		b = append(b, ',')
-		b = f.int(b, int(r.window))
-		b = append(b, ',')
-		b = f.hex(b, uint64(r.checksum), 4)
+	r.delta = int64(math.Round(row.TimeDelta * 1e9))
+	r.rel = int64(math.Round(row.TimeRelative * 1e9))
+	r.length = row.FrameLen
+	if row.Src.Is4() {
+		r.has |= hasIP4
+		r.src, r.dst = row.Src.As4(), row.Dst.As4()
+		r.proto, r.ttl = row.IPProto, row.TTL
 	}
-	b = append(b, ',')
-	opt := func(b []byte, bit uint32, fn func([]byte) []byte) []byte {
-		if r.has&bit != 0 {
-			return fn(b)
+	if has(dataset.ColSrcPort) || has(dataset.ColTCPFlags) {
+		r.has |= hasTCP
+		r.sport, r.dport, r.flags = row.SrcPort, row.DstPort, row.TCPFlags
+		r.tcpDelta, r.tcpLen, r.ack = int64(math.Round(row.TCPTimeDelta*1e9)), row.TCPLen, row.TCPAck
+		r.hdrLen, r.window, r.checksum = uint8(row.HdrLen), uint16(row.Window), row.Checksum
+		if x.Payloads && len(row.Payload) > 0 {
+			r.has |= hasPayload
+			r.payload = x.keep(row.Payload)
 		}
-		return f.empty(b)
-	}
-	b = opt(b, hasClientID, func(b []byte) []byte { return f.quoted(b, at(r.clientID)) })
-	b = append(b, ',')
-	b = opt(b, hasClientIDLen, func(b []byte) []byte { return f.int(b, r.clientIDLen) })
-	b = append(b, ',')
-	b = opt(b, hasAckFlags, func(b []byte) []byte { return f.hex(b, uint64(r.ackFlags), 2) })
-	b = append(b, ',')
-	b = opt(b, hasConackVal, func(b []byte) []byte { return f.int(b, int(r.conackVal)) })
-	b = append(b, ',')
-	if r.has&hasConflags != 0 {
-		fl := r.conflags
-		b = f.bit(b, fl&0x40 != 0)
-		b = append(b, ',')
-		b = f.int(b, int(fl>>3&3))
-		b = append(b, ',')
-		b = f.bit(b, fl&0x01 != 0)
-		b = append(b, ',')
-		b = f.bit(b, fl&0x20 != 0)
-		b = append(b, ',')
-		b = f.bit(b, fl&0x04 != 0)
-		b = append(b, ',')
-		b = f.hex(b, uint64(fl), 2)
-	} else {
-		for i := 0; i < 6; i++ {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = f.empty(b)
+		if has(dataset.ColPDUSize) && row.PDUSize > 0 {
+			r.has |= hasPDU
+			r.pdu = row.PDUSize
 		}
 	}
-	b = append(b, ',')
-	b = opt(b, hasPubFlags, func(b []byte) []byte { return f.bit(b, r.pubFlags&8 != 0) })
-	b = append(b, ',')
-	b = opt(b, hasMQTT, func(b []byte) []byte { return f.hex(b, uint64(r.hdrflags), 2) })
-	b = append(b, ',')
-	b = opt(b, hasKalive, func(b []byte) []byte { return f.int(b, int(r.kalive)) })
-	b = append(b, ',')
-	b = opt(b, hasMQTT, func(b []byte) []byte { return f.int(b, r.mlen) })
-	b = append(b, ',')
-	b = opt(b, hasMsg, func(b []byte) []byte { return f.bytes(b, at(r.msg)) })
-	b = append(b, ',')
-	b = opt(b, hasMQTT, func(b []byte) []byte { return f.int(b, int(r.msgtype)) })
-	b = append(b, ',')
-	b = opt(b, hasPubFlags, func(b []byte) []byte { return f.int(b, int(r.pubFlags>>1&3)) })
-	b = append(b, ',')
-	b = opt(b, hasRetain, func(b []byte) []byte { return f.bit(b, r.retain) })
-	b = append(b, ',')
-	b = opt(b, hasTopic, func(b []byte) []byte { return f.quoted(b, at(r.topic)) })
-	b = append(b, ',')
-	b = opt(b, hasTopicLen, func(b []byte) []byte { return f.int(b, r.topicLen) })
-	b = append(b, ',')
-	b = opt(b, hasVer, func(b []byte) []byte { return f.int(b, int(r.ver)) })
-	b = append(b, ',')
-	b = opt(b, hasWillLen, func(b []byte) []byte { return f.int(b, r.willLen) })
-	b = append(b, ',')
-	if r.has&hasIP4 != 0 {
-		b = f.int(b, int(r.proto))
-		b = append(b, ',')
-		b = f.int(b, int(r.ttl))
-	} else {
-		b = f.empty(b)
-		b = append(b, ',')
-		b = f.empty(b)
+	if row.MsgType == 0 {
+		return
 	}
-	b = append(b, ',')
-	b = f.text(b, x.class)
-	b = append(b, ',')
-	b = f.text(b, x.label)
-	return append(b, '\n')
+	r.has |= hasMQTT
+	r.hdrflags, r.mlen, r.msgtype = row.HdrFlags, row.MQTTLen, row.MsgType
+	set := func(c int, bit uint32) bool {
+		if has(c) {
+			r.has |= bit
+			return true
+		}
+		return false
+	}
+	if set(dataset.ColClientID, hasClientID) {
+		r.clientID = x.keep([]byte(row.ClientID))
+	}
+	if set(dataset.ColClientIDLen, hasClientIDLen) {
+		r.clientIDLen = row.ClientIDLen
+	}
+	if set(dataset.ColConackFlags, hasAckFlags) {
+		r.ackFlags = row.ConackFlags
+	}
+	if set(dataset.ColConackVal, hasConackVal) {
+		r.conackVal = row.ConackVal
+	}
+	if set(dataset.ColConflags, hasConflags) {
+		r.conflags = row.Conflags
+	}
+	if set(dataset.ColQoS, hasPubFlags) {
+		r.pubFlags = row.QoS<<1 | boolBit(row.Dup)<<3
+	}
+	if set(dataset.ColRetain, hasRetain) {
+		r.retain = row.Retain
+	}
+	if set(dataset.ColKalive, hasKalive) {
+		r.kalive = uint16(row.KeepAlive)
+	}
+	if x.Payloads && set(dataset.ColMsg, hasMsg) {
+		r.msg = x.keep(row.Msg)
+	}
+	if set(dataset.ColTopic, hasTopic) {
+		r.topic = x.keep([]byte(row.Topic))
+	}
+	if set(dataset.ColTopicLen, hasTopicLen) {
+		r.topicLen = row.TopicLen
+	}
+	if set(dataset.ColVer, hasVer) {
+		r.ver = row.Ver
+	}
+	if set(dataset.ColWillmsgLen, hasWillLen) {
+		r.willLen = row.WillMsgLen
+	}
 }
 
-// appendRow re-writes a dataset row read from CSV input.
-func (x *ICUCSV) appendRow(b []byte, r *dataset.Row) []byte {
+func boolBit(v bool) uint8 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// format appends the row of r, column by column.
+func (x *ICUCSV) format(b []byte, r *rowRec, arena []byte) []byte {
+	f := x.fmt
+	at := func(s span) []byte { return arena[s.off : s.off+s.n] }
+	tcp := r.has&hasTCP != 0
 	for c := 0; c < dataset.NumColumns; c++ {
 		if c > 0 {
 			b = append(b, ',')
 		}
-		if (!r.Has[c] && c != dataset.ColClass && c != dataset.ColLabel) ||
-			(!x.Payloads && (c == dataset.ColPayload || c == dataset.ColMsg)) {
-			b = x.fmt.empty(b)
+		// Columns that need TCP.
+		if !tcp && c >= dataset.ColSrcPort && c < dataset.ColClientID {
+			b = f.absent(b, c)
 			continue
 		}
-		b = x.rowCell(b, r, c)
+		switch c {
+		case dataset.ColTimeDelta:
+			b = f.seconds(b, c, r.delta)
+		case dataset.ColTimeRelative:
+			b = f.seconds(b, c, r.rel)
+		case dataset.ColFrameLen:
+			b = f.uint(b, c, uint64(r.length))
+		case dataset.ColIPSrc, dataset.ColIPDst:
+			if r.has&hasIP4 == 0 {
+				b = f.absent(b, c)
+			} else if c == dataset.ColIPSrc {
+				b = f.ip4(b, r.src)
+			} else {
+				b = f.ip4(b, r.dst)
+			}
+		case dataset.ColSrcPort:
+			b = f.uint(b, c, uint64(r.sport))
+		case dataset.ColDstPort:
+			b = f.uint(b, c, uint64(r.dport))
+		case dataset.ColTCPFlags:
+			b = f.hex(b, c, uint64(r.flags), 4)
+		case dataset.ColTCPTimeDelta:
+			b = f.seconds(b, c, r.tcpDelta)
+		case dataset.ColTCPLen:
+			b = f.uint(b, c, uint64(r.tcpLen))
+		case dataset.ColTCPAck:
+			b = f.uint(b, c, uint64(r.ack))
+		case dataset.ColConnFin:
+			b = f.expert(b, c, r.flags&packet.FlagFIN != 0)
+		case dataset.ColConnRst:
+			b = f.expert(b, c, r.flags&packet.FlagRST != 0)
+		case dataset.ColConnSynAck:
+			b = f.expert(b, c, r.flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK)
+		case dataset.ColConnSyn:
+			b = f.expert(b, c, r.flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN)
+		case dataset.ColFlagAck:
+			b = f.bool(b, c, r.flags&packet.FlagACK != 0)
+		case dataset.ColFlagFin:
+			b = f.bool(b, c, r.flags&packet.FlagFIN != 0)
+		case dataset.ColFlagPush:
+			b = f.bool(b, c, r.flags&packet.FlagPSH != 0)
+		case dataset.ColFlagReset:
+			b = f.bool(b, c, r.flags&packet.FlagRST != 0)
+		case dataset.ColFlagSyn:
+			b = f.bool(b, c, r.flags&packet.FlagSYN != 0)
+		case dataset.ColFlagUrg:
+			b = f.bool(b, c, r.flags&packet.FlagURG != 0)
+		case dataset.ColHdrLen:
+			b = f.uint(b, c, uint64(r.hdrLen))
+		case dataset.ColPayload:
+			if r.has&hasPayload != 0 {
+				b = f.bytes(b, c, at(r.payload))
+			} else {
+				b = f.absent(b, c)
+			}
+		case dataset.ColPDUSize:
+			if r.has&hasPDU != 0 {
+				b = f.uint(b, c, uint64(r.pdu))
+			} else {
+				b = f.absent(b, c)
+			}
+		case dataset.ColWindow:
+			b = f.uint(b, c, uint64(r.window))
+		case dataset.ColChecksum:
+			b = f.hex(b, c, uint64(r.checksum), 4)
+		case dataset.ColClientID:
+			b = f.optString(b, c, r.has&hasClientID != 0, at(r.clientID))
+		case dataset.ColClientIDLen:
+			b = f.optUint(b, c, r.has&hasClientIDLen != 0, uint64(r.clientIDLen))
+		case dataset.ColConackFlags:
+			b = f.optHex(b, c, r.has&hasAckFlags != 0, uint64(r.ackFlags), 2)
+		case dataset.ColConackVal:
+			b = f.optUint(b, c, r.has&hasConackVal != 0, uint64(r.conackVal))
+		case dataset.ColConflagPasswd:
+			b = f.optBool(b, c, r.has&hasConflags != 0, r.conflags&0x40 != 0)
+		case dataset.ColConflagQoS:
+			b = f.optUint(b, c, r.has&hasConflags != 0, uint64(r.conflags>>3&3))
+		case dataset.ColConflagReserved:
+			b = f.optBool(b, c, r.has&hasConflags != 0, r.conflags&1 != 0)
+		case dataset.ColConflagRetain:
+			b = f.optBool(b, c, r.has&hasConflags != 0, r.conflags&0x20 != 0)
+		case dataset.ColConflagWillflag:
+			b = f.optBool(b, c, r.has&hasConflags != 0, r.conflags&4 != 0)
+		case dataset.ColConflags:
+			b = f.optHex(b, c, r.has&hasConflags != 0, uint64(r.conflags), 2)
+		case dataset.ColDupflag:
+			b = f.optBool(b, c, r.has&hasPubFlags != 0, r.pubFlags&8 != 0)
+		case dataset.ColHdrflags:
+			b = f.optHex(b, c, r.has&hasMQTT != 0, uint64(r.hdrflags), 2)
+		case dataset.ColKalive:
+			b = f.optUint(b, c, r.has&hasKalive != 0, uint64(r.kalive))
+		case dataset.ColMQTTLen:
+			b = f.optUint(b, c, r.has&hasMQTT != 0, uint64(r.mlen))
+		case dataset.ColMsg:
+			if r.has&hasMsg != 0 {
+				b = f.bytes(b, c, at(r.msg))
+			} else {
+				b = f.absent(b, c)
+			}
+		case dataset.ColMsgtype:
+			b = f.optUint(b, c, r.has&hasMQTT != 0, uint64(r.msgtype))
+		case dataset.ColQoS:
+			b = f.optUint(b, c, r.has&hasPubFlags != 0, uint64(r.pubFlags>>1&3))
+		case dataset.ColRetain:
+			b = f.optBool(b, c, r.has&hasRetain != 0, r.retain)
+		case dataset.ColTopic:
+			b = f.optString(b, c, r.has&hasTopic != 0, at(r.topic))
+		case dataset.ColTopicLen:
+			b = f.optUint(b, c, r.has&hasTopicLen != 0, uint64(r.topicLen))
+		case dataset.ColVer:
+			b = f.optUint(b, c, r.has&hasVer != 0, uint64(r.ver))
+		case dataset.ColWillmsgLen:
+			b = f.optUint(b, c, r.has&hasWillLen != 0, uint64(r.willLen))
+		case dataset.ColIPProto:
+			b = f.optUint(b, c, r.has&hasIP4 != 0, uint64(r.proto))
+		case dataset.ColIPTTL:
+			b = f.optUint(b, c, r.has&hasIP4 != 0, uint64(r.ttl))
+		case dataset.ColClass:
+			if x.class != "" || r.class.n == 0 {
+				b = f.label(b, []byte(x.class))
+			} else {
+				b = f.label(b, at(r.class))
+			}
+		case dataset.ColLabel:
+			if x.label != "" || r.label.n == 0 {
+				b = f.label(b, []byte(x.label))
+			} else {
+				b = f.label(b, at(r.label))
+			}
+		}
 	}
 	return append(b, '\n')
-}
-
-func (x *ICUCSV) rowCell(b []byte, r *dataset.Row, c int) []byte {
-	f := &x.fmt
-	switch c {
-	case dataset.ColTimeDelta:
-		return f.seconds(b, int64(r.TimeDelta*1e9+0.5))
-	case dataset.ColTimeRelative:
-		return f.seconds(b, int64(r.TimeRelative*1e9+0.5))
-	case dataset.ColTCPTimeDelta:
-		return f.seconds(b, int64(r.TCPTimeDelta*1e9+0.5))
-	case dataset.ColFrameLen:
-		return f.int(b, r.FrameLen)
-	case dataset.ColIPSrc:
-		return f.str(b, r.Src.String())
-	case dataset.ColIPDst:
-		return f.str(b, r.Dst.String())
-	case dataset.ColSrcPort:
-		return f.int(b, int(r.SrcPort))
-	case dataset.ColDstPort:
-		return f.int(b, int(r.DstPort))
-	case dataset.ColTCPFlags:
-		return f.hex(b, uint64(r.TCPFlags), 4)
-	case dataset.ColTCPLen:
-		return f.int(b, r.TCPLen)
-	case dataset.ColTCPAck:
-		return f.int(b, int(r.TCPAck))
-	case dataset.ColConnFin:
-		return f.flagIf(b, r.ConnFin)
-	case dataset.ColConnRst:
-		return f.flagIf(b, r.ConnRst)
-	case dataset.ColConnSynAck:
-		return f.flagIf(b, r.ConnSynAck)
-	case dataset.ColConnSyn:
-		return f.flagIf(b, r.ConnSyn)
-	case dataset.ColFlagAck:
-		return f.bit(b, r.TCPFlags&packet.FlagACK != 0)
-	case dataset.ColFlagFin:
-		return f.bit(b, r.TCPFlags&packet.FlagFIN != 0)
-	case dataset.ColFlagPush:
-		return f.bit(b, r.TCPFlags&packet.FlagPSH != 0)
-	case dataset.ColFlagReset:
-		return f.bit(b, r.TCPFlags&packet.FlagRST != 0)
-	case dataset.ColFlagSyn:
-		return f.bit(b, r.TCPFlags&packet.FlagSYN != 0)
-	case dataset.ColFlagUrg:
-		return f.bit(b, r.TCPFlags&packet.FlagURG != 0)
-	case dataset.ColHdrLen:
-		return f.int(b, r.HdrLen)
-	case dataset.ColPayload:
-		return f.bytes(b, r.Payload)
-	case dataset.ColPDUSize:
-		return f.int(b, r.PDUSize)
-	case dataset.ColWindow:
-		return f.int(b, r.Window)
-	case dataset.ColChecksum:
-		return f.hex(b, uint64(r.Checksum), 4)
-	case dataset.ColClientID:
-		return f.quoted(b, []byte(r.ClientID))
-	case dataset.ColClientIDLen:
-		return f.int(b, r.ClientIDLen)
-	case dataset.ColConackFlags:
-		return f.hex(b, uint64(r.ConackFlags), 2)
-	case dataset.ColConackVal:
-		return f.int(b, int(r.ConackVal))
-	case dataset.ColConflagPasswd:
-		return f.bit(b, r.Conflags&0x40 != 0)
-	case dataset.ColConflagQoS:
-		return f.int(b, int(r.Conflags>>3&3))
-	case dataset.ColConflagReserved:
-		return f.bit(b, r.Conflags&1 != 0)
-	case dataset.ColConflagRetain:
-		return f.bit(b, r.Conflags&0x20 != 0)
-	case dataset.ColConflagWillflag:
-		return f.bit(b, r.Conflags&4 != 0)
-	case dataset.ColConflags:
-		return f.hex(b, uint64(r.Conflags), 2)
-	case dataset.ColDupflag:
-		return f.bit(b, r.Dup)
-	case dataset.ColHdrflags:
-		return f.hex(b, uint64(r.HdrFlags), 2)
-	case dataset.ColKalive:
-		return f.int(b, r.KeepAlive)
-	case dataset.ColMQTTLen:
-		return f.int(b, r.MQTTLen)
-	case dataset.ColMsg:
-		return f.bytes(b, r.Msg)
-	case dataset.ColMsgtype:
-		return f.int(b, int(r.MsgType))
-	case dataset.ColQoS:
-		return f.int(b, int(r.QoS))
-	case dataset.ColRetain:
-		return f.bit(b, r.Retain)
-	case dataset.ColTopic:
-		return f.quoted(b, []byte(r.Topic))
-	case dataset.ColTopicLen:
-		return f.int(b, r.TopicLen)
-	case dataset.ColVer:
-		return f.int(b, int(r.Ver))
-	case dataset.ColWillmsgLen:
-		return f.int(b, r.WillMsgLen)
-	case dataset.ColIPProto:
-		return f.int(b, int(r.IPProto))
-	case dataset.ColIPTTL:
-		return f.int(b, int(r.TTL))
-	case dataset.ColClass:
-		if x.class != "" {
-			return f.text(b, x.class)
-		}
-		return f.text(b, r.Class)
-	case dataset.ColLabel:
-		if x.label != "" {
-			return f.text(b, x.label)
-		}
-		return f.text(b, r.Label)
-	}
-	return b
-}
-
-// formatter writes values in a dialect.
-type formatter struct{ dialect Dialect }
-
-func (x *formatter) empty(b []byte) []byte {
-	if x.dialect == DialectReleased {
-		return append(b, '0')
-	}
-	return b
-}
-
-func (x *formatter) open(b []byte) []byte {
-	if x.dialect == DialectTshark {
-		return append(b, '"')
-	}
-	return b
-}
-
-func (x *formatter) int(b []byte, v int) []byte {
-	b = x.open(b)
-	if v >= 0 {
-		b = appendUint(b, uint64(v))
-	} else {
-		b = strconv.AppendInt(b, int64(v), 10)
-	}
-	return x.open(b)
-}
-
-const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
-	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
-	"8081828384858687888990919293949596979899"
-
-// appendUint appends v in decimal, two digits at a time.
-func appendUint(b []byte, v uint64) []byte {
-	if v < 10 {
-		return append(b, byte('0'+v))
-	}
-	var d [20]byte
-	i := len(d)
-	for v >= 100 {
-		q := v / 100
-		r := v - q*100
-		i -= 2
-		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
-		v = q
-	}
-	if v >= 10 {
-		i -= 2
-		d[i], d[i+1] = digitPairs[2*v], digitPairs[2*v+1]
-	} else {
-		i--
-		d[i] = byte('0' + v)
-	}
-	return append(b, d[i:]...)
-}
-
-func (x *formatter) str(b []byte, s string) []byte {
-	b = x.open(b)
-	b = append(b, s...)
-	return x.open(b)
-}
-
-func (x *formatter) bit(b []byte, v bool) []byte {
-	b = x.open(b)
-	if v {
-		b = append(b, '1')
-	} else {
-		b = append(b, '0')
-	}
-	return x.open(b)
-}
-
-// flagIf writes "1" when v holds and leaves the field absent otherwise (tshark's
-// tcp.connection.* expert fields exist only on the frames they describe).
-func (x *formatter) flagIf(b []byte, v bool) []byte {
-	if !v {
-		return x.empty(b)
-	}
-	return x.bit(b, true)
-}
-
-const hexdigits = "0123456789abcdef"
-
-func (x *formatter) hex(b []byte, v uint64, width int) []byte {
-	if x.dialect == DialectReleased {
-		width = 8
-	}
-	b = x.open(b)
-	b = append(b, '0', 'x')
-	for i := width - 1; i >= 0; i-- {
-		b = append(b, hexdigits[v>>(4*uint(i))&0xf])
-	}
-	return x.open(b)
-}
-
-func (x *formatter) bytes(b []byte, v []byte) []byte {
-	if x.dialect == DialectReleased {
-		if len(v) == 0 {
-			return append(b, '0')
-		}
-		for i, c := range v {
-			if i > 0 {
-				b = append(b, ':')
-			}
-			b = append(b, hexdigits[c>>4], hexdigits[c&0xf])
-		}
-		return b
-	}
-	b = append(b, '"')
-	for _, c := range v {
-		b = append(b, hexdigits[c>>4], hexdigits[c&0xf])
-	}
-	return append(b, '"')
-}
-
-// quoted writes a string field as tshark does: quoted, with non-printable
-// bytes and invalid UTF-8 escaped.
-func (x *formatter) quoted(b []byte, s []byte) []byte {
-	if x.dialect == DialectReleased {
-		if len(s) == 0 {
-			return append(b, '0')
-		}
-		return appendCSVText(b, s)
-	}
-	b = append(b, '"')
-	b = appendTsharkString(b, s)
-	return append(b, '"')
-}
-
-// seconds writes ns as seconds with nine decimals (tshark's nstime format).
-func (x *formatter) seconds(b []byte, ns int64) []byte {
-	b = x.open(b)
-	if ns < 0 {
-		b = append(b, '-')
-		ns = -ns
-	}
-	b = appendUint(b, uint64(ns/1e9))
-	b = append(b, '.')
-	frac := uint64(ns % 1e9)
-	var d [9]byte
-	for i := 7; i >= 1; i -= 2 {
-		q := frac / 100
-		r := frac - q*100
-		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
-		frac = q
-	}
-	d[0] = byte('0' + frac)
-	b = append(b, d[:]...)
-	return x.open(b)
-}
-
-func (x *formatter) text(b []byte, s string) []byte {
-	if s == "" {
-		return x.empty(b)
-	}
-	return x.quoted(b, []byte(s))
-}
-
-func (x *formatter) ip4(b []byte, a [4]byte) []byte {
-	b = x.open(b)
-	for i, v := range a {
-		if i > 0 {
-			b = append(b, '.')
-		}
-		b = appendUint(b, uint64(v))
-	}
-	return x.open(b)
 }

@@ -112,7 +112,10 @@ func (j *JSONL) OnMQTT(ev *pipeline.MQTT) {
 		b = strconv.AppendBool(b, p.Retain)
 		if p.Has(mqtt.FieldTopicLen) {
 			b = append(b, `,"topic":`...)
-			b = appendJSONBytes(b, p.Topic)
+			b = appendJSONBytes(b, p.TopicName())
+			if len(p.Topic) == 0 && p.Props.Has(mqtt.PropTopicAlias) {
+				b = append(b, `,"topic_from_alias":true`...)
+			}
 		}
 		b = j.packetID(b, p)
 		if p.Has(mqtt.FieldPayload) {

@@ -167,7 +167,9 @@ type Packet struct {
 	AckFlags   uint8
 	ReasonCode uint8
 
-	// PUBLISH
+	// PUBLISH. AliasTopic is the topic name a topic alias stands for (MQTT 5),
+	// filled in by the connection tracker when Topic is empty.
+	AliasTopic []byte
 	Topic      []byte
 	Payload    []byte // the payload bytes held (may be a prefix: see PayloadLen)
 	PayloadLen int    // true payload length
@@ -180,6 +182,14 @@ type Packet struct {
 	WillProps Properties
 
 	filterBuf [4]Subscription
+}
+
+// TopicName is the PUBLISH topic: Topic, or the one its alias stands for.
+func (p *Packet) TopicName() []byte {
+	if len(p.Topic) > 0 {
+		return p.Topic
+	}
+	return p.AliasTopic
 }
 
 // SessionPresent reports the CONNACK session-present flag.
@@ -311,6 +321,7 @@ func (p *Packet) Clone() *Packet {
 	c.Username = clone(p.Username)
 	c.Password = clone(p.Password)
 	c.Topic = clone(p.Topic)
+	c.AliasTopic = clone(p.AliasTopic)
 	c.Payload = clone(p.Payload)
 	c.ReasonCodes = clone(p.ReasonCodes)
 	c.Filters = make([]Subscription, len(p.Filters))

@@ -535,6 +535,26 @@ func (e *Engine) deliverMQTT(c *tcpstream.Conn, d tcpstream.Dir, s *Session, p *
 		}
 	case mqtt.PUBLISH:
 		s.Publishes++
+		if alias := p.Props.TopicAlias; alias != 0 && p.Props.Has(mqtt.PropTopicAlias) {
+			// [MQTT-3.3.2-12]: a topic alias stands for the topic last sent with it
+			// in this direction.
+			m := s.aliases[d]
+			if len(p.Topic) > 0 {
+				if m == nil {
+					m = map[uint16][]byte{}
+					s.aliases[d] = m
+				}
+				if string(m[alias]) != string(p.Topic) {
+					m[alias] = append([]byte(nil), p.Topic...)
+				}
+			} else {
+				p.AliasTopic = m[alias]
+				if p.AliasTopic == nil {
+					p.AliasTopic = []byte{}
+				}
+				p.Present |= mqtt.FieldTopic
+			}
+		}
 	case mqtt.SUBSCRIBE:
 		s.Subscribes++
 	case mqtt.DISCONNECT:

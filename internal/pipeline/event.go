@@ -87,6 +87,7 @@ type Session struct {
 	Truncated   int  // packets cut by the end of the stream
 	Lost        int  // packets lost to capture gaps
 	framer      [2]mqtt.Framer
+	aliases     [2]map[uint16][]byte // MQTT 5 topic aliases per direction
 }
 
 // MQTT is one MQTT control packet.

@@ -1,0 +1,557 @@
+package pcaptest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/packet"
+)
+
+// Scenario is a named capture built in code. Comment says what it holds.
+type Scenario struct {
+	Name    string
+	Comment string
+	Build   func() []byte // capture file bytes
+	// DecodeAs lists tshark decode-as rules needed for tshark to see MQTT
+	// (non-standard ports).
+	DecodeAs []string
+	// TsharkDiffers explains where tshark is known to decode differently.
+	TsharkDiffers string
+}
+
+// Publish encodes a QoS 0 MQTT 3.1.1 PUBLISH.
+func Publish(topic, payload string) []byte {
+	return mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBLISH, Topic: []byte(topic), Payload: []byte(payload)})
+}
+
+// Connect encodes a CONNECT with clean session and keep-alive 60.
+func Connect(id string, v mqtt.Version) []byte {
+	return mqtt.Append(nil, &mqtt.Packet{Type: mqtt.CONNECT, ClientID: []byte(id), Version: v, ConnectFlags: 2, KeepAlive: 60})
+}
+
+var connack = []byte{0x20, 2, 0, 0}
+
+const t0 = int64(1_700_000_000) * 1e9
+
+// Scenarios lists every built-in test capture.
+func Scenarios() []Scenario {
+	p1, p2, p3 := Publish("a/b", "one"), Publish("a/b", "two"), Publish("a/b", "three")
+	return []Scenario{
+		{Name: "ack-ahead", Comment: "a zero-length ACK shows 13 bytes the capture missed; the bytes arrive later and are a retransmission", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40000", "10.0.0.2:1883")
+			k.Handshake()
+			k.Send(0, Connect("A", mqtt.V311))
+			k.Send(1, connack)
+			k.Send(0, p1)
+			s := k.Seq[0]
+			k.Skip(0, len(p2))
+			k.Ack(0)
+			k.SendAt(0, s, p2)
+			k.Send(0, p3)
+			return c.Pcap()
+		}},
+		{Name: "data-ahead", Comment: "a segment arrives ahead of a hole; the missing segment comes after it", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40001", "10.0.0.2:1883")
+			k.Handshake()
+			k.Send(0, p1)
+			s := k.Seq[0]
+			k.Skip(0, len(p2))
+			k.Send(0, p3)
+			k.SendAt(0, s, p2)
+			k.Send(0, p1)
+			return c.Pcap()
+		}},
+		{Name: "retransmission", Comment: "a PUBLISH sent twice with the same sequence number", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40002", "10.0.0.2:1883")
+			k.Handshake()
+			s := k.Seq[0]
+			k.Send(0, p1)
+			k.SendAt(0, s, p1)
+			k.Send(0, p2)
+			return c.Pcap()
+		}},
+		{Name: "overlap", Comment: "a segment overlapping the tail of the previous one", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40003", "10.0.0.2:1883")
+			k.Handshake()
+			s := k.Seq[0]
+			k.Send(0, p1)
+			both := append(append([]byte{}, p1[5:]...), p2...)
+			k.SendAt(0, s+5, both)
+			k.Seq[0] = s + 5 + uint32(len(both))
+			k.Send(0, p3)
+			return c.Pcap()
+		}},
+		{Name: "lost-middle", Comment: "a PUBLISH over three segments whose middle one is never captured, then another PUBLISH", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40004", "10.0.0.2:1883")
+			k.Handshake()
+			big := Publish("x/y", string(make([]byte, 60)))
+			k.Send(0, big[:20])
+			k.Skip(0, 20)
+			k.Send(0, big[40:])
+			k.Send(0, p3)
+			return c.Pcap()
+		}},
+		{Name: "late-middle", Comment: "the middle segment of a three-segment PUBLISH is captured after the third", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40005", "10.0.0.2:1883")
+			k.Handshake()
+			big := Publish("x/y", string(make([]byte, 60)))
+			k.Send(0, big[:20])
+			s := k.Seq[0]
+			k.Skip(0, 20)
+			k.Send(0, big[40:])
+			k.SendAt(0, s, big[20:40])
+			k.Send(0, p3)
+			return c.Pcap()
+		}},
+		{Name: "split-length", Comment: "a PUBLISH whose two-byte remaining length is split between segments",
+			TsharkDiffers: "tshark 4.0 throws on the split length field and parses the next segment from its first byte: 93 bogus packets; iomtguard reads the one PUBLISH",
+			Build: func() []byte {
+				c := New(capture.LinkEthernet, t0)
+				k := c.NewConn("10.0.0.1:40006", "10.0.0.2:1883")
+				k.Handshake()
+				big := Publish("x/y", string(make([]byte, 300)))
+				k.Send(0, append(append([]byte{}, p1...), big[:2]...))
+				k.Send(0, big[2:])
+				k.Send(0, p3)
+				return c.Pcap()
+			}},
+		{Name: "packed", Comment: "3,000 PUBLISH packets packed into two large segments, one packet split between them", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40007", "10.0.0.2:1883")
+			k.Handshake()
+			var buf []byte
+			for i := 0; i < 3000; i++ {
+				buf = append(buf, Publish("t", "v")...)
+			}
+			k.Send(0, buf[:len(buf)/2+3])
+			k.Send(0, buf[len(buf)/2+3:])
+			return c.Pcap()
+		}},
+		{Name: "strings", Comment: "client IDs and topics with quotes, backslashes, control characters, NUL, UTF-8 and invalid UTF-8", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40008", "10.0.0.2:1883")
+			k.Handshake()
+			k.Send(0, Connect("id\"q\\b\n\x01é\xff,x", mqtt.V311))
+			k.Send(0, Publish("to\"p\\ic\t\x7f\x00ü\xc3", "x"))
+			var id []byte
+			for ch := 1; ch < 0x20; ch++ {
+				id = append(id, 'a', byte(ch))
+			}
+			id = append(id, 'a', 0x7f, 'a', 0x80, 'a', 0xc3, 'a', 0xed, 0xa0, 0x80, 'a', 0xf4, 0x90, 0x80, 0x80, 'z')
+			k2 := c.NewConn("10.0.0.1:40020", "10.0.0.2:1883")
+			k2.Handshake()
+			k2.Send(0, Connect(string(id), mqtt.V311))
+			return c.Pcap()
+		}},
+		{Name: "versions", Comment: "an MQTT 3.1 session with SUBSCRIBE and PUBREL, an MQTT 5 session refused with 0x86, and a session whose CONNECT was not captured", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40009", "10.0.0.2:1883")
+			k.Handshake()
+			k.Send(0, Connect("v31", mqtt.V31))
+			k.Send(1, connack)
+			k.Send(0, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.SUBSCRIBE, PacketID: 1, Filters: []mqtt.Subscription{{Filter: []byte("s/#"), Options: 1}}}))
+			k.Send(0, []byte{0x62, 2, 0, 1})
+			k2 := c.NewConn("10.0.0.1:40010", "10.0.0.2:1883")
+			k2.Handshake()
+			k2.Send(0, Connect("v5", mqtt.V5))
+			k2.Send(1, []byte{0x20, 3, 0, 0x86, 0})
+			k2.Send(0, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBLISH, Version: mqtt.V5, Topic: []byte("v/5"), Payload: []byte("z")}))
+			k3 := c.NewConn("10.0.0.1:40011", "10.0.0.2:1883")
+			k3.Send(1, []byte{0x20, 2, 0, 5})
+			k3.Send(0, p1)
+			return c.Pcap()
+		}},
+		{Name: "other-port", Comment: "MQTT on TCP port 2883", DecodeAs: []string{"tcp.port==2883,mqtt"}, Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("10.0.0.1:40012", "10.0.0.2:2883")
+			k.Handshake()
+			k.Send(0, Connect("np", mqtt.V311))
+			k.Send(1, connack)
+			k.Send(0, p1)
+			k.Close()
+			return c.Pcap()
+		}},
+		{Name: "mqtt5", Comment: "an MQTT 5 session using properties in every packet type, a will with properties, AUTH, and reason codes", Build: mqtt5Session},
+		{Name: "malformed", Comment: "reserved flags, QoS 3, type 0, AUTH on 3.1.1, a double CONNECT, an empty topic, a wildcard in a PUBLISH, a truncated CONNECT",
+			Build: malformedSession},
+		{Name: "vlan-ipv6", Comment: "802.1Q and 802.1ad tagged Ethernet, IPv6 with a hop-by-hop header", Build: func() []byte {
+			c := New(capture.LinkEthernet, t0)
+			k := c.NewConn("[2001:db8::1]:40013", "[2001:db8::2]:1883")
+			k.TS = true
+			k.Handshake()
+			k.Send(0, Connect("six", mqtt.V311))
+			k.Send(1, connack)
+			k.Send(0, p1)
+			// Re-frame every frame with VLAN tags (and the last with a hop-by-hop header).
+			for i := range c.frames {
+				f := c.frames[i].data
+				tagged := append([]byte{}, f[:12]...)
+				tagged = append(tagged, 0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a)
+				tagged = append(tagged, f[12:]...)
+				c.frames[i].data = tagged
+			}
+			last := c.frames[len(c.frames)-1].data
+			ip := 14 + 8
+			hbh := []byte{last[ip+6], 0, 1, 4, 0, 0, 0, 0}
+			out := append([]byte{}, last[:ip+40]...)
+			out[ip+6] = 0
+			binary.BigEndian.PutUint16(out[ip+4:], binary.BigEndian.Uint16(last[ip+4:])+8)
+			out = append(out, hbh...)
+			out = append(out, last[ip+40:]...)
+			c.frames[len(c.frames)-1].data = out
+			return c.Pcap()
+		}},
+		{Name: "sll2", Comment: "Linux cooked capture v2", Build: func() []byte {
+			c := New(capture.LinkSLL2, t0)
+			k := c.NewConn("192.168.5.10:40014", "192.168.5.1:1883")
+			k.Handshake()
+			k.Send(0, Connect("sll2", mqtt.V311))
+			k.Send(1, connack)
+			k.Send(0, p2)
+			return c.Pcapng()
+		}},
+		{Name: "loopback-ipv6", Comment: "BSD loopback (DLT_NULL) with IPv4 and IPv6 sessions", Build: func() []byte {
+			c := New(capture.LinkNull, t0)
+			k := c.NewConn("127.0.0.1:40015", "127.0.0.1:1883")
+			k.Handshake()
+			k.Send(0, Connect("lo4", mqtt.V311))
+			k.Send(1, connack)
+			k6 := c.NewConn("[::1]:40016", "[::1]:1883")
+			k6.Handshake()
+			k6.Send(0, Connect("lo6", mqtt.V5))
+			k6.Send(1, []byte{0x20, 3, 0, 0, 0})
+			k6.Send(0, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.DISCONNECT, Version: mqtt.V5}))
+			return c.Pcap()
+		}},
+		{Name: "raw-ip", Comment: "raw IPv4 link type with a UDP datagram and an ICMP packet between MQTT frames", Build: func() []byte {
+			c := New(capture.LinkRaw, t0)
+			k := c.NewConn("10.1.1.1:40017", "10.1.1.2:1883")
+			k.Handshake()
+			k.Send(0, Connect("raw", mqtt.V311))
+			c.Raw(udpPacket())
+			c.Raw([]byte{0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 10, 1, 1, 1, 10, 1, 1, 2, 8, 0, 0xf7, 0xff, 0, 0, 0, 0})
+			k.Send(1, connack)
+			return c.Pcap()
+		}},
+		{Name: "tls12", Comment: "MQTT over TLS 1.2 on port 8883 with a client certificate requested and sent", Build: func() []byte { return tlsSession(tls.VersionTLS12, true) }},
+		{Name: "tls13", Comment: "TLS 1.3 on a non-standard port (8884) without client certificates", Build: func() []byte { return tlsSession(tls.VersionTLS13, false) }},
+		{Name: "multi-section", Comment: "pcapng with two sections (big- and little-endian) and interfaces with microsecond and 2^-20 s resolutions, and a simple packet block",
+			TsharkDiffers: "a simple packet block has no timestamp: tshark leaves its frame times empty and computes tcp.time_delta from time 0; iomtguard gives it the previous packet's time",
+			Build:         multiSection},
+	}
+}
+
+// Gzip compresses a capture.
+func Gzip(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+func udpPacket() []byte {
+	b := []byte{0x45, 0, 0, 32, 0, 2, 0, 0, 64, 17, 0, 0, 10, 1, 1, 1, 10, 1, 1, 2}
+	b = append(b, 0x14, 0xe9, 0x14, 0xe9, 0, 12, 0, 0, 'm', 'd', 'n', 's')
+	return b
+}
+
+func mqtt5Session() []byte {
+	c := New(capture.LinkEthernet, t0)
+	k := c.NewConn("10.0.0.5:40018", "10.0.0.2:1883")
+	k.Handshake()
+	con := &mqtt.Packet{Type: mqtt.CONNECT, Version: mqtt.V5, ClientID: []byte("pump-7"), ConnectFlags: 0x2e, KeepAlive: 30,
+		WillTopic: []byte("icu/bed7/pump/status"), WillPayload: []byte("offline"), Username: []byte("pump-7"), Password: []byte("s3cret!")}
+	con.Props.SessionExpiry, con.Props.ReceiveMaximum = 3600, 20
+	con.Props.Set(mqtt.PropSessionExpiry)
+	con.Props.Set(mqtt.PropReceiveMaximum)
+	con.WillProps.WillDelay = 5
+	con.WillProps.Set(mqtt.PropWillDelay)
+	k.Send(0, mqtt.Append(nil, con))
+	ack := &mqtt.Packet{Type: mqtt.CONNACK, Version: mqtt.V5}
+	ack.Props.AssignedClientID, ack.Props.TopicAliasMaximum = []byte("pump-7"), 10
+	ack.Props.Set(mqtt.PropAssignedClientID)
+	ack.Props.Set(mqtt.PropTopicAliasMaximum)
+	k.Send(1, mqtt.Append(nil, ack))
+	auth := &mqtt.Packet{Type: mqtt.AUTH, Version: mqtt.V5, ReasonCode: 0x18}
+	auth.Props.AuthMethod = []byte("SCRAM-SHA-256")
+	auth.Props.Set(mqtt.PropAuthMethod)
+	k.Send(0, mqtt.Append(nil, auth))
+	pub := &mqtt.Packet{Type: mqtt.PUBLISH, Version: mqtt.V5, QoS: 1, PacketID: 7, Topic: []byte("icu/bed7/pump/rate"), Payload: []byte("12.5 ml/h")}
+	pub.Props.TopicAlias, pub.Props.ContentType = 1, []byte("text/plain")
+	pub.Props.Set(mqtt.PropTopicAlias)
+	pub.Props.Set(mqtt.PropContentType)
+	k.Send(0, mqtt.Append(nil, pub))
+	k.Send(1, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBACK, Version: mqtt.V5, PacketID: 7, ReasonCode: 0x10}))
+	alias := &mqtt.Packet{Type: mqtt.PUBLISH, Version: mqtt.V5, QoS: 2, PacketID: 8, Payload: []byte("12.6 ml/h")}
+	alias.Props.TopicAlias = 1
+	alias.Props.Set(mqtt.PropTopicAlias)
+	k.Send(0, mqtt.Append(nil, alias))
+	k.Send(1, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBREC, Version: mqtt.V5, PacketID: 8}))
+	k.Send(0, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBREL, Version: mqtt.V5, PacketID: 8}))
+	k.Send(1, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBCOMP, Version: mqtt.V5, PacketID: 8}))
+	sub := &mqtt.Packet{Type: mqtt.SUBSCRIBE, Version: mqtt.V5, PacketID: 9, Filters: []mqtt.Subscription{
+		{Filter: []byte("icu/bed7/pump/cmd"), Options: 0x1d}, {Filter: []byte("icu/bed7/alarms/+"), Options: 1}}}
+	sub.Props.SubscriptionID = 42
+	sub.Props.Set(mqtt.PropSubscriptionID)
+	k.Send(0, mqtt.Append(nil, sub))
+	k.Send(1, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.SUBACK, Version: mqtt.V5, PacketID: 9, ReasonCodes: []byte{1, 0x87}}))
+	k.Send(0, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.UNSUBSCRIBE, Version: mqtt.V5, PacketID: 10, Filters: []mqtt.Subscription{{Filter: []byte("icu/bed7/pump/cmd")}}}))
+	k.Send(1, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.UNSUBACK, Version: mqtt.V5, PacketID: 10, ReasonCodes: []byte{0}}))
+	k.Send(0, []byte{0xc0, 0})
+	k.Send(1, []byte{0xd0, 0})
+	dis := &mqtt.Packet{Type: mqtt.DISCONNECT, Version: mqtt.V5, ReasonCode: 0x04}
+	dis.Props.ReasonString = []byte("bye")
+	dis.Props.Set(mqtt.PropReasonString)
+	k.Send(0, mqtt.Append(nil, dis))
+	k.Close()
+	return c.Pcap()
+}
+
+func malformedSession() []byte {
+	c := New(capture.LinkEthernet, t0)
+	k := c.NewConn("10.0.0.6:40019", "10.0.0.2:1883")
+	k.Handshake()
+	k.Send(0, Connect("fuzz", mqtt.V311))
+	k.Send(1, connack)
+	k.Send(0, []byte{0x31, 5, 0, 1, 'a', 'b', 'c'})            // PUBLISH with retain: fine
+	k.Send(0, []byte{0x36, 5, 0, 1, 'a', 0, 1})                // QoS 3
+	k.Send(0, []byte{0x82, 6, 0, 1, 0, 1, '#', 0})             // SUBSCRIBE with correct flags, '#'
+	k.Send(0, []byte{0x80, 6, 0, 2, 0, 1, 'x', 0})             // SUBSCRIBE with reserved flags 0
+	k.Send(0, []byte{0x00, 0})                                 // type 0
+	k.Send(0, []byte{0xf0, 0})                                 // AUTH on 3.1.1
+	k.Send(0, Connect("fuzz-again", mqtt.V311))                // double CONNECT
+	k.Send(0, []byte{0x30, 3, 0, 0, 'x'})                      // empty topic
+	k.Send(0, Publish("a/+/c", "w"))                           // wildcard in a PUBLISH
+	k.Send(0, []byte{0x10, 8, 0, 4, 'M', 'Q', 'T', 'T', 4, 2}) // CONNECT cut inside its variable header
+	k.Send(0, []byte{0xc0, 0})
+	k.Reset(0)
+	return c.Pcap()
+}
+
+// tlsSession runs a real crypto/tls handshake over an in-memory pipe and
+// records each write as one TCP segment.
+func tlsSession(version uint16, clientCert bool) []byte {
+	ca, caKey := selfSigned("iomtguard test CA", nil, nil, true)
+	srv, srvKey := selfSigned("broker.icu.local", ca, caKey, false)
+	cli, cliKey := selfSigned("bed1-ecg", ca, caKey, false)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	port := "8883"
+	if version == tls.VersionTLS13 {
+		port = "8884"
+	}
+	scfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Raw}, PrivateKey: srvKey}},
+		MinVersion: version, MaxVersion: version, Rand: zeroRand{}}
+	ccfg := &tls.Config{RootCAs: pool, ServerName: "broker.icu.local", MinVersion: version, MaxVersion: version, Rand: zeroRand{}}
+	if clientCert {
+		scfg.ClientAuth = tls.RequireAndVerifyClientCert
+		scfg.ClientCAs = pool
+		ccfg.Certificates = []tls.Certificate{{Certificate: [][]byte{cli.Raw}, PrivateKey: cliKey}}
+	}
+	a, b := net.Pipe()
+	var mu sync.Mutex
+	var writes []struct {
+		dir  int
+		data []byte
+	}
+	rec := func(conn net.Conn, dir int) net.Conn {
+		return &recConn{Conn: conn, fn: func(p []byte) {
+			mu.Lock()
+			writes = append(writes, struct {
+				dir  int
+				data []byte
+			}{dir, append([]byte(nil), p...)})
+			mu.Unlock()
+		}}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s := tls.Server(rec(b, 1), scfg)
+		if s.Handshake() == nil {
+			buf := make([]byte, 64)
+			s.Read(buf)
+			s.Write(connack)
+		}
+		s.Close()
+	}()
+	cl := tls.Client(rec(a, 0), ccfg)
+	if cl.Handshake() == nil {
+		cl.Write(Connect("bed1-ecg", mqtt.V311))
+		buf := make([]byte, 4)
+		io.ReadFull(cl, buf)
+	}
+	cl.Close()
+	wg.Wait()
+	c := New(capture.LinkEthernet, t0)
+	k := c.NewConn("10.0.0.7:40021", "10.0.0.2:"+port)
+	k.Handshake()
+	for _, w := range writes {
+		k.Send(w.dir, w.data)
+	}
+	return c.Pcap()
+}
+
+type recConn struct {
+	net.Conn
+	fn func([]byte)
+}
+
+func (r *recConn) Write(p []byte) (int, error) {
+	r.fn(p)
+	return r.Conn.Write(p)
+}
+
+// zeroRand makes handshakes deterministic enough for golden files (key
+// shares still vary with Go's own randomness in some versions).
+type zeroRand struct{}
+
+func (zeroRand) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 7
+	}
+	return len(p), nil
+}
+
+func selfSigned(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(mrand.Int64N(1 << 62)), Subject: pkix.Name{CommonName: cn, Organization: []string{"ICU test"}},
+		NotBefore: time.Unix(1_690_000_000, 0), NotAfter: time.Unix(1_990_000_000, 0), IsCA: isCA, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames: []string{cn}}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		panic(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return cert, key
+}
+
+// multiSection writes a pcapng by hand: section 1 big-endian with a
+// microsecond interface, section 2 little-endian with a 2^-20 s interface and
+// a simple packet block.
+func multiSection() []byte {
+	frame := func(sport uint16, payload []byte, seq uint32, flags uint16) []byte {
+		s := &packet.Segment{Src: mustAP("10.9.0.1", sport), Dst: mustAP("10.9.0.2", 1883), Seq: seq, Ack: 1, Flags: flags, Window: 500, WScale: -1, Payload: payload}
+		return packet.AppendFrame(nil, capture.LinkEthernet, s)
+	}
+	var out []byte
+	for sec, order := range []binary.AppendByteOrder{binary.BigEndian, binary.LittleEndian} {
+		o := order
+		block := func(typ uint32, body []byte) {
+			for len(body)%4 != 0 {
+				body = append(body, 0)
+			}
+			n := uint32(12 + len(body))
+			out = o.AppendUint32(out, typ)
+			out = o.AppendUint32(out, n)
+			out = append(out, body...)
+			out = o.AppendUint32(out, n)
+		}
+		var shb []byte
+		shb = o.AppendUint32(shb, 0x1a2b3c4d)
+		shb = o.AppendUint16(shb, 1)
+		shb = o.AppendUint16(shb, 0)
+		shb = o.AppendUint64(shb, ^uint64(0))
+		if o == binary.BigEndian {
+			out = append(out, 0x0a, 0x0d, 0x0d, 0x0a)
+			out = o.AppendUint32(out, uint32(12+len(shb)))
+			out = append(out, shb...)
+			out = o.AppendUint32(out, uint32(12+len(shb)))
+		} else {
+			block(0x0a0d0d0a, shb)
+		}
+		var idb []byte
+		idb = o.AppendUint16(idb, uint16(capture.LinkEthernet))
+		idb = o.AppendUint16(idb, 0)
+		idb = o.AppendUint32(idb, 65535)
+		res := byte(6)
+		if sec == 1 {
+			res = 0x80 | 20
+		}
+		idb = o.AppendUint16(idb, 9)
+		idb = o.AppendUint16(idb, 1)
+		idb = append(idb, res, 0, 0, 0)
+		idb = append(idb, 0, 0, 0, 0)
+		block(1, idb)
+		var ts uint64
+		if sec == 0 {
+			ts = uint64(1_700_000_000)*1e6 + 250_000
+		} else {
+			ts = uint64(1_700_000_001)<<20 | 1<<19 // 1_700_000_001.5 s
+		}
+		pkts := [][]byte{frame(50000+uint16(sec), Connect("sec", mqtt.V311), 100, packet.FlagPSH|packet.FlagACK)}
+		for i, p := range pkts {
+			var epb []byte
+			epb = o.AppendUint32(epb, 0)
+			t := ts + uint64(i)
+			epb = o.AppendUint32(epb, uint32(t>>32))
+			epb = o.AppendUint32(epb, uint32(t))
+			epb = o.AppendUint32(epb, uint32(len(p)))
+			epb = o.AppendUint32(epb, uint32(len(p)))
+			epb = append(epb, p...)
+			block(6, epb)
+		}
+		if sec == 1 {
+			p := frame(50001, Publish("s/p", "b"), 100+uint32(len(Connect("sec", mqtt.V311))), packet.FlagPSH|packet.FlagACK)
+			var spb []byte
+			spb = o.AppendUint32(spb, uint32(len(p)))
+			spb = append(spb, p...)
+			block(3, spb)
+		}
+	}
+	return out
+}
+
+func mustAP(a string, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr(a), port)
+}
+
+// ScenarioFile names a scenario's capture file by its format.
+func ScenarioFile(name string, b []byte) string {
+	if capture.Sniff(b) == capture.KindPcapng {
+		return name + ".pcapng"
+	}
+	return name + ".pcap"
+}
+
+// FindScenarioFile returns the path of a scenario's committed capture in dir.
+func FindScenarioFile(dir, name string) (string, error) {
+	for _, ext := range []string{".pcap", ".pcapng"} {
+		p := filepath.Join(dir, name+ext)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no capture for scenario %s in %s", name, dir)
+}
