@@ -192,7 +192,7 @@ func (c *cursor) u32() uint32 {
 }
 
 func (c *cursor) bytes(n int) []byte {
-	if c.short || c.avail() < n {
+	if n < 0 || c.short || c.avail() < n {
 		c.short = true
 		return nil
 	}
@@ -328,8 +328,8 @@ func decodeConnack(c *cursor, p *Packet, v Version) {
 	if c.short {
 		return
 	}
+	p.AckFlags = flags // in 3.1 a reserved byte: kept, but not a field
 	if v != V31 {
-		p.AckFlags = flags
 		p.Present |= FieldAckFlags
 		if flags&0xfe != 0 {
 			p.Anomalies |= AnomalyReservedFlags // [MQTT-3.2.2-1]
@@ -390,11 +390,11 @@ func decodePublish(c *cursor, p *Packet, v Version) {
 	if p.PayloadLen < 0 {
 		p.PayloadLen = 0
 	}
-	n := c.avail()
-	if n < 0 {
-		n = 0
+	start, n := c.off, c.avail()
+	if n < 0 || start > len(c.b) {
+		start, n = min(start, len(c.b)), 0
 	}
-	p.Payload = c.b[c.off : c.off+n : c.off+n]
+	p.Payload = c.b[start : start+n : start+n]
 	c.off = c.end
 	p.Present |= FieldPayload
 }
@@ -517,10 +517,7 @@ func decodeSuback(c *cursor, p *Packet, v Version) {
 	if c.short {
 		return
 	}
-	n := c.remaining()
-	if n > c.avail() {
-		n = c.avail()
-	}
+	n := max(min(c.remaining(), c.avail()), 0)
 	p.ReasonCodes = c.bytes(n)
 	p.Present |= FieldReasonCodes
 	for _, rc := range p.ReasonCodes {
@@ -542,10 +539,7 @@ func decodeUnsuback(c *cursor, p *Packet, v Version) {
 		if c.short {
 			return
 		}
-		n := c.remaining()
-		if n > c.avail() {
-			n = c.avail()
-		}
+		n := max(min(c.remaining(), c.avail()), 0)
 		p.ReasonCodes = c.bytes(n)
 		p.Present |= FieldReasonCodes
 		c.off = c.end
@@ -684,12 +678,20 @@ func decodeProperties(c *cursor, p *Packet, pr *Properties) {
 		default:
 			// Unknown identifier: the rest of the list cannot be parsed. [MQTT-2.2.2-?]
 			p.Anomalies |= AnomalyProperties
-			c.off = end
+			if end > len(c.b) {
+				c.short = true
+			} else {
+				c.off = end
+			}
 		}
 	}
 	if c.off != end && !c.short {
 		p.Anomalies |= AnomalyProperties
-		c.off = end
+		if end > len(c.b) {
+			c.short = true
+		} else {
+			c.off = end
+		}
 	}
 	if c.short && c.off <= end && end <= len(c.b) {
 		// A property overran the list; the list length still bounds the packet.

@@ -193,7 +193,7 @@ func (p *Packet) TopicName() []byte {
 }
 
 // SessionPresent reports the CONNACK session-present flag.
-func (p *Packet) SessionPresent() bool { return p.AckFlags&1 != 0 }
+func (p *Packet) SessionPresent() bool { return p.Has(FieldAckFlags) && p.AckFlags&1 != 0 }
 
 // PasswordPresent reports whether a CONNECT carried a password (or its flag).
 func (p *Packet) PasswordPresent() bool { return p.ConnectFlags&0x40 != 0 }

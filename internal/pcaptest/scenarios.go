@@ -374,7 +374,7 @@ func tlsSession(version uint16, clientCert bool) []byte {
 		scfg.ClientCAs = pool
 		ccfg.Certificates = []tls.Certificate{{Certificate: [][]byte{cli.Raw}, PrivateKey: cliKey}}
 	}
-	a, b := net.Pipe()
+	a, b := tcpPair()
 	var mu sync.Mutex
 	var writes []struct {
 		dir  int
@@ -554,4 +554,27 @@ func FindScenarioFile(dir, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no capture for scenario %s in %s", name, dir)
+}
+
+// tcpPair returns two ends of a loopback TCP connection (kernel-buffered, so
+// that TLS 1.3's post-handshake messages do not block as on net.Pipe).
+func tcpPair() (net.Conn, net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			panic(err)
+		}
+		ch <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	return a, <-ch
 }

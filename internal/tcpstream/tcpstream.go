@@ -217,7 +217,9 @@ type Receiver interface {
 	// Data delivers in-order bytes of direction d. b aliases the frame or a
 	// held segment; it is valid only during the call.
 	Data(c *Conn, d Dir, b []byte)
-	// Gap reports n bytes of direction d the capture does not have.
+	// Gap reports n bytes of direction d that will not be delivered: missing
+	// from the capture, or (in arrival order) inside a segment dropped because
+	// it overlapped bytes already delivered.
 	Gap(c *Conn, d Dir, n int)
 	// Closed reports a connection leaving the table; c is not used again.
 	Closed(c *Conn)
