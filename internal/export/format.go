@@ -1,6 +1,7 @@
 package export
 
 import (
+	"encoding/hex"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -47,12 +48,19 @@ func (x *formatter) absent(b []byte, c int) []byte {
 }
 
 func (x *formatter) uint(b []byte, c int, v uint64) []byte {
-	b = x.quote(b)
+	if x.dialect == DialectTshark {
+		if v < 10 {
+			return append(b, '"', byte('0'+v), '"')
+		}
+		b = append(b, '"')
+		b = appendUint(b, v)
+		return append(b, '"')
+	}
 	b = appendUint(b, v)
-	if x.released() && releasedFloat[c] {
+	if releasedFloat[c] {
 		b = append(b, ".0"...)
 	}
-	return x.quote(b)
+	return b
 }
 
 func (x *formatter) optUint(b []byte, c int, has bool, v uint64) []byte {
@@ -110,6 +118,14 @@ func (x *formatter) optHex(b []byte, c int, has bool, v uint64, width int) []byt
 // in the released dialect the payload as colon-separated hex and mqtt.msg as
 // the text it held.
 func (x *formatter) bytes(b []byte, c int, v []byte) []byte {
+	if x.dialect == DialectTshark && len(v) > 0 {
+		n := len(b)
+		b = append(b, make([]byte, 2*len(v)+2)...)
+		b[n] = '"'
+		hex.Encode(b[n+1:], v)
+		b[len(b)-1] = '"'
+		return b
+	}
 	if x.released() {
 		if c == dataset.ColMsg {
 			return appendReleasedText(b, v)
@@ -206,8 +222,17 @@ const digitPairs = "000102030405060708091011121314151617181920212223242526272829
 
 // appendUint appends v in decimal, two digits at a time.
 func appendUint(b []byte, v uint64) []byte {
-	if v < 10 {
+	switch {
+	case v < 10:
 		return append(b, byte('0'+v))
+	case v < 100:
+		return append(b, digitPairs[2*v], digitPairs[2*v+1])
+	case v < 10000:
+		hi, lo := v/100, v%100
+		if hi < 10 {
+			return append(b, byte('0'+hi), digitPairs[2*lo], digitPairs[2*lo+1])
+		}
+		return append(b, digitPairs[2*hi], digitPairs[2*hi+1], digitPairs[2*lo], digitPairs[2*lo+1])
 	}
 	var d [20]byte
 	i := len(d)
