@@ -1,0 +1,262 @@
+// Package stats computes descriptive statistics with pandas' semantics, as a
+// one-pass aggregator that the capture pipeline feeds, plus histograms and
+// top-k counts. It does no I/O and imports only the standard library.
+package stats
+
+import (
+	"math"
+	"slices"
+)
+
+// Summary is pandas' Series.describe() of a numeric column: count of present
+// values, mean, standard deviation with ddof=1, minimum, quartiles by linear
+// interpolation (numpy's default percentile method), and maximum.
+type Summary struct {
+	Count int64   `json:"count"`
+	Mean  float64 `json:"mean"`
+	Std   float64 `json:"std"`
+	Min   float64 `json:"min"`
+	Q25   float64 `json:"25%"`
+	Q50   float64 `json:"50%"`
+	Q75   float64 `json:"75%"`
+	Max   float64 `json:"max"`
+	// Exact is false when the column outgrew its memory cap and the quartiles
+	// come from a sketch (mean, std, min and max stay exact).
+	Exact bool `json:"exact"`
+}
+
+// DefaultCap is how many values other than small integers a Describer holds
+// before it falls back to a quantile sketch: 4 Mi values, 32 MiB.
+const DefaultCap = 1 << 22
+
+// smallInts is the range of values counted in a dense array: integers in
+// [0, smallInts) (lengths, ports, flags) take no memory per value.
+const smallInts = 1 << 16
+
+// Describer accumulates one numeric column. Integers in [0, 65536) are
+// counted in a dense array; other values are appended to a slice and sorted
+// once at the end, so memory grows with the number of such values, up to Cap;
+// past that the quartiles come from a KLL sketch (rank error below 0.5 %) and
+// Summary.Exact is false. Mean and variance use compensated sums and stay
+// exact to rounding in every mode.
+type Describer struct {
+	// Cap bounds the values held other than small integers (default DefaultCap).
+	Cap int
+
+	n         int64
+	min, max  float64
+	sum, sumC float64 // Neumaier-compensated sum
+	small     []int64 // counts of integers in [0, smallInts)
+	nSmall    int64
+	vals      []float64
+	sketch    *kll
+	welfordM  float64
+	welfordM2 float64
+}
+
+// Add adds one present value. NaN counts as absent (pandas skips it).
+func (d *Describer) Add(v float64) {
+	if math.IsNaN(v) {
+		return
+	}
+	if d.n == 0 {
+		d.min, d.max = v, v
+	} else {
+		if v < d.min {
+			d.min = v
+		}
+		if v > d.max {
+			d.max = v
+		}
+	}
+	d.n++
+	// Neumaier summation.
+	t := d.sum + v
+	if math.Abs(d.sum) >= math.Abs(v) {
+		d.sumC += (d.sum - t) + v
+	} else {
+		d.sumC += (v - t) + d.sum
+	}
+	d.sum = t
+	if d.sketch != nil {
+		// Welford's moments once the values are no longer all held.
+		delta := v - d.welfordM
+		d.welfordM += delta / float64(d.n)
+		d.welfordM2 += delta * (v - d.welfordM)
+		d.sketch.add(v)
+		return
+	}
+	if v >= 0 && v < smallInts && v == math.Trunc(v) {
+		if d.small == nil {
+			d.small = make([]int64, smallInts)
+		}
+		d.small[int(v)]++
+		d.nSmall++
+		return
+	}
+	d.vals = append(d.vals, v)
+	limit := d.Cap
+	if limit <= 0 {
+		limit = DefaultCap
+	}
+	if len(d.vals) > limit {
+		d.toSketch()
+	}
+}
+
+// toSketch moves the held values into a sketch and seeds Welford's running
+// moments from them exactly.
+func (d *Describer) toSketch() {
+	d.sketch = newKLL(2048)
+	mean := d.mean()
+	var m2 float64
+	d.each(func(v float64, c int64) {
+		dv := v - mean
+		m2 += float64(c) * dv * dv
+		for i := int64(0); i < c; i++ {
+			d.sketch.add(v)
+		}
+	})
+	d.welfordM, d.welfordM2 = mean, m2
+	d.small, d.vals, d.nSmall = nil, nil, 0
+}
+
+// each calls fn for every held value with its count, in increasing order
+// (d.vals must be sorted).
+func (d *Describer) each(fn func(v float64, c int64)) {
+	slices.Sort(d.vals)
+	j := 0
+	for i, c := range d.small {
+		if c == 0 {
+			continue
+		}
+		v := float64(i)
+		for j < len(d.vals) && d.vals[j] < v {
+			fn(d.vals[j], 1)
+			j++
+		}
+		fn(v, c)
+	}
+	for ; j < len(d.vals); j++ {
+		fn(d.vals[j], 1)
+	}
+}
+
+// Count is the number of present values.
+func (d *Describer) Count() int64 { return d.n }
+
+func (d *Describer) mean() float64 { return (d.sum + d.sumC) / float64(d.n) }
+
+// Summary returns the column's describe(). With no values every statistic is
+// NaN but Count, as in pandas.
+func (d *Describer) Summary() Summary {
+	s := Summary{Count: d.n, Exact: d.sketch == nil}
+	if d.n == 0 {
+		nan := math.NaN()
+		s.Mean, s.Std, s.Min, s.Q25, s.Q50, s.Q75, s.Max = nan, nan, nan, nan, nan, nan, nan
+		return s
+	}
+	s.Mean = d.mean()
+	s.Min, s.Max = d.min, d.max
+	s.Std = math.NaN()
+	if d.sketch != nil {
+		if d.n > 1 {
+			s.Std = math.Sqrt(d.welfordM2 / float64(d.n-1))
+		}
+		s.Q25, s.Q50, s.Q75 = d.sketch.quantile(0.25), d.sketch.quantile(0.5), d.sketch.quantile(0.75)
+		return s
+	}
+	// The order statistics the quartiles need, and a second pass for the
+	// variance (pandas' nanvar subtracts the mean first).
+	ps := [3]float64{0.25, 0.5, 0.75}
+	var ranks [6]int64
+	var at [6]float64
+	for i, p := range ps {
+		h := float64(d.n-1) * p
+		lo := int64(math.Floor(h))
+		ranks[2*i], ranks[2*i+1] = lo, min(lo+1, d.n-1)
+	}
+	var seen int64
+	var ss, comp float64
+	d.each(func(v float64, c int64) {
+		for i, r := range ranks {
+			if r >= seen && r < seen+c {
+				at[i] = v
+			}
+		}
+		seen += c
+		dv := v - s.Mean
+		term := float64(c) * dv * dv
+		t := ss + term
+		if math.Abs(ss) >= math.Abs(term) {
+			comp += (ss - t) + term
+		} else {
+			comp += (term - t) + ss
+		}
+		ss = t
+	})
+	if d.n > 1 {
+		s.Std = math.Sqrt((ss + comp) / float64(d.n-1))
+	}
+	q := func(i int) float64 {
+		h := float64(d.n-1) * ps[i]
+		frac := h - math.Floor(h)
+		if frac == 0 {
+			return at[2*i]
+		}
+		return Lerp(at[2*i], at[2*i+1], frac)
+	}
+	s.Q25, s.Q50, s.Q75 = q(0), q(1), q(2)
+	return s
+}
+
+// Lerp interpolates as numpy's percentile does (numpy >= 1.22, _lerp): a +
+// (b-a)*t, computed from the upper end when t >= 0.5 for symmetry.
+func Lerp(a, b, t float64) float64 {
+	diff := b - a
+	if t >= 0.5 {
+		return b - diff*(1-t)
+	}
+	return a + diff*t
+}
+
+// Quantile returns the p-quantile of xs (sorted in place) by linear
+// interpolation between order statistics, as numpy.percentile's default.
+// It panics on an empty slice.
+func Quantile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		panic("stats: Quantile of no values")
+	}
+	if !slices.IsSorted(xs) {
+		slices.Sort(xs)
+	}
+	h := float64(len(xs)-1) * p
+	lo := int(math.Floor(h))
+	if lo+1 >= len(xs) {
+		return xs[len(xs)-1]
+	}
+	return Lerp(xs[lo], xs[lo+1], h-float64(lo))
+}
+
+// Median returns the median of xs (sorted in place).
+func Median(xs []float64) float64 { return Quantile(xs, 0.5) }
+
+// MeanStd returns the mean and the standard deviation with ddof (0 for the
+// population, 1 for the sample), by two passes. It panics on empty input.
+func MeanStd(xs []float64, ddof int) (mean, std float64) {
+	if len(xs) == 0 {
+		panic("stats: MeanStd of no values")
+	}
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	if len(xs)-ddof <= 0 {
+		return mean, math.NaN()
+	}
+	return mean, math.Sqrt(ss / float64(len(xs)-ddof))
+}

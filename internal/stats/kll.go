@@ -1,0 +1,89 @@
+package stats
+
+import (
+	"math"
+	"slices"
+)
+
+// kll is a KLL quantile sketch (Karnin, Lang, Liberty, "Optimal Quantile
+// Approximation in Streams", FOCS 2016): a stack of compactors where level h
+// holds items of weight 2^h; a full level is sorted and every other item is
+// promoted. With k = 2048 the rank error stays well below 0.5 %. It is the
+// fallback of Describer past its memory cap, so it keeps a fixed seed-free
+// alternation (deterministic output for the same input).
+type kll struct {
+	k      int
+	levels [][]float64
+	flip   bool
+}
+
+func newKLL(k int) *kll { return &kll{k: k, levels: [][]float64{nil}} }
+
+func (s *kll) capacity(h int) int {
+	// Lower levels get geometrically smaller capacities (c = 2/3).
+	depth := len(s.levels) - h - 1
+	c := float64(s.k) * math.Pow(2.0/3.0, float64(depth))
+	if c < 8 {
+		return 8
+	}
+	return int(c)
+}
+
+func (s *kll) add(v float64) {
+	s.levels[0] = append(s.levels[0], v)
+	for h := 0; h < len(s.levels); h++ {
+		if len(s.levels[h]) < s.capacity(h) {
+			break
+		}
+		if h+1 == len(s.levels) {
+			s.levels = append(s.levels, nil)
+		}
+		lv := s.levels[h]
+		slices.Sort(lv)
+		off := 0
+		if s.flip {
+			off = 1
+		}
+		s.flip = !s.flip
+		for i := off; i < len(lv); i += 2 {
+			s.levels[h+1] = append(s.levels[h+1], lv[i])
+		}
+		s.levels[h] = lv[:0]
+	}
+}
+
+func (s *kll) quantile(p float64) float64 {
+	type wv struct {
+		v float64
+		w int64
+	}
+	var all []wv
+	var total int64
+	for h, lv := range s.levels {
+		for _, v := range lv {
+			all = append(all, wv{v, 1 << h})
+			total += 1 << h
+		}
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	slices.SortFunc(all, func(a, b wv) int {
+		switch {
+		case a.v < b.v:
+			return -1
+		case a.v > b.v:
+			return 1
+		}
+		return 0
+	})
+	target := p * float64(total-1)
+	var cum int64
+	for _, x := range all {
+		cum += x.w
+		if float64(cum) > target {
+			return x.v
+		}
+	}
+	return all[len(all)-1].v
+}
