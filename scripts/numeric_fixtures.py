@@ -35,7 +35,7 @@ VERSIONS = {"numpy": np.__version__, "pandas": pd.__version__, "sklearn": sklear
 def dump(name, obj):
     obj["versions"] = VERSIONS
     with open(os.path.join(OUT, name), "w") as f:
-        json.dump(obj, f, indent=None, separators=(",", ":"))
+        json.dump(obj, f, indent=None, separators=(",", ":"), allow_nan=False)
     print("wrote", name, file=sys.stderr)
 
 
@@ -66,7 +66,7 @@ columns = {
 describe = {"synthetic": {}, "captures": {}}
 for name, vals in columns.items():
     d = pd.Series(vals, dtype=float).describe()
-    describe["synthetic"][name] = {"values": vals, "describe": {k: (None if pd.isna(v) else float(v)) for k, v in d.items()}}
+    describe["synthetic"][name] = {"values": [None if v != v else v for v in vals], "describe": {k: (None if pd.isna(v) else float(v)) for k, v in d.items()}}
 for cap in sorted(os.listdir("testdata/captures")):
     df = tshark_columns(os.path.join("testdata/captures", cap), FIG1)
     if len(df) < 5:

@@ -31,6 +31,8 @@ type Options struct {
 	Init [][]float64
 	// Workers bounds the goroutines used per run (default GOMAXPROCS).
 	Workers int
+	// Algorithm: AutoAlgorithm (default), Lloyd or Hamerly; all give the same result.
+	Algorithm Algorithm
 }
 
 // Result of a k-means run.
@@ -119,8 +121,9 @@ func KMeans(data Data, opts Options) (*Result, error) {
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x9e3779b97f4a7c15))
 	var best *Result
+	var sc scratch
 	for run := 0; run < nInit; run++ {
-		centers := plusPlus(data, opts.K, rng)
+		centers := plusPlus(data, opts.K, rng, opts.Workers, &sc)
 		r := lloyd(data, centers, opts, tol)
 		if best == nil || r.Inertia < best.Inertia {
 			best = r
@@ -181,23 +184,24 @@ func sqdist(a, b []float64) float64 {
 
 // plusPlus is scikit-learn's greedy k-means++: each new center is the best of
 // 2 + ln(k) candidates sampled with probability proportional to weighted
-// squared distance.
-func plusPlus(data Data, k int, rng *rand.Rand) []float64 {
+// squared distance. The distance passes run in parallel chunks.
+func plusPlus(data Data, k int, rng *rand.Rand, workers int, sc *scratch) []float64 {
 	n, d := data.N(), data.D
 	trials := 2 + int(math.Log(float64(k)))
 	centers := make([]float64, 0, k*d)
-	// First center: uniform over the (expanded) points.
 	first := sampleWeighted(data, nil, rng.Float64())
 	centers = append(centers, data.row(first)...)
-	closest := make([]float64, n)
-	var pot float64
-	for i := 0; i < n; i++ {
-		closest[i] = data.w(i) * sqdist(data.row(i), data.row(first))
-		pot += closest[i]
-	}
-	cum := make([]float64, n)
-	cand := make([]float64, n)
-	bestD := make([]float64, n)
+	closest := sc.floats(&sc.closest, n)
+	cum := sc.floats(&sc.cum, n)
+	pot := parallelSum(n, workers, func(lo, hi int) float64 {
+		var s float64
+		c := data.row(first)
+		for i := lo; i < hi; i++ {
+			closest[i] = data.w(i) * sqdist(data.row(i), c)
+			s += closest[i]
+		}
+		return s
+	})
 	for c := 1; c < k; c++ {
 		var s float64
 		for i := 0; i < n; i++ {
@@ -212,26 +216,90 @@ func plusPlus(data Data, k int, rng *rand.Rand) []float64 {
 			if id >= n {
 				id = n - 1
 			}
-			var p float64
 			ci := data.row(id)
-			for i := 0; i < n; i++ {
-				v := data.w(i) * sqdist(data.row(i), ci)
-				if closest[i] < v {
-					v = closest[i]
+			p := parallelSum(n, workers, func(lo, hi int) float64 {
+				var s float64
+				if d == 2 && data.Weights == nil {
+					x0, y0 := ci[0], ci[1]
+					xs := data.X[2*lo : 2*hi]
+					cl := closest[lo:hi]
+					for i := range cl {
+						dx, dy := xs[2*i]-x0, xs[2*i+1]-y0
+						v := dx*dx + dy*dy
+						if cl[i] < v {
+							v = cl[i]
+						}
+						s += v
+					}
+					return s
 				}
-				cand[i] = v
-				p += v
-			}
+				for i := lo; i < hi; i++ {
+					v := data.w(i) * sqdist(data.row(i), ci)
+					if closest[i] < v {
+						v = closest[i]
+					}
+					s += v
+				}
+				return s
+			})
 			if p < bestPot {
 				bestPot, bestID = p, id
-				copy(bestD, cand)
 			}
 		}
-		pot = bestPot
-		copy(closest, bestD)
-		centers = append(centers, data.row(bestID)...)
+		cb := data.row(bestID)
+		pot = parallelSum(n, workers, func(lo, hi int) float64 {
+			var s float64
+			for i := lo; i < hi; i++ {
+				if v := data.w(i) * sqdist(data.row(i), cb); v < closest[i] {
+					closest[i] = v
+				}
+				s += closest[i]
+			}
+			return s
+		})
+		centers = append(centers, cb...)
 	}
 	return centers
+}
+
+// parallelSum runs fn over chunks of [0, n) and adds the results.
+func parallelSum(n, workers int, fn func(lo, hi int) float64) float64 {
+	if workers <= 1 || n < 50000 {
+		return fn(0, n)
+	}
+	parts := make([]float64, workers)
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[w] = fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+	var s float64
+	for _, p := range parts {
+		s += p
+	}
+	return s
+}
+
+// scratch holds per-call buffers reused across n_init runs.
+type scratch struct {
+	closest, cum []float64
+}
+
+func (sc *scratch) floats(p *[]float64, n int) []float64 {
+	if cap(*p) < n {
+		*p = make([]float64, n)
+	}
+	*p = (*p)[:n]
+	return *p
 }
 
 // sampleWeighted picks a point with probability proportional to its weight.
@@ -260,45 +328,52 @@ func sampleWeighted(data Data, _ []float64, u float64) int {
 // assign, recompute centers (relocating empty clusters to the farthest
 // points), stop when the labels no longer change or the centers moved (sum of
 // squared shifts) by at most tol; then, unless the labels stopped changing,
-// assign once more so that labels match the final centers.
+// assign once more so that labels match the final centers. Assignment and
+// the per-cluster sums are one parallel pass, as scikit-learn's lloyd_iter.
 func lloyd(data Data, centers []float64, opts Options, tol float64) *Result {
 	n, d, k := data.N(), data.D, opts.K
 	labels := make([]int32, n)
-	old := make([]int32, n)
-	for i := range old {
-		old[i] = -1
+	for i := range labels {
+		labels[i] = -1
 	}
 	newC := make([]float64, k*d)
 	weights := make([]float64, k)
 	iters := 0
 	strict := false
+	useHamerly := opts.Algorithm == Hamerly || (opts.Algorithm == AutoAlgorithm && d*k >= 16)
+	var hb hamerly
+	var moved []float64
+	step := func(sums, weights []float64) bool {
+		if useHamerly {
+			return hb.assign(data, centers, k, labels, sums, weights, moved, opts.Workers)
+		}
+		return assignSum(data, centers, k, labels, sums, weights, opts.Workers)
+	}
 	for iters = 0; iters < opts.MaxIter; iters++ {
-		assign(data, centers, k, labels, opts.Workers)
-		updateCenters(data, centers, labels, k, newC, weights)
+		changed := step(newC, weights)
+		finishCenters(data, centers, labels, k, newC, weights)
 		var shift float64
 		for j := 0; j < k*d; j++ {
 			dv := newC[j] - centers[j]
 			shift += dv * dv
 		}
-		centers, newC = newC, centers
-		same := true
-		for i := range labels {
-			if labels[i] != old[i] {
-				same = false
-				break
+		if useHamerly {
+			moved = make([]float64, k)
+			for j := 0; j < k; j++ {
+				moved[j] = math.Sqrt(sqdist(newC[j*d:(j+1)*d], centers[j*d:(j+1)*d]))
 			}
 		}
-		if same {
+		centers, newC = newC, centers
+		if !changed {
 			strict = true
 			break
 		}
 		if shift <= tol {
 			break
 		}
-		copy(old, labels)
 	}
 	if !strict {
-		assign(data, centers, k, labels, opts.Workers)
+		step(nil, nil)
 	}
 	res := &Result{K: k, Labels: labels, Iterations: min(iters+1, opts.MaxIter), Dist: make([]float64, n), Sizes: make([]float64, k)}
 	for i := 0; i < n; i++ {
@@ -314,11 +389,20 @@ func lloyd(data Data, centers []float64, opts Options, tol float64) *Result {
 	return res
 }
 
-// assign labels every point with its nearest center (first on ties), in
-// parallel chunks.
-func assign(data Data, centers []float64, k int, labels []int32, workers int) {
+// assignSum labels every point with its nearest center (first on ties) and,
+// when sums is not nil, accumulates the weighted sums and weights per
+// cluster. It reports whether any label changed.
+func assignSum(data Data, centers []float64, k int, labels []int32, sums, weights []float64, workers int) bool {
 	n, d := data.N(), data.D
-	work := func(lo, hi int) {
+	type part struct {
+		sums, weights []float64
+		changed       bool
+	}
+	work := func(lo, hi int, p *part) {
+		if d == 2 && data.Weights == nil && k <= 16 {
+			assign2(data.X, centers, k, labels, lo, hi, p.sums, p.weights, &p.changed)
+			return
+		}
 		for i := lo; i < hi; i++ {
 			x := data.X[i*d : (i+1)*d]
 			best, bestD := int32(0), math.Inf(1)
@@ -328,41 +412,71 @@ func assign(data Data, centers []float64, k int, labels []int32, workers int) {
 					best, bestD = int32(j), dd
 				}
 			}
-			labels[i] = best
+			if labels[i] != best {
+				labels[i] = best
+				p.changed = true
+			}
+			if p.sums != nil {
+				w := data.w(i)
+				p.weights[best] += w
+				s := p.sums[int(best)*d : int(best+1)*d]
+				for c := range x {
+					s[c] += w * x[c]
+				}
+			}
 		}
 	}
-	if workers <= 1 || n < 20000 {
-		work(0, n)
-		return
+	if workers <= 1 || n < 50000 {
+		p := part{sums: sums, weights: weights}
+		if sums != nil {
+			clear(sums)
+			clear(weights)
+		}
+		work(0, n, &p)
+		return p.changed
 	}
+	parts := make([]part, workers)
 	var wg sync.WaitGroup
 	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		if sums != nil {
+			parts[w] = part{sums: make([]float64, k*d), weights: make([]float64, k)}
+		}
+		if lo >= hi {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			work(lo, hi)
+			work(lo, hi, &parts[w])
 		}()
 	}
 	wg.Wait()
-}
-
-// updateCenters computes weighted means into newC; an empty cluster takes the
-// point farthest from its center, as scikit-learn's _relocate_empty_clusters.
-func updateCenters(data Data, centers []float64, labels []int32, k int, newC, weights []float64) {
-	n, d := data.N(), data.D
-	clear(newC)
-	clear(weights)
-	for i := 0; i < n; i++ {
-		w := data.w(i)
-		l := int(labels[i])
-		weights[l] += w
-		x := data.row(i)
-		for j := 0; j < d; j++ {
-			newC[l*d+j] += w * x[j]
+	changed := false
+	if sums != nil {
+		clear(sums)
+		clear(weights)
+	}
+	for _, p := range parts {
+		changed = changed || p.changed
+		if sums != nil {
+			for j := range sums {
+				sums[j] += p.sums[j]
+			}
+			for j := range weights {
+				weights[j] += p.weights[j]
+			}
 		}
 	}
+	return changed
+}
+
+// finishCenters turns the per-cluster sums in newC into means; an empty
+// cluster takes the point farthest from its center, as scikit-learn's
+// _relocate_empty_clusters.
+func finishCenters(data Data, centers []float64, labels []int32, k int, newC, weights []float64) {
+	n, d := data.N(), data.D
 	var empty []int
 	for j := 0; j < k; j++ {
 		if weights[j] == 0 {
@@ -399,6 +513,38 @@ func updateCenters(data Data, centers []float64, labels []int32, k int, newC, we
 		}
 		for c := 0; c < d; c++ {
 			newC[j*d+c] /= weights[j]
+		}
+	}
+}
+
+// assign2 is assignSum's inner loop for two dimensions and unit weights (the
+// seed's frame length and TCP length), with the centers in registers.
+func assign2(xs, centers []float64, k int, labels []int32, lo, hi int, sums, weights []float64, changed *bool) {
+	var cx, cy [16]float64
+	for j := 0; j < k; j++ {
+		cx[j], cy[j] = centers[2*j], centers[2*j+1]
+	}
+	xs = xs[2*lo : 2*hi]
+	lab := labels[lo:hi]
+	for i := range lab {
+		x, y := xs[2*i], xs[2*i+1]
+		best := int32(0)
+		dx, dy := x-cx[0], y-cy[0]
+		bestD := dx*dx + dy*dy
+		for j := 1; j < k; j++ {
+			dx, dy := x-cx[j], y-cy[j]
+			if dd := dx*dx + dy*dy; dd < bestD {
+				best, bestD = int32(j), dd
+			}
+		}
+		if lab[i] != best {
+			lab[i] = best
+			*changed = true
+		}
+		if sums != nil {
+			weights[best]++
+			sums[2*best] += x
+			sums[2*best+1] += y
 		}
 	}
 }

@@ -72,6 +72,10 @@ func Auto(y []float64, opts AutoOptions) (*Model, *Selection, error) {
 		sel.Why = "the series is constant: its forecast is that constant, with no uncertainty"
 		return ConstantModel(y), sel, nil
 	}
+	if constant(Diff(y, 1)) {
+		sel.Why = "the series is a straight line: its forecast continues the line, with no uncertainty"
+		return lineModel(y), sel, nil
+	}
 	d := opts.D
 	if !opts.FixD {
 		d = 0
@@ -89,7 +93,7 @@ func Auto(y []float64, opts AutoOptions) (*Model, *Selection, error) {
 		}
 	}
 	if w := Diff(y, d); constant(w) {
-		// A straight line (or constant differences): differencing removed everything.
+		// Differencing removed everything (a polynomial trend): one less.
 		d = max(d-1, 0)
 	}
 	sel.D = d
@@ -102,33 +106,43 @@ func Auto(y []float64, opts AutoOptions) (*Model, *Selection, error) {
 			orders = append(orders, Order{p, d, q})
 		}
 	}
-	// Rank every order with a coarse fit, then refit the three best precisely.
+	// Rank every order with a coarse fit; refine the winner, and any order
+	// within 2 AICc of it, from where its coarse fit stopped.
 	coarse := opts
 	coarse.Fit.Coarse = true
 	models := fitAll(y, orders, coarse)
-	ranked := make([]int, 0, len(orders))
+	win := -1
 	for i := range orders {
-		if models[i].err == nil {
-			ranked = append(ranked, i)
+		if models[i].err == nil && (win < 0 || models[i].m.AICc < models[win].m.AICc) {
+			win = i
 		}
 	}
-	sort.SliceStable(ranked, func(a, b int) bool { return models[ranked[a]].m.AICc < models[ranked[b]].m.AICc })
-	if len(ranked) > 3 {
-		ranked = ranked[:3]
-	}
-	var wg sync.WaitGroup
-	for _, r := range ranked {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fo := opts.Fit
-			fo.start = models[r].m.u
-			if m, err := Fit(y, orders[r], fo); err == nil && m.LogLike >= models[r].m.LogLike {
-				models[r] = fitted{m: m}
+	if win >= 0 {
+		var close []int
+		for i := range orders {
+			if models[i].err == nil && models[i].m.AICc <= models[win].m.AICc+2 {
+				close = append(close, i)
 			}
-		}()
+		}
+		sort.SliceStable(close, func(a, b int) bool { return models[close[a]].m.AICc < models[close[b]].m.AICc })
+		if len(close) > 3 {
+			close = close[:3]
+		}
+		var wg sync.WaitGroup
+		for _, r := range close {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				fo := opts.Fit
+				fo.start = models[r].m.u
+				fo.refine = true
+				if m, err := Fit(y, orders[r], fo); err == nil && m.LogLike >= models[r].m.LogLike {
+					models[r] = fitted{m: m}
+				}
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	best := -1
 	for i, o := range orders {
 		c := Candidate{Order: o, AICc: math.Inf(1)}
@@ -250,5 +264,13 @@ func ConstantModel(y []float64) *Model {
 	return m
 }
 
-// isConstant reports whether m is ConstantModel's fallback.
+// lineModel is the fallback for a straight line: ARIMA(0,1,0) with the slope
+// as drift and zero variance; forecasts continue the line.
+func lineModel(y []float64) *Model {
+	slope := y[1] - y[0]
+	return &Model{Order: Order{D: 1}, HasConst: true, Const: slope, y: y, w: Diff(y, 1), NObs: len(y), NEff: len(y) - 1,
+		Converged: true, Names: []string{"drift", "sigma2"}, Params: []float64{slope, 0}, line: true}
+}
+
+// isConstant reports whether m is a zero-variance fallback (ConstantModel or lineModel).
 func (m *Model) isConstant() bool { return m.Sigma2 == 0 && m.g == nil && m.flt.f == nil }

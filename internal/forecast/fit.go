@@ -56,13 +56,14 @@ type Model struct {
 	Converged  bool
 	Iterations int // optimiser iterations
 
-	u   []float64    // unconstrained ARMA parameters at the optimum
-	y   []float64    // the series
-	w   []float64    // d-th differences
-	flt filterResult // d = 0: the ARMA filter over w
-	buf filterBuf
-	g   *integrated // d >= 1: statsmodels' state space with the differences
-	ff  fullFilter
+	u    []float64    // unconstrained ARMA parameters at the optimum
+	y    []float64    // the series
+	w    []float64    // d-th differences
+	flt  filterResult // d = 0: the ARMA filter over w
+	buf  filterBuf
+	g    *integrated // d >= 1: statsmodels' state space with the differences
+	ff   fullFilter
+	line bool // lineModel's fallback: Const is the slope
 }
 
 // FitOptions tune estimation. The zero value is ready.
@@ -70,6 +71,8 @@ type FitOptions struct {
 	// start, when set, is the only starting point (unconstrained parameters):
 	// order search refines its coarse fits from where they stopped.
 	start []float64
+	// refine bounds the effort from start (order search: the ranking is done).
+	refine bool
 	// MaxEval bounds likelihood evaluations per start (default 4000).
 	MaxEval int
 	// Coarse stops at a looser tolerance with forward-difference gradients
@@ -118,15 +121,21 @@ func Fit(y []float64, order Order, opts FitOptions) (*Model, error) {
 	m := &Model{Order: order, HasConst: withConst, y: y, w: w, NObs: len(y), NEff: len(w)}
 	ar := make([]float64, order.P)
 	ma := make([]float64, order.Q)
-	// The objective: minus the mean concentrated log-likelihood per observation.
+	// The objective: minus the mean concentrated log-likelihood per
+	// observation. A coarse fit (ranking orders) takes the sample mean instead
+	// of the GLS mean, which halves the work; the final numbers are exact.
+	ws, gls := w, withConst
+	if opts.Coarse && withConst {
+		ws, gls = demeaned(w), false
+	}
 	eval := func(u []float64) float64 {
 		constrain(u, order.P, order.Q, ar, ma)
 		s := newARMA(ar, ma)
-		res := s.chandrasekhar(w, withConst, &m.buf)
+		res := s.chandrasekhar(ws, gls, &m.buf)
 		if !res.ok {
 			return math.Inf(1)
 		}
-		llf, _, _ := concentrated(res, &m.buf, withConst)
+		llf, _, _ := concentrated(res, &m.buf, gls)
 		if math.IsInf(llf, 0) || math.IsNaN(llf) {
 			return math.Inf(1)
 		}
@@ -142,10 +151,10 @@ func Fit(y []float64, order Order, opts FitOptions) (*Model, error) {
 		// usable or its optimum did not converge.
 		ss := starts(w, order, withConst)
 		if opts.start != nil {
-			ss = append([][]float64{opts.start}, ss[0])
+			ss = [][]float64{opts.start}
 		}
 		for i, start := range ss {
-			u, f, conv, iters := minimize(eval, start, opts.MaxEval, opts.Coarse)
+			u, f, conv, iters := minimize(eval, start, opts.MaxEval, opts.Coarse, opts.refine)
 			if f < best {
 				best, bestU, m.Converged, m.Iterations = f, u, conv, iters
 			}
@@ -162,8 +171,14 @@ func Fit(y []float64, order Order, opts FitOptions) (*Model, error) {
 	}
 	m.u = bestU
 	m.set(bestU)
+	if !m.flt.ok || math.IsNaN(m.LogLike) || math.IsInf(m.LogLike, 0) {
+		return nil, fmt.Errorf("forecast: ARIMA%v: the likelihood could not be evaluated at the optimum", order)
+	}
 	if order.D > 0 {
 		m.polish(bestU, opts.MaxEval, opts.Coarse)
+		if !m.ff.ok {
+			return nil, fmt.Errorf("forecast: ARIMA%v: the likelihood could not be evaluated at the optimum", order)
+		}
 	}
 	return m, nil
 }
@@ -190,7 +205,7 @@ func (m *Model) polish(u0 []float64, maxEval int, coarse bool) {
 		return -ff.llf / float64(m.NEff)
 	}
 	x0 := append(append([]float64(nil), u0...), math.Log(m.Sigma2))
-	x, f, conv, iters := minimize(eval, x0, maxEval, coarse)
+	x, f, conv, iters := minimize(eval, x0, maxEval, coarse, false)
 	if f > eval(x0) {
 		x = x0
 	}
@@ -202,6 +217,19 @@ func (m *Model) polish(u0 []float64, maxEval int, coarse bool) {
 	m.ff = m.g.filter(m.y, m.Sigma2, true)
 	m.LogLike = m.ff.llf
 	m.fillStats()
+}
+
+func demeaned(w []float64) []float64 {
+	var mean float64
+	for _, v := range w {
+		mean += v
+	}
+	mean /= float64(len(w))
+	out := make([]float64, len(w))
+	for i, v := range w {
+		out[i] = v - mean
+	}
+	return out
 }
 
 func constant(w []float64) bool {
@@ -258,7 +286,7 @@ func (m *Model) fillStats() {
 // tight one, restarting BFGS while it improves (on flat likelihoods, with
 // roots near the unit circle, one run stops early); Nelder-Mead takes over
 // when BFGS fails.
-func minimize(f func([]float64) float64, x0 []float64, maxEval int, coarse bool) (x []float64, fx float64, converged bool, iters int) {
+func minimize(f func([]float64) float64, x0 []float64, maxEval int, coarse, bounded bool) (x []float64, fx float64, converged bool, iters int) {
 	run := func(x0 []float64, formula fd.Formula, step, gtol float64) (*optimize.Result, error) {
 		grad := func(g, x []float64) {
 			fd.Gradient(g, f, x, &fd.Settings{Formula: formula, Step: step})
@@ -273,7 +301,14 @@ func minimize(f func([]float64) float64, x0 []float64, maxEval int, coarse bool)
 	ok := func(r *optimize.Result, err error) bool {
 		return err == nil && (r.Status == optimize.GradientThreshold || r.Status == optimize.FunctionConvergence)
 	}
-	res, err := run(x0, fd.Forward, 1e-7, 1e-6)
+	if bounded {
+		maxEval = min(maxEval, 1500)
+	}
+	gtol := 1e-6
+	if coarse {
+		gtol = 1e-5
+	}
+	res, err := run(x0, fd.Forward, 1e-7, gtol)
 	if res == nil || math.IsNaN(res.F) {
 		return x0, f(x0), false, 0
 	}
@@ -281,16 +316,14 @@ func minimize(f func([]float64) float64, x0 []float64, maxEval int, coarse bool)
 	if coarse {
 		return x, fx, converged, iters
 	}
-	for restart := 0; restart < 4; restart++ {
-		again, err := run(x, fd.Central, 1e-6, 1e-9)
-		if again == nil || !(again.F < fx-1e-14) {
-			if again != nil && restart == 0 {
-				converged = converged || ok(again, err)
-			}
-			break
-		}
-		x, fx, iters = again.X, again.F, iters+again.Stats.MajorIterations
-		converged = ok(again, err)
+	// Newton steps with a finite-difference Hessian finish the job.
+	maxNewton := 50
+	if bounded {
+		maxNewton = 6
+	}
+	if nx, nf, nconv, nit := newton(f, x, maxNewton); nf <= fx {
+		x, fx, iters = nx, nf, iters+nit
+		converged = nconv
 	}
 	if !converged {
 		nm, err := optimize.Minimize(optimize.Problem{Func: f}, x, &optimize.Settings{FuncEvaluations: maxEval,

@@ -30,7 +30,11 @@ func (m *Model) Forecast(h int, level float64) Forecast {
 	var mean, variance []float64
 	if m.isConstant() {
 		for i := 0; i < h; i++ {
-			out.Mean[i], out.Lower[i], out.Upper[i] = m.Const, m.Const, m.Const
+			v := m.Const
+			if m.line {
+				v = m.y[len(m.y)-1] + float64(i+1)*m.Const
+			}
+			out.Mean[i], out.Lower[i], out.Upper[i] = v, v, v
 		}
 		return out
 	}
@@ -99,6 +103,9 @@ func (m *Model) InSample() (pred, se []float64) {
 // innovation returns the one-step error of y_t and its variance (t >= d).
 func (m *Model) innovation(t int) (v, f float64) {
 	if m.isConstant() {
+		if m.line {
+			return m.y[t] - m.y[t-1] - m.Const, 0
+		}
 		return m.y[t] - m.Const, 0
 	}
 	if m.g != nil {

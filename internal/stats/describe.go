@@ -50,8 +50,9 @@ type Describer struct {
 	nSmall    int64
 	vals      []float64
 	sketch    *kll
-	welfordM  float64
+	welfordM  float64 // running mean of v - shift
 	welfordM2 float64
+	shift     float64 // the first value: Welford runs on v - shift for precision
 }
 
 // Add adds one present value. NaN counts as absent (pandas skips it).
@@ -80,9 +81,9 @@ func (d *Describer) Add(v float64) {
 	d.sum = t
 	if d.sketch != nil {
 		// Welford's moments once the values are no longer all held.
-		delta := v - d.welfordM
+		delta := (v - d.shift) - d.welfordM
 		d.welfordM += delta / float64(d.n)
-		d.welfordM2 += delta * (v - d.welfordM)
+		d.welfordM2 += delta * ((v - d.shift) - d.welfordM)
 		d.sketch.add(v)
 		return
 	}
@@ -117,7 +118,8 @@ func (d *Describer) toSketch() {
 			d.sketch.add(v)
 		}
 	})
-	d.welfordM, d.welfordM2 = mean, m2
+	d.shift = d.min
+	d.welfordM, d.welfordM2 = mean-d.shift, m2
 	d.small, d.vals, d.nSmall = nil, nil, 0
 }
 
