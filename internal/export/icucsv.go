@@ -39,7 +39,12 @@ const (
 type ICUCSV struct {
 	pipeline.Nop
 	Payloads bool
-	Rows     int64
+	// OnlyMQTT writes only the frames that complete an MQTT packet, as the
+	// released dataset files (tshark -Y mqtt) do.
+	OnlyMQTT bool
+	// Labeler, when set, gives each frame's class and label (by frame number).
+	Labeler func(frame int) (class, label string)
+	Rows    int64
 
 	fmt   *formatter
 	class string
@@ -83,6 +88,7 @@ const (
 	hasTopicLen
 	hasVer
 	hasWillLen
+	hasLabels // class and label from the Labeler
 )
 
 // span is a slice of a batch's arena.
@@ -178,6 +184,9 @@ func (x *ICUCSV) OnMQTT(ev *pipeline.MQTT) {
 
 // OnFrame records the frame's row.
 func (x *ICUCSV) OnFrame(f *pipeline.Frame) {
+	if x.OnlyMQTT && len(x.mq) == 0 && (f.Row == nil || f.Row.MsgType == 0) {
+		return
+	}
 	if x.cur == nil {
 		x.cur = <-x.free
 		x.cur.recs = x.cur.recs[:0]
@@ -191,6 +200,11 @@ func (x *ICUCSV) OnFrame(f *pipeline.Frame) {
 		x.recordRow(r, f.Row)
 	} else {
 		x.record(r, f)
+	}
+	if x.Labeler != nil {
+		class, label := x.Labeler(f.Num)
+		r.class, r.label = x.keep([]byte(class)), x.keep([]byte(label))
+		r.has |= hasLabels
 	}
 	x.mq = x.mq[:0]
 	x.Rows++
@@ -585,13 +599,17 @@ func (x *ICUCSV) format(b []byte, r *rowRec, arena []byte) []byte {
 		case dataset.ColIPTTL:
 			b = f.optUint(b, c, r.has&hasIP4 != 0, uint64(r.ttl))
 		case dataset.ColClass:
-			if x.class != "" || r.class.n == 0 {
+			if r.has&hasLabels != 0 {
+				b = f.label(b, at(r.class))
+			} else if x.class != "" || r.class.n == 0 {
 				b = f.label(b, []byte(x.class))
 			} else {
 				b = f.label(b, at(r.class))
 			}
 		case dataset.ColLabel:
-			if x.label != "" || r.label.n == 0 {
+			if r.has&hasLabels != 0 {
+				b = f.label(b, at(r.label))
+			} else if x.label != "" || r.label.n == 0 {
 				b = f.label(b, []byte(x.label))
 			} else {
 				b = f.label(b, at(r.label))

@@ -155,3 +155,28 @@ func (ci *csvInput) Next(rec *Record) error {
 	rec.TS = int64(math.Round(ci.row.TimeRelative * 1e9))
 	return nil
 }
+
+// NewInput reads a capture (pcap, pcapng, gzip of either) or an ICU dataset
+// CSV from r, detecting the format from content; name labels it in messages.
+func NewInput(name string, r io.Reader) (Input, error) {
+	cr := &counter{r: r}
+	br := bufio.NewReaderSize(cr, 1<<20)
+	head, _ := br.Peek(4096)
+	base := fileInput{name: name, cr: cr}
+	switch capture.Sniff(head) {
+	case capture.KindPcap, capture.KindPcapng, capture.KindGzip:
+		pr, err := capture.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return &captureInput{fileInput: base, r: pr, format: pr.Format()}, nil
+	}
+	if dataset.Looks(head) {
+		dr, err := dataset.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return &csvInput{fileInput: base, r: dr, format: "icu-csv"}, nil
+	}
+	return nil, fmt.Errorf("%s: %w", name, ErrNotInput)
+}

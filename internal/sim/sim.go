@@ -1,0 +1,159 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/capture"
+)
+
+// Options describe a simulation. Zero values give the defaults.
+type Options struct {
+	// Scenario is icu (patients, environment and a nurse station; default),
+	// icu-patient (the dataset's patientMonitoring part) or icu-environment.
+	Scenario string
+	Duration time.Duration // default 10 minutes
+	Seed     uint64
+	// Start is the capture's first timestamp (default 2026-01-05 08:00 UTC).
+	Start time.Time
+	// Beds is the number of beds (default 2, as the dataset's ICU).
+	Beds int
+	// Attacks to mount (see Attacks), from AttackStart for AttackDuration
+	// (defaults: a third of the way in, for a fifth of the duration).
+	Attacks        []string
+	AttackStart    time.Duration
+	AttackDuration time.Duration
+	// Posture switches.
+	Anonymous bool // devices connect without credentials
+	RetainPHI bool // bed control units publish retained patient records
+	// Link is the link type: LinkSLL (default, as the dataset) or LinkEthernet.
+	Link capture.LinkType
+}
+
+// ErrOptions reports invalid options.
+var ErrOptions = errors.New("sim: invalid options")
+
+// world is a running simulation.
+type world struct {
+	e       *engine
+	opts    Options
+	broker  *broker
+	devices []*device
+	clients []*client
+	stop    int64 // benign devices stop publishing (to close cleanly)
+}
+
+func (o *Options) defaults() error {
+	if o.Scenario == "" {
+		o.Scenario = "icu"
+	}
+	switch o.Scenario {
+	case "icu", "icu-patient", "icu-environment":
+	default:
+		return fmt.Errorf("%w: scenario %q: want icu, icu-patient or icu-environment", ErrOptions, o.Scenario)
+	}
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Minute
+	}
+	if o.Duration < 10*time.Second {
+		return fmt.Errorf("%w: duration %v: at least 10s", ErrOptions, o.Duration)
+	}
+	if o.Start.IsZero() {
+		o.Start = time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
+	}
+	if o.Beds <= 0 {
+		o.Beds = 2
+	}
+	if o.Beds > 140 {
+		return fmt.Errorf("%w: %d beds: at most 140", ErrOptions, o.Beds)
+	}
+	if o.AttackStart <= 0 {
+		o.AttackStart = o.Duration / 3
+	}
+	if o.AttackDuration <= 0 {
+		o.AttackDuration = o.Duration / 5
+	}
+	if o.AttackStart+o.AttackDuration > o.Duration {
+		return fmt.Errorf("%w: the attack (%v from %v) runs past the end (%v)", ErrOptions, o.AttackDuration, o.AttackStart, o.Duration)
+	}
+	for _, a := range o.Attacks {
+		if _, ok := AttackByName(a); !ok {
+			return fmt.Errorf("%w: attack %q: want one of %s", ErrOptions, a, strings.Join(AttackNames(), ", "))
+		}
+	}
+	if o.Link == 0 {
+		o.Link = capture.LinkSLL
+	}
+	if o.Link != capture.LinkSLL && o.Link != capture.LinkEthernet {
+		return fmt.Errorf("%w: link type %v: want sll or ethernet", ErrOptions, o.Link)
+	}
+	return nil
+}
+
+// Generate runs the simulation and writes its frames to w. It returns the
+// ground truth.
+func Generate(opts Options, w capture.Writer) (*GroundTruth, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	start := opts.Start.UnixNano()
+	end := start + int64(opts.Duration)
+	e := newEngine(opts.Seed, w, opts.Link, start, end)
+	wd := &world{e: e, opts: opts, stop: end - 5e9}
+	bh := e.newHost("10.5.126.84", "broker", "")
+	wd.broker = newBroker(e, bh, 1883)
+	wd.broker.requireAuth = !opts.Anonymous
+	wd.broker.allowAnonymous = opts.Anonymous
+	if opts.Scenario != "icu-environment" {
+		for bed := 1; bed <= opts.Beds; bed++ {
+			wd.addBed(bed)
+		}
+	}
+	if opts.Scenario != "icu-patient" {
+		wd.addEnvironment()
+	}
+	if opts.Scenario == "icu" {
+		wd.addNurseStation()
+	}
+	truth := &GroundTruth{Scenario: opts.Scenario, Seed: opts.Seed, Start: opts.Start, Duration: opts.Duration}
+	var runs []*attackRun
+	for _, name := range opts.Attacks {
+		a, _ := AttackByName(name)
+		r := &attackRun{start: start + int64(opts.AttackStart), end: start + int64(opts.AttackStart+opts.AttackDuration),
+			sources: map[string]bool{}, tag: frameTag{attack: name, class: "Attack"}}
+		a.run(wd, r)
+		runs = append(runs, r)
+	}
+	// Benign clients leave cleanly before the end.
+	e.at(wd.stop, func() {
+		for _, c := range wd.clients {
+			c.onLost = nil
+			c.disconnect()
+		}
+	})
+	e.run(end)
+	if e.err != nil {
+		return nil, e.err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	for i, name := range opts.Attacks {
+		a, _ := AttackByName(name)
+		r := runs[i]
+		var srcs []string
+		for s := range r.sources {
+			srcs = append(srcs, s)
+		}
+		sort.Strings(srcs)
+		truth.Attacks = append(truth.Attacks, AttackTruth{Name: name, Finding: a.Finding, About: a.About,
+			Start: time.Unix(0, r.start).UTC(), End: time.Unix(0, r.end).UTC(), Sources: srcs})
+	}
+	truth.Frames = e.frames
+	truth.tags = e.written
+	truth.Anonymous, truth.RetainPHI = opts.Anonymous, opts.RetainPHI
+	return truth, nil
+}
