@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,7 @@ icu-environment. Attacks (--attack, several with commas): ` + strings.Join(sim.A
 They run from --attack-start for --attack-duration. --labels writes the ground truth that
 iomtguard eval reads.
 
---format pcapng (default) or pcap writes a capture; --format icu-csv writes the dataset's CSV
+--format pcapng (default) or pcap writes a capture (gzip-compressed when the name ends in .gz); --format icu-csv writes the dataset's CSV
 directly, as the released files hold it: only the frames carrying MQTT, with class and label
 per frame (Attack/1 for attack frames).`,
 		Example: `  iomtguard simulate -o icu.pcapng
@@ -97,8 +98,9 @@ func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Write
 		return usageError{fmt.Errorf("--link: want sll or ethernet, not %q", o.link)}
 	}
 	format := o.format
+	gz := strings.HasSuffix(strings.ToLower(o.out), ".gz")
 	if format == "" {
-		switch strings.ToLower(filepath.Ext(o.out)) {
+		switch strings.ToLower(filepath.Ext(strings.TrimSuffix(strings.ToLower(o.out), ".gz"))) {
 		case ".pcap":
 			format = "pcap"
 		case ".csv":
@@ -137,6 +139,15 @@ func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Write
 			return err
 		}
 		out = csvBuf.Bytes()
+	}
+	if gz {
+		var zb bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&zb, gzip.BestCompression)
+		zw.Write(out)
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		out = zb.Bytes()
 	}
 	if o.out == "-" {
 		if _, err := stdout.Write(out); err != nil {

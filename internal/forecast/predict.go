@@ -1,6 +1,9 @@
 package forecast
 
-import "math"
+import (
+	"errors"
+	"math"
+)
 
 // z975 is the standard normal 97.5 % quantile (scipy.stats.norm.ppf(0.975)).
 const z975 = 1.959963984540054
@@ -137,4 +140,43 @@ func normQuantile(p float64) float64 {
 	}
 	x := -math.Sqrt2 * math.Erfcinv(2*p)
 	return x
+}
+
+// Apply returns a copy of the model with its parameters fixed, filtered
+// over y: one-step predictions, residuals and anomalies on another (usually
+// longer) series than the one it was fitted to.
+func (m *Model) Apply(y []float64) (*Model, error) {
+	if m.isConstant() {
+		c := *m
+		c.y, c.w = y, Diff(y, m.Order.D)
+		if m.line {
+			c.NObs, c.NEff = len(y), len(y)-1
+		}
+		return &c, nil
+	}
+	if len(y) <= m.Order.D+1 {
+		return nil, ErrTooShort
+	}
+	for _, v := range y {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, ErrNotFinite
+		}
+	}
+	c := &Model{Order: m.Order, HasConst: m.HasConst, Names: m.Names, Params: m.Params, Const: m.Const, AR: m.AR, MA: m.MA,
+		Sigma2: m.Sigma2, y: y, w: Diff(y, m.Order.D), NObs: len(y), NEff: len(y) - m.Order.D, Converged: m.Converged}
+	if m.g != nil {
+		c.g = m.g
+		c.ff = m.g.filter(y, m.Sigma2, true)
+		if !c.ff.ok {
+			return nil, errors.New("forecast: the model cannot be applied to this series")
+		}
+		c.LogLike = c.ff.llf
+	} else {
+		s := newARMA(m.AR, m.MA)
+		c.flt = s.filter(c.w, m.HasConst, true, &c.buf)
+		if !c.flt.ok {
+			return nil, errors.New("forecast: the model cannot be applied to this series")
+		}
+	}
+	return c, nil
 }

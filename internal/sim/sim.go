@@ -43,7 +43,7 @@ type world struct {
 	broker  *broker
 	devices []*device
 	clients []*client
-	stop    int64 // benign devices stop publishing (to close cleanly)
+	stop    int64 // benign devices stop publishing; the capture ends with them connected, as a capture of a running ward does
 }
 
 func (o *Options) defaults() error {
@@ -102,7 +102,7 @@ func Generate(opts Options, w capture.Writer) (*GroundTruth, error) {
 	start := opts.Start.UnixNano()
 	end := start + int64(opts.Duration)
 	e := newEngine(opts.Seed, w, opts.Link, start, end)
-	wd := &world{e: e, opts: opts, stop: end - 5e9}
+	wd := &world{e: e, opts: opts, stop: end}
 	bh := e.newHost("10.5.126.84", "broker", "")
 	wd.broker = newBroker(e, bh, 1883)
 	wd.broker.requireAuth = !opts.Anonymous
@@ -127,13 +127,6 @@ func Generate(opts Options, w capture.Writer) (*GroundTruth, error) {
 		a.run(wd, r)
 		runs = append(runs, r)
 	}
-	// Benign clients leave cleanly before the end.
-	e.at(wd.stop, func() {
-		for _, c := range wd.clients {
-			c.onLost = nil
-			c.disconnect()
-		}
-	})
 	e.run(end)
 	if e.err != nil {
 		return nil, e.err

@@ -4,8 +4,10 @@
 package stats
 
 import (
+	"encoding/json"
 	"math"
 	"slices"
+	"strconv"
 )
 
 // Summary is pandas' Series.describe() of a numeric column: count of present
@@ -261,4 +263,55 @@ func MeanStd(xs []float64, ddof int) (mean, std float64) {
 		return mean, math.NaN()
 	}
 	return mean, math.Sqrt(ss / float64(len(xs)-ddof))
+}
+
+// MarshalJSON writes the summary with pandas' names; a value pandas leaves
+// undefined (NaN: the std of one value) is null, as pandas' to_json writes it.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	b := []byte(`{"count":`)
+	b = strconv.AppendInt(b, s.Count, 10)
+	for _, f := range []struct {
+		k string
+		v float64
+	}{{"mean", s.Mean}, {"std", s.Std}, {"min", s.Min}, {"25%", s.Q25}, {"50%", s.Q50}, {"75%", s.Q75}, {"max", s.Max}} {
+		b = append(b, `,"`...)
+		b = append(b, f.k...)
+		b = append(b, `":`...)
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			b = append(b, "null"...)
+		} else {
+			b = strconv.AppendFloat(b, f.v, 'g', -1, 64)
+		}
+	}
+	b = append(b, `,"exact":`...)
+	b = strconv.AppendBool(b, s.Exact)
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (null as NaN).
+func (s *Summary) UnmarshalJSON(b []byte) error {
+	var m struct {
+		Count int64
+		Exact bool
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	get := func(k string) *float64 {
+		var v *float64
+		json.Unmarshal(raw[k], &v)
+		return v
+	}
+	json.Unmarshal(raw["count"], &m.Count)
+	json.Unmarshal(raw["exact"], &m.Exact)
+	nan := func(p *float64) float64 {
+		if p == nil {
+			return math.NaN()
+		}
+		return *p
+	}
+	*s = Summary{Count: m.Count, Mean: nan(get("mean")), Std: nan(get("std")), Min: nan(get("min")), Q25: nan(get("25%")),
+		Q50: nan(get("50%")), Q75: nan(get("75%")), Max: nan(get("max")), Exact: m.Exact}
+	return nil
 }

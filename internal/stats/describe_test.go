@@ -133,3 +133,23 @@ func BenchmarkDescribeAdd(b *testing.B) {
 		i++
 	}
 }
+
+func TestSummaryJSON(t *testing.T) {
+	var d Describer
+	d.Add(42)
+	s := d.Summary()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"count":1,"mean":42,"std":null,"min":42,"25%":42,"50%":42,"75%":42,"max":42,"exact":true}` {
+		t.Errorf("%s", b)
+	}
+	var back Summary
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Count != 1 || back.Mean != 42 || !math.IsNaN(back.Std) || back.Q75 != 42 || !back.Exact {
+		t.Errorf("%+v", back)
+	}
+}

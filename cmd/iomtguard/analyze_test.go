@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pcaptest"
+)
+
+// runCLI runs the command line and returns stdout, stderr and the exit code.
+func runCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	code := 0
+	if err != nil {
+		code = exitCode(err)
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), code
+}
+
+func readJSON(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return m
+}
+
+func TestAnalyzeDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rep")
+	out, errs, code := runCLI(t, "analyze", "--out", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"frames", "MQTT control packets", "report: " + filepath.Join(dir, "report.html")} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errs, "built-in demo") {
+		t.Errorf("stderr does not say the demo is analysed: %q", errs)
+	}
+	m := readJSON(t, filepath.Join(dir, "analysis.json"))
+	for _, k := range []string{"describe", "mqtt", "topics", "hosts", "flows", "graph", "kmeans", "forecast", "anomalies", "findings"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("analysis.json lacks %q", k)
+		}
+	}
+	figs, _ := filepath.Glob(filepath.Join(dir, "figures", "*.svg"))
+	if len(figs) != 7 {
+		t.Errorf("%d figures, want 7", len(figs))
+	}
+}
+
+// TestAnalyzeEveryCapture analyses each test capture, the dataset excerpt
+// and an empty capture: each gives a report and valid JSON.
+func TestAnalyzeEveryCapture(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/captures/*")
+	files = append(files, "../../testdata/icu-dataset/environmentMonitoring_excerpt.csv")
+	empty := filepath.Join(t.TempDir(), "empty.pcap")
+	os.WriteFile(empty, pcaptest.New(capture.LinkEthernet, 0).Pcap(), 0o644)
+	files = append(files, empty)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			dir := t.TempDir()
+			_, errs, code := runCLI(t, "analyze", "-q", "--out", dir, f)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			readJSON(t, filepath.Join(dir, "analysis.json"))
+			html, err := os.ReadFile(filepath.Join(dir, "report.html"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"overview", "describe", "mqtt", "network", "kmeans", "graph", "forecast", "anomalies", "findings"} {
+				if !bytes.Contains(html, []byte(`<section id="`+id+`"`)) {
+					t.Errorf("section %s missing", id)
+				}
+			}
+		})
+	}
+}
+
+// TestAnalyzeDamagedInput: a truncated capture and a CSV with a bad row are
+// analysed as far as they can be read, and the problem heads the report.
+func TestAnalyzeDamagedInput(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile("../../testdata/captures/retransmission.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.pcap")
+	os.WriteFile(cut, good[:len(good)-7], 0o644)
+
+	csvGood, err := os.ReadFile("../../testdata/icu-dataset/environmentMonitoring_excerpt.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(csvGood), "\n")
+	lines[3] = "this,is,not,a,row\n"
+	badCSV := filepath.Join(dir, "bad.csv")
+	os.WriteFile(badCSV, []byte(strings.Join(lines, "")), 0o644)
+
+	for _, f := range []string{cut, badCSV} {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			out := filepath.Join(dir, filepath.Base(f)+"-report")
+			stdout, errs, code := runCLI(t, "analyze", "--out", out, f)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			if !strings.Contains(stdout, "warning:") {
+				t.Errorf("summary has no warning:\n%s", stdout)
+			}
+			m := readJSON(t, filepath.Join(out, "analysis.json"))
+			if w, _ := m["warnings"].([]any); len(w) == 0 {
+				t.Errorf("analysis.json has no warnings")
+			}
+			html, _ := os.ReadFile(filepath.Join(out, "report.html"))
+			warn := bytes.Index(html, []byte(`id="warnings"`))
+			first := bytes.Index(html, []byte(`<section id="overview"`))
+			if warn < 0 || first < 0 || warn > first {
+				t.Errorf("the problem is not stated above the overview (warnings at %d, overview at %d)", warn, first)
+			}
+		})
+	}
+}
+
+func TestAnalyzeBadInput(t *testing.T) {
+	dir := t.TempDir()
+	notCap := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notCap, []byte("hello\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"analyze", notCap}, "not a pcap"},
+		{[]string{"analyze", filepath.Join(dir, "missing.pcap")}, "no such file"},
+		{[]string{"analyze", "--horizon", "0"}, "--horizon"},
+		{[]string{"analyze", "--anomaly-level", "2"}, "--anomaly-level"},
+		{[]string{"analyze", "--no-report"}, "--no-report"},
+	} {
+		_, errs, code := runCLI(t, c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 mentioning %q", c.args, code, errs, c.want)
+		}
+	}
+}
+
+// TestAnalyzeJSONStdout: --json - puts the JSON alone on stdout.
+func TestAnalyzeJSONStdout(t *testing.T) {
+	out, errs, code := runCLI(t, "analyze", "--no-report", "--json", "-", "../../testdata/captures/versions.pcap")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+	}
+	if !strings.Contains(errs, "MQTT control packets") {
+		t.Errorf("the summary did not go to stderr: %q", errs)
+	}
+}
+
+// TestReportEscapesNetworkStrings: topics and client IDs come from the
+// network; none of them may become markup in the report.
+func TestReportEscapesNetworkStrings(t *testing.T) {
+	c := pcaptest.New(capture.LinkEthernet, 1_700_000_000e9)
+	k := c.NewConn("10.0.0.1:40000", "10.0.0.2:1883")
+	k.Handshake()
+	k.Send(0, pcaptest.Connect(`<img src=x onerror=alert(1)>`, mqtt.V311))
+	k.Send(1, []byte{0x20, 2, 0, 0})
+	k.Send(0, pcaptest.Publish(`</code><script>alert(2)</script>`, "x"))
+	dir := t.TempDir()
+	f := filepath.Join(dir, "xss.pcap")
+	os.WriteFile(f, c.Pcap(), 0o644)
+	_, errs, code := runCLI(t, "analyze", "-q", "--out", dir, f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	html, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	for _, bad := range []string{"<script>alert", "<img src=x"} {
+		if bytes.Contains(html, []byte(bad)) {
+			t.Errorf("report.html contains %q unescaped", bad)
+		}
+	}
+	if !bytes.Contains(html, []byte("&lt;script&gt;alert(2)")) {
+		t.Errorf("the topic is not in the report, escaped")
+	}
+	figs, _ := filepath.Glob(filepath.Join(dir, "figures", "*.svg"))
+	for _, fg := range figs {
+		b, _ := os.ReadFile(fg)
+		if bytes.Contains(b, []byte("<script")) || bytes.Contains(b, []byte("<img")) {
+			t.Errorf("%s contains markup from the capture", fg)
+		}
+	}
+}

@@ -1,0 +1,587 @@
+package analysis
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/dataset"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/packet"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/stats"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+)
+
+// Options configure an analysis. Zero values give the defaults.
+type Options struct {
+	Interval        time.Duration // traffic series interval (default 1 s, as the seed)
+	Horizon         int           // forecast steps (default 60: the next minute)
+	FitWindow       int           // the model is fitted to the last FitWindow points (default 3600)
+	MaxPQ           int           // largest ARIMA p and q tried (default 2, the seed's grid)
+	KMin, KMax      int           // k-means k range (default 2..6)
+	Seed            uint64        // k-means seed
+	AnomalyLevel    float64       // one-step interval coverage for anomalies (default 0.999)
+	RobustZ         float64       // residual modified z threshold (default 3.5)
+	OutlierDistance float64       // k-means outlier: standardised distance above this (default 3)
+	OutlierShare    float64       // and a point shared by at most this share of frames (default 0.001)
+	MaxFlowRows     int           // flows kept in the table (default 1000)
+	MaxTopics       int           // topics tracked (default 10000; the rest are counted together)
+	MaxHosts        int           // hosts tracked (default 100000)
+}
+
+func (o *Options) defaults() {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.Horizon <= 0 {
+		o.Horizon = 60
+	}
+	if o.FitWindow <= 0 {
+		o.FitWindow = 3600
+	}
+	if o.MaxPQ <= 0 {
+		o.MaxPQ = 2
+	}
+	if o.KMin <= 0 {
+		o.KMin = 2
+	}
+	if o.KMax < o.KMin {
+		o.KMax = max(6, o.KMin)
+	}
+	if o.AnomalyLevel <= 0 {
+		o.AnomalyLevel = 0.999
+	}
+	if o.RobustZ <= 0 {
+		o.RobustZ = 3.5
+	}
+	if o.OutlierDistance <= 0 {
+		o.OutlierDistance = 3
+	}
+	if o.OutlierShare <= 0 {
+		o.OutlierShare = 0.001
+	}
+	if o.MaxFlowRows <= 0 {
+		o.MaxFlowRows = 1000
+	}
+	if o.MaxTopics <= 0 {
+		o.MaxTopics = 10000
+	}
+	if o.MaxHosts <= 0 {
+		o.MaxHosts = 100000
+	}
+}
+
+// The described fields, in report order: the seed's Figure 1 columns first.
+var describeFields = []string{"frame.time_delta", "frame.time_relative", "frame.len", "tcp.srcport", "tcp.dstport",
+	"tcp.time_delta", "tcp.len", "tcp.ack", "ip.ttl", "tcp.hdr_len", "tcp.window_size_value", "mqtt.len"}
+
+const (
+	fTimeDelta = iota
+	fTimeRel
+	fFrameLen
+	fSrcPort
+	fDstPort
+	fTCPDelta
+	fTCPLen
+	fTCPAck
+	fTTL
+	fHdrLen
+	fWindow
+	fMQTTLen
+	nFields
+)
+
+type topicAgg struct {
+	t          Topic
+	publishers map[string]bool
+}
+
+type hostAgg struct {
+	h          Host
+	clientIDs  map[string]bool
+	peers      map[netip.Addr]bool
+	broker     bool
+	publisher  bool
+	subscriber bool
+	client     bool
+}
+
+type pairKey struct{ a, b netip.Addr }
+
+type portKey struct {
+	port uint16
+	udp  bool
+}
+
+type kpoint struct {
+	count      int64
+	firstFrame int
+	firstTS    int64
+}
+
+// Analyzer is the pipeline consumer that gathers everything the report needs.
+type Analyzer struct {
+	pipeline.Nop
+	opts Options
+
+	all, mq    [nFields]stats.Describer
+	frameMQTT  bool
+	firstLen   int
+	msgTypes   [16]int64
+	lengths    map[int]int64
+	qos        [4]int64
+	retained   int64
+	publishes  int64
+	payload    int64
+	anomalies  map[string]int64
+	topics     map[string]*topicAgg
+	topicOther int64
+	subs       map[string]map[string]bool // filter -> subscribers
+	hosts      map[netip.Addr]*hostAgg
+	hostsOver  int64
+	pairs      map[pairKey]*Edge
+	ports      map[portKey]*Port
+	flows      []Flow
+	flowStates map[string]int
+	flowProtos map[string]int
+	flowCount  int
+	brokers    map[netip.Addr]bool
+	clientIDs  map[string]bool
+	versions   map[string]int
+	cleartext  int
+	kpts       map[[2]int32]*kpoint
+	kFrames    int64
+	packets    *Series
+	mqttSeries *Series
+	start      int64
+	started    bool
+	fromCSV    bool
+}
+
+// New returns an analyzer.
+func New(opts Options) *Analyzer {
+	opts.defaults()
+	return &Analyzer{opts: opts, lengths: map[int]int64{}, anomalies: map[string]int64{}, topics: map[string]*topicAgg{},
+		subs: map[string]map[string]bool{}, hosts: map[netip.Addr]*hostAgg{}, pairs: map[pairKey]*Edge{},
+		ports: map[portKey]*Port{}, flowStates: map[string]int{}, flowProtos: map[string]int{}, brokers: map[netip.Addr]bool{},
+		clientIDs: map[string]bool{}, versions: map[string]int{}, kpts: map[[2]int32]*kpoint{},
+		packets: NewSeries(opts.Interval, MetricPackets), mqttSeries: NewSeries(opts.Interval, MetricMQTT)}
+}
+
+// OnMQTT counts the packet.
+func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
+	p := ev.Pkt
+	if !a.frameMQTT {
+		a.frameMQTT = true
+		a.firstLen = p.RemainingLength
+	}
+	a.mqttSeries.OnMQTT(ev)
+	a.msgTypes[p.Type&15]++
+	if len(a.lengths) < 100000 || a.lengths[p.RemainingLength] > 0 {
+		a.lengths[p.RemainingLength]++
+	}
+	if p.Anomalies != 0 {
+		p.Anomalies.Each(func(x mqtt.Anomalies) { a.anomalies[x.Name()]++ })
+	}
+	s := ev.Session
+	clientName := s.ClientID
+	if clientName == "" {
+		clientName = ev.Conn.Src(s.ClientDir).Addr().String()
+	}
+	switch p.Type {
+	case mqtt.CONNECT:
+		if p.Has(mqtt.FieldClientID) && len(a.clientIDs) < a.opts.MaxHosts {
+			a.clientIDs[string(p.ClientID)] = true
+		}
+		if b := ev.Conn.Dst(ev.Dir).Addr(); len(a.brokers) < 1000 {
+			a.brokers[b] = true
+		}
+		if h := a.host(ev.Conn.Src(ev.Dir).Addr()); h != nil {
+			h.client = true
+			if p.Has(mqtt.FieldClientID) && len(h.clientIDs) < 20 {
+				h.clientIDs[string(p.ClientID)] = true
+			}
+		}
+	case mqtt.PUBLISH:
+		a.publishes++
+		a.payload += int64(p.PayloadLen)
+		a.qos[p.QoS&3]++
+		if p.Retain {
+			a.retained++
+		}
+		topic := string(p.TopicName())
+		t := a.topics[topic]
+		if t == nil {
+			if len(a.topics) >= a.opts.MaxTopics {
+				a.topicOther++
+				break
+			}
+			t = &topicAgg{t: Topic{Topic: topic}, publishers: map[string]bool{}}
+			a.topics[topic] = t
+		}
+		t.t.Publishes++
+		t.t.Bytes += int64(p.PayloadLen)
+		if p.Retain {
+			t.t.Retained++
+		}
+		if p.QoS < 3 {
+			t.t.QoS[p.QoS]++
+		}
+		if ev.FromClient {
+			if len(t.publishers) < 50 {
+				t.publishers[clientName] = true
+			}
+			if h := a.host(ev.Conn.Src(ev.Dir).Addr()); h != nil {
+				h.publisher = true
+			}
+		}
+	case mqtt.SUBSCRIBE:
+		for _, f := range p.Filters {
+			filter := string(f.Filter)
+			m := a.subs[filter]
+			if m == nil {
+				if len(a.subs) >= a.opts.MaxTopics {
+					continue
+				}
+				m = map[string]bool{}
+				a.subs[filter] = m
+			}
+			if len(m) < 50 {
+				m[clientName] = true
+			}
+		}
+		if h := a.host(ev.Conn.Src(ev.Dir).Addr()); h != nil {
+			h.subscriber = true
+		}
+	}
+}
+
+func (a *Analyzer) host(ip netip.Addr) *hostAgg {
+	h := a.hosts[ip]
+	if h == nil {
+		if len(a.hosts) >= a.opts.MaxHosts {
+			a.hostsOver++
+			return nil
+		}
+		h = &hostAgg{h: Host{Addr: ip.String()}, clientIDs: map[string]bool{}, peers: map[netip.Addr]bool{}}
+		a.hosts[ip] = h
+	}
+	return h
+}
+
+func (a *Analyzer) add(i int, v float64) {
+	a.all[i].Add(v)
+	if a.frameMQTT {
+		a.mq[i].Add(v)
+	}
+}
+
+// OnFrame adds the frame's fields.
+func (a *Analyzer) OnFrame(f *pipeline.Frame) {
+	if !a.started {
+		a.started, a.start = true, f.TS
+	}
+	a.packets.OnFrame(f)
+	a.mqttSeries.OnFrame(f)
+	if r := f.Row; r != nil {
+		a.fromCSV = true
+		a.addRow(r)
+	} else {
+		a.addFrame(f)
+	}
+	a.frameMQTT = false
+}
+
+func (a *Analyzer) addFrame(f *pipeline.Frame) {
+	l := f.L
+	a.add(fTimeDelta, float64(f.Delta)/1e9)
+	a.add(fTimeRel, float64(f.Rel)/1e9)
+	a.add(fFrameLen, float64(f.Len))
+	if l.IPVersion == 4 && l.Src.IsValid() {
+		a.add(fTTL, float64(l.TTL))
+	}
+	if f.TCP != nil && l.IsTCP() {
+		a.add(fSrcPort, float64(l.SrcPort))
+		a.add(fDstPort, float64(l.DstPort))
+		a.add(fTCPDelta, float64(f.TCP.Delta)/1e9)
+		a.add(fTCPLen, float64(l.PayloadLen))
+		a.add(fTCPAck, float64(f.TCP.RelAck))
+		a.add(fHdrLen, float64(l.TCP.HdrLen))
+		a.add(fWindow, float64(l.TCP.Window))
+		a.kpoint(f, f.Len, l.PayloadLen)
+	} else if l.Status == packet.OK || l.Status == packet.Fragment {
+		// Frames outside TCP flows are counted per host here; TCP at flow close.
+		if l.Src.IsValid() {
+			a.frameHosts(l.Src, l.Dst, int64(f.Len))
+			if l.IsUDP() {
+				k := portKey{port: min(l.SrcPort, l.DstPort), udp: true}
+				p := a.ports[k]
+				if p == nil && len(a.ports) < 65536 {
+					p = &Port{Port: k.port, Proto: "udp", Service: service(k.port, true)}
+					a.ports[k] = p
+				}
+				if p != nil {
+					p.Packets++
+					p.Bytes += int64(f.Len)
+				}
+			}
+		}
+	}
+	if a.frameMQTT {
+		a.add(fMQTTLen, float64(a.firstLen))
+	}
+}
+
+// addRow adds an ICU dataset row's own values (its columns are authoritative).
+func (a *Analyzer) addRow(r *dataset.Row) {
+	has := func(c int) bool { return r.Has[c] }
+	put := func(i, c int, v float64) {
+		if has(c) {
+			a.add(i, v)
+		}
+	}
+	put(fTimeDelta, dataset.ColTimeDelta, r.TimeDelta)
+	put(fTimeRel, dataset.ColTimeRelative, r.TimeRelative)
+	put(fFrameLen, dataset.ColFrameLen, float64(r.FrameLen))
+	put(fSrcPort, dataset.ColSrcPort, float64(r.SrcPort))
+	put(fDstPort, dataset.ColDstPort, float64(r.DstPort))
+	put(fTCPDelta, dataset.ColTCPTimeDelta, r.TCPTimeDelta)
+	put(fTCPLen, dataset.ColTCPLen, float64(r.TCPLen))
+	put(fTCPAck, dataset.ColTCPAck, float64(r.TCPAck))
+	put(fTTL, dataset.ColIPTTL, float64(r.TTL))
+	put(fHdrLen, dataset.ColHdrLen, float64(r.HdrLen))
+	put(fWindow, dataset.ColWindow, float64(r.Window))
+	put(fMQTTLen, dataset.ColMQTTLen, float64(r.MQTTLen))
+	if has(dataset.ColFrameLen) && has(dataset.ColTCPLen) {
+		a.kpointRow(r.FrameLen, r.TCPLen, int(r.Line), int64(math.Round(r.TimeRelative*1e9)))
+	}
+}
+
+func (a *Analyzer) kpoint(f *pipeline.Frame, flen, tlen int) {
+	a.kpointRow(flen, tlen, f.Num, f.TS)
+}
+
+func (a *Analyzer) kpointRow(flen, tlen, frame int, ts int64) {
+	a.kFrames++
+	k := [2]int32{int32(flen), int32(tlen)}
+	if p := a.kpts[k]; p != nil {
+		p.count++
+		return
+	}
+	if len(a.kpts) >= 200000 {
+		return // points past the cap are not clustered (documented on MaxKPoints)
+	}
+	a.kpts[k] = &kpoint{count: 1, firstFrame: frame, firstTS: ts}
+}
+
+func (a *Analyzer) frameHosts(src, dst netip.Addr, n int64) {
+	if h := a.host(src); h != nil {
+		h.h.Frames++
+		h.h.Bytes += n
+		h.h.SentBytes += n
+		if len(h.peers) < 10000 {
+			h.peers[dst] = true
+		}
+	}
+	if h := a.host(dst); h != nil {
+		h.h.Frames++
+		h.h.Bytes += n
+		h.h.RecvBytes += n
+		if len(h.peers) < 10000 {
+			h.peers[src] = true
+		}
+	}
+	k := pairKey{src, dst}
+	if dst.Less(src) {
+		k = pairKey{dst, src}
+	}
+	e := a.pairs[k]
+	if e == nil {
+		if len(a.pairs) >= 4*a.opts.MaxHosts {
+			return
+		}
+		e = &Edge{A: k.a.String(), B: k.b.String()}
+		a.pairs[k] = e
+	}
+	e.Packets++
+	e.Bytes += n
+}
+
+// OnFlow records a TCP connection when it leaves the table.
+func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
+	if ev.Kind != pipeline.FlowClosed {
+		return
+	}
+	c := ev.Conn
+	a.flowCount++
+	st := c.State.String()
+	a.flowStates[st]++
+	proto := ev.Proto.String()
+	a.flowProtos[proto]++
+	pk := c.Stat[0].Packets + c.Stat[1].Packets
+	by := c.Stat[0].Bytes + c.Stat[1].Bytes
+	if ev.Proto == pipeline.ProtoMQTT && ev.Session != nil {
+		v := ev.Session.Level.String()
+		if ev.Session.Level == 0 {
+			v = "unknown"
+		}
+		a.versions[v]++
+		a.cleartext++
+	}
+	fl := Flow{Stream: c.Index, Client: c.A.String(), Server: c.B.String(), Start: float64(c.Start-a.start) / 1e9,
+		Duration: float64(c.Last-c.Start) / 1e9, Packets: pk, Bytes: by, Proto: proto, State: st, Closed: c.Reason.String(),
+		Flags: flagString(c.Stat[0].Flags | c.Stat[1].Flags)}
+	if ev.Session != nil {
+		fl.ClientID = ev.Session.ClientID
+		fl.MQTTPkts = ev.Session.Packets[0] + ev.Session.Packets[1]
+	}
+	a.keepFlow(fl)
+	// Ports (the responder's), hosts and conversations.
+	k := portKey{port: c.B.Port()}
+	p := a.ports[k]
+	if p == nil && len(a.ports) < 65536 {
+		p = &Port{Port: k.port, Proto: "tcp", Service: service(k.port, false)}
+		a.ports[k] = p
+	}
+	if p != nil {
+		p.Flows++
+		p.Packets += pk
+		p.Bytes += by
+		if ev.Proto == pipeline.ProtoMQTT && p.Service == "" {
+			p.Service = "mqtt (recognised)"
+		}
+		if ev.Proto == pipeline.ProtoTLS && p.Service == "" {
+			p.Service = "tls (recognised)"
+		}
+	}
+	src, dst := c.A.Addr(), c.B.Addr()
+	if h := a.host(src); h != nil {
+		h.h.Frames += pk
+		h.h.Bytes += by
+		h.h.SentBytes += c.Stat[0].Bytes
+		h.h.RecvBytes += c.Stat[1].Bytes
+		if len(h.peers) < 10000 {
+			h.peers[dst] = true
+		}
+	}
+	if h := a.host(dst); h != nil {
+		h.h.Frames += pk
+		h.h.Bytes += by
+		h.h.SentBytes += c.Stat[1].Bytes
+		h.h.RecvBytes += c.Stat[0].Bytes
+		if len(h.peers) < 10000 {
+			h.peers[src] = true
+		}
+		if ev.Proto == pipeline.ProtoMQTT && ev.Session != nil && ev.Session.ClientDir == tcpstream.FromA && ev.Session.Connects > 0 {
+			h.broker = true
+		}
+	}
+	kk := pairKey{src, dst}
+	if dst.Less(src) {
+		kk = pairKey{dst, src}
+	}
+	e := a.pairs[kk]
+	if e == nil && len(a.pairs) < 4*a.opts.MaxHosts {
+		e = &Edge{A: kk.a.String(), B: kk.b.String()}
+		a.pairs[kk] = e
+	}
+	if e != nil {
+		e.Packets += pk
+		e.Bytes += by
+		e.Flows++
+	}
+}
+
+// keepFlow keeps the MaxFlowRows largest flows (by bytes).
+func (a *Analyzer) keepFlow(f Flow) {
+	if len(a.flows) < 2*a.opts.MaxFlowRows {
+		a.flows = append(a.flows, f)
+		return
+	}
+	// Compact: keep the largest half.
+	sort.Slice(a.flows, func(i, j int) bool { return a.flows[i].Bytes > a.flows[j].Bytes })
+	a.flows = a.flows[:a.opts.MaxFlowRows]
+	a.flows = append(a.flows, f)
+}
+
+func flagString(f uint16) string {
+	var b strings.Builder
+	for _, x := range []struct {
+		bit uint16
+		c   byte
+	}{{packet.FlagSYN, 'S'}, {packet.FlagACK, 'A'}, {packet.FlagPSH, 'P'}, {packet.FlagFIN, 'F'}, {packet.FlagRST, 'R'}, {packet.FlagURG, 'U'}} {
+		if f&x.bit != 0 {
+			b.WriteByte(x.c)
+		}
+	}
+	return b.String()
+}
+
+// service names a well-known port.
+func service(port uint16, udp bool) string {
+	if udp {
+		switch port {
+		case 53:
+			return "dns"
+		case 123:
+			return "ntp"
+		case 5353:
+			return "mdns"
+		case 5683:
+			return "coap"
+		case 1900:
+			return "ssdp"
+		}
+		return ""
+	}
+	switch port {
+	case 1883:
+		return "mqtt"
+	case 8883:
+		return "mqtt over tls"
+	case 8884:
+		return "mqtt over tls (alt)"
+	case 443:
+		return "https"
+	case 80:
+		return "http"
+	case 22:
+		return "ssh"
+	case 23:
+		return "telnet"
+	case 502:
+		return "modbus"
+	case 104:
+		return "dicom"
+	case 2575:
+		return "hl7"
+	case 5683:
+		return "coap"
+	}
+	return ""
+}
+
+func keys[K comparable, V any](m map[K]V, less func(a, b K) int) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, less)
+	return out
+}
+
+func sortedStrings(m map[string]bool) []string {
+	return keys(m, strings.Compare)
+}
+
+func fmtPct(n, total int64) string {
+	if total == 0 {
+		return "0 %"
+	}
+	return fmt.Sprintf("%.1f %%", 100*float64(n)/float64(total))
+}
