@@ -11,7 +11,9 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
 	"github.com/iomtguard/iomtguard/internal/demo"
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/policy"
 	"github.com/iomtguard/iomtguard/internal/report"
 )
 
@@ -22,6 +24,7 @@ type analyzeOptions struct {
 	horizon  int
 	seed     uint64
 	level    float64
+	policy   string
 	robustZ  float64
 	noHTML   bool
 	quiet    bool
@@ -68,6 +71,7 @@ report; topics and client IDs do.`,
 	f.IntVar(&o.horizon, "horizon", 60, "forecast horizon in intervals (60 × 1 s: the next minute)")
 	f.Float64Var(&o.level, "anomaly-level", 0.999, "an interval outside the model's one-step prediction interval of this coverage is anomalous")
 	f.Float64Var(&o.robustZ, "robust-z", 3.5, "an interval whose residual's modified z-score (median/MAD) exceeds this is anomalous")
+	f.StringVar(&o.policy, "policy", "", "policy file (YAML): inventory, zones and allowed flows, clinical topics, identifier patterns, ACL, thresholds (see 'iomtguard detectors')")
 	f.Uint64Var(&o.seed, "seed", 0, "K-means seed (the same seed gives the same clusters)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar and no summary")
 	return cmd
@@ -89,6 +93,10 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	if o.interval < time.Millisecond {
 		return usageError{fmt.Errorf("--interval: want at least 1ms, not %s", o.interval)}
 	}
+	det, err := loadDetectors(o.policy)
+	if err != nil {
+		return err
+	}
 	var inputs []pipeline.Input
 	if len(args) == 0 {
 		in, err := pipeline.NewInput(demo.Name, demo.Open())
@@ -100,7 +108,6 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 			fmt.Fprintf(stderr, "no capture given: analysing the built-in demo (%s, a simulated ICU under attack)\n", demo.Name)
 		}
 	} else {
-		var err error
 		if inputs, err = openInputs(args); err != nil {
 			return err
 		}
@@ -110,13 +117,13 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	an := analysis.New(analysis.Options{Interval: o.interval, Horizon: o.horizon, Seed: o.seed,
 		AnomalyLevel: o.level, RobustZ: o.robustZ})
 	prog := newProgress(stderr, o.quiet, "analyze")
-	eng := pipeline.New(pipeline.Options{Progress: prog.update}, an)
+	eng := pipeline.New(pipeline.Options{Progress: prog.update}, an, det)
 	sum, err := eng.Run(cmd.Context(), inputs...)
 	prog.done()
 	if err != nil {
 		return err
 	}
-	res := an.Result(sum, nil)
+	res := an.Result(sum, det.Findings)
 
 	summaryTo := stdout
 	if o.json == "-" {
@@ -153,4 +160,21 @@ func writeFileWith(path string, fn func(io.Writer) error) error {
 		return err
 	}
 	return f.Close()
+}
+
+// loadDetectors builds the detector registry with the policy at path ("":
+// the default policy).
+func loadDetectors(path string) (*detect.Engine, error) {
+	pol := &policy.Policy{}
+	if path != "" {
+		var err error
+		if pol, err = policy.Load(path); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	det, err := detect.New(pol)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return det, nil
 }

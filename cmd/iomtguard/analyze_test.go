@@ -208,3 +208,12 @@ func TestReportEscapesNetworkStrings(t *testing.T) {
 		}
 	}
 }
+
+func mustRead(t *testing.T, r interface{ Read([]byte) (int, error) }) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(r); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}

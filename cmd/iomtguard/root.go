@@ -51,7 +51,7 @@ Start with:  iomtguard analyze            (analyses the built-in demo ICU captur
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(analyzeCmd(stdout, stderr), exportCmd(stdout, stderr), forecastCmd(stdout, stderr), simulateCmd(stdout, stderr))
+	root.AddCommand(analyzeCmd(stdout, stderr), detectorsCmd(stdout, stderr), evalCmd(stdout, stderr), exportCmd(stdout, stderr), forecastCmd(stdout, stderr), simulateCmd(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	var s silentError
 	if errors.As(err, &s) {

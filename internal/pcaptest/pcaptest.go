@@ -142,3 +142,12 @@ func (k *Conn) Close() {
 
 // Reset adds a RST from dir.
 func (k *Conn) Reset(dir int) { k.C.Add(k.seg(dir, k.Seq[dir], packet.FlagRST|packet.FlagACK, nil)) }
+
+// SYN adds a lone SYN from the client (an attempt that is never completed
+// unless Handshake follows).
+func (k *Conn) SYN() {
+	s := k.seg(FromClient, k.Seq[0], packet.FlagSYN, nil)
+	s.Ack = 0
+	s.MSS, s.WScale = 1460, 7
+	k.C.Add(s)
+}

@@ -578,3 +578,8 @@ func tcpPair() (net.Conn, net.Conn) {
 	}
 	return a, <-ch
 }
+
+// TLSSession returns a capture of one MQTT session over TLS of the given
+// version (a real crypto/tls handshake), with or without a client
+// certificate.
+func TLSSession(version uint16, clientCert bool) []byte { return tlsSession(version, clientCert) }

@@ -1,0 +1,552 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+)
+
+// --- attack.publish-flood ----------------------------------------------------
+
+var publishFloodSpec = Spec{
+	Name: "publish-flood",
+	IDs:  []string{"attack.publish-flood"},
+	Rule: "A source address sends at least max_publishes PUBLISH packets, or max_bytes bytes of PUBLISH payload, " +
+		"within 10 s (client to broker only; what the broker forwards is not counted). The defaults are 50 " +
+		"messages a second and 1 MB a second, sustained for 10 s: an ICU sensor publishes a few times a second " +
+		"at most, and a waveform stream batches its samples.",
+	Params: []Param{
+		{"max_publishes", 500, "", "PUBLISH packets from one source within 10 s"},
+		{"max_bytes", 10e6, "", "payload bytes from one source within 10 s"},
+	},
+	New: newPublishFlood,
+}
+
+type pubAgg struct {
+	win        *ring
+	bytes      [10]int64 // per second of the current 10 s
+	sec        int64
+	hit        bool
+	peak       int64 // most publishes in one second
+	peakBytes  int64
+	total      int64
+	totalBytes int64
+	perSec     int64
+	span       span
+	topics     *counter[string]
+	clients    map[string]bool
+	frames     exemplars
+	target     string
+}
+
+type publishFlood struct {
+	pipeline.Nop
+	maxPub   int
+	maxBytes int64
+	srcs     map[netip.Addr]*pubAgg
+}
+
+func newPublishFlood(e *Env) Detector {
+	return &publishFlood{maxPub: int(e.P("max_publishes")), maxBytes: int64(e.P("max_bytes")), srcs: map[netip.Addr]*pubAgg{}}
+}
+
+func (*publishFlood) uses() events { return evMQTT }
+
+func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
+	if m.Pkt.Type != mqtt.PUBLISH || !m.FromClient {
+		return
+	}
+	src := clientAddr(m)
+	a := p.srcs[src]
+	if a == nil {
+		if len(p.srcs) >= maxKeys {
+			return
+		}
+		a = &pubAgg{win: newRing(p.maxPub), topics: newCounter[string](1000), clients: map[string]bool{}}
+		p.srcs[src] = a
+	}
+	t := m.Frame.TS
+	sec := t / 1e9
+	if sec != a.sec {
+		if sec-a.sec >= 10 || sec < a.sec {
+			a.bytes = [10]int64{}
+		} else {
+			for s := a.sec + 1; s <= sec; s++ {
+				a.bytes[s%10] = 0
+			}
+		}
+		a.sec, a.perSec = sec, 0
+	}
+	n := int64(m.Pkt.PayloadLen)
+	a.bytes[sec%10] += n
+	a.perSec++
+	a.peak = max(a.peak, a.perSec)
+	var sum int64
+	for _, b := range a.bytes {
+		sum += b
+	}
+	a.peakBytes = max(a.peakBytes, sum)
+	a.total++
+	a.totalBytes += n
+	hit := false
+	if s := a.win.add(t); s >= 0 && s <= 10e9 {
+		hit = true
+	}
+	if sum >= p.maxBytes {
+		hit = true
+	}
+	if hit {
+		a.hit = true
+		a.span.add(t)
+		a.frames.add(m.Frame.Num)
+		a.topics.add(printable(string(m.Pkt.TopicName()), 128), 1)
+		if len(a.clients) < 100 {
+			a.clients[idString(m.Session.ClientID)] = true
+		}
+		a.target = brokerEnd(m).String()
+	}
+}
+
+func (p *publishFlood) Findings(Models) []Finding {
+	ev := Evidence{Counts: map[string]int64{}}
+	var sp span
+	srcs, ids, topics, targets := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	var frames exemplars
+	for src, a := range p.srcs {
+		if !a.hit {
+			continue
+		}
+		srcs[src.String()] = true
+		sp.add(a.span.first)
+		sp.add(a.span.last)
+		ev.Counts["publishes"] += a.total
+		ev.Counts["payload_bytes"] += a.totalBytes
+		ev.Counts["peak_publishes_per_second"] = max(ev.Counts["peak_publishes_per_second"], a.peak)
+		for c := range a.clients {
+			ids[c] = true
+		}
+		for _, k := range top(a.topics.m, 5, func(s string) string { return s }) {
+			topics[k] = true
+		}
+		targets[a.target] = true
+		for _, f := range a.frames {
+			frames.add(f)
+		}
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%s: %d PUBLISH (%d bytes of payload) in all, up to %d in one second, flooding from %s to %s",
+			src, a.total, a.totalBytes, a.peak, fmtTime(a.span.first), fmtTime(a.span.last)))
+	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	sort.Strings(ev.Notes)
+	sort.Ints(frames)
+	ev.Sources, ev.ClientIDs, ev.Topics, ev.Targets, ev.Frames = sorted(srcs, 20), sorted(ids, 20), sorted(topics, 10), sorted(targets, 5), frames
+	f := newFinding("attack.publish-flood", sp.first, sp.last, ev)
+	f.Title = fmt.Sprintf("Publish flood: up to %d messages a second from %s", ev.Counts["peak_publishes_per_second"], joinShort(ev.Sources, 3))
+	return []Finding{f}
+}
+
+// --- attack.slow-dos ---------------------------------------------------------
+
+var slowDoSSpec = Spec{
+	Name: "slow-dos",
+	IDs:  []string{"attack.slow-dos"},
+	Rule: "A connection to a broker is held idle when its client has sent nothing for at least min_idle and it " +
+		"either asked for a keep-alive of long_keepalive or more (or 0, none) or never sent a CONNECT. When " +
+		"min_conns or more such connections from one source address are held at the same time, the source is " +
+		"exhausting the broker's connections (SlowITe, Vaccari et al. 2020).",
+	Params: []Param{
+		{"min_conns", 20, "", "idle connections from one source held at once"},
+		{"min_idle", 30, "s", "silence that makes a connection idle"},
+		{"long_keepalive", 600, "s", "keep-alive at or above which an idle connection counts"},
+	},
+	New: newSlowDoS,
+}
+
+type idleConn struct {
+	src        netip.Addr
+	from, to   int64 // idle interval
+	clientID   string
+	keepalive  int
+	frame      int
+	hasConnect bool
+}
+
+type slowDoS struct {
+	pipeline.Nop
+	min           int
+	idle, longKA  int64
+	brokers       map[netip.AddrPort]bool
+	held          []idleConn
+	end           int64
+	connectFrames map[*tcpstream.Conn]int
+	lastClient    map[*tcpstream.Conn]int64 // the client's last MQTT packet
+}
+
+func newSlowDoS(e *Env) Detector {
+	return &slowDoS{min: int(e.P("min_conns")), idle: e.D("min_idle"), longKA: e.D("long_keepalive"),
+		brokers: map[netip.AddrPort]bool{}, connectFrames: map[*tcpstream.Conn]int{}, lastClient: map[*tcpstream.Conn]int64{}}
+}
+
+func (*slowDoS) uses() events { return evFrame | evMQTT | evFlow }
+
+func (s *slowDoS) OnFrame(f *pipeline.Frame) {
+	if f.TS > s.end {
+		s.end = f.TS
+	}
+}
+
+func (s *slowDoS) OnMQTT(m *pipeline.MQTT) {
+	if !m.FromClient || m.Conn == nil {
+		return
+	}
+	if _, ok := s.lastClient[m.Conn]; ok || len(s.lastClient) < maxKeys {
+		s.lastClient[m.Conn] = m.Frame.TS
+	}
+	if m.Pkt.Type == mqtt.CONNECT {
+		if len(s.brokers) < maxKeys {
+			s.brokers[brokerEnd(m)] = true
+		}
+		if len(s.connectFrames) < maxKeys {
+			s.connectFrames[m.Conn] = m.Frame.Num
+		}
+	}
+}
+
+func (s *slowDoS) OnFlow(f *pipeline.Flow) {
+	if f.Kind != pipeline.FlowClosed {
+		return
+	}
+	c := f.Conn
+	frame := s.connectFrames[c]
+	last, sent := s.lastClient[c]
+	delete(s.connectFrames, c)
+	delete(s.lastClient, c)
+	if !c.SynSeen || c.Stat[tcpstream.FromB].Packets == 0 {
+		return // not an established connection we saw open
+	}
+	end := c.Last
+	if c.Reason == tcpstream.ReasonEnd {
+		end = s.end
+	}
+	ic := idleConn{src: c.A.Addr().Unmap(), to: end, frame: frame}
+	if sess := f.Session; sess != nil && sess.Connects > 0 {
+		ka := int64(sess.KeepAlive) * 1e9
+		if ka != 0 && ka < s.longKA {
+			return
+		}
+		ic.hasConnect, ic.clientID, ic.keepalive = true, sess.ClientID, int(sess.KeepAlive)
+	} else if f.Proto != pipeline.ProtoUnknown && f.Proto != pipeline.ProtoMQTT {
+		return
+	}
+	// Idle from the client's last MQTT packet (or from the connection's
+	// start when it sent none).
+	ic.from = c.Start
+	if sent {
+		ic.from = last
+	} else if c.Stat[tcpstream.FromA].Payload > 0 {
+		return // it sent bytes that are not MQTT
+	}
+	if ic.to-ic.from < s.idle {
+		return
+	}
+	ic.from += s.idle
+	if len(s.held) < 1<<22 {
+		s.held = append(s.held, ic)
+	}
+}
+
+func (s *slowDoS) Findings(Models) []Finding {
+	bySrc := map[netip.Addr][]idleConn{}
+	for _, ic := range s.held {
+		bySrc[ic.src] = append(bySrc[ic.src], ic)
+	}
+	ev := Evidence{Counts: map[string]int64{}}
+	var sp span
+	srcs, ids := map[string]bool{}, map[string]bool{}
+	var frames exemplars
+	for src, list := range bySrc {
+		if len(list) < s.min {
+			continue
+		}
+		// Most connections idle at once: sweep over interval ends.
+		type edge struct {
+			t int64
+			d int
+		}
+		edges := make([]edge, 0, 2*len(list))
+		for _, ic := range list {
+			edges = append(edges, edge{ic.from, 1}, edge{ic.to, -1})
+		}
+		sort.Slice(edges, func(i, j int) bool {
+			if edges[i].t != edges[j].t {
+				return edges[i].t < edges[j].t
+			}
+			return edges[i].d < edges[j].d
+		})
+		cur, peak := 0, 0
+		var at int64
+		for _, e := range edges {
+			cur += e.d
+			if cur > peak {
+				peak, at = cur, e.t
+			}
+		}
+		if peak < s.min {
+			continue
+		}
+		srcs[src.String()] = true
+		ev.Counts["idle_connections"] += int64(len(list))
+		ev.Counts["peak_held_at_once"] = max(ev.Counts["peak_held_at_once"], int64(peak))
+		kas := map[int]int{}
+		noConnect := 0
+		for _, ic := range list {
+			sp.add(ic.from - s.idle)
+			sp.add(ic.to)
+			if ic.hasConnect {
+				kas[ic.keepalive]++
+				if len(ids) < 50 {
+					ids[idString(ic.clientID)] = true
+				}
+				frames.add(ic.frame)
+			} else {
+				noConnect++
+			}
+		}
+		note := fmt.Sprintf("%s held %d idle connections at once (at %s), %d in all", src, peak, fmtTime(at), len(list))
+		if noConnect > 0 {
+			note += fmt.Sprintf("; %d never sent CONNECT", noConnect)
+		}
+		var kaList []int
+		for k := range kas {
+			kaList = append(kaList, k)
+		}
+		sort.Ints(kaList)
+		if len(kaList) > 0 {
+			note += fmt.Sprintf("; keep-alive asked: %v s", kaList)
+		}
+		ev.Notes = append(ev.Notes, note)
+	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	sort.Strings(ev.Notes)
+	sort.Ints(frames)
+	ev.Sources, ev.ClientIDs, ev.Frames = sorted(srcs, 20), sorted(ids, 20), frames
+	f := newFinding("attack.slow-dos", sp.first, sp.last, ev)
+	f.Title = fmt.Sprintf("Slow DoS: %d idle connections held at once by %s", ev.Counts["peak_held_at_once"], joinShort(ev.Sources, 3))
+	return []Finding{f}
+}
+
+// --- attack.syn-flood --------------------------------------------------------
+
+var synFloodSpec = Spec{
+	Name: "syn-flood",
+	IDs:  []string{"attack.syn-flood"},
+	Rule: "Per destination address and port, in 10 s buckets by the time of the SYN: at least min_half_open " +
+		"connection attempts whose initiator never completed the handshake (it sent only SYNs, or a SYN and a " +
+		"reset), and they are at least half of all attempts in the bucket.",
+	Params: []Param{{"min_half_open", 200, "", "half-open attempts to one service within 10 s (20 a second)"}},
+	New:    newSynFlood,
+}
+
+type bucketKey struct {
+	dst    netip.AddrPort
+	bucket int64
+}
+
+type synCounts struct {
+	half, done int64
+	srcs       map[netip.Addr]bool
+	nsrc       int
+}
+
+type synFlood struct {
+	pipeline.Nop
+	min     int64
+	buckets map[bucketKey]*synCounts
+}
+
+func newSynFlood(e *Env) Detector {
+	return &synFlood{min: int64(e.P("min_half_open")), buckets: map[bucketKey]*synCounts{}}
+}
+
+func (*synFlood) uses() events { return evFlow }
+
+func halfOpen(c *tcpstream.Conn) bool {
+	a := c.Stat[tcpstream.FromA]
+	return c.SynSeen && a.SYNs > 0 && a.Packets == a.SYNs+a.RSTs && a.Payload == 0
+}
+
+func (s *synFlood) OnFlow(f *pipeline.Flow) {
+	if f.Kind != pipeline.FlowClosed || !f.Conn.SynSeen {
+		return
+	}
+	c := f.Conn
+	k := bucketKey{c.B, c.Start / 10e9}
+	b := s.buckets[k]
+	if b == nil {
+		if len(s.buckets) >= maxKeys {
+			return
+		}
+		b = &synCounts{srcs: map[netip.Addr]bool{}}
+		s.buckets[k] = b
+	}
+	if halfOpen(c) {
+		b.half++
+		if len(b.srcs) < 10000 {
+			a := c.A.Addr()
+			if !b.srcs[a] {
+				b.srcs[a] = true
+				b.nsrc++
+			}
+		}
+	} else {
+		b.done++
+	}
+}
+
+func (s *synFlood) Findings(Models) []Finding {
+	ev := Evidence{Counts: map[string]int64{}}
+	var sp span
+	targets := map[string]bool{}
+	nsrc := 0
+	for k, b := range s.buckets {
+		if b.half < s.min || b.half < b.done {
+			continue
+		}
+		targets[k.dst.String()] = true
+		ev.Counts["half_open"] += b.half
+		ev.Counts["completed"] += b.done
+		ev.Counts["peak_half_open_per_10s"] = max(ev.Counts["peak_half_open_per_10s"], b.half)
+		nsrc = max(nsrc, b.nsrc)
+		sp.add(k.bucket * 10e9)
+		sp.add(k.bucket*10e9 + 10e9)
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	ev.Counts["max_sources_per_10s"] = int64(nsrc)
+	ev.Targets = sorted(targets, 10)
+	if nsrc > 100 {
+		ev.Notes = append(ev.Notes, fmt.Sprintf("up to %d distinct source addresses in 10 s: the sources are likely forged", nsrc))
+	}
+	f := newFinding("attack.syn-flood", sp.first, sp.last, ev)
+	f.Title = fmt.Sprintf("SYN flood: %d half-open connections to %s", ev.Counts["half_open"], joinShort(ev.Targets, 3))
+	return []Finding{f}
+}
+
+// --- attack.scan -------------------------------------------------------------
+
+var scanSpec = Spec{
+	Name: "scan",
+	IDs:  []string{"attack.scan"},
+	Rule: "A source address tries at least min_targets distinct services (address and TCP port) within window, " +
+		"and at least half of them refused (reset) or did not answer.",
+	Params: []Param{
+		{"min_targets", 20, "", "distinct address:port pairs tried"},
+		{"window", 60, "s", "window in which they must fall"},
+	},
+	New: newScan,
+}
+
+type probe struct {
+	t      int64
+	target netip.AddrPort
+	failed bool
+}
+
+type scan struct {
+	pipeline.Nop
+	min    int
+	window int64
+	seen   map[netip.Addr]map[netip.AddrPort]bool
+	probes map[netip.Addr][]probe
+}
+
+func newScan(e *Env) Detector {
+	return &scan{min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{}}
+}
+
+func (*scan) uses() events { return evFlow }
+
+func (s *scan) OnFlow(f *pipeline.Flow) {
+	if f.Kind != pipeline.FlowClosed || !f.Conn.SynSeen {
+		return
+	}
+	c := f.Conn
+	src := c.A.Addr().Unmap()
+	seen := s.seen[src]
+	if seen == nil {
+		if len(s.seen) >= maxKeys {
+			return
+		}
+		seen = map[netip.AddrPort]bool{}
+		s.seen[src] = seen
+	}
+	if seen[c.B] || len(seen) >= 100000 {
+		return
+	}
+	seen[c.B] = true
+	b := c.Stat[tcpstream.FromB]
+	failed := b.Packets == b.RSTs // no answer, or only resets
+	s.probes[src] = append(s.probes[src], probe{c.Start, c.B, failed})
+}
+
+func (s *scan) Findings(Models) []Finding {
+	ev := Evidence{Counts: map[string]int64{}}
+	var sp span
+	srcs := map[string]bool{}
+	for src, ps := range s.probes {
+		if len(ps) < s.min {
+			continue
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i].t < ps[j].t })
+		j, fails := 0, 0
+		best, bestFails, bi, bj := 0, 0, 0, 0
+		for i, p := range ps {
+			if p.failed {
+				fails++
+			}
+			for p.t-ps[j].t > s.window {
+				if ps[j].failed {
+					fails--
+				}
+				j++
+			}
+			if n := i - j + 1; n >= s.min && 2*fails >= n && n > best {
+				best, bestFails, bi, bj = n, fails, i, j
+			}
+		}
+		if best == 0 {
+			continue
+		}
+		srcs[src.String()] = true
+		hosts, ports := map[netip.Addr]bool{}, map[uint16]bool{}
+		for _, p := range ps[bj : bi+1] {
+			hosts[p.target.Addr()] = true
+			ports[p.target.Port()] = true
+		}
+		sp.add(ps[bj].t)
+		sp.add(ps[bi].t)
+		ev.Counts["targets_probed"] += int64(len(ps))
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%s probed %d services (%d hosts, %d ports) within %s, %d refused or unanswered; %d services in all",
+			src, best, len(hosts), len(ports), fmtDur(ps[bi].t-ps[bj].t), bestFails, len(ps)))
+	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	sort.Strings(ev.Notes)
+	ev.Sources = sorted(srcs, 20)
+	f := newFinding("attack.scan", sp.first, sp.last, ev)
+	f.Title = fmt.Sprintf("Scan: %s probed %d services", joinShort(ev.Sources, 3), ev.Counts["targets_probed"])
+	return []Finding{f}
+}
+
+func fmtDur(ns int64) string {
+	return fmt.Sprintf("%.1f s", float64(ns)/1e9)
+}

@@ -1,0 +1,408 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+)
+
+// --- attack.malformed --------------------------------------------------------
+
+var malformedSpec = Spec{
+	Name: "malformed",
+	IDs:  []string{"attack.malformed"},
+	Rule: "Counts, per client address, events of these kinds: MQTT packets that break the specification (the " +
+		"decoder's anomalies, a capture's truncation aside), lost framing, PUBLISH to a reserved '$' topic, topic " +
+		"names with '..', runs of empty levels or control characters, client IDs over 128 bytes or not UTF-8, " +
+		"MQTT connections the client aborted with a reset, and connections to a broker closed without a byte " +
+		"sent. A source with min_events events of at least two kinds, or min_violations specification breaches, " +
+		"is fuzzing the broker.",
+	Params: []Param{
+		{"min_events", 10, "", "events of two kinds or more"},
+		{"min_violations", 5, "", "specification breaches alone"},
+	},
+	New: newMalformed,
+}
+
+// Kinds of malformation evidence.
+const (
+	mkViolation = iota
+	mkFraming
+	mkReservedTopic
+	mkOddTopic
+	mkOddClientID
+	mkAborted
+	mkEmpty
+	mkKinds
+)
+
+var mkKeys = [mkKinds]string{"spec_violations", "framing_lost", "reserved_topic_publishes", "odd_topic_names",
+	"odd_client_ids", "client_resets", "empty_connections"}
+
+var mkNames = [mkKinds]string{"specification breaches", "framing lost", "PUBLISH to '$' topics", "odd topic names",
+	"odd client IDs", "MQTT connections reset by the client", "connections closed without a byte"}
+
+type malAgg struct {
+	n          [mkKinds]int64
+	anomalies  map[string]int64
+	span       span
+	frames     exemplars
+	topics     map[string]bool
+	targets    map[string]bool
+	emptyPorts map[netip.AddrPort]int64
+}
+
+type malformed struct {
+	pipeline.Nop
+	minEvents, minViolations int64
+	srcs                     map[netip.Addr]*malAgg
+	brokers                  map[netip.AddrPort]bool
+	sessions                 map[*pipeline.Session]bool // sessions whose client sent MQTT
+}
+
+func newMalformed(e *Env) Detector {
+	return &malformed{minEvents: int64(e.P("min_events")), minViolations: int64(e.P("min_violations")),
+		srcs: map[netip.Addr]*malAgg{}, brokers: map[netip.AddrPort]bool{}, sessions: map[*pipeline.Session]bool{}}
+}
+
+func (*malformed) uses() events { return evMQTT | evFlow | evAnomaly }
+
+func (d *malformed) agg(a netip.Addr) *malAgg {
+	g := d.srcs[a]
+	if g == nil {
+		if len(d.srcs) >= maxKeys {
+			return nil
+		}
+		g = &malAgg{anomalies: map[string]int64{}, topics: map[string]bool{}, targets: map[string]bool{}, emptyPorts: map[netip.AddrPort]int64{}}
+		d.srcs[a] = g
+	}
+	return g
+}
+
+func (d *malformed) add(a netip.Addr, kind int, t int64, frame int) *malAgg {
+	g := d.agg(a)
+	if g == nil {
+		return nil
+	}
+	g.n[kind]++
+	g.span.add(t)
+	g.frames.add(frame)
+	return g
+}
+
+// oddTopic reports a topic name that probes a broker's topic handling.
+func oddTopic(t []byte) bool {
+	s := string(t)
+	if strings.Contains(s, "..") || strings.Contains(s, "///") || len(s) > 1024 {
+		return true
+	}
+	for _, c := range t {
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *malformed) OnMQTT(m *pipeline.MQTT) {
+	if !m.FromClient {
+		return
+	}
+	p := m.Pkt
+	if len(d.sessions) < maxKeys {
+		d.sessions[m.Session] = true
+	}
+	src, t, fr := clientAddr(m), m.Frame.TS, m.Frame.Num
+	if p.Type == mqtt.CONNECT && len(d.brokers) < maxKeys {
+		d.brokers[brokerEnd(m)] = true
+	}
+	if an := p.Anomalies & protocolErrors; an != 0 {
+		if g := d.add(src, mkViolation, t, fr); g != nil {
+			an.Each(func(a mqtt.Anomalies) { g.anomalies[a.Name()]++ })
+		}
+	}
+	switch p.Type {
+	case mqtt.PUBLISH:
+		topic := p.TopicName()
+		switch {
+		case len(topic) > 0 && topic[0] == '$':
+			if g := d.add(src, mkReservedTopic, t, fr); g != nil && len(g.topics) < 20 {
+				g.topics[printable(string(topic), 64)] = true
+			}
+		case oddTopic(topic):
+			if g := d.add(src, mkOddTopic, t, fr); g != nil && len(g.topics) < 20 {
+				g.topics[printable(string(topic), 64)] = true
+			}
+		}
+	case mqtt.SUBSCRIBE, mqtt.UNSUBSCRIBE:
+		for _, f := range p.Filters {
+			if oddTopic(f.Filter) {
+				if g := d.add(src, mkOddTopic, t, fr); g != nil && len(g.topics) < 20 {
+					g.topics[printable(string(f.Filter), 64)] = true
+				}
+			}
+		}
+	case mqtt.CONNECT:
+		if len(p.ClientID) > 128 || !utf8.Valid(p.ClientID) {
+			d.add(src, mkOddClientID, t, fr)
+		}
+	}
+}
+
+func (d *malformed) OnAnomaly(a *pipeline.Anomaly) {
+	if a.Kind != pipeline.AnomalyMQTTFraming || a.Conn == nil {
+		return
+	}
+	// Framing is lost in the direction a.Dir; the client is the initiator.
+	if a.Dir == tcpstream.FromA {
+		d.add(a.Conn.A.Addr().Unmap(), mkFraming, a.TS, a.Frame)
+	}
+}
+
+func (d *malformed) OnFlow(f *pipeline.Flow) {
+	if f.Kind != pipeline.FlowClosed {
+		return
+	}
+	c := f.Conn
+	src := c.A.Addr().Unmap()
+	a := c.Stat[tcpstream.FromA]
+	if s := f.Session; s != nil {
+		sent := d.sessions[s]
+		delete(d.sessions, s)
+		if sent {
+			if c.Stat[s.ClientDir].RSTs > 0 {
+				if g := d.add(src, mkAborted, c.Last, 0); g != nil {
+					g.targets[c.B.String()] = true
+				}
+			}
+			return
+		}
+	}
+	// A connection the server accepted (SYN-ACK) and the client closed or
+	// reset without sending a byte; counted when it went to a broker.
+	b := c.Stat[tcpstream.FromB]
+	if c.SynSeen && b.Packets > b.RSTs && b.RSTs == 0 && a.Payload == 0 && (a.RSTs > 0 || a.FINs > 0) {
+		if g := d.agg(src); g != nil && len(g.emptyPorts) < 1000 {
+			g.emptyPorts[c.B]++
+			g.span.add(c.Start)
+		}
+	}
+}
+
+func (d *malformed) Findings(Models) []Finding {
+	ev := Evidence{Counts: map[string]int64{}}
+	var sp span
+	srcs, topics, targets := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	var frames exemplars
+	anomalies := map[string]int64{}
+	addrs := make([]netip.Addr, 0, len(d.srcs))
+	for a := range d.srcs {
+		addrs = append(addrs, a)
+	}
+	sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
+	for _, src := range addrs {
+		g := d.srcs[src]
+		for ep, n := range g.emptyPorts {
+			if d.brokers[ep] || ep.Port() == 1883 || ep.Port() == 8883 {
+				g.n[mkEmpty] += n
+				g.targets[ep.String()] = true
+			}
+		}
+		var total int64
+		kinds := 0
+		for _, n := range g.n {
+			total += n
+			if n > 0 {
+				kinds++
+			}
+		}
+		if !(total >= d.minEvents && kinds >= 2) && g.n[mkViolation]+g.n[mkFraming] < d.minViolations {
+			continue
+		}
+		srcs[src.String()] = true
+		sp.add(g.span.first)
+		sp.add(g.span.last)
+		var parts []string
+		for k, n := range g.n {
+			if n > 0 {
+				ev.Counts[mkKeys[k]] += n
+				parts = append(parts, fmt.Sprintf("%d %s", n, mkNames[k]))
+			}
+		}
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%s: %s", src, strings.Join(parts, ", ")))
+		for k, n := range g.anomalies {
+			anomalies[k] += n
+		}
+		for k := range g.topics {
+			topics[k] = true
+		}
+		for k := range g.targets {
+			targets[k] = true
+		}
+		for _, f := range g.frames {
+			frames.add(f)
+		}
+	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	if len(anomalies) > 0 {
+		var names []string
+		for k := range anomalies {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		var parts []string
+		for _, k := range names {
+			parts = append(parts, fmt.Sprintf("%s %d", k, anomalies[k]))
+		}
+		ev.Notes = append(ev.Notes, "specification breaches: "+strings.Join(parts, ", "))
+	}
+	sort.Ints(frames)
+	ev.Sources, ev.Topics, ev.Targets, ev.Frames = sorted(srcs, 20), sorted(topics, 20), sorted(targets, 10), frames
+	f := newFinding("attack.malformed", sp.first, sp.last, ev)
+	f.Title = "Malformed MQTT (fuzzing) from " + joinShort(ev.Sources, 3)
+	return []Finding{f}
+}
+
+// --- attack.wildcard-subscribe -----------------------------------------------
+
+var wildcardSpec = Spec{
+	Name: "wildcard-subscribe",
+	IDs:  []string{"attack.wildcard-subscribe"},
+	Rule: "A SUBSCRIBE filter that matches every topic ('#', '+/#', '+/+/#', ...), a wildcard filter on the " +
+		"broker's '$SYS' tree, or, when the policy has an ACL, any filter the ACL does not give that client.",
+	New: newWildcard,
+}
+
+type wildcard struct {
+	pipeline.Nop
+	env     *Env
+	n       int64
+	refused int64
+	filters map[string]int64
+	clients map[string]bool
+	srcs    map[string]bool
+	span    span
+	frames  exemplars
+	pending map[*pipeline.Session]map[uint16]bool // SUBSCRIBE packet IDs that asked for a flagged filter
+}
+
+func newWildcard(e *Env) Detector {
+	return &wildcard{env: e, filters: map[string]int64{}, clients: map[string]bool{}, srcs: map[string]bool{},
+		pending: map[*pipeline.Session]map[uint16]bool{}}
+}
+
+func (*wildcard) uses() events { return evMQTT | evFlow }
+
+// catchAll reports a filter that matches every topic: '#' after any number
+// of '+' levels.
+func catchAll(f string) bool {
+	for {
+		if f == "#" {
+			return true
+		}
+		rest, ok := strings.CutPrefix(f, "+/")
+		if !ok {
+			return false
+		}
+		f = rest
+	}
+}
+
+func (w *wildcard) why(client, filter string) string {
+	switch {
+	case catchAll(filter):
+		return "every topic"
+	case strings.HasPrefix(filter, "$SYS") && strings.ContainsAny(filter, "#+"):
+		return "the broker's $SYS tree"
+	case len(w.env.Policy.ACL) > 0 && !w.env.Policy.MaySubscribe(client, filter):
+		return "outside the client's ACL"
+	}
+	return ""
+}
+
+func (w *wildcard) OnMQTT(m *pipeline.MQTT) {
+	p := m.Pkt
+	switch {
+	case p.Type == mqtt.SUBSCRIBE && m.FromClient && p.Anomalies&protocolErrors == 0:
+		// A malformed SUBSCRIBE closes the connection [MQTT-4.8.0-1]: it
+		// subscribes to nothing, and attack.malformed reports it.
+		hit := false
+		for _, f := range p.Filters {
+			filter := string(f.Filter)
+			why := w.why(m.Session.ClientID, filter)
+			if why == "" {
+				continue
+			}
+			hit = true
+			w.n++
+			if len(w.filters) < 100 {
+				w.filters[printable(filter, 64)+" ("+why+")"]++
+			}
+		}
+		if !hit {
+			return
+		}
+		if len(w.clients) < 1000 {
+			w.clients[idString(m.Session.ClientID)] = true
+		}
+		if len(w.srcs) < 1000 {
+			w.srcs[clientAddr(m).String()] = true
+		}
+		w.span.add(m.Frame.TS)
+		w.frames.add(m.Frame.Num)
+		if len(w.pending) < maxKeys {
+			ids := w.pending[m.Session]
+			if ids == nil {
+				ids = map[uint16]bool{}
+				w.pending[m.Session] = ids
+			}
+			ids[p.PacketID] = true
+		}
+	case p.Type == mqtt.SUBACK && !m.FromClient:
+		ids := w.pending[m.Session]
+		if !ids[p.PacketID] {
+			return
+		}
+		delete(ids, p.PacketID)
+		for _, rc := range p.ReasonCodes {
+			if rc >= 0x80 {
+				w.refused++
+				break
+			}
+		}
+	}
+}
+
+func (w *wildcard) OnFlow(f *pipeline.Flow) {
+	if f.Kind == pipeline.FlowClosed && f.Session != nil {
+		delete(w.pending, f.Session)
+	}
+}
+
+func (w *wildcard) Findings(Models) []Finding {
+	if w.n == 0 {
+		return nil
+	}
+	ev := Evidence{Counts: map[string]int64{"subscriptions": w.n, "refused_by_broker": w.refused},
+		ClientIDs: sorted(w.clients, 20), Sources: sorted(w.srcs, 20), Frames: w.frames}
+	var fs []string
+	for k := range w.filters {
+		fs = append(fs, k)
+	}
+	sort.Strings(fs)
+	ev.Topics = fs
+	f := newFinding("attack.wildcard-subscribe", w.span.first, w.span.last, ev)
+	f.Title = fmt.Sprintf("Wildcard subscription by %s", joinShort(ev.ClientIDs, 3))
+	if w.refused > 0 && w.refused >= w.n {
+		f.Explanation += " The broker refused these subscriptions: the attempt failed, but shows intent."
+	}
+	return []Finding{f}
+}

@@ -1,0 +1,404 @@
+package detect
+
+import (
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/policy"
+)
+
+// Param is a detector's tunable threshold.
+type Param struct {
+	Name    string
+	Default float64
+	Unit    string // "", "s" (a duration in seconds), "/s"
+	Doc     string
+}
+
+// Spec describes one detector: its name, the finding IDs it reports, its
+// rule in words, its parameters and how to build it.
+type Spec struct {
+	Name   string
+	IDs    []string
+	Rule   string
+	Params []Param
+	New    func(*Env) Detector
+}
+
+// Detector is a pipeline consumer that reports findings once the pass is
+// over. It implements the pipeline.Consumer methods it needs (embed
+// pipeline.Nop for the rest).
+type Detector interface {
+	pipeline.Consumer
+	// Findings returns what the detector found; m carries the models'
+	// outputs (traffic anomalies, k-means outliers).
+	Findings(m Models) []Finding
+}
+
+// Registry is the ordered list of detectors: attacks, then posture, then
+// behaviour. Adding a detector means adding it here.
+var Registry = []Spec{
+	bruteforceSpec,
+	connectFloodSpec,
+	publishFloodSpec,
+	slowDoSSpec,
+	malformedSpec,
+	synFloodSpec,
+	scanSpec,
+	wildcardSpec,
+	takeoverSpec,
+	cleartextSpec,
+	anonymousSpec,
+	clinicalDataSpec,
+	inventorySpec,
+	weakTLSSpec,
+	legacySpec,
+	trafficSpec,
+	outlierSpec,
+}
+
+// Env is what a detector is built with: the policy and its thresholds.
+type Env struct {
+	Policy *policy.Policy
+	spec   *Spec
+	seed   maphash.Seed
+}
+
+// P returns the value of the detector's parameter name (the policy's, or
+// the default).
+func (e *Env) P(name string) float64 {
+	if t, ok := e.Policy.Thresholds[e.spec.Name][name]; ok {
+		return t.V
+	}
+	for _, p := range e.spec.Params {
+		if p.Name == name {
+			return p.Default
+		}
+	}
+	panic("detect: " + e.spec.Name + " has no parameter " + name)
+}
+
+// D returns a duration parameter in nanoseconds.
+func (e *Env) D(name string) int64 { return int64(e.P(name) * 1e9) }
+
+// Engine runs every detector in the registry as one pipeline consumer.
+type Engine struct {
+	dets                            []Detector
+	names                           []string
+	frame, mqtt, tls, flow, anomaly []pipeline.Consumer
+	policy                          *policy.Policy
+}
+
+// New builds the detectors with policy p (nil: the default policy). It
+// fails when the policy sets a threshold no detector has.
+func New(p *policy.Policy) (*Engine, error) {
+	if p == nil {
+		p = &policy.Policy{}
+	}
+	if err := checkThresholds(p); err != nil {
+		return nil, err
+	}
+	e := &Engine{policy: p}
+	seed := maphash.MakeSeed()
+	for i := range Registry {
+		s := &Registry[i]
+		d := s.New(&Env{Policy: p, spec: s, seed: seed})
+		e.dets = append(e.dets, d)
+		e.names = append(e.names, s.Name)
+		// Dispatch only to the detectors that use an event kind.
+		if u, ok := d.(interface{ uses() events }); ok {
+			ev := u.uses()
+			if ev&evFrame != 0 {
+				e.frame = append(e.frame, d)
+			}
+			if ev&evMQTT != 0 {
+				e.mqtt = append(e.mqtt, d)
+			}
+			if ev&evTLS != 0 {
+				e.tls = append(e.tls, d)
+			}
+			if ev&evFlow != 0 {
+				e.flow = append(e.flow, d)
+			}
+			if ev&evAnomaly != 0 {
+				e.anomaly = append(e.anomaly, d)
+			}
+			continue
+		}
+		e.frame, e.mqtt, e.tls, e.flow, e.anomaly = append(e.frame, d), append(e.mqtt, d), append(e.tls, d), append(e.flow, d), append(e.anomaly, d)
+	}
+	return e, nil
+}
+
+type events uint8
+
+const (
+	evFrame events = 1 << iota
+	evMQTT
+	evTLS
+	evFlow
+	evAnomaly
+)
+
+func checkThresholds(p *policy.Policy) error {
+	byName := map[string]*Spec{}
+	var names []string
+	for i := range Registry {
+		byName[Registry[i].Name] = &Registry[i]
+		names = append(names, Registry[i].Name)
+	}
+	for det, params := range p.Thresholds {
+		s := byName[det]
+		if s == nil {
+			line := 0
+			for _, v := range params {
+				line = v.Line
+				break
+			}
+			return fmt.Errorf("%w: %s:%d: thresholds: no detector named %q (detectors: %s)", policy.ErrPolicy, p.File, line, det, strings.Join(names, ", "))
+		}
+		for name, v := range params {
+			found := false
+			var known []string
+			for _, pr := range s.Params {
+				known = append(known, pr.Name)
+				found = found || pr.Name == name
+			}
+			if !found {
+				return fmt.Errorf("%w: %s:%d: thresholds.%s: no parameter %q (parameters: %s)", policy.ErrPolicy, p.File, v.Line, det, name, strings.Join(known, ", "))
+			}
+			if v.V < 0 {
+				return fmt.Errorf("%w: %s:%d: thresholds.%s.%s: negative", policy.ErrPolicy, p.File, v.Line, det, name)
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Engine) OnFrame(f *pipeline.Frame) {
+	for _, d := range e.frame {
+		d.OnFrame(f)
+	}
+}
+
+func (e *Engine) OnMQTT(m *pipeline.MQTT) {
+	for _, d := range e.mqtt {
+		d.OnMQTT(m)
+	}
+}
+
+func (e *Engine) OnTLS(t *pipeline.TLS) {
+	for _, d := range e.tls {
+		d.OnTLS(t)
+	}
+}
+
+func (e *Engine) OnFlow(f *pipeline.Flow) {
+	for _, d := range e.flow {
+		d.OnFlow(f)
+	}
+}
+
+func (e *Engine) OnAnomaly(a *pipeline.Anomaly) {
+	for _, d := range e.anomaly {
+		d.OnAnomaly(a)
+	}
+}
+
+// Findings collects every detector's findings, sorted by severity.
+func (e *Engine) Findings(m Models) []Finding {
+	out := []Finding{}
+	for i, d := range e.dets {
+		for _, f := range d.Findings(m) {
+			f.Detector = e.names[i]
+			out = append(out, f)
+		}
+	}
+	Sort(out)
+	return out
+}
+
+// newFinding fills a finding from the catalogue.
+func newFinding(id string, first, last int64, ev Evidence) Finding {
+	c, ok := Lookup(id)
+	if !ok {
+		panic("detect: no catalogue entry " + id)
+	}
+	f := Finding{ID: id, Severity: c.Severity, Title: c.Title, Explanation: c.Explanation, Category: c.Category,
+		Evidence: ev, Controls: c.Controls, Defence: c.Defence}
+	if first != 0 {
+		f.First = time.Unix(0, first).UTC()
+	}
+	if last != 0 {
+		f.Last = time.Unix(0, last).UTC()
+	}
+	return f
+}
+
+// Helpers shared by the detectors.
+
+// ring holds the times of the last n events of one key, to test "n events
+// within a window" in O(1) per event.
+type ring struct {
+	ts   []int64
+	next int
+	full bool
+}
+
+func newRing(n int) *ring { return &ring{ts: make([]int64, max(n, 1))} }
+
+// add records an event at t and returns the span of the last n events
+// (-1 while fewer than n have been seen).
+func (r *ring) add(t int64) int64 {
+	r.ts[r.next] = t
+	r.next = (r.next + 1) % len(r.ts)
+	if r.next == 0 {
+		r.full = true
+	}
+	if !r.full {
+		return -1
+	}
+	return t - r.ts[r.next]
+}
+
+// exemplars keeps the first few frame numbers as examples.
+type exemplars []int
+
+const maxExamples = 10
+
+func (e *exemplars) add(frame int) {
+	if len(*e) < maxExamples && frame > 0 {
+		*e = append(*e, frame)
+	}
+}
+
+// span is a time span of events.
+type span struct{ first, last int64 }
+
+func (s *span) add(t int64) {
+	if s.first == 0 || t < s.first {
+		s.first = t
+	}
+	if t > s.last {
+		s.last = t
+	}
+}
+
+// counter counts per key with a cap on the number of keys; keys beyond the
+// cap are counted together.
+type counter[K comparable] struct {
+	m     map[K]int64
+	cap   int
+	Other int64
+}
+
+func newCounter[K comparable](cap int) *counter[K] { return &counter[K]{m: map[K]int64{}, cap: cap} }
+
+func (c *counter[K]) add(k K, n int64) {
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.cap {
+		c.Other += n
+		return
+	}
+	c.m[k] += n
+}
+
+// top returns up to n keys by count (then by their string form).
+func top[K comparable](m map[K]int64, n int, str func(K) string) []K {
+	ks := make([]K, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if m[ks[i]] != m[ks[j]] {
+			return m[ks[i]] > m[ks[j]]
+		}
+		return str(ks[i]) < str(ks[j])
+	})
+	if len(ks) > n {
+		ks = ks[:n]
+	}
+	return ks
+}
+
+func addrString(a netip.Addr) string { return a.String() }
+
+// sorted returns the keys of a set, sorted, at most n (with "+N more").
+func sorted(set map[string]bool, n int) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	if len(out) > n {
+		rest := len(out) - n
+		out = append(out[:n], fmt.Sprintf("+%d more", rest))
+	}
+	return out
+}
+
+// maxKeys bounds every per-key table of a detector (sources, client IDs,
+// topics): beyond it new keys are counted together, so memory stays bounded
+// on hostile input.
+const maxKeys = 100000
+
+// printable makes a network string safe and short for evidence.
+func printable(s string, n int) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i >= n {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r == utf8.RuneError:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func fmtTime(ns int64) string {
+	if ns == 0 {
+		return "?"
+	}
+	return time.Unix(0, ns).UTC().Format("2006-01-02 15:04:05")
+}
+
+func joinShort(s []string, n int) string {
+	if len(s) > n {
+		return strings.Join(s[:n], ", ") + fmt.Sprintf(" and %d more", len(s)-n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// nopDetector is embedded by detectors that read only the models.
+type nopDetector struct{ pipeline.Nop }
+
+func (nopDetector) uses() events { return 0 }
+
+// idString shows a client ID in evidence: printable, and named when empty
+// (the broker assigns one).
+func idString(id string) string {
+	if id == "" {
+		return "(empty client ID)"
+	}
+	return printable(id, 64)
+}
+
+// plural writes "1 session", "2 sessions".
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

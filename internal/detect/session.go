@@ -1,0 +1,514 @@
+package detect
+
+import (
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"sort"
+
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+)
+
+// clientAddr is the client side's address of an MQTT event's connection.
+func clientAddr(m *pipeline.MQTT) netip.Addr {
+	if m.Conn == nil {
+		return netip.Addr{}
+	}
+	return m.Conn.Src(m.Session.ClientDir).Addr().Unmap()
+}
+
+// brokerEnd is the broker side's endpoint.
+func brokerEnd(m *pipeline.MQTT) netip.AddrPort {
+	if m.Conn == nil {
+		return netip.AddrPort{}
+	}
+	return m.Conn.Dst(m.Session.ClientDir)
+}
+
+// authFailure reports whether a CONNACK code refuses the client's
+// credentials: 3.1/3.1.1 return codes 4 (bad user name or password) and 5
+// (not authorised); MQTT 5 reason codes 0x86 (bad user name or password),
+// 0x87 (not authorised) and 0x8C (bad authentication method).
+func authFailure(v mqtt.Version, code uint8) bool {
+	if v == mqtt.V5 {
+		return code == 0x86 || code == 0x87 || code == 0x8C
+	}
+	return code == 4 || code == 5
+}
+
+// --- attack.bruteforce -------------------------------------------------------
+
+var bruteforceSpec = Spec{
+	Name: "bruteforce",
+	IDs:  []string{"attack.bruteforce"},
+	Rule: "A source (or a user name, over all sources) has at least min_failures CONNECTs refused for credentials " +
+		"(return code 4 or 5; MQTT 5 reason 0x86, 0x87 or 0x8C) within window, and either tried at least min_distinct " +
+		"different credentials or failed fast_failures times within one minute (faster than any device's reconnect " +
+		"back-off; EMQX's flapping rate). A device retrying one wrong password slowly is not an attack. Credentials " +
+		"are compared by a keyed hash held in memory only.",
+	Params: []Param{
+		{"min_failures", 10, "", "refused CONNECTs needed"},
+		{"window", 600, "s", "window in which they must fall"},
+		{"min_distinct", 3, "", "distinct credentials (user name and password) that make the failures a guessing attack"},
+		{"fast_failures", 15, "", "failures within 60 s that make it an attack even with one credential"},
+	},
+	New: newBruteforce,
+}
+
+type authKey struct {
+	src  netip.Addr
+	user string // "" for per-source keys
+	per  bool   // a per-user-name key
+}
+
+type authAgg struct {
+	failures  int64
+	win, fast *ring
+	hitWin    bool
+	hitFast   bool
+	creds     map[uint64]bool
+	users     map[string]bool
+	clients   map[string]bool
+	sources   map[string]bool
+	targets   map[string]bool
+	span      span
+	frames    exemplars
+}
+
+type bruteforce struct {
+	pipeline.Nop
+	env                        *Env
+	minFail, minDistinct, fast int
+	window                     int64
+	pending                    map[*pipeline.Session]uint64 // credential hash of the CONNECT awaiting its CONNACK
+	userFlag                   map[*pipeline.Session]string
+	aggs                       map[authKey]*authAgg
+}
+
+func newBruteforce(e *Env) Detector {
+	return &bruteforce{env: e, minFail: int(e.P("min_failures")), minDistinct: int(e.P("min_distinct")),
+		fast: int(e.P("fast_failures")), window: e.D("window"),
+		pending: map[*pipeline.Session]uint64{}, userFlag: map[*pipeline.Session]string{}, aggs: map[authKey]*authAgg{}}
+}
+
+func (*bruteforce) uses() events { return evMQTT | evFlow }
+
+func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
+	p := m.Pkt
+	switch {
+	case p.Type == mqtt.CONNECT && m.FromClient:
+		var h maphash.Hash
+		h.SetSeed(b.env.seed)
+		h.Write(p.Username)
+		h.WriteByte(0)
+		h.Write(p.Password)
+		if len(b.pending) < maxKeys {
+			b.pending[m.Session] = h.Sum64()
+			b.userFlag[m.Session] = string(p.Username)
+		}
+	case p.Type == mqtt.CONNACK && !m.FromClient && p.Has(mqtt.FieldReasonCode):
+		cred, ok := b.pending[m.Session]
+		user := b.userFlag[m.Session]
+		delete(b.pending, m.Session)
+		delete(b.userFlag, m.Session)
+		if !authFailure(m.Session.Version, p.ReasonCode) {
+			return
+		}
+		if !ok {
+			cred = 0 // CONNECT not captured
+		}
+		src := clientAddr(m)
+		t := m.Frame.TS
+		for _, k := range []authKey{{src: src}, {user: user, per: true}} {
+			if k.per && user == "" {
+				continue
+			}
+			a := b.aggs[k]
+			if a == nil {
+				if len(b.aggs) >= maxKeys {
+					continue
+				}
+				a = &authAgg{win: newRing(b.minFail), fast: newRing(b.fast), creds: map[uint64]bool{}, users: map[string]bool{},
+					clients: map[string]bool{}, sources: map[string]bool{}, targets: map[string]bool{}}
+				b.aggs[k] = a
+			}
+			a.failures++
+			if s := a.win.add(t); s >= 0 && s <= b.window {
+				a.hitWin = true
+			}
+			if s := a.fast.add(t); s >= 0 && s <= 60e9 {
+				a.hitFast = true
+			}
+			if len(a.creds) < 10000 {
+				a.creds[cred] = true
+			}
+			if len(a.users) < 1000 {
+				a.users[printable(user, 64)] = true
+			}
+			if len(a.clients) < 1000 {
+				a.clients[idString(m.Session.ClientID)] = true
+			}
+			if len(a.sources) < 1000 {
+				a.sources[src.String()] = true
+			}
+			a.targets[brokerEnd(m).String()] = true
+			a.span.add(t)
+			a.frames.add(m.Frame.Num)
+		}
+	}
+}
+
+func (b *bruteforce) OnFlow(f *pipeline.Flow) {
+	if f.Kind == pipeline.FlowClosed && f.Session != nil {
+		delete(b.pending, f.Session)
+		delete(b.userFlag, f.Session)
+	}
+}
+
+func (b *bruteforce) Findings(Models) []Finding {
+	ev := Evidence{Counts: map[string]int64{}}
+	var sp span
+	srcs, users, clients, targets := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	var frames exemplars
+	keys := make([]authKey, 0, len(b.aggs))
+	for k := range b.aggs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].per != keys[j].per {
+			return !keys[i].per
+		}
+		if keys[i].src != keys[j].src {
+			return keys[i].src.Less(keys[j].src)
+		}
+		return keys[i].user < keys[j].user
+	})
+	found := false
+	for _, k := range keys {
+		a := b.aggs[k]
+		if !a.hitWin || !(len(a.creds) >= b.minDistinct || len(a.users) >= b.minDistinct || a.hitFast) {
+			continue
+		}
+		found = true
+		what := "source " + k.src.String()
+		if k.per {
+			what = "user name " + printable(k.user, 64)
+		} else {
+			ev.Counts["refused_connects"] += a.failures
+		}
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%s: %d refused CONNECTs, %d distinct credentials, %d user names, from %s to %s",
+			what, a.failures, len(a.creds), len(a.users), fmtTime(a.span.first), fmtTime(a.span.last)))
+		sp.add(a.span.first)
+		sp.add(a.span.last)
+		for s := range a.sources {
+			srcs[s] = true
+		}
+		for s := range a.users {
+			if s != "" {
+				users[s] = true
+			}
+		}
+		for s := range a.clients {
+			clients[s] = true
+		}
+		for s := range a.targets {
+			targets[s] = true
+		}
+		for _, fr := range a.frames {
+			frames.add(fr)
+		}
+	}
+	if !found {
+		return nil
+	}
+	ev.Sources, ev.Usernames, ev.ClientIDs, ev.Targets = sorted(srcs, 20), sorted(users, 20), sorted(clients, 20), sorted(targets, 10)
+	sort.Ints(frames)
+	ev.Frames = frames
+	f := newFinding("attack.bruteforce", sp.first, sp.last, ev)
+	f.Title = fmt.Sprintf("Password guessing: %d refused CONNECTs from %s", ev.Counts["refused_connects"], joinShort(ev.Sources, 3))
+	return []Finding{f}
+}
+
+// --- attack.connect-flood ----------------------------------------------------
+
+var connectFloodSpec = Spec{
+	Name: "connect-flood",
+	IDs:  []string{"attack.connect-flood"},
+	Rule: "Counts accepted MQTT sessions shorter than short_session that ended cleanly (sessions with protocol " +
+		"errors or reset by the client belong to attack.malformed). A client ID with flapping such sessions within " +
+		"60 s (EMQX's flapping rule: 15 a minute), a source address with per_source, or the whole capture with " +
+		"global within 60 s is a connection storm.",
+	Params: []Param{
+		{"short_session", 10, "s", "sessions shorter than this count"},
+		{"flapping", 15, "", "short sessions of one client ID within 60 s"},
+		{"per_source", 15, "", "short sessions from one source address within 60 s"},
+		{"global", 100, "", "short sessions over all sources within 60 s"},
+	},
+	New: newConnectFlood,
+}
+
+type sessEnd struct {
+	t        int64
+	src      netip.Addr
+	clientID string
+	frame    int
+	clean    bool // short and ended cleanly
+}
+
+type connectFlood struct {
+	pipeline.Nop
+	short                    int64
+	flapping, perSrc, global int
+	accepted                 map[*pipeline.Session]int // CONNACK frame
+	ends                     []sessEnd
+	dropped                  int64
+}
+
+func newConnectFlood(e *Env) Detector {
+	return &connectFlood{short: e.D("short_session"), flapping: int(e.P("flapping")), perSrc: int(e.P("per_source")),
+		global: int(e.P("global")), accepted: map[*pipeline.Session]int{}}
+}
+
+func (*connectFlood) uses() events { return evMQTT | evFlow }
+
+func (c *connectFlood) OnMQTT(m *pipeline.MQTT) {
+	if m.Pkt.Type == mqtt.CONNACK && !m.FromClient && m.Pkt.ReasonCode == 0 && len(c.accepted) < maxKeys {
+		c.accepted[m.Session] = m.Frame.Num
+	}
+}
+
+// protocolErrors are the anomalies that mark a malformed session.
+const protocolErrors = ^(mqtt.AnomalyTruncated | mqtt.AnomalyStreamGap)
+
+func (c *connectFlood) OnFlow(f *pipeline.Flow) {
+	if f.Kind != pipeline.FlowClosed || f.Session == nil {
+		return
+	}
+	frame, ok := c.accepted[f.Session]
+	if !ok {
+		return
+	}
+	delete(c.accepted, f.Session)
+	s, conn := f.Session, f.Conn
+	if conn.Reason == tcpstream.ReasonEnd {
+		return // still open when the capture ended
+	}
+	if len(c.ends) >= 1<<22 {
+		c.dropped++
+		return
+	}
+	clean := conn.Last-conn.Start < c.short && s.Anomalies&protocolErrors == 0 && conn.Stat[s.ClientDir].RSTs == 0
+	c.ends = append(c.ends, sessEnd{t: conn.Last, src: conn.Src(s.ClientDir).Addr().Unmap(), clientID: s.ClientID, frame: frame, clean: clean})
+}
+
+// storm returns the most clean short sessions ending within any 60 s
+// window in which they are at least half of all sessions ending, with the
+// window's bounds. ends are sorted by time.
+func storm(ends []sessEnd) (n int, first, last int64) {
+	j, clean := 0, 0
+	for i, e := range ends {
+		if e.clean {
+			clean++
+		}
+		for e.t-ends[j].t > 60e9 {
+			if ends[j].clean {
+				clean--
+			}
+			j++
+		}
+		if 2*clean >= i-j+1 && clean > n {
+			n, first, last = clean, ends[j].t, e.t
+		}
+	}
+	return
+}
+
+func (c *connectFlood) Findings(Models) []Finding {
+	if len(c.ends) == 0 {
+		return nil
+	}
+	sort.Slice(c.ends, func(i, j int) bool { return c.ends[i].t < c.ends[j].t })
+	bySrc, byID := map[netip.Addr][]sessEnd{}, map[string][]sessEnd{}
+	short := 0
+	for _, e := range c.ends {
+		if e.clean {
+			short++
+		}
+		if len(bySrc) < maxKeys || bySrc[e.src] != nil {
+			bySrc[e.src] = append(bySrc[e.src], e)
+		}
+		if e.clientID != "" && (len(byID) < maxKeys || byID[e.clientID] != nil) {
+			byID[e.clientID] = append(byID[e.clientID], e)
+		}
+	}
+	ev := Evidence{Counts: map[string]int64{"short_sessions": int64(short), "sessions": int64(len(c.ends))}}
+	var sp span
+	srcs, ids := map[string]bool{}, map[string]bool{}
+	for a, es := range bySrc {
+		if n, f, l := storm(es); n >= c.perSrc {
+			srcs[a.String()] = true
+			sp.add(f)
+			sp.add(l)
+			ev.Notes = append(ev.Notes, fmt.Sprintf("source %s: %d short sessions within one minute (from %s), %d sessions in all", a, n, fmtTime(f), len(es)))
+		}
+	}
+	for id, es := range byID {
+		if n, f, l := storm(es); n >= c.flapping {
+			ids[id] = true
+			sp.add(f)
+			sp.add(l)
+			ev.Notes = append(ev.Notes, fmt.Sprintf("client ID %s flapping: %d sessions within one minute (from %s)", idString(id), n, fmtTime(f)))
+		}
+	}
+	if n, f, l := storm(c.ends); n >= c.global {
+		sp.add(f)
+		sp.add(l)
+		ev.Notes = append(ev.Notes, fmt.Sprintf("all sources: %d short sessions within one minute (from %s)", n, fmtTime(f)))
+	}
+	if sp.first == 0 {
+		return nil
+	}
+	sort.Strings(ev.Notes)
+	if len(ev.Notes) > 20 {
+		ev.Notes = append(ev.Notes[:20], fmt.Sprintf("and %d more", len(ev.Notes)-20))
+	}
+	var frames exemplars
+	shown := map[string]bool{}
+	for _, e := range c.ends {
+		if e.clean && (srcs[e.src.String()] || ids[e.clientID]) && e.t >= sp.first {
+			frames.add(e.frame)
+		}
+	}
+	for id := range ids {
+		shown[idString(id)] = true
+	}
+	sort.Ints(frames)
+	ev.Sources, ev.ClientIDs, ev.Frames = sorted(srcs, 20), sorted(shown, 20), frames
+	f := newFinding("attack.connect-flood", sp.first, sp.last, ev)
+	f.Title = fmt.Sprintf("Connection storm: %d short MQTT sessions", short)
+	if len(ev.Sources) > 0 {
+		f.Title += " from " + joinShort(ev.Sources, 3)
+	}
+	return []Finding{f}
+}
+
+// --- attack.client-id-takeover -----------------------------------------------
+
+var takeoverSpec = Spec{
+	Name: "client-id-takeover",
+	IDs:  []string{"attack.client-id-takeover"},
+	Rule: "A CONNECT claims a client ID whose session from another source address is still open and alive (it " +
+		"sent a packet within 1.5 keep-alive intervals, [MQTT-3.1.2-24]); the broker then drops the older " +
+		"session [MQTT-3.1.4-3]. A claim is a takeover when the older session was active within active (it was " +
+		"in use, not a device that moved to a new address and left a dead connection behind) or when the ID " +
+		"returns to an address that held it before (the victim reconnects and the two fight over the ID). " +
+		"min_events takeovers make a finding. Empty client IDs (assigned by the broker) are ignored.",
+	Params: []Param{
+		{"min_events", 1, "", "takeovers needed"},
+		{"active", 10, "s", "the older session sent a packet this recently"},
+	},
+	New: newTakeover,
+}
+
+type liveSess struct {
+	conn      *tcpstream.Conn
+	src       netip.Addr
+	last      int64
+	keepalive int64
+}
+
+type idState struct {
+	live map[*pipeline.Session]*liveSess
+	past map[netip.Addr]bool // addresses that held the ID
+}
+
+type takeover struct {
+	pipeline.Nop
+	min    int
+	active int64
+	ids    map[string]*idState
+	events int64
+	claims int64
+	hit    map[string]bool
+	srcs   map[string]bool
+	span   span
+	frames exemplars
+}
+
+func newTakeover(e *Env) Detector {
+	return &takeover{min: int(e.P("min_events")), active: e.D("active"), ids: map[string]*idState{}, hit: map[string]bool{}, srcs: map[string]bool{}}
+}
+
+func (*takeover) uses() events { return evMQTT | evFlow }
+
+func (t *takeover) OnMQTT(m *pipeline.MQTT) {
+	s := m.Session
+	if !m.FromClient || s.ClientID == "" {
+		return
+	}
+	now := m.Frame.TS
+	st := t.ids[s.ClientID]
+	if m.Pkt.Type != mqtt.CONNECT {
+		if st != nil {
+			if l := st.live[s]; l != nil {
+				l.last = now
+			}
+		}
+		return
+	}
+	if st == nil {
+		if len(t.ids) >= maxKeys {
+			return
+		}
+		st = &idState{live: map[*pipeline.Session]*liveSess{}, past: map[netip.Addr]bool{}}
+		t.ids[s.ClientID] = st
+	}
+	src := clientAddr(m)
+	for other, l := range st.live {
+		if other == s || l.src == src || other.Disconnect || (l.conn != nil && l.conn.State >= tcpstream.StateClosing) {
+			continue // the same session or address, or a session already ending
+		}
+		if l.keepalive != 0 && now-l.last > l.keepalive*3/2 {
+			continue // the broker has dropped it already
+		}
+		t.claims++
+		if now-l.last <= t.active || st.past[src] {
+			t.events++
+			t.hit[idString(s.ClientID)] = true
+			if len(t.srcs) < 1000 {
+				t.srcs[l.src.String()] = true
+				t.srcs[src.String()] = true
+			}
+			t.span.add(now)
+			t.frames.add(m.Frame.Num)
+		}
+	}
+	if len(st.past) < 1000 {
+		st.past[src] = true
+	}
+	if len(st.live) < 1000 {
+		st.live[s] = &liveSess{conn: m.Conn, src: src, last: now, keepalive: int64(s.KeepAlive) * 1e9}
+	}
+}
+
+func (t *takeover) OnFlow(f *pipeline.Flow) {
+	if f.Kind != pipeline.FlowClosed || f.Session == nil || f.Session.ClientID == "" {
+		return
+	}
+	if st := t.ids[f.Session.ClientID]; st != nil {
+		delete(st.live, f.Session)
+	}
+}
+
+func (t *takeover) Findings(Models) []Finding {
+	if t.events < int64(max(t.min, 1)) {
+		return nil
+	}
+	ev := Evidence{Counts: map[string]int64{"takeovers": t.events, "claims_of_live_ids": t.claims},
+		ClientIDs: sorted(t.hit, 20), Sources: sorted(t.srcs, 20), Frames: t.frames}
+	f := newFinding("attack.client-id-takeover", t.span.first, t.span.last, ev)
+	f.Title = fmt.Sprintf("Client ID takeover: %s claimed from %d addresses (%d times)", joinShort(ev.ClientIDs, 3), len(t.srcs), t.events)
+	return []Finding{f}
+}

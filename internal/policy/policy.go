@@ -1,0 +1,484 @@
+// Package policy reads the iomtguard policy file: what a capture cannot tell
+// about a site (its device inventory, network zones and the flows allowed
+// between them, which topics are clinical, what a patient identifier looks
+// like, who may subscribe to what) and the detectors' thresholds. The same
+// file is what the gateway enforces, so that analyze audits traffic against
+// the rules the gateway applies.
+//
+// Errors name the file and line: "site.yaml:12: zones[1].hosts[0]: not an IP
+// address or prefix: 10.1.2".
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Policy is a parsed policy file. The zero value is the default policy: no
+// inventory, no zones, the built-in clinical topic words and identifier
+// patterns, and every threshold at its default.
+type Policy struct {
+	// Inventory lists the known hosts and MQTT client IDs; with it, anything
+	// else is an unknown peer.
+	Inventory Inventory `yaml:"inventory"`
+	// Zones name groups of hosts; Flows list the allowed flows between them.
+	Zones []Zone     `yaml:"zones"`
+	Flows []FlowRule `yaml:"flows"`
+	// ClinicalTopics are MQTT topic filters whose messages carry patient
+	// data. Empty: topics with a level naming a clinical quantity (patient,
+	// ecg, spo2, bp, pump, dose, glucose, vitals, ...) are clinical.
+	ClinicalTopics []Filter `yaml:"clinical_topics"`
+	// PHIPatterns are named RE2 expressions for patient identifiers in
+	// payloads. Empty: the built-in set (MRN, person name, date of birth,
+	// US SSN, HL7 PID segment, FHIR Patient resource).
+	PHIPatterns []Pattern `yaml:"phi_patterns"`
+	// ACL says which clients may publish and subscribe to which topics.
+	ACL []ACLRule `yaml:"acl"`
+	// TLS states what transport security the site requires.
+	TLS TLSPolicy `yaml:"tls"`
+	// Thresholds tune detectors: detector name -> parameter -> value.
+	Thresholds map[string]map[string]Value `yaml:"thresholds"`
+
+	// Gateway holds the gateway's own settings (listeners, certificates,
+	// limits); analyze ignores them.
+	Gateway yaml.Node `yaml:"gateway"`
+
+	// File is where the policy was read from ("" for the default policy).
+	File string `yaml:"-"`
+}
+
+// Inventory is the site's list of known hosts and clients.
+type Inventory struct {
+	Hosts   []Prefix `yaml:"hosts"`   // IP addresses or prefixes
+	Clients []Glob   `yaml:"clients"` // client ID patterns (* and ?)
+}
+
+// Defined reports whether the inventory lists anything.
+func (i Inventory) Defined() bool { return len(i.Hosts) > 0 || len(i.Clients) > 0 }
+
+// Zone is a named group of hosts.
+type Zone struct {
+	Name  string   `yaml:"name"`
+	Hosts []Prefix `yaml:"hosts"`
+	Line  int      `yaml:"-"`
+}
+
+// FlowRule allows TCP flows from one zone to another, on the given ports
+// (none: any port).
+type FlowRule struct {
+	From  string `yaml:"from"`
+	To    string `yaml:"to"`
+	Ports []int  `yaml:"ports"`
+}
+
+// ACLRule gives clients matching Clients the right to publish and subscribe
+// to the listed filters. "%c" in a filter stands for the client's own ID.
+type ACLRule struct {
+	Clients   []Glob   `yaml:"clients"`
+	Publish   []Filter `yaml:"publish"`
+	Subscribe []Filter `yaml:"subscribe"`
+}
+
+// TLSPolicy is the site's transport requirement.
+type TLSPolicy struct {
+	Require           bool   `yaml:"require"`             // MQTT must run over TLS
+	RequireClientCert bool   `yaml:"require_client_cert"` // clients must present certificates
+	MinVersion        string `yaml:"min_version"`         // "1.2" (default) or "1.3"
+}
+
+// Prefix is an IP prefix; a bare address is a /32 or /128.
+type Prefix struct{ netip.Prefix }
+
+// UnmarshalYAML parses "10.0.0.0/8" or "10.1.2.3".
+func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
+	s := strings.TrimSpace(n.Value)
+	if pf, err := netip.ParsePrefix(s); err == nil {
+		p.Prefix = pf.Masked()
+		return nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return lineError(n, "not an IP address or prefix: %q", s)
+	}
+	p.Prefix = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+	return nil
+}
+
+// Glob is a client ID pattern: * matches any run of characters, ? one.
+type Glob string
+
+// Match reports whether s matches the pattern.
+func (g Glob) Match(s string) bool { return globMatch(string(g), s) }
+
+func globMatch(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for len(p) > 0 && p[0] == '*' {
+				p = p[1:]
+			}
+			if p == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if globMatch(p, s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+			s, p = s[1:], p[1:]
+		default:
+			if s == "" || s[0] != p[0] {
+				return false
+			}
+			s, p = s[1:], p[1:]
+		}
+	}
+	return s == ""
+}
+
+// Filter is an MQTT topic filter, checked for the wildcard rules of
+// [MQTT-4.7.1-2] and [MQTT-4.7.1-3].
+type Filter string
+
+// UnmarshalYAML checks the filter.
+func (f *Filter) UnmarshalYAML(n *yaml.Node) error {
+	if err := CheckFilter(n.Value); err != nil {
+		return lineError(n, "%v", err)
+	}
+	*f = Filter(n.Value)
+	return nil
+}
+
+// CheckFilter reports whether s is a valid topic filter.
+func CheckFilter(s string) error {
+	if s == "" {
+		return errors.New("empty topic filter")
+	}
+	levels := strings.Split(s, "/")
+	for i, l := range levels {
+		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+			return fmt.Errorf("topic filter %q: # must be a whole last level [MQTT-4.7.1-2]", s)
+		}
+		if strings.Contains(l, "+") && l != "+" {
+			return fmt.Errorf("topic filter %q: + must be a whole level [MQTT-4.7.1-3]", s)
+		}
+	}
+	return nil
+}
+
+// Match reports whether topic matches the filter, with the client's ID
+// substituted for %c. Topics starting with $ match only filters that start
+// with $ themselves [MQTT-4.7.2-1].
+func (f Filter) Match(topic, clientID string) bool {
+	return TopicMatch(strings.ReplaceAll(string(f), "%c", clientID), topic)
+}
+
+// TopicMatch reports whether an MQTT topic name matches a topic filter.
+func TopicMatch(filter, topic string) bool {
+	if strings.HasPrefix(topic, "$") && !strings.HasPrefix(filter, "$") {
+		return false
+	}
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
+		tl, trest, tmore := strings.Cut(topic, "/")
+		switch {
+		case fl == "#":
+			return true
+		case fl != "+" && fl != tl:
+			return false
+		}
+		if !fmore && !tmore {
+			return true
+		}
+		if !fmore {
+			return false
+		}
+		if !tmore {
+			// "a/#" matches "a" [MQTT-4.7.1-2].
+			return frest == "#"
+		}
+		filter, topic = frest, trest
+	}
+}
+
+// Covers reports whether every topic matched by inner is matched by outer,
+// for filters without %c (a conservative check: it may say false for a
+// subset written differently).
+func Covers(outer, inner string) bool {
+	for {
+		ol, orest, omore := strings.Cut(outer, "/")
+		il, irest, imore := strings.Cut(inner, "/")
+		switch {
+		case ol == "#":
+			return !strings.HasPrefix(inner, "$") || strings.HasPrefix(outer, "$")
+		case il == "#":
+			return false
+		case ol == "+":
+		case ol != il:
+			return false
+		}
+		if !omore || !imore {
+			return !omore && !imore
+		}
+		outer, inner = orest, irest
+	}
+}
+
+// Pattern is a named identifier pattern.
+type Pattern struct {
+	Name string
+	Re   *regexp.Regexp
+}
+
+// UnmarshalYAML reads one "name: expression" mapping entry.
+func (p *Pattern) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
+		return lineError(n, "a PHI pattern is one \"name: regular expression\" entry")
+	}
+	re, err := regexp.Compile(n.Content[1].Value)
+	if err != nil {
+		return lineError(n.Content[1], "pattern %s: %v", n.Content[0].Value, err)
+	}
+	p.Name, p.Re = n.Content[0].Value, re
+	return nil
+}
+
+// Value is a threshold: a number, or a duration ("90s", "10m") kept in seconds.
+type Value struct {
+	V    float64
+	Line int
+}
+
+// UnmarshalYAML parses a number or a Go duration.
+func (v *Value) UnmarshalYAML(n *yaml.Node) error {
+	v.Line = n.Line
+	if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		v.V = f
+		return nil
+	}
+	if d, err := time.ParseDuration(n.Value); err == nil {
+		v.V = d.Seconds()
+		return nil
+	}
+	return lineError(n, "threshold %q: want a number or a duration such as 90s or 10m", n.Value)
+}
+
+// errLine carries the line of a semantic error up to Parse, which adds the file.
+type errLine struct {
+	line int
+	msg  string
+}
+
+func (e *errLine) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+
+func lineError(n *yaml.Node, format string, a ...any) error {
+	return &errLine{n.Line, fmt.Sprintf(format, a...)}
+}
+
+// ErrPolicy marks every error in a policy file.
+var ErrPolicy = errors.New("policy")
+
+// Load reads a policy file.
+func Load(path string) (*Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return Parse(path, bytes.NewReader(b))
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+// Parse reads a policy from r; name labels errors.
+func Parse(name string, r io.Reader) (*Policy, error) {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	p := &Policy{}
+	if err := dec.Decode(p); err != nil && err != io.EOF {
+		var el *errLine
+		if errors.As(err, &el) {
+			return nil, fmt.Errorf("%w: %s:%d: %s", ErrPolicy, name, el.line, el.msg)
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			var msgs []string
+			for _, e := range te.Errors {
+				if m := yamlLine.FindStringSubmatch(e); m != nil {
+					msgs = append(msgs, fmt.Sprintf("%s:%s: %s", name, m[1], strings.Replace(m[2], " in type policy.Policy", "", 1)))
+				} else {
+					msgs = append(msgs, name+": "+e)
+				}
+			}
+			return nil, fmt.Errorf("%w: %s", ErrPolicy, strings.Join(msgs, "; "))
+		}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("%w: %s:%s: %s", ErrPolicy, name, m[1], m[2])
+		}
+		return nil, fmt.Errorf("%w: %s: %v", ErrPolicy, name, err)
+	}
+	p.File = name
+	if err := p.check(name); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// check validates references between sections.
+func (p *Policy) check(name string) error {
+	zones := map[string]bool{}
+	for i, z := range p.Zones {
+		if z.Name == "" {
+			return fmt.Errorf("%w: %s: zones[%d]: a zone needs a name", ErrPolicy, name, i)
+		}
+		if zones[z.Name] {
+			return fmt.Errorf("%w: %s: zones[%d]: zone %q defined twice", ErrPolicy, name, i, z.Name)
+		}
+		zones[z.Name] = true
+	}
+	for i, f := range p.Flows {
+		for _, z := range []string{f.From, f.To} {
+			if !zones[z] && z != "*" && z != Other {
+				return fmt.Errorf("%w: %s: flows[%d]: no zone named %q (zones: %s)", ErrPolicy, name, i, z, strings.Join(p.ZoneNames(), ", "))
+			}
+		}
+		for _, port := range f.Ports {
+			if port < 1 || port > 65535 {
+				return fmt.Errorf("%w: %s: flows[%d]: port %d out of range", ErrPolicy, name, i, port)
+			}
+		}
+	}
+	if v := p.TLS.MinVersion; v != "" && v != "1.2" && v != "1.3" {
+		return fmt.Errorf("%w: %s: tls.min_version: want 1.2 or 1.3, not %q", ErrPolicy, name, v)
+	}
+	return nil
+}
+
+// ZoneNames lists the zones in file order.
+func (p *Policy) ZoneNames() []string {
+	var n []string
+	for _, z := range p.Zones {
+		n = append(n, z.Name)
+	}
+	return n
+}
+
+// Other is the zone of hosts that no zone lists; flow rules may name it.
+const Other = "other"
+
+// ZoneOf returns the name of the first zone holding a, or Other.
+func (p *Policy) ZoneOf(a netip.Addr) string {
+	a = a.Unmap()
+	for _, z := range p.Zones {
+		for _, h := range z.Hosts {
+			if h.Contains(a) {
+				return z.Name
+			}
+		}
+	}
+	return Other
+}
+
+// FlowAllowed reports whether the policy allows a TCP flow from zone a to
+// zone b on port. Flows inside one zone are allowed.
+func (p *Policy) FlowAllowed(a, b string, port uint16) bool {
+	if a == b {
+		return true
+	}
+	for _, f := range p.Flows {
+		if (f.From == a || f.From == "*") && (f.To == b || f.To == "*") {
+			if len(f.Ports) == 0 {
+				return true
+			}
+			for _, pt := range f.Ports {
+				if pt == int(port) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// KnownHost reports whether the inventory lists a.
+func (p *Policy) KnownHost(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, h := range p.Inventory.Hosts {
+		if h.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// KnownClient reports whether the inventory lists the client ID.
+func (p *Policy) KnownClient(id string) bool {
+	for _, g := range p.Inventory.Clients {
+		if g.Match(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaySubscribe reports whether the ACL lets client subscribe to filter
+// (true when the policy has no ACL). A requested filter is allowed when an
+// allowed filter covers it.
+func (p *Policy) MaySubscribe(client, filter string) bool {
+	if len(p.ACL) == 0 {
+		return true
+	}
+	for _, r := range p.ACL {
+		if !r.matches(client) {
+			continue
+		}
+		for _, f := range r.Subscribe {
+			if Covers(strings.ReplaceAll(string(f), "%c", client), filter) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// MayPublish reports whether the ACL lets client publish to topic (true
+// when the policy has no ACL).
+func (p *Policy) MayPublish(client, topic string) bool {
+	if len(p.ACL) == 0 {
+		return true
+	}
+	for _, r := range p.ACL {
+		if !r.matches(client) {
+			continue
+		}
+		for _, f := range r.Publish {
+			if f.Match(topic, client) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (r ACLRule) matches(client string) bool {
+	for _, g := range r.Clients {
+		if g.Match(client) {
+			return true
+		}
+	}
+	return false
+}
