@@ -28,11 +28,6 @@ var clinicalDataSpec = Spec{
 	New: newClinicalData,
 }
 
-type sessTopic struct {
-	topic []byte
-	ts    *topicState
-}
-
 type topicState struct {
 	n        int64
 	clinical bool
@@ -70,30 +65,24 @@ type clinicalData struct {
 	textOnly           bool // default patterns: payloads without letters or '-' cannot match
 	first, every       int64
 	topics             map[string]*topicState
-	last               map[*pipeline.Session]*sessTopic // each session's last topic: most publish on one
+	tab                *sessTable // each session's last topic: most publish on one
 	retained, phi      *dataHits
 	retainedFromBroker int64
 }
 
 func newClinicalData(e *Env) Detector {
 	return &clinicalData{p: e.Policy, patterns: e.Policy.PHI(), textOnly: len(e.Policy.PHIPatterns) == 0,
-		first: int64(e.P("scan_first")), every: max(1, int64(e.P("scan_every"))), topics: map[string]*topicState{}, last: map[*pipeline.Session]*sessTopic{},
+		first: int64(e.P("scan_first")), every: max(1, int64(e.P("scan_every"))), topics: map[string]*topicState{}, tab: e.sessions,
 		retained: newHits(), phi: newHits()}
 }
 
-func (*clinicalData) uses() events { return evMQTT | evFlow }
-
-func (d *clinicalData) OnFlow(f *pipeline.Flow) {
-	if f.Kind == pipeline.FlowClosed && f.Session != nil {
-		delete(d.last, f.Session)
-	}
-}
+func (*clinicalData) uses() events { return evMQTT }
 
 // topic returns the state of a topic, through the session's last-topic cache.
-func (d *clinicalData) topic(s *pipeline.Session, raw []byte) *topicState {
-	c := d.last[s]
-	if c != nil && bytes.Equal(c.topic, raw) {
-		return c.ts
+func (d *clinicalData) topic(raw []byte) *topicState {
+	st := d.tab.cur
+	if st.topicState != nil && bytes.Equal(st.topic, raw) {
+		return st.topicState
 	}
 	ts := d.topics[string(raw)]
 	if ts == nil {
@@ -103,15 +92,8 @@ func (d *clinicalData) topic(s *pipeline.Session, raw []byte) *topicState {
 			d.topics[topic] = ts
 		}
 	}
-	if c == nil {
-		if len(d.last) >= maxKeys {
-			return ts
-		}
-		c = &sessTopic{}
-		d.last[s] = c
-	}
-	c.topic = append(c.topic[:0], raw...)
-	c.ts = ts
+	st.topic = append(st.topic[:0], raw...)
+	st.topicState = ts
 	return ts
 }
 
@@ -132,7 +114,7 @@ func (d *clinicalData) OnMQTT(m *pipeline.MQTT) {
 		return
 	}
 	raw := p.TopicName()
-	ts := d.topic(m.Session, raw)
+	ts := d.topic(raw)
 	ts.n++
 	var matched []string
 	if (ts.n <= d.first || ts.n%d.every == 0) && len(p.Payload) > 0 {

@@ -48,10 +48,11 @@ type publishFlood struct {
 	maxPub   int
 	maxBytes int64
 	srcs     map[netip.Addr]*pubAgg
+	tab      *sessTable
 }
 
 func newPublishFlood(e *Env) Detector {
-	return &publishFlood{maxPub: int(e.P("max_publishes")), maxBytes: int64(e.P("max_bytes")), srcs: map[netip.Addr]*pubAgg{}}
+	return &publishFlood{maxPub: int(e.P("max_publishes")), maxBytes: int64(e.P("max_bytes")), srcs: map[netip.Addr]*pubAgg{}, tab: e.sessions}
 }
 
 func (*publishFlood) uses() events { return evMQTT }
@@ -60,14 +61,17 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 	if m.Pkt.Type != mqtt.PUBLISH || !m.FromClient {
 		return
 	}
-	src := clientAddr(m)
-	a := p.srcs[src]
+	a := p.tab.cur.pub
 	if a == nil {
-		if len(p.srcs) >= maxKeys {
-			return
+		src := clientAddr(m)
+		if a = p.srcs[src]; a == nil {
+			if len(p.srcs) >= maxKeys {
+				return
+			}
+			a = &pubAgg{win: newRing(p.maxPub), topics: newCounter[string](1000), clients: map[string]bool{}}
+			p.srcs[src] = a
 		}
-		a = &pubAgg{win: newRing(p.maxPub), topics: newCounter[string](1000), clients: map[string]bool{}}
-		p.srcs[src] = a
+		p.tab.cur.pub = a
 	}
 	t := m.Frame.TS
 	sec := t / 1e9
@@ -184,12 +188,12 @@ type slowDoS struct {
 	held          []idleConn
 	end           int64
 	connectFrames map[*tcpstream.Conn]int
-	lastClient    map[*tcpstream.Conn]int64 // the client's last MQTT packet
+	tab           *sessTable
 }
 
 func newSlowDoS(e *Env) Detector {
 	return &slowDoS{min: int(e.P("min_conns")), idle: e.D("min_idle"), longKA: e.D("long_keepalive"),
-		brokers: map[netip.AddrPort]bool{}, connectFrames: map[*tcpstream.Conn]int{}, lastClient: map[*tcpstream.Conn]int64{}}
+		brokers: map[netip.AddrPort]bool{}, connectFrames: map[*tcpstream.Conn]int{}, tab: e.sessions}
 }
 
 func (*slowDoS) uses() events { return evFrame | evMQTT | evFlow }
@@ -204,9 +208,7 @@ func (s *slowDoS) OnMQTT(m *pipeline.MQTT) {
 	if !m.FromClient || m.Conn == nil {
 		return
 	}
-	if _, ok := s.lastClient[m.Conn]; ok || len(s.lastClient) < maxKeys {
-		s.lastClient[m.Conn] = m.Frame.TS
-	}
+	s.tab.cur.lastClient = m.Frame.TS
 	if m.Pkt.Type == mqtt.CONNECT {
 		if len(s.brokers) < maxKeys {
 			s.brokers[brokerEnd(m)] = true
@@ -223,9 +225,12 @@ func (s *slowDoS) OnFlow(f *pipeline.Flow) {
 	}
 	c := f.Conn
 	frame := s.connectFrames[c]
-	last, sent := s.lastClient[c]
+	var last int64
+	sent := false
+	if st := s.tab.cur; st != nil && st.lastClient != 0 {
+		last, sent = st.lastClient, true
+	}
 	delete(s.connectFrames, c)
-	delete(s.lastClient, c)
 	if !c.SynSeen || c.Stat[tcpstream.FromB].Packets == 0 {
 		return // not an established connection we saw open
 	}

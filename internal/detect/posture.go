@@ -13,9 +13,6 @@ import (
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
-// sessionSet remembers sessions already counted until their flow closes.
-type sessionSet map[*pipeline.Session]bool
-
 // --- posture.cleartext-mqtt, posture.cleartext-credentials --------------------
 
 var cleartextSpec = Spec{
@@ -29,7 +26,7 @@ var cleartextSpec = Spec{
 
 type cleartext struct {
 	pipeline.Nop
-	seen             sessionSet
+	tab              *sessTable
 	sessions         int64
 	brokers, clients map[string]bool
 	span             span
@@ -40,16 +37,16 @@ type cleartext struct {
 	credFrames       exemplars
 }
 
-func newCleartext(*Env) Detector {
-	return &cleartext{seen: sessionSet{}, brokers: map[string]bool{}, clients: map[string]bool{}, users: map[string]bool{}, credIDs: map[string]bool{}}
+func newCleartext(e *Env) Detector {
+	return &cleartext{tab: e.sessions, brokers: map[string]bool{}, clients: map[string]bool{}, users: map[string]bool{}, credIDs: map[string]bool{}}
 }
 
-func (*cleartext) uses() events { return evMQTT | evFlow }
+func (*cleartext) uses() events { return evMQTT }
 
 func (c *cleartext) OnMQTT(m *pipeline.MQTT) {
 	t := m.Frame.TS
-	if !c.seen[m.Session] && len(c.seen) < maxKeys {
-		c.seen[m.Session] = true
+	if st := c.tab.cur; !st.counted {
+		st.counted = true
 		c.sessions++
 		if len(c.brokers) < 1000 {
 			c.brokers[brokerEnd(m).String()] = true
@@ -75,12 +72,6 @@ func (c *cleartext) OnMQTT(m *pipeline.MQTT) {
 		}
 		c.credSpan.add(t)
 		c.credFrames.add(m.Frame.Num)
-	}
-}
-
-func (c *cleartext) OnFlow(f *pipeline.Flow) {
-	if f.Kind == pipeline.FlowClosed && f.Session != nil {
-		delete(c.seen, f.Session)
 	}
 }
 

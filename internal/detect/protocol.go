@@ -63,12 +63,12 @@ type malformed struct {
 	minEvents, minViolations int64
 	srcs                     map[netip.Addr]*malAgg
 	brokers                  map[netip.AddrPort]bool
-	sessions                 map[*pipeline.Session]bool // sessions whose client sent MQTT
+	tab                      *sessTable
 }
 
 func newMalformed(e *Env) Detector {
 	return &malformed{minEvents: int64(e.P("min_events")), minViolations: int64(e.P("min_violations")),
-		srcs: map[netip.Addr]*malAgg{}, brokers: map[netip.AddrPort]bool{}, sessions: map[*pipeline.Session]bool{}}
+		srcs: map[netip.Addr]*malAgg{}, brokers: map[netip.AddrPort]bool{}, tab: e.sessions}
 }
 
 func (*malformed) uses() events { return evMQTT | evFlow | evAnomaly }
@@ -115,9 +115,7 @@ func (d *malformed) OnMQTT(m *pipeline.MQTT) {
 		return
 	}
 	p := m.Pkt
-	if len(d.sessions) < maxKeys {
-		d.sessions[m.Session] = true
-	}
+	d.tab.cur.clientSent = true
 	src, t, fr := clientAddr(m), m.Frame.TS, m.Frame.Num
 	if p.Type == mqtt.CONNECT && len(d.brokers) < maxKeys {
 		d.brokers[brokerEnd(m)] = true
@@ -173,9 +171,7 @@ func (d *malformed) OnFlow(f *pipeline.Flow) {
 	src := c.A.Addr().Unmap()
 	a := c.Stat[tcpstream.FromA]
 	if s := f.Session; s != nil {
-		sent := d.sessions[s]
-		delete(d.sessions, s)
-		if sent {
+		if st := d.tab.cur; st != nil && st.clientSent {
 			if c.Stat[s.ClientDir].RSTs > 0 {
 				if g := d.add(src, mkAborted, c.Last, 0); g != nil {
 					g.targets[c.B.String()] = true

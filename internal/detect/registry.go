@@ -63,11 +63,32 @@ var Registry = []Spec{
 	outlierSpec,
 }
 
-// Env is what a detector is built with: the policy and its thresholds.
+// Env is what a detector is built with: the policy and its thresholds, and
+// the engine's table of per-session state.
 type Env struct {
-	Policy *policy.Policy
-	spec   *Spec
-	seed   maphash.Seed
+	Policy   *policy.Policy
+	spec     *Spec
+	seed     maphash.Seed
+	sessions *sessTable
+}
+
+// sessState is the detectors' state of one MQTT session, looked up once per
+// event by the engine (one map access instead of one per detector).
+type sessState struct {
+	counted    bool      // cleartext: the session is counted
+	clientSent bool      // malformed: the client sent MQTT
+	lastClient int64     // slow-dos: the client's last MQTT packet
+	live       *liveSess // client-id-takeover: the session's entry
+	topic      []byte    // clinical-data: the session's last topic
+	topicState *topicState
+	pub        *pubAgg // publish-flood: the source's counters
+}
+
+// sessTable holds sessState per session; cur is the state of the session
+// of the event being dispatched (nil when there is none).
+type sessTable struct {
+	m   map[*pipeline.Session]*sessState
+	cur *sessState
 }
 
 // P returns the value of the detector's parameter name (the policy's, or
@@ -93,6 +114,7 @@ type Engine struct {
 	names                           []string
 	frame, mqtt, tls, flow, anomaly []pipeline.Consumer
 	policy                          *policy.Policy
+	sessions                        *sessTable
 }
 
 // New builds the detectors with policy p (nil: the default policy). It
@@ -104,11 +126,11 @@ func New(p *policy.Policy) (*Engine, error) {
 	if err := checkThresholds(p); err != nil {
 		return nil, err
 	}
-	e := &Engine{policy: p}
+	e := &Engine{policy: p, sessions: &sessTable{m: map[*pipeline.Session]*sessState{}}}
 	seed := maphash.MakeSeed()
 	for i := range Registry {
 		s := &Registry[i]
-		d := s.New(&Env{Policy: p, spec: s, seed: seed})
+		d := s.New(&Env{Policy: p, spec: s, seed: seed, sessions: e.sessions})
 		e.dets = append(e.dets, d)
 		e.names = append(e.names, s.Name)
 		// Dispatch only to the detectors that use an event kind.
@@ -188,9 +210,18 @@ func (e *Engine) OnFrame(f *pipeline.Frame) {
 }
 
 func (e *Engine) OnMQTT(m *pipeline.MQTT) {
+	st := e.sessions.m[m.Session]
+	if st == nil {
+		st = &sessState{}
+		if len(e.sessions.m) < maxKeys {
+			e.sessions.m[m.Session] = st
+		}
+	}
+	e.sessions.cur = st
 	for _, d := range e.mqtt {
 		d.OnMQTT(m)
 	}
+	e.sessions.cur = nil
 }
 
 func (e *Engine) OnTLS(t *pipeline.TLS) {
@@ -200,8 +231,15 @@ func (e *Engine) OnTLS(t *pipeline.TLS) {
 }
 
 func (e *Engine) OnFlow(f *pipeline.Flow) {
+	if f.Session != nil {
+		e.sessions.cur = e.sessions.m[f.Session]
+	}
 	for _, d := range e.flow {
 		d.OnFlow(f)
+	}
+	e.sessions.cur = nil
+	if f.Kind == pipeline.FlowClosed && f.Session != nil {
+		delete(e.sessions.m, f.Session)
 	}
 }
 

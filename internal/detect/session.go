@@ -426,6 +426,7 @@ type idState struct {
 
 type takeover struct {
 	pipeline.Nop
+	tab    *sessTable
 	min    int
 	active int64
 	ids    map[string]*idState
@@ -438,7 +439,7 @@ type takeover struct {
 }
 
 func newTakeover(e *Env) Detector {
-	return &takeover{min: int(e.P("min_events")), active: e.D("active"), ids: map[string]*idState{}, hit: map[string]bool{}, srcs: map[string]bool{}}
+	return &takeover{tab: e.sessions, min: int(e.P("min_events")), active: e.D("active"), ids: map[string]*idState{}, hit: map[string]bool{}, srcs: map[string]bool{}}
 }
 
 func (*takeover) uses() events { return evMQTT | evFlow }
@@ -449,15 +450,13 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 		return
 	}
 	now := m.Frame.TS
-	st := t.ids[s.ClientID]
 	if m.Pkt.Type != mqtt.CONNECT {
-		if st != nil {
-			if l := st.live[s]; l != nil {
-				l.last = now
-			}
+		if l := t.tab.cur.live; l != nil {
+			l.last = now
 		}
 		return
 	}
+	st := t.ids[s.ClientID]
 	if st == nil {
 		if len(t.ids) >= maxKeys {
 			return
@@ -489,7 +488,9 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 		st.past[src] = true
 	}
 	if len(st.live) < 1000 {
-		st.live[s] = &liveSess{conn: m.Conn, src: src, last: now, keepalive: int64(s.KeepAlive) * 1e9}
+		l := &liveSess{conn: m.Conn, src: src, last: now, keepalive: int64(s.KeepAlive) * 1e9}
+		st.live[s] = l
+		t.tab.cur.live = l
 	}
 }
 
