@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,6 +37,11 @@ func exitCode(err error) int {
 
 // run builds the command tree and executes it with args.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run with an explicit stdin.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	root := &cobra.Command{
 		Use:   "iomtguard",
 		Short: "Watch and defend networks of connected medical devices (MQTT)",
@@ -51,7 +57,7 @@ Start with:  iomtguard analyze            (analyses the built-in demo ICU captur
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(analyzeCmd(stdout, stderr), detectorsCmd(stdout, stderr), evalCmd(stdout, stderr), exportCmd(stdout, stderr), forecastCmd(stdout, stderr), simulateCmd(stdout, stderr))
+	root.AddCommand(pkiCmd(stdout, stderr), keygenCmd(stdout, stderr), sealCmd(stdin, stdout, stderr), openCmd(stdin, stdout, stderr), analyzeCmd(stdout, stderr), detectorsCmd(stdout, stderr), evalCmd(stdout, stderr), exportCmd(stdout, stderr), forecastCmd(stdout, stderr), simulateCmd(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	var s silentError
 	if errors.As(err, &s) {

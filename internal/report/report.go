@@ -599,7 +599,7 @@ func findingsSection(p *page, r *analysis.Result) {
 		}
 		p.f(`<h4>Controls</h4><p>HIPAA 45 CFR %s · IEC 62443-3-3 %s · FDA: %s</p>`, esc(strings.Join(f.Controls.HIPAA, ", ")),
 			esc(strings.Join(f.Controls.IEC62443, ", ")), esc(strings.Join(f.Controls.FDA, ", ")))
-		p.f(`<h4>Defence (%s)</h4><p>%s</p>`, esc(f.Defence.Framework), esc(f.Defence.Change))
+		p.f(`<h4>Defence: %s</h4><p>%s</p>`, esc(f.Defence.Framework), esc(f.Defence.Change))
 		if f.Defence.Gateway != "" {
 			p.f(`<details open><summary>iomtguard gateway policy</summary><pre>%s</pre></details>`, esc(f.Defence.Gateway))
 		}
