@@ -42,3 +42,5 @@ func (p *progress) done() {
 		p.bar.Finish()
 	}
 }
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

@@ -35,12 +35,20 @@ type simulateOptions struct {
 	labels         string
 	beds           int
 	start          string
+	// live mode
+	broker     string
+	tls        bool
+	pkiDir     string
+	speed      float64
+	username   string
+	password   string
+	durationOK bool
 }
 
 func simulateCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o simulateOptions
 	cmd := &cobra.Command{
-		Use:   "simulate [flags] -o FILE",
+		Use:   "simulate [flags] -o FILE | --broker HOST:PORT",
 		Short: "Write a labelled capture of a simulated ICU, with attacks if asked",
 		Long: `simulate writes the traffic of a simulated ICU, following the IoT Healthcare Security Dataset
 (Hussain et al., Sensors 2021): beds of nine patient sensors (ECG, pulse oximeter, airflow, blood
@@ -55,13 +63,24 @@ iomtguard eval reads.
 
 --format pcapng (default) or pcap writes a capture (gzip-compressed when the name ends in .gz); --format icu-csv writes the dataset's CSV
 directly, as the released files hold it: only the frames carrying MQTT, with class and label
-per frame (Attack/1 for attack frames).`,
+per frame (Attack/1 for attack frames).
+
+Live mode: --broker HOST:PORT runs the same devices and nurse station as real MQTT 3.1.1
+clients (Eclipse Paho) against a broker (Mosquitto, or the iomtguard gateway) for --duration
+(default 1 minute here), and reports what was published and delivered, with the publish-to-
+nurse-station latency. --tls connects with TLS (port 8883 usually); --pki DIR takes the CA from
+DIR/ca.crt and each client's certificate from DIR/CLIENT-ID.crt (issued there when missing, so
+a gateway that enforces certificate identity accepts them). --beds scales the load, --speed
+divides every sensor's period. Attacks are simulated offline only.`,
 		Example: `  iomtguard simulate -o icu.pcapng
   iomtguard simulate --scenario icu-patient --duration 10m --seed 1 -o patient.pcapng
   iomtguard simulate --attack bruteforce,wildcard-subscribe --labels truth.yaml -o attacked.pcapng
-  iomtguard simulate --format icu-csv --duration 1h -o icu.csv`,
+  iomtguard simulate --format icu-csv --duration 1h -o icu.csv
+  iomtguard simulate --broker 127.0.0.1:1883 --duration 30s
+  iomtguard simulate --broker broker.icu.local:8883 --tls --pki ca --beds 20 --speed 10 --duration 5m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.durationOK = cmd.Flags().Changed("duration")
 			return runSimulate(cmd.Context(), o, stdout, stderr)
 		},
 	}
@@ -69,7 +88,7 @@ per frame (Attack/1 for attack frames).`,
 	f.StringVar(&o.scenario, "scenario", "icu", "icu, icu-patient or icu-environment")
 	f.DurationVar(&o.duration, "duration", 10*time.Minute, "length of the capture")
 	f.Uint64Var(&o.seed, "seed", 1, "random seed (the same seed gives the same bytes)")
-	f.StringVarP(&o.out, "output", "o", "", "output file (required; - for stdout)")
+	f.StringVarP(&o.out, "output", "o", "", "output file (- for stdout); required unless --broker")
 	f.StringVar(&o.format, "format", "", "pcapng, pcap or icu-csv (default: from the file name, else pcapng)")
 	f.StringVar(&o.link, "link", "sll", "link type: sll (as the dataset) or ethernet")
 	f.StringSliceVar(&o.attacks, "attack", nil, "attacks to mount: "+strings.Join(sim.AttackNames(), ", "))
@@ -80,11 +99,22 @@ per frame (Attack/1 for attack frames).`,
 	f.StringVar(&o.labels, "labels", "", "write the ground truth (YAML) to this file")
 	f.IntVar(&o.beds, "beds", 2, "number of beds")
 	f.StringVar(&o.start, "start", "2026-01-05T08:00:00Z", "timestamp of the first frame (RFC 3339)")
-	cmd.MarkFlagRequired("output")
+	f.StringVar(&o.broker, "broker", "", "live mode: run the scenario against this broker (host:port)")
+	f.BoolVar(&o.tls, "tls", false, "live mode: connect with TLS")
+	f.StringVar(&o.pkiDir, "pki", "", "live mode: CA directory (iomtguard pki) for the broker's CA and the clients' certificates")
+	f.Float64Var(&o.speed, "speed", 1, "live mode: divide every sensor's period by this")
+	f.StringVar(&o.username, "username", "", "live mode: user name every client sends")
+	f.StringVar(&o.password, "password", "", "live mode: password every client sends (or $IOMTGUARD_MQTT_PASSWORD)")
 	return cmd
 }
 
 func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Writer) error {
+	if o.broker != "" {
+		return runLive(ctx, o, stdout, stderr)
+	}
+	if o.out == "" {
+		return usageError{errors.New("-o FILE is required (or --broker HOST:PORT for live mode)")}
+	}
 	start, err := time.Parse(time.RFC3339, o.start)
 	if err != nil {
 		return usageError{fmt.Errorf("--start: %w", err)}

@@ -152,7 +152,9 @@ func keyPEM(k crypto.Signer) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-func certPEM(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+func certPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
 
 // Init makes a CA in dir (created if needed): ca.crt and ca.key.
 func Init(dir string, opts Options) (*x509.Certificate, error) {
@@ -249,7 +251,9 @@ func ParseCertPEM(b []byte) (*x509.Certificate, error) {
 }
 
 // DeviceURI is the URI SAN that names a device.
-func DeviceURI(name string) *url.URL { return &url.URL{Scheme: "iomtguard", Host: "device", Path: "/" + name} }
+func DeviceURI(name string) *url.URL {
+	return &url.URL{Scheme: "iomtguard", Host: "device", Path: "/" + name}
+}
 
 // Issue issues a certificate for name: NAME.crt and NAME.key in dir.
 func Issue(dir, name string, opts Options) (*x509.Certificate, error) {
