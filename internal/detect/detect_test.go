@@ -336,8 +336,8 @@ func TestWildcardSubscribe(t *testing.T) {
 	}
 	expect(t, run(t, sub("ward3/+/spo2"), nil), "attack.wildcard-subscribe", false)
 	expect(t, run(t, sub("ward3/bed1/#"), nil), "attack.wildcard-subscribe", false)
-	// With an ACL, another device's tree is flagged too.
-	pol, err := policy.Parse("p.yaml", strings.NewReader("acl:\n  - clients: [viewer]\n    subscribe: [\"ward3/bed1/#\"]\n"))
+	// With devices in the policy, another device's tree is flagged too.
+	pol, err := policy.Parse("p.yaml", strings.NewReader("devices:\n  viewer: {subscribe: [\"ward3/bed1/#\"]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,28 +204,33 @@ func (d *malformed) Findings(Models) []Finding {
 	sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
 	for _, src := range addrs {
 		g := d.srcs[src]
+		counts := g.n // a copy: Findings may be called again (the gateway calls it periodically)
+		var emptyTargets []string
 		for ep, n := range g.emptyPorts {
 			if d.brokers[ep] || ep.Port() == 1883 || ep.Port() == 8883 {
-				g.n[mkEmpty] += n
-				g.targets[ep.String()] = true
+				counts[mkEmpty] += n
+				emptyTargets = append(emptyTargets, ep.String())
 			}
 		}
 		var total int64
 		kinds := 0
-		for _, n := range g.n {
+		for _, n := range counts {
 			total += n
 			if n > 0 {
 				kinds++
 			}
 		}
-		if !(total >= d.minEvents && kinds >= 2) && g.n[mkViolation]+g.n[mkFraming] < d.minViolations {
+		if !(total >= d.minEvents && kinds >= 2) && counts[mkViolation]+counts[mkFraming] < d.minViolations {
 			continue
 		}
 		srcs[src.String()] = true
+		for _, t := range emptyTargets {
+			targets[t] = true
+		}
 		sp.add(g.span.first)
 		sp.add(g.span.last)
 		var parts []string
-		for k, n := range g.n {
+		for k, n := range counts {
 			if n > 0 {
 				ev.Counts[mkKeys[k]] += n
 				parts = append(parts, fmt.Sprintf("%d %s", n, mkNames[k]))
@@ -273,7 +278,7 @@ var wildcardSpec = Spec{
 	Name: "wildcard-subscribe",
 	IDs:  []string{"attack.wildcard-subscribe"},
 	Rule: "A SUBSCRIBE filter that matches every topic ('#', '+/#', '+/+/#', ...), a wildcard filter on the " +
-		"broker's '$SYS' tree, or, when the policy has an ACL, any filter the ACL does not give that client.",
+		"broker's '$SYS' tree, or, when the policy has a devices section, any filter it does not give that client.",
 	New: newWildcard,
 }
 
@@ -318,8 +323,8 @@ func (w *wildcard) why(client, filter string) string {
 		return "every topic"
 	case strings.HasPrefix(filter, "$SYS") && strings.ContainsAny(filter, "#+"):
 		return "the broker's $SYS tree"
-	case len(w.env.Policy.ACL) > 0 && !w.env.Policy.MaySubscribe(client, filter):
-		return "outside the client's ACL"
+	case w.env.Policy.HasDevices() && !w.env.Policy.MaySubscribe(client, filter):
+		return "outside the client's rights in the policy"
 	}
 	return ""
 }

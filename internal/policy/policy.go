@@ -42,16 +42,23 @@ type Policy struct {
 	// payloads. Empty: the built-in set (MRN, person name, date of birth,
 	// US SSN, HL7 PID segment, FHIR Patient resource).
 	PHIPatterns []Pattern `yaml:"phi_patterns"`
-	// ACL says which clients may publish and subscribe to which topics.
-	ACL []ACLRule `yaml:"acl"`
+	// Devices give each identity (a certificate's CN, or an MQTT client ID;
+	// '*' and '?' patterns allowed) the topics it may publish and subscribe
+	// to, directly or through roles. The gateway denies everything else;
+	// analyze reports subscriptions outside them.
+	Devices map[string]Rights `yaml:"devices"`
+	Roles   map[string]Rights `yaml:"roles"`
+	// SealedTopics carry only iomtguard seal envelopes: the gateway refuses
+	// plaintext on them.
+	SealedTopics []Filter `yaml:"sealed_topics"`
+	// NoRetain lists topics on which the gateway refuses retained messages.
+	NoRetain []Filter `yaml:"no_retain"`
+	// Limits are the gateway's rate limits and bans.
+	Limits Limits `yaml:"limits"`
 	// TLS states what transport security the site requires.
 	TLS TLSPolicy `yaml:"tls"`
 	// Thresholds tune detectors: detector name -> parameter -> value.
 	Thresholds map[string]map[string]Value `yaml:"thresholds"`
-
-	// Gateway holds the gateway's own settings (listeners, certificates,
-	// limits); analyze ignores them.
-	Gateway yaml.Node `yaml:"gateway"`
 
 	// File is where the policy was read from ("" for the default policy).
 	File string `yaml:"-"`
@@ -81,12 +88,58 @@ type FlowRule struct {
 	Ports []int  `yaml:"ports"`
 }
 
-// ACLRule gives clients matching Clients the right to publish and subscribe
-// to the listed filters. "%c" in a filter stands for the client's own ID.
-type ACLRule struct {
-	Clients   []Glob   `yaml:"clients"`
+// Rights are the topics an identity or a role may use. "{identity}" in a
+// filter stands for the identity itself.
+type Rights struct {
 	Publish   []Filter `yaml:"publish"`
 	Subscribe []Filter `yaml:"subscribe"`
+	Roles     []string `yaml:"roles"`
+}
+
+// Limits are the gateway's protections. Zero values take the defaults of
+// DefaultLimits.
+type Limits struct {
+	ConnectsPerMinutePerIP       int   `yaml:"connects_per_minute_per_ip"`
+	ConnectsPerMinutePerIdentity int   `yaml:"connects_per_minute_per_identity"`
+	Ban                          Value `yaml:"ban"` // seconds
+	AuthFailuresBeforeBan        int   `yaml:"auth_failures_before_ban"`
+	ConnectionsPerIP             int   `yaml:"connections_per_ip"`
+	PublishesPerSecond           int   `yaml:"publishes_per_second"`
+	BytesPerSecond               int   `yaml:"bytes_per_second"`
+	MaxPacketSize                int   `yaml:"max_packet_size"`
+	HandshakeTimeout             Value `yaml:"handshake_timeout"` // seconds
+}
+
+// DefaultLimits: EMQX's flapping rule (15 connects a minute per client, a 5
+// minute ban) per identity, twice that per address (several devices behind
+// one address), five failed authentications, a sensor's rate with room to
+// spare, and a 10 s TLS handshake.
+var DefaultLimits = Limits{ConnectsPerMinutePerIP: 30, ConnectsPerMinutePerIdentity: 15, Ban: Value{V: 300},
+	AuthFailuresBeforeBan: 5, ConnectionsPerIP: 100, PublishesPerSecond: 100, BytesPerSecond: 1 << 20,
+	MaxPacketSize: 256 << 10, HandshakeTimeout: Value{V: 10}}
+
+// Effective returns the limits with defaults for what is unset.
+func (l Limits) Effective() Limits {
+	d := DefaultLimits
+	set := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	set(&l.ConnectsPerMinutePerIP, d.ConnectsPerMinutePerIP)
+	set(&l.ConnectsPerMinutePerIdentity, d.ConnectsPerMinutePerIdentity)
+	set(&l.AuthFailuresBeforeBan, d.AuthFailuresBeforeBan)
+	set(&l.ConnectionsPerIP, d.ConnectionsPerIP)
+	set(&l.PublishesPerSecond, d.PublishesPerSecond)
+	set(&l.BytesPerSecond, d.BytesPerSecond)
+	set(&l.MaxPacketSize, d.MaxPacketSize)
+	if l.Ban.V == 0 {
+		l.Ban = d.Ban
+	}
+	if l.HandshakeTimeout.V == 0 {
+		l.HandshakeTimeout = d.HandshakeTimeout
+	}
+	return l
 }
 
 // TLSPolicy is the site's transport requirement.
@@ -362,6 +415,27 @@ func (p *Policy) check(name string) error {
 			}
 		}
 	}
+	for dev, r := range p.Devices {
+		for _, role := range r.Roles {
+			if _, ok := p.Roles[role]; !ok {
+				return fmt.Errorf("%w: %s: devices.%s: no role named %q", ErrPolicy, name, dev, role)
+			}
+		}
+	}
+	for rn, r := range p.Roles {
+		for _, role := range r.Roles {
+			if _, ok := p.Roles[role]; !ok {
+				return fmt.Errorf("%w: %s: roles.%s: no role named %q", ErrPolicy, name, rn, role)
+			}
+		}
+	}
+	l := p.Limits
+	for _, v := range []int{l.ConnectsPerMinutePerIP, l.ConnectsPerMinutePerIdentity, l.AuthFailuresBeforeBan, l.ConnectionsPerIP,
+		l.PublishesPerSecond, l.BytesPerSecond, l.MaxPacketSize} {
+		if v < 0 {
+			return fmt.Errorf("%w: %s: limits: negative value %d", ErrPolicy, name, v)
+		}
+	}
 	if v := p.TLS.MinVersion; v != "" && v != "1.2" && v != "1.3" {
 		return fmt.Errorf("%w: %s: tls.min_version: want 1.2 or 1.3, not %q", ErrPolicy, name, v)
 	}
@@ -435,48 +509,94 @@ func (p *Policy) KnownClient(id string) bool {
 	return false
 }
 
-// MaySubscribe reports whether the ACL lets client subscribe to filter
-// (true when the policy has no ACL). A requested filter is allowed when an
-// allowed filter covers it.
-func (p *Policy) MaySubscribe(client, filter string) bool {
-	if len(p.ACL) == 0 {
-		return true
-	}
-	for _, r := range p.ACL {
-		if !r.matches(client) {
-			continue
+// HasDevices reports whether the policy gives rights to identities.
+func (p *Policy) HasDevices() bool { return len(p.Devices) > 0 }
+
+// Rights returns what identity may do: the union of every devices entry
+// matching it (exactly or by pattern) and of their roles, with "{identity}"
+// replaced; known is false when no entry matches.
+func (p *Policy) Rights(identity string) (pub, sub []string, known bool) {
+	seen := map[string]bool{}
+	var add func(r Rights)
+	add = func(r Rights) {
+		for _, f := range r.Publish {
+			pub = append(pub, strings.ReplaceAll(string(f), "{identity}", identity))
 		}
 		for _, f := range r.Subscribe {
-			if Covers(strings.ReplaceAll(string(f), "%c", client), filter) {
-				return true
+			sub = append(sub, strings.ReplaceAll(string(f), "{identity}", identity))
+		}
+		for _, role := range r.Roles {
+			if !seen[role] {
+				seen[role] = true
+				add(p.Roles[role])
 			}
 		}
 	}
-	return false
+	for name, r := range p.Devices {
+		if name == identity || (strings.ContainsAny(name, "*?") && Glob(name).Match(identity)) {
+			known = true
+			add(r)
+		}
+	}
+	return pub, sub, known
 }
 
-// MayPublish reports whether the ACL lets client publish to topic (true
-// when the policy has no ACL).
-func (p *Policy) MayPublish(client, topic string) bool {
-	if len(p.ACL) == 0 {
+// MaySubscribe reports whether identity may subscribe to filter: a filter
+// of its rights covers it (true when the policy has no devices section).
+func (p *Policy) MaySubscribe(identity, filter string) bool {
+	if !p.HasDevices() {
 		return true
 	}
-	for _, r := range p.ACL {
-		if !r.matches(client) {
-			continue
-		}
-		for _, f := range r.Publish {
-			if f.Match(topic, client) {
-				return true
-			}
+	_, sub, _ := p.Rights(identity)
+	for _, f := range sub {
+		if Covers(f, filter) {
+			return true
 		}
 	}
 	return false
 }
 
-func (r ACLRule) matches(client string) bool {
-	for _, g := range r.Clients {
-		if g.Match(client) {
+// NamesSubscription reports whether identity's rights list filter itself
+// (how '#' and '$SYS/#' must be granted).
+func (p *Policy) NamesSubscription(identity, filter string) bool {
+	_, sub, _ := p.Rights(identity)
+	for _, f := range sub {
+		if f == filter {
+			return true
+		}
+	}
+	return false
+}
+
+// MayPublish reports whether identity may publish to topic (true when the
+// policy has no devices section).
+func (p *Policy) MayPublish(identity, topic string) bool {
+	if !p.HasDevices() {
+		return true
+	}
+	pub, _, _ := p.Rights(identity)
+	for _, f := range pub {
+		if TopicMatch(f, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// Sealed reports whether topic must carry sealed envelopes.
+func (p *Policy) Sealed(topic string) bool {
+	for _, f := range p.SealedTopics {
+		if TopicMatch(string(f), topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// RetainRefused reports whether retained messages are refused on topic.
+func (p *Policy) RetainRefused(topic string) bool {
+	for _, f := range p.NoRetain {
+		if TopicMatch(string(f), topic) {
 			return true
 		}
 	}

@@ -21,11 +21,17 @@ flows:
 clinical_topics: ["+/ecg", "patient/#"]
 phi_patterns:
   - mrn: 'MRN\d{7}'
-acl:
-  - clients: [nurse-station]
-    subscribe: ["+/patient", "+/pump"]
-  - clients: ["bed1-*"]
-    publish: ["1/#", "%c/status"]
+devices:
+  nurse-station: {subscribe: ["+/patient", "+/pump"]}
+  "bed1-*": {roles: [bedside]}
+  admin: {subscribe: ["#", "$SYS/#"]}
+roles:
+  bedside: {publish: ["1/#", "{identity}/status"]}
+sealed_topics: ["+/patient"]
+no_retain: ["+/ecg"]
+limits:
+  connects_per_minute_per_ip: 60
+  ban: 10m
 tls:
   require: true
   require_client_cert: true
@@ -60,11 +66,21 @@ func TestParse(t *testing.T) {
 		{p.FlowAllowed("devices", "devices", 22), true, "inside a zone"},
 		{p.ClinicalTopic("3/ecg"), true, "clinical filter"},
 		{p.ClinicalTopic("3/spo2"), false, "configured filters replace the words"},
-		{p.MaySubscribe("nurse-station", "3/patient"), true, "ACL subscribe"},
-		{p.MaySubscribe("nurse-station", "#"), false, "ACL wildcard"},
-		{p.MayPublish("bed1-ecg", "1/ecg"), true, "ACL publish"},
-		{p.MayPublish("bed1-ecg", "bed1-ecg/status"), true, "%c"},
+		{p.MaySubscribe("nurse-station", "3/patient"), true, "subscribe right"},
+		{p.MaySubscribe("nurse-station", "#"), false, "wildcard not granted"},
+		{p.MaySubscribe("stranger", "3/patient"), false, "unknown identity"},
+		{p.MayPublish("bed1-ecg", "1/ecg"), true, "publish through a role"},
+		{p.MayPublish("bed1-ecg", "bed1-ecg/status"), true, "{identity}"},
+		{p.MayPublish("bed1-ecg", "bed1-spo2/status"), false, "another identity's topic"},
 		{p.MayPublish("bed1-ecg", "2/ecg"), false, "another bed"},
+		{p.NamesSubscription("admin", "$SYS/#"), true, "named $SYS"},
+		{p.NamesSubscription("nurse-station", "#"), false, "not named"},
+		{p.Sealed("3/patient"), true, "sealed topic"},
+		{p.Sealed("3/ecg"), false, "not sealed"},
+		{p.RetainRefused("3/ecg"), true, "no retain"},
+		{p.Limits.Effective().ConnectsPerMinutePerIP, 60, "limit set"},
+		{p.Limits.Effective().Ban.V, 600.0, "ban set"},
+		{p.Limits.Effective().ConnectsPerMinutePerIdentity, 15, "limit default"},
 		{p.Thresholds["bruteforce"]["window"].V, 120.0, "duration threshold"},
 		{p.PHI()[0].Name, "mrn", "configured patterns"},
 		{p.TLS.RequireClientCert, true, "tls"},
@@ -88,8 +104,11 @@ func TestParseErrors(t *testing.T) {
 		{"inventory:\n  hosts: [10.1.2]\n", "x.yaml:2: not an IP address or prefix: \"10.1.2\""},
 		{"zones:\n  - name: a\n    hosts: [10.0.0.0/8]\nflows:\n  - {from: a, to: b}\n", "flows[0]: no zone named \"b\""},
 		{"zones:\n  - name: a\n  - name: a\n", "zone \"a\" defined twice"},
-		{"acl:\n  - clients: [x]\n    subscribe: [\"a/#/b\"]\n", "x.yaml:3: topic filter \"a/#/b\""},
-		{"acl:\n  - clients: [x]\n    publish: [\"a+\"]\n", "x.yaml:3: topic filter \"a+\": + must be a whole level"},
+		{"devices:\n  x:\n    subscribe: [\"a/#/b\"]\n", "x.yaml:3: topic filter \"a/#/b\""},
+		{"devices:\n  x:\n    publish: [\"a+\"]\n", "x.yaml:3: topic filter \"a+\": + must be a whole level"},
+		{"devices:\n  x: {roles: [nurse]}\n", "devices.x: no role named \"nurse\""},
+		{"limits:\n  connections_per_ip: -1\n", "negative"},
+		{"limits:\n  colour: red\n", "field colour not found"},
 		{"phi_patterns:\n  - bad: '(('\n", "x.yaml:2: pattern bad"},
 		{"tls:\n  min_version: \"1.0\"\n", "tls.min_version"},
 		{"thresholds:\n  scan:\n    window: soon\n", "x.yaml:3: threshold \"soon\""},

@@ -603,3 +603,38 @@ func (o *Opener) LoadState(r io.Reader) error {
 	}
 	return nil
 }
+
+// Header is an envelope's clear header, readable without a key.
+type Header struct {
+	Suite    Suite
+	KeyID    [8]byte
+	TopicTag [4]byte
+	Sender   [8]byte
+	Seq      uint64
+	Time     time.Time
+	Signed   bool
+	Session  bool
+}
+
+// Inspect checks what can be checked without a key, as a gateway does on a
+// sealed topic: the framing, the version, the suite, the flags and the
+// checksum. It returns ErrMalformed or ErrTampered otherwise.
+func Inspect(env []byte) (*Header, error) {
+	if len(env) < headerLen+tagLen+crcLen || env[0] != 'I' || env[1] != 'G' {
+		return nil, ErrMalformed
+	}
+	if crc32.Checksum(env[:len(env)-crcLen], castagnoli) != binary.BigEndian.Uint32(env[len(env)-crcLen:]) {
+		return nil, ErrTampered
+	}
+	s, flags := Suite(env[3]), env[4]
+	if env[2] != version || suiteNames[s] == "" || flags&^(flagSigned|flagSession|flagEnc) != 0 ||
+		(flags&flagEnc != 0 && flags&flagSession == 0) || (s == AES256GCM && flags&flagSession != 0) {
+		return nil, ErrMalformed
+	}
+	return &Header{Suite: s, KeyID: [8]byte(env[5:13]), TopicTag: [4]byte(env[13:17]), Sender: [8]byte(env[17:25]),
+		Seq: binary.BigEndian.Uint64(env[25:33]), Time: time.UnixMilli(int64(binary.BigEndian.Uint64(env[33:41]))),
+		Signed: flags&flagSigned != 0, Session: flags&flagSession != 0}, nil
+}
+
+// ForTopic reports whether the envelope was sealed for topic.
+func (h *Header) ForTopic(topic string) bool { return h.TopicTag == topicTag(topic) }

@@ -5,9 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
-	"hash/crc32"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"testing"
 	"time"
 )
@@ -299,4 +299,21 @@ func FuzzOpen(f *testing.F) {
 			try(fixed)
 		}
 	})
+}
+
+func TestInspect(t *testing.T) {
+	k := mustKey(t, X25519)
+	env, _ := sealerFor(t, k, Options{Session: true}).Seal("icu/bed1/patient", []byte("MRN:1"))
+	h, err := Inspect(env)
+	if err != nil || h.Suite != X25519 || !h.Session || h.Seq != 1 || !h.ForTopic("icu/bed1/patient") || h.ForTopic("icu/bed2/patient") || h.KeyID != k.ID() {
+		t.Errorf("%+v %v", h, err)
+	}
+	if _, err := Inspect([]byte(`{"mrn":"4100137"}`)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("plaintext: %v", err)
+	}
+	bad := bytes.Clone(env)
+	bad[30] ^= 1
+	if _, err := Inspect(bad); !errors.Is(err, ErrTampered) {
+		t.Errorf("flipped: %v", err)
+	}
 }

@@ -1,0 +1,472 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/iomtguard/iomtguard/internal/gateway"
+	"github.com/iomtguard/iomtguard/internal/mosquittotest"
+	"github.com/iomtguard/iomtguard/internal/pki"
+	"github.com/iomtguard/iomtguard/internal/seal"
+)
+
+const testPolicy = `devices:
+  bed1-ecg:      {publish: ["icu/bed1/ecg"]}
+  bed1-control:  {publish: ["icu/bed1/patient"]}
+  nurse-station: {subscribe: ["icu/+/ecg", "icu/+/patient"]}
+  revoked-pump:  {publish: ["icu/bed1/pump"]}
+  "flood-*":     {roles: [sensor]}
+  admin:         {subscribe: ["$SYS/#"]}
+roles:
+  sensor: {publish: ["icu/{identity}/ecg"]}
+sealed_topics: ["icu/+/patient"]
+limits:
+  connects_per_minute_per_ip: 30
+  auth_failures_before_ban: 3
+  publishes_per_second: 5
+  ban: 1m
+`
+
+// syncBuf is an audit sink the test reads while the gateway writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) records(t *testing.T) []gateway.Record {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond) // the audit log flushes every 200 ms
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []gateway.Record
+	for _, line := range bytes.Split(s.b.Bytes(), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var r gateway.Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (s *syncBuf) raw() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// find returns the first record matching action and verdict whose reason
+// contains reason.
+func find(rs []gateway.Record, action, verdict, reason string) *gateway.Record {
+	for i, r := range rs {
+		if r.Action == action && r.Verdict == verdict && strings.Contains(r.Reason, reason) {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+type testGW struct {
+	g     *gateway.Gateway
+	dir   string
+	audit *syncBuf
+	pool  *x509.CertPool
+}
+
+// start makes a CA with the test identities and runs a gateway on loopback.
+func start(t *testing.T, policyYAML string, passwords map[string]string) *testGW {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := pki.Init(dir, pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.Issue(dir, "gateway", pki.Options{Server: true, Hosts: []string{"127.0.0.1", "localhost"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"bed1-ecg", "bed1-control", "nurse-station", "intruder", "revoked-pump", "flood-1", "admin"} {
+		if _, err := pki.Issue(dir, n, pki.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pki.Revoke(dir, "revoked-pump", "key-compromise", pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte(policyYAML), 0o644)
+	cfg := gateway.Config{Listen: "127.0.0.1:0", PKI: dir, Policy: pol, Metrics: "127.0.0.1:0", FindingsEvery: 200 * time.Millisecond}
+	if passwords != nil {
+		cfg.Passwords = filepath.Join(dir, "passwords")
+		for u, p := range passwords {
+			if err := gateway.SetPassword(cfg.Passwords, u, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	audit := &syncBuf{}
+	g, err := gateway.New(cfg, gateway.Options{Audit: audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	pool := x509.NewCertPool()
+	b, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	pool.AppendCertsFromPEM(b)
+	return &testGW{g: g, dir: dir, audit: audit, pool: pool}
+}
+
+func (tg *testGW) port() string { return tg.g.Addr()[strings.LastIndex(tg.g.Addr(), ":")+1:] }
+
+func (tg *testGW) tlsConfig(t *testing.T, name string) *tls.Config {
+	cfg := &tls.Config{RootCAs: tg.pool, ServerName: "127.0.0.1"}
+	if name != "" {
+		c, err := tls.LoadX509KeyPair(filepath.Join(tg.dir, name+".crt"), filepath.Join(tg.dir, name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg
+}
+
+// mosq runs mosquitto_pub or mosquitto_sub with a certificate (name "": none).
+func (tg *testGW) mosq(t *testing.T, prog, name string, args ...string) (string, error) {
+	t.Helper()
+	bin := mosquittotest.Need(t, prog)
+	a := []string{"-h", "127.0.0.1", "-p", tg.port(), "--cafile", filepath.Join(tg.dir, "ca.crt")}
+	if name != "" {
+		a = append(a, "--cert", filepath.Join(tg.dir, name+".crt"), "--key", filepath.Join(tg.dir, name+".key"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append(a, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// TestMosquittoClients: Debian's mosquitto_pub and mosquitto_sub with
+// certificates from pki: an allowed reading is delivered, and each refusal
+// is audited with its reason.
+func TestMosquittoClients(t *testing.T) {
+	tg := start(t, testPolicy, nil)
+	got := make(chan string, 1)
+	go func() {
+		out, err := tg.mosq(t, "mosquitto_sub", "nurse-station", "-i", "nurse-station", "-t", "icu/+/ecg", "-C", "1", "-W", "8")
+		if err != nil {
+			out += err.Error()
+		}
+		got <- out
+	}()
+	time.Sleep(700 * time.Millisecond)
+	if out, err := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-t", "icu/bed1/ecg", "-m", "72", "-q", "1"); err != nil {
+		t.Fatalf("allowed publish: %v %s", err, out)
+	}
+	if out := <-got; strings.TrimSpace(out) != "72" {
+		t.Errorf("nurse station received %q", out)
+	}
+	// Refusals.
+	for _, c := range []struct{ cert, id, reason string }{
+		{"", "x", "no client certificate"},
+		{"intruder", "intruder", "not in the policy"},
+		{"revoked-pump", "revoked-pump", "revoked"},
+		{"bed1-ecg", "someone-else", "does not match the certificate identity"},
+	} {
+		if out, err := tg.mosq(t, "mosquitto_pub", c.cert, "-i", c.id, "-t", "icu/bed1/ecg", "-m", "0", "-q", "1"); err == nil {
+			t.Errorf("%s/%s: published: %s", c.cert, c.id, out)
+		}
+	}
+	// Outside its rights: bed1-ecg publishing to bed 2 (QoS 1, MQTT 3.1.1: disconnected).
+	tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-t", "icu/bed2/ecg", "-m", "0", "-q", "1")
+	// '#' and '$SYS/#'.
+	out, _ := tg.mosq(t, "mosquitto_sub", "nurse-station", "-i", "nurse-station", "-t", "#", "-t", "$SYS/#", "-C", "1", "-W", "2")
+	if !strings.Contains(out, "denied") {
+		t.Errorf("wildcard subscription: %q", out)
+	}
+	rs := tg.audit.records(t)
+	for _, want := range []struct{ action, verdict, reason string }{
+		{"connect", "allow", "certificate bed1-ecg"},
+		{"tls", "deny", "no client certificate"},
+		{"connect", "deny", "certified identity intruder is not in the policy"},
+		{"tls", "deny", "client certificate revoked"},
+		{"connect", "deny", "does not match the certificate identity"},
+		{"publish", "deny", "outside the identity's publish rights"},
+		{"subscribe", "deny", "'#' and '$SYS' subscriptions are refused"},
+	} {
+		if find(rs, want.action, want.verdict, want.reason) == nil {
+			t.Errorf("no audit record %s/%s %q", want.action, want.verdict, want.reason)
+		}
+	}
+	if r := find(rs, "subscribe", "deny", "'#'"); r == nil || r.Identity != "nurse-station" || r.Topic == "" {
+		t.Errorf("wildcard record %+v", r)
+	}
+}
+
+// TestUnknownCA: a certificate from another CA fails the handshake.
+func TestUnknownCA(t *testing.T) {
+	tg := start(t, testPolicy, nil)
+	other := t.TempDir()
+	pki.Init(other, pki.Options{})
+	pki.Issue(other, "bed1-ecg", pki.Options{})
+	c, _ := tls.LoadX509KeyPair(filepath.Join(other, "bed1-ecg.crt"), filepath.Join(other, "bed1-ecg.key"))
+	conn, err := tls.Dial("tcp", tg.g.Addr(), &tls.Config{RootCAs: tg.pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{c}})
+	if err == nil {
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil {
+		t.Fatal("a certificate from another CA was accepted")
+	}
+	if find(tg.audit.records(t), "tls", "deny", "unknown CA") == nil {
+		t.Errorf("no audit record:\n%s", tg.audit.raw())
+	}
+}
+
+// TestPaho: Eclipse Paho 3.1.1 and 5.0 clients in Go.
+func TestPaho(t *testing.T) {
+	tg := start(t, testPolicy, nil)
+	// MQTT 3.1.1 subscriber.
+	recv := make(chan string, 10)
+	sub := paho3.NewClient(paho3.NewClientOptions().AddBroker("ssl://"+tg.g.Addr()).SetClientID("nurse-station").
+		SetTLSConfig(tg.tlsConfig(t, "nurse-station")).SetConnectRetry(false))
+	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("paho 3.1.1 connect: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	if tok := sub.Subscribe("icu/+/ecg", 1, func(_ paho3.Client, m paho3.Message) { recv <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	// MQTT 5 publisher.
+	c5 := dial5(t, tg, "bed1-ecg")
+	ack, err := c5.Publish(context.Background(), &paho.Publish{Topic: "icu/bed1/ecg", QoS: 1, Payload: []byte("73")})
+	if err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("paho 5 publish: %v %+v", err, ack)
+	}
+	select {
+	case v := <-recv:
+		if v != "73" {
+			t.Errorf("received %q", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reading was not delivered")
+	}
+	// MQTT 5: outside the rights gets 0x87.
+	ack, _ = c5.Publish(context.Background(), &paho.Publish{Topic: "icu/bed2/ecg", QoS: 1, Payload: []byte("0")})
+	if ack == nil || ack.ReasonCode != 0x87 {
+		t.Errorf("outside the rights: %+v", ack)
+	}
+}
+
+func dial5(t *testing.T, tg *testGW, name string) *paho.Client {
+	t.Helper()
+	conn, err := tls.Dial("tcp", tg.g.Addr(), tg.tlsConfig(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	ca, err := c.Connect(context.Background(), &paho.Connect{ClientID: name, KeepAlive: 30, CleanStart: true})
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("paho 5 connect %s: %v %+v", name, err, ca)
+	}
+	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
+	return c
+}
+
+// TestQuotaExceeded: an MQTT 5 client over its publish rate gets 0x97 on
+// its QoS 1 publishes, never a silent drop.
+func TestQuotaExceeded(t *testing.T) {
+	tg := start(t, testPolicy, nil)
+	c := dial5(t, tg, "flood-1")
+	codes := map[byte]int{}
+	for i := 0; i < 40; i++ {
+		ack, err := c.Publish(context.Background(), &paho.Publish{Topic: "icu/flood-1/ecg", QoS: 1, Payload: []byte("1")})
+		if err != nil && ack == nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		codes[ack.ReasonCode]++
+	}
+	if codes[0] == 0 || codes[0x97] == 0 || codes[0]+codes[0x97] != 40 {
+		t.Errorf("reason codes %v, want some 0x00 and some 0x97", codes)
+	}
+	if r := find(tg.audit.records(t), "publish", "deny", "over 5 publishes a second"); r == nil || r.Code == nil || *r.Code != 0x97 {
+		t.Errorf("audit %+v", r)
+	}
+}
+
+// TestSealedTopic: plaintext on a sealed topic is refused (0x99); an
+// envelope sealed for the topic passes; one sealed for another topic is refused.
+func TestSealedTopic(t *testing.T) {
+	tg := start(t, testPolicy, nil)
+	c := dial5(t, tg, "bed1-control")
+	ack, _ := c.Publish(context.Background(), &paho.Publish{Topic: "icu/bed1/patient", QoS: 1, Payload: []byte("MRN:4100137;name:Jane Roe")})
+	if ack == nil || ack.ReasonCode != 0x99 {
+		t.Errorf("plaintext: %+v", ack)
+	}
+	k, _ := seal.GenerateKey(seal.MLKEM768X25519)
+	s, _ := seal.NewSealer(k.Public(), seal.Options{})
+	env, _ := s.Seal("icu/bed1/patient", []byte("MRN:4100137"))
+	if ack, err := c.Publish(context.Background(), &paho.Publish{Topic: "icu/bed1/patient", QoS: 1, Payload: env}); err != nil || ack.ReasonCode != 0 {
+		t.Errorf("sealed: %v %+v", err, ack)
+	}
+	other, _ := s.Seal("icu/bed2/patient", []byte("MRN:4100137"))
+	if ack, _ := c.Publish(context.Background(), &paho.Publish{Topic: "icu/bed1/patient", QoS: 1, Payload: other}); ack == nil || ack.ReasonCode != 0x99 {
+		t.Errorf("sealed for another topic: %+v", ack)
+	}
+	rs := tg.audit.records(t)
+	if find(rs, "publish", "deny", "not an iomtguard seal envelope") == nil || find(rs, "publish", "deny", "sealed for another topic") == nil {
+		t.Errorf("audit:\n%s", tg.audit.raw())
+	}
+	if strings.Contains(tg.audit.raw(), "4100137") || strings.Contains(tg.audit.raw(), "Jane") {
+		t.Error("a payload reached the audit log")
+	}
+}
+
+// TestConnectStorm: 60 rapid connects from one address end in a ban; the
+// ban is listed and can be lifted.
+func TestConnectStorm(t *testing.T) {
+	tg := start(t, testPolicy, nil)
+	for i := 0; i < 60; i++ {
+		c, err := net.DialTimeout("tcp", tg.g.Addr(), time.Second)
+		if err == nil {
+			c.Close()
+		}
+	}
+	bans := tg.g.Bans()
+	if len(bans) != 1 || bans[0].Key != "ip:127.0.0.1" {
+		t.Fatalf("bans %+v", bans)
+	}
+	// A legitimate client from the banned address is refused.
+	if _, err := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-t", "icu/bed1/ecg", "-m", "1"); err == nil {
+		t.Error("published from a banned address")
+	}
+	rs := tg.audit.records(t)
+	if find(rs, "ban", "deny", "connection attempts within a minute") == nil || find(rs, "connect", "deny", "address banned") == nil {
+		t.Errorf("audit:\n%s", tg.audit.raw())
+	}
+	// The bans API lists and lifts.
+	base := "http://" + tg.g.MetricsAddr() + "/bans"
+	resp, err := http.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []gateway.Ban
+	json.NewDecoder(resp.Body).Decode(&listed)
+	resp.Body.Close()
+	if len(listed) != 1 {
+		t.Errorf("API lists %+v", listed)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, base+"?key=ip:127.0.0.1", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("lift: %v %v", err, resp)
+	}
+	if len(tg.g.Bans()) != 0 {
+		t.Error("ban not lifted")
+	}
+	m, _ := http.Get("http://" + tg.g.MetricsAddr() + "/metrics")
+	var mb bytes.Buffer
+	mb.ReadFrom(m.Body)
+	m.Body.Close()
+	if !strings.Contains(mb.String(), `iomtguard_gateway_bans_total{kind="ip",reason="connect_rate"} 1`) {
+		t.Errorf("metrics:\n%s", mb.String())
+	}
+}
+
+// TestPasswordBan: with a password file, repeated bad passwords end in a
+// ban of the identity; the audit log holds no password.
+func TestPasswordBan(t *testing.T) {
+	tg := start(t, testPolicy, map[string]string{"bed1-ecg": "correct horse battery"})
+	if out, err := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-u", "bed1-ecg", "-P", "correct horse battery", "-t", "icu/bed1/ecg", "-m", "1"); err != nil {
+		t.Fatalf("right password: %v %s", err, out)
+	}
+	for _, pw := range []string{"guess-one", "guess-two", "guess-three"} {
+		if _, err := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-u", "bed1-ecg", "-P", pw, "-t", "icu/bed1/ecg", "-m", "1"); err == nil {
+			t.Errorf("password %q accepted", pw)
+		}
+	}
+	if _, err := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-u", "bed1-ecg", "-P", "correct horse battery", "-t", "icu/bed1/ecg", "-m", "1"); err == nil {
+		t.Error("the banned identity connected")
+	}
+	rs := tg.audit.records(t)
+	if find(rs, "ban", "deny", "failed authentications") == nil || find(rs, "connect", "deny", "bad user name or password") == nil ||
+		(find(rs, "connect", "deny", "identity banned") == nil && find(rs, "connect", "deny", "address banned") == nil) {
+		t.Errorf("audit:\n%s", tg.audit.raw())
+	}
+	if b := tg.g.Bans(); len(b) != 2 || b[0].Key != "identity:bed1-ecg" || b[1].Key != "ip:127.0.0.1" {
+		t.Errorf("bans %+v", b)
+	}
+	for _, secret := range []string{"guess-one", "guess-two", "correct horse", "PRIVATE KEY"} {
+		if strings.Contains(tg.audit.raw(), secret) {
+			t.Errorf("the audit log holds %q", secret)
+		}
+	}
+}
+
+// TestFindings: the detectors watch the gateway's traffic and their
+// findings reach the audit log.
+func TestFindings(t *testing.T) {
+	tg := start(t, testPolicy, nil)
+	tg.mosq(t, "mosquitto_sub", "nurse-station", "-i", "nurse-station", "-t", "#", "-C", "1", "-W", "1")
+	time.Sleep(500 * time.Millisecond) // findings are checked every 200 ms here
+	if r := find(tg.audit.records(t), "finding", "info", "attack.wildcard-subscribe"); r == nil {
+		t.Errorf("no finding in the audit log:\n%s", tg.audit.raw())
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	pki.Init(dir, pki.Options{})
+	pki.Issue(dir, "gateway", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}})
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("devices:\n  x: {publish: [\"a/#/b\"]}\n"), 0o644)
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, []byte("limits: {ban: 1m}\n"), 0o644)
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("devices:\n  x: {publish: [a]}\n"), 0o644)
+	for _, c := range []struct {
+		cfg  gateway.Config
+		want string
+	}{
+		{gateway.Config{PKI: dir, Policy: bad}, "bad.yaml:2"},
+		{gateway.Config{PKI: dir, Policy: empty}, "no devices section"},
+		{gateway.Config{PKI: dir}, "no policy"},
+		{gateway.Config{Policy: bad}, "no certificates"},
+		{gateway.Config{PKI: t.TempDir(), Policy: good}, "certificate"},
+		{gateway.Config{PKI: dir, Policy: good, ClientID: "whatever"}, "client_id"},
+	} {
+		_, err := gateway.New(c.cfg, gateway.Options{Audit: &syncBuf{}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+	if _, err := gateway.ParseConfig("gw.yaml", strings.NewReader("listen: :8883\nlisten_on: x\n")); err == nil || !strings.Contains(err.Error(), "gw.yaml:2") {
+		t.Errorf("unknown config key: %v", err)
+	}
+	_ = errors.New
+	_ = fmt.Sprint
+}

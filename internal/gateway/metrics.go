@@ -1,0 +1,43 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the gateway's Prometheus series.
+type metrics struct {
+	reg         *prometheus.Registry
+	connections *prometheus.CounterVec // verdict, reason
+	publishes   *prometheus.CounterVec // verdict, reason
+	subscribes  *prometheus.CounterVec
+	tlsFailures prometheus.Counter
+	bans        *prometheus.CounterVec // kind (ip, identity), reason
+	findings    *prometheus.CounterVec // id
+	clients     prometheus.Gauge
+	activeBans  prometheus.GaugeFunc
+	bytesIn     prometheus.Counter
+}
+
+func newMetrics(activeBans func() float64, clients func() float64) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	ns := "iomtguard_gateway"
+	m.connections = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connections_total",
+		Help: "MQTT connection decisions."}, []string{"verdict", "reason"})
+	m.publishes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "publishes_total",
+		Help: "PUBLISH decisions."}, []string{"verdict", "reason"})
+	m.subscribes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "subscriptions_total",
+		Help: "Subscription decisions, per topic filter."}, []string{"verdict", "reason"})
+	m.tlsFailures = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "tls_failures_total",
+		Help: "TLS handshakes refused (no, unknown, revoked or expired certificate)."})
+	m.bans = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "bans_total",
+		Help: "Bans imposed."}, []string{"kind", "reason"})
+	m.findings = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "findings_total",
+		Help: "Detector findings on the gateway's traffic."}, []string{"id"})
+	m.bytesIn = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "publish_bytes_total",
+		Help: "Payload bytes of allowed PUBLISH packets."})
+	m.activeBans = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "bans_active", Help: "Bans in force."}, activeBans)
+	cg := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "clients_connected", Help: "Connected MQTT clients."}, clients)
+	m.reg.MustRegister(m.connections, m.publishes, m.subscribes, m.tlsFailures, m.bans, m.findings, m.bytesIn, m.activeBans, cg,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
