@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/iomtguard/iomtguard/internal/gateway"
 	"github.com/iomtguard/iomtguard/internal/mosquittotest"
@@ -184,7 +184,12 @@ func TestMosquittoClients(t *testing.T) {
 		}
 		got <- out
 	}()
-	time.Sleep(700 * time.Millisecond)
+	// Publish once the subscription is in place.
+	for deadline := time.Now().Add(8 * time.Second); find(tg.audit.records(t), "subscribe", "allow", "") == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the nurse station did not subscribe:\n%s", tg.audit.raw())
+		}
+	}
 	if out, err := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-t", "icu/bed1/ecg", "-m", "72", "-q", "1"); err != nil {
 		t.Fatalf("allowed publish: %v %s", err, out)
 	}
@@ -253,7 +258,7 @@ func TestPaho(t *testing.T) {
 	tg := start(t, testPolicy, nil)
 	// MQTT 3.1.1 subscriber.
 	recv := make(chan string, 10)
-	sub := paho3.NewClient(paho3.NewClientOptions().AddBroker("ssl://"+tg.g.Addr()).SetClientID("nurse-station").
+	sub := paho3.NewClient(paho3.NewClientOptions().AddBroker("ssl://" + tg.g.Addr()).SetClientID("nurse-station").
 		SetTLSConfig(tg.tlsConfig(t, "nurse-station")).SetConnectRetry(false))
 	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("paho 3.1.1 connect: %v", tok.Error())

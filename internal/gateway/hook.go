@@ -17,10 +17,10 @@ import (
 
 // client is the gateway's state of one connected client.
 type client struct {
-	identity string
-	src, ip  string
-	version  byte
-	since    time.Time
+	identity  string
+	src, ip   string
+	version   byte
+	since     time.Time
 	pubRights []string // publish filters, from the policy at connect
 	mu        sync.Mutex
 	pubs      *bucket
