@@ -122,7 +122,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(g.limits.MaxPacketSize)
-	caps.MaximumClientWritesPending = 8192
+	caps.MaximumClientWritesPending = 65536 // a busy subscriber (a nurse station) is not dropped at the first burst
 	caps.MaximumSessionExpiryInterval = 3600
 	g.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), InlineClient: false})
 	if err := g.srv.AddHook(&hook{g: g}, nil); err != nil {

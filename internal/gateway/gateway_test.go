@@ -102,6 +102,17 @@ type testGW struct {
 // start makes a CA with the test identities and runs a gateway on loopback.
 func start(t *testing.T, policyYAML string, passwords map[string]string) *testGW {
 	t.Helper()
+	return startWith(t, policyYAML, passwords, nil, 0)
+}
+
+// startTB is start with extra identities and n load identities load-000...
+func startTB(t testing.TB, policyYAML string, extra []string, n int) *testGW {
+	t.Helper()
+	return startWith(t, policyYAML, nil, extra, n)
+}
+
+func startWith(t testing.TB, policyYAML string, passwords map[string]string, extra []string, nLoad int) *testGW {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := pki.Init(dir, pki.Options{}); err != nil {
 		t.Fatal(err)
@@ -109,7 +120,11 @@ func start(t *testing.T, policyYAML string, passwords map[string]string) *testGW
 	if _, err := pki.Issue(dir, "gateway", pki.Options{Server: true, Hosts: []string{"127.0.0.1", "localhost"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"bed1-ecg", "bed1-control", "nurse-station", "intruder", "revoked-pump", "flood-1", "admin"} {
+	names := append([]string{"bed1-ecg", "bed1-control", "nurse-station", "intruder", "revoked-pump", "flood-1", "admin"}, extra...)
+	for i := 0; i < nLoad; i++ {
+		names = append(names, fmt.Sprintf("load-%03d", i))
+	}
+	for _, n := range names {
 		if _, err := pki.Issue(dir, n, pki.Options{}); err != nil {
 			t.Fatal(err)
 		}
@@ -120,6 +135,9 @@ func start(t *testing.T, policyYAML string, passwords map[string]string) *testGW
 	pol := filepath.Join(dir, "policy.yaml")
 	os.WriteFile(pol, []byte(policyYAML), 0o644)
 	cfg := gateway.Config{Listen: "127.0.0.1:0", PKI: dir, Policy: pol, Metrics: "127.0.0.1:0", FindingsEvery: 200 * time.Millisecond}
+	if nLoad > 0 {
+		cfg.Listen = "0.0.0.0:0" // the storm test connects from several loopback addresses
+	}
 	if passwords != nil {
 		cfg.Passwords = filepath.Join(dir, "passwords")
 		for u, p := range passwords {
@@ -145,7 +163,7 @@ func start(t *testing.T, policyYAML string, passwords map[string]string) *testGW
 
 func (tg *testGW) port() string { return tg.g.Addr()[strings.LastIndex(tg.g.Addr(), ":")+1:] }
 
-func (tg *testGW) tlsConfig(t *testing.T, name string) *tls.Config {
+func (tg *testGW) tlsConfig(t testing.TB, name string) *tls.Config {
 	cfg := &tls.Config{RootCAs: tg.pool, ServerName: "127.0.0.1"}
 	if name != "" {
 		c, err := tls.LoadX509KeyPair(filepath.Join(tg.dir, name+".crt"), filepath.Join(tg.dir, name+".key"))
