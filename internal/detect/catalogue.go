@@ -25,9 +25,8 @@ var catalogue = map[string]Entry{
 			IEC62443: []string{"FR1 identification and authentication control (SR 1.11 unsuccessful login attempts)", "FR6 timely response to events"},
 			FDA:      []string{"authentication", "event detection and logging"}},
 		Defence: Defence{Framework: "certificate authentication and monitoring",
-			Change: "Authenticate devices with certificates instead of passwords, and lock out sources that fail repeatedly (Mosquitto has no lockout: put the iomtguard gateway in front of it).",
-			Gateway: "gateway:\n  identity: certificate   # the client ID must equal the certificate's CN\n" +
-				"  limits:\n    auth_failures: {max: 5, window: 1m, ban: 15m}",
+			Change:    "Authenticate devices with certificates instead of passwords, and lock out sources that fail repeatedly (Mosquitto has no lockout: put the iomtguard gateway in front of it).",
+			Gateway:   "devices:                      # identities from the site CA; the client ID must equal it\n  bed1-pump: {publish: [\"1/pump\"]}\nlimits:\n  auth_failures_before_ban: 5\n  ban: 15m",
 			Mosquitto: "allow_anonymous false\nrequire_certificate true\nuse_identity_as_username true\ncafile /etc/mosquitto/ca.pem"},
 	},
 	"attack.connect-flood": {
@@ -39,7 +38,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"resiliency and recovery", "event detection and logging"}},
 		Defence: Defence{Framework: "monitoring",
 			Change:  "Limit connection rates per client ID and per source address and ban clients that flap (EMQX: 15 connects a minute, 5 minute ban).",
-			Gateway: "gateway:\n  limits:\n    connects: {max: 15, window: 1m, ban: 5m}   # per client ID and per source address",
+			Gateway: "limits:\n  connects_per_minute_per_identity: 15   # EMQX's flapping rule\n  connects_per_minute_per_ip: 30\n  ban: 5m",
 			Mosquitto: "max_connections 500\n# Mosquitto has no per-client connect rate limit: use the iomtguard gateway or a firewall rate limit\n" +
 				"# iptables -A INPUT -p tcp --dport 1883 --syn -m hashlimit --hashlimit-above 15/min --hashlimit-mode srcip --hashlimit-name mqtt -j DROP"},
 	},
@@ -52,7 +51,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"resiliency and recovery", "event detection and logging"}},
 		Defence: Defence{Framework: "monitoring and segmentation",
 			Change:    "Rate-limit publishes per client and restrict each device to its own topics so that a flood cannot reach other devices' subscribers.",
-			Gateway:   "gateway:\n  limits:\n    publishes: {max: 500, window: 10s, ban: 5m}\nacl:\n  - clients: [\"bed1-*\"]\n    publish: [\"1/#\"]",
+			Gateway:   "limits:\n  publishes_per_second: 50   # MQTT 5 clients over it get 0x97\n  bytes_per_second: 1048576\ndevices:\n  bed1-ecg: {publish: [\"1/ecg\"]}",
 			Mosquitto: "max_inflight_messages 20\nmax_queued_messages 1000\nmessage_size_limit 65536\n# Mosquitto has no publish rate limit: use the iomtguard gateway"},
 	},
 	"attack.slow-dos": {
@@ -64,7 +63,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"resiliency and recovery"}},
 		Defence: Defence{Framework: "monitoring",
 			Change:    "Cap the keep-alive a client may ask for, the connections per source address and the time allowed to send CONNECT.",
-			Gateway:   "gateway:\n  limits:\n    max_keepalive: 300s\n    connections_per_ip: 20\n    connect_timeout: 10s",
+			Gateway:   "limits:\n  connections_per_ip: 20\n  handshake_timeout: 10s",
 			Mosquitto: "max_keepalive 300\nmax_connections 500"},
 	},
 	"attack.malformed": {
@@ -76,7 +75,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"code, data and execution integrity", "event detection and logging"}},
 		Defence: Defence{Framework: "monitoring and segmentation",
 			Change:    "Reject malformed packets at a strict gateway and ban their source; keep the broker and device firmware patched.",
-			Gateway:   "gateway:\n  limits:\n    protocol_errors: {max: 3, window: 1m, ban: 30m}",
+			Gateway:   "limits:\n  max_packet_size: 65536   # malformed or oversized packets close the connection\n  auth_failures_before_ban: 5",
 			Mosquitto: "# keep Mosquitto current (apt-get upgrade mosquitto); it closes connections on malformed packets but does not ban the source"},
 	},
 	"attack.syn-flood": {
@@ -88,7 +87,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"resiliency and recovery"}},
 		Defence: Defence{Framework: "segmentation",
 			Change:    "Keep the broker unreachable from networks that do not need it, enable SYN cookies on its host and rate-limit SYNs at the firewall.",
-			Gateway:   "# at the host: sysctl -w net.ipv4.tcp_syncookies=1\ngateway:\n  listen: 10.5.126.84:8883   # the device network only",
+			Gateway:   "# at the host: sysctl -w net.ipv4.tcp_syncookies=1\n# iomtguard gateway --listen 10.5.126.84:8883   (the device network only)\nlimits:\n  connects_per_minute_per_ip: 30",
 			Mosquitto: "listener 8883 10.5.126.84\n# and at the host: sysctl -w net.ipv4.tcp_syncookies=1"},
 	},
 	"attack.scan": {
@@ -100,7 +99,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"event detection and logging", "authorization"}},
 		Defence: Defence{Framework: "segmentation",
 			Change:    "Put medical devices in their own zone that only the broker can reach, and alert on scanning sources.",
-			Gateway:   "zones:\n  - name: devices\n    hosts: [10.5.126.0/24]\nflows:\n  - {from: devices, to: broker, ports: [8883]}",
+			Gateway:   "zones:\n  - {name: devices, hosts: [10.5.126.96/27]}\n  - {name: broker, hosts: [10.5.126.84]}\nflows:\n  - {from: devices, to: broker, ports: [8883]}",
 			Mosquitto: "# segmentation is enforced by the network: firewall the device VLAN so that only the broker is reachable"},
 	},
 	"attack.wildcard-subscribe": {
@@ -112,7 +111,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"authorization", "confidentiality"}},
 		Defence: Defence{Framework: "segmentation (topic access control)",
 			Change:    "Give each client an explicit list of topics it may read; deny '#' and '$SYS/#' to everyone but an administrator.",
-			Gateway:   "acl:\n  - clients: [\"nurse-station\"]\n    subscribe: [\"+/patient\", \"+/pump\"]\n  - clients: [\"bed1-*\"]\n    publish: [\"1/#\"]",
+			Gateway:   "devices:                      # '#' and '$SYS/#' are refused unless listed\n  nurse-station: {subscribe: [\"+/patient\", \"+/pump\"]}\n  bed1-ecg: {publish: [\"1/ecg\"]}",
 			Mosquitto: "acl_file /etc/mosquitto/acl\n# /etc/mosquitto/acl:\nuser nurse-station\ntopic read +/patient\npattern write %u/#"},
 	},
 	"attack.client-id-takeover": {
@@ -124,7 +123,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"authentication"}},
 		Defence: Defence{Framework: "certificate authentication",
 			Change:    "Bind each client ID to a device certificate, so that only the holder of that certificate can use the ID.",
-			Gateway:   "gateway:\n  identity: certificate   # the client ID must equal the certificate's CN",
+			Gateway:   "# iomtguard gateway --client-id identity   (the default: the client ID must be the certificate's name)\ndevices:\n  bed1-ecg: {publish: [\"1/ecg\"]}",
 			Mosquitto: "require_certificate true\nuse_identity_as_username true\n# and in the ACL file, pattern write %u/#"},
 	},
 	"posture.cleartext-mqtt": {
@@ -136,7 +135,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"cryptography", "confidentiality"}},
 		Defence: Defence{Framework: "encryption",
 			Change:    "Move MQTT to TLS on port 8883 and close 1883; encrypt clinical payloads end to end as well (iomtguard seal).",
-			Gateway:   "gateway:\n  listen: :8883\n  tls: {cert: broker.pem, key: broker.key, client_ca: ca.pem}",
+			Gateway:   "# iomtguard gateway --pki ca --policy ward.yaml --listen :8883   (TLS only, client certificates required)",
 			Mosquitto: "listener 8883\ncafile /etc/mosquitto/ca.pem\ncertfile /etc/mosquitto/broker.pem\nkeyfile /etc/mosquitto/broker.key\ntls_version tlsv1.2"},
 	},
 	"posture.cleartext-credentials": {
@@ -148,7 +147,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"authentication", "cryptography"}},
 		Defence: Defence{Framework: "encryption and certificate authentication",
 			Change:    "Change the exposed passwords, move to TLS and replace passwords with device certificates.",
-			Gateway:   "gateway:\n  listen: :8883\n  tls: {cert: broker.pem, key: broker.key, client_ca: ca.pem}\n  identity: certificate",
+			Gateway:   "# iomtguard gateway --pki ca --policy ward.yaml   (TLS only; the certificate is the credential,\n#   a password on top with --passwords, stored hashed)",
 			Mosquitto: "listener 8883\nrequire_certificate true\nuse_identity_as_username true\npassword_file /etc/mosquitto/passwd   # only if passwords stay, and only over TLS"},
 	},
 	"posture.anonymous-access": {
@@ -160,7 +159,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"authentication", "authorization"}},
 		Defence: Defence{Framework: "certificate authentication",
 			Change:    "Refuse anonymous sessions and authenticate every device.",
-			Gateway:   "gateway:\n  identity: certificate   # sessions without a valid client certificate are refused",
+			Gateway:   "devices:                      # only listed identities, with certificates from the site CA, connect\n  bed1-ecg: {publish: [\"1/ecg\"]}",
 			Mosquitto: "allow_anonymous false\nrequire_certificate true"},
 	},
 	"posture.retained-sensitive": {
@@ -172,7 +171,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"confidentiality"}},
 		Defence: Defence{Framework: "encryption and segmentation",
 			Change:    "Do not retain clinical messages; clear the stored ones (publish an empty retained message to each topic) and encrypt payloads.",
-			Gateway:   "gateway:\n  retain: deny   # or: clinical (deny on clinical_topics only)",
+			Gateway:   "no_retain: [\"+/patient\", \"+/ecg\"]",
 			Mosquitto: "retain_available false\n# clear one topic: mosquitto_pub -t 1/patient -r -n"},
 	},
 	"posture.phi-in-payload": {
@@ -184,7 +183,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"confidentiality", "cryptography"}},
 		Defence: Defence{Framework: "encryption",
 			Change:    "Encrypt payloads end to end (iomtguard seal: AES-256-GCM or hybrid post-quantum envelopes) and move MQTT to TLS; send pseudonymous identifiers instead of names.",
-			Gateway:   "gateway:\n  require_sealed: [\"+/patient\"]   # PUBLISH on these topics must carry an iomtguard seal envelope",
+			Gateway:   "sealed_topics: [\"+/patient\"]   # only iomtguard seal envelopes sealed for the topic pass",
 			Mosquitto: "listener 8883\ntls_version tlsv1.2\n# payload encryption is done by the devices: iomtguard seal"},
 	},
 	"posture.unknown-peer": {
@@ -196,7 +195,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"authentication", "event detection and logging"}},
 		Defence: Defence{Framework: "certificate authentication and segmentation",
 			Change:    "Identify each unknown peer; add legitimate devices to the inventory with a certificate, block the rest.",
-			Gateway:   "gateway:\n  identity: certificate   # only certificates from the site CA connect",
+			Gateway:   "devices:                      # every other identity is refused\n  bed1-ecg: {publish: [\"1/ecg\"]}",
 			Mosquitto: "require_certificate true"},
 	},
 	"posture.segmentation-violation": {
@@ -208,7 +207,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"authorization"}},
 		Defence: Defence{Framework: "segmentation",
 			Change:    "Enforce the zone rules at the firewall between the zones and list each allowed flow explicitly.",
-			Gateway:   "flows:\n  - {from: devices, to: broker, ports: [8883]}",
+			Gateway:   "zones:\n  - {name: devices, hosts: [10.5.126.96/27]}\n  - {name: broker, hosts: [10.5.126.84]}\nflows:\n  - {from: devices, to: broker, ports: [8883]}",
 			Mosquitto: "# enforced by the network: firewall rules between the VLANs"},
 	},
 	"posture.weak-tls": {
@@ -220,7 +219,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"cryptography", "authentication"}},
 		Defence: Defence{Framework: "encryption and certificate authentication",
 			Change:    "Allow TLS 1.2 or later with AEAD suites only, and require client certificates.",
-			Gateway:   "gateway:\n  tls: {cert: broker.pem, key: broker.key, client_ca: ca.pem, min_version: \"1.2\"}",
+			Gateway:   "# iomtguard gateway --min-tls 1.3   (1.2 minimum by default; client certificates always required)",
 			Mosquitto: "tls_version tlsv1.2\nciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384\nrequire_certificate true"},
 	},
 	"posture.legacy-protocol": {
@@ -232,8 +231,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"updatability and patchability"}},
 		Defence: Defence{Framework: "monitoring",
 			Change:    "Update the devices' MQTT stacks to 3.1.1 or 5.0, or plan their replacement.",
-			Gateway:   "gateway:\n  min_protocol: \"3.1.1\"",
-			Mosquitto: "# Mosquitto cannot refuse 3.1 alone; the iomtguard gateway can"},
+			Mosquitto: "# neither Mosquitto nor the iomtguard gateway refuses 3.1 alone: replace the devices"},
 	},
 	"anomaly.traffic": {
 		Category: "behaviour", Severity: Medium,
@@ -244,7 +242,7 @@ var catalogue = map[string]Entry{
 			FDA:      []string{"event detection and logging"}},
 		Defence: Defence{Framework: "monitoring",
 			Change:  "Look at the traffic in the flagged intervals (the report lists them) and keep monitoring continuously.",
-			Gateway: "gateway:\n  metrics: :9108   # Prometheus metrics for continuous monitoring"},
+			Gateway: "# iomtguard gateway --metrics :9108   (Prometheus /metrics; the detectors watch its traffic)"},
 	},
 	"anomaly.outlier": {
 		Category: "behaviour", Severity: Low,

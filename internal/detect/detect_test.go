@@ -564,3 +564,18 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 }
+
+// TestDefenceSnippetsParse: every gateway snippet in the catalogue is a
+// valid policy file (or a command line, in comments), so that the defence a
+// report gives can be pasted into the gateway's policy.
+func TestDefenceSnippetsParse(t *testing.T) {
+	for _, id := range detect.IDs() {
+		e, _ := detect.Lookup(id)
+		if e.Defence.Gateway == "" {
+			continue
+		}
+		if _, err := policy.Parse(id+".yaml", strings.NewReader(e.Defence.Gateway)); err != nil {
+			t.Errorf("%s: %v\n%s", id, err, e.Defence.Gateway)
+		}
+	}
+}
