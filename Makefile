@@ -13,8 +13,8 @@ bench:           ## benchmarks of the hot paths (builds the 1.09M-frame capture 
 	$(GO) test -run xxx -bench . -benchmem ./internal/...
 
 fuzz:            ## ten minutes per parser
-	for t in "capture FuzzPcap" "capture FuzzPcapng" "mqtt FuzzDecode" "mqtt FuzzFramer" "packet FuzzDecode" "tlsinfo FuzzStream" "dataset FuzzReader" "policy FuzzParse"; do \
-		set -- $$t; $(GO) test ./internal/$$1 -run xxx -fuzz "^$$2\$$" -fuzztime 10m || exit 1; done
+	for t in "capture FuzzPcap" "capture FuzzPcapng" "mqtt FuzzDecode" "mqtt FuzzFramer" "packet FuzzDecode" "tlsinfo FuzzStream" "dataset FuzzReader" "policy FuzzParse" "seal FuzzOpen"; do \
+		set -- $$t; $(GO) test ./internal/$$1 -run xxx -fuzz "^$$2\$$" -fuzztime 10m -fuzzminimizetime 5s || exit 1; done
 
 fixtures:        ## regenerate the tshark reference fixtures (needs tshark)
 	scripts/tshark_fixtures.sh

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -255,8 +256,14 @@ func DeviceURI(name string) *url.URL {
 	return &url.URL{Scheme: "iomtguard", Host: "device", Path: "/" + name}
 }
 
-// Issue issues a certificate for name: NAME.crt and NAME.key in dir.
+// indexMu serialises updates of index.json within a process.
+var indexMu sync.Mutex
+
+// Issue issues a certificate for name: NAME.crt and NAME.key in dir. It is
+// safe for concurrent use within a process.
 func Issue(dir, name string, opts Options) (*x509.Certificate, error) {
+	indexMu.Lock()
+	defer indexMu.Unlock()
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
@@ -343,6 +350,7 @@ func Issue(dir, name string, opts Options) (*x509.Certificate, error) {
 
 // Revoke marks name revoked and rewrites the CRL (ca.crl).
 func Revoke(dir, name, reason string, opts Options) error {
+	indexMu.Lock()
 	idx, err := loadIndex(dir)
 	if err != nil {
 		return err
@@ -355,9 +363,12 @@ func Revoke(dir, name, reason string, opts Options) error {
 		}
 	}
 	if !found {
+		indexMu.Unlock()
 		return fmt.Errorf("%w: %s (not issued, or already revoked)", ErrNotFound, name)
 	}
-	if err := saveIndex(dir, idx); err != nil {
+	err = saveIndex(dir, idx)
+	indexMu.Unlock()
+	if err != nil {
 		return err
 	}
 	_, err = WriteCRL(dir, opts)
@@ -381,6 +392,8 @@ func Reasons() []string {
 // WriteCRL writes ca.crl (PEM) listing every revoked certificate; it is
 // valid for 30 days.
 func WriteCRL(dir string, opts Options) (*x509.RevocationList, error) {
+	indexMu.Lock()
+	defer indexMu.Unlock()
 	ca, caKey, err := LoadCA(dir)
 	if err != nil {
 		return nil, err

@@ -153,13 +153,20 @@ func Live(ctx context.Context, o LiveOptions) (*LiveStats, error) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	rng := rand.New(rand.NewPCG(o.Seed, 0x1c0))
-	for _, d := range devs {
+	// Clients (and their certificates) are made one after the other: a
+	// certificate authority's files are not for concurrent issuing.
+	clients := make([]paho.Client, len(devs))
+	clientErr := make([]error, len(devs))
+	for i, d := range devs {
+		clients[i], clientErr[i] = newClient(d.id)
+	}
+	for i, d := range devs {
 		seed := rng.Uint64()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(seed, 7))
-			c, err := newClient(d.id)
+			c, err := clients[i], clientErr[i]
 			if err == nil {
 				if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 					err = tokErr(tok)
