@@ -13,31 +13,23 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/iomtguard/iomtguard/internal/pki"
 	"github.com/iomtguard/iomtguard/internal/seal"
 )
 
-// writeNew writes a file that must not exist yet, with the given mode.
+// writeNew writes a key file that must not exist yet (or, with force,
+// replaces it).
 func writeNew(path string, data []byte, mode os.FileMode, force bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, mode)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return usageError{fmt.Errorf("%s exists: refusing to overwrite a key (use --force, or another path)", path)}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
 		}
-		return err
 	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
+	err := pki.WriteNewFile(path, data, mode)
+	if errors.Is(err, pki.ErrExists) {
+		return usageError{fmt.Errorf("%s exists: refusing to overwrite a key (use --force, or another path)", path)}
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return err
 }
 
 func keygenCmd(stdout, stderr io.Writer) *cobra.Command {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"math"
-	"sync"
 )
 
 // Algorithm selects the iteration.
@@ -55,10 +54,6 @@ func (h *hamerly) assign(data Data, centers []float64, k int, labels []int32, su
 	}
 	first := !h.init
 	h.init = true
-	type part struct {
-		sums, weights []float64
-		changed       bool
-	}
 	work := func(lo, hi int, p *part) {
 		for i := lo; i < hi; i++ {
 			x := data.X[i*d : (i+1)*d]
@@ -106,46 +101,5 @@ func (h *hamerly) assign(data Data, centers []float64, k int, labels []int32, su
 			}
 		}
 	}
-	if workers <= 1 || n < 50000 {
-		p := part{sums: sums, weights: weights}
-		if sums != nil {
-			clear(sums)
-			clear(weights)
-		}
-		work(0, n, &p)
-		return p.changed
-	}
-	parts := make([]part, workers)
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		if sums != nil {
-			parts[w] = part{sums: make([]float64, k*d), weights: make([]float64, k)}
-		}
-		if lo >= hi {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work(lo, hi, &parts[w])
-		}()
-	}
-	wg.Wait()
-	changed := false
-	if sums != nil {
-		clear(sums)
-		clear(weights)
-	}
-	for _, p := range parts {
-		changed = changed || p.changed
-		for j := range sums {
-			sums[j] += p.sums[j]
-		}
-		for j := range weights {
-			weights[j] += p.weights[j]
-		}
-	}
-	return changed
+	return splitAssign(n, k, d, workers, sums, weights, work)
 }

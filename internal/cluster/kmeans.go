@@ -394,10 +394,6 @@ func lloyd(data Data, centers []float64, opts Options, tol float64) *Result {
 // cluster. It reports whether any label changed.
 func assignSum(data Data, centers []float64, k int, labels []int32, sums, weights []float64, workers int) bool {
 	n, d := data.N(), data.D
-	type part struct {
-		sums, weights []float64
-		changed       bool
-	}
 	work := func(lo, hi int, p *part) {
 		if d == 2 && data.Weights == nil && k <= 16 {
 			assign2(data.X, centers, k, labels, lo, hi, p.sums, p.weights, &p.changed)
@@ -426,50 +422,7 @@ func assignSum(data Data, centers []float64, k int, labels []int32, sums, weight
 			}
 		}
 	}
-	if workers <= 1 || n < 50000 {
-		p := part{sums: sums, weights: weights}
-		if sums != nil {
-			clear(sums)
-			clear(weights)
-		}
-		work(0, n, &p)
-		return p.changed
-	}
-	parts := make([]part, workers)
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		if sums != nil {
-			parts[w] = part{sums: make([]float64, k*d), weights: make([]float64, k)}
-		}
-		if lo >= hi {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work(lo, hi, &parts[w])
-		}()
-	}
-	wg.Wait()
-	changed := false
-	if sums != nil {
-		clear(sums)
-		clear(weights)
-	}
-	for _, p := range parts {
-		changed = changed || p.changed
-		if sums != nil {
-			for j := range sums {
-				sums[j] += p.sums[j]
-			}
-			for j := range weights {
-				weights[j] += p.weights[j]
-			}
-		}
-	}
-	return changed
+	return splitAssign(n, k, d, workers, sums, weights, work)
 }
 
 // finishCenters turns the per-cluster sums in newC into means; an empty
@@ -547,4 +500,63 @@ func assign2(xs, centers []float64, k int, labels []int32, lo, hi int, sums, wei
 			sums[2*best+1] += y
 		}
 	}
+}
+
+// part is one worker's share of an assignment pass: its own sums and
+// weights (nil when the pass does not accumulate) and whether any label
+// changed.
+type part struct {
+	sums, weights []float64
+	changed       bool
+}
+
+// splitAssign runs work over [0, n) on up to workers goroutines (one below
+// 50,000 points), each into its own part, then adds the parts' sums and
+// weights into sums and weights (cleared first, when not nil). It reports
+// whether any label changed.
+func splitAssign(n, k, d, workers int, sums, weights []float64, work func(lo, hi int, p *part)) bool {
+	if workers <= 1 || n < 50000 {
+		p := part{sums: sums, weights: weights}
+		if sums != nil {
+			clear(sums)
+			clear(weights)
+		}
+		work(0, n, &p)
+		return p.changed
+	}
+	parts := make([]part, workers)
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		if sums != nil {
+			parts[w] = part{sums: make([]float64, k*d), weights: make([]float64, k)}
+		}
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(lo, hi, &parts[w])
+		}()
+	}
+	wg.Wait()
+	changed := false
+	if sums != nil {
+		clear(sums)
+		clear(weights)
+	}
+	for _, p := range parts {
+		changed = changed || p.changed
+		if sums != nil {
+			for j := range sums {
+				sums[j] += p.sums[j]
+			}
+			for j := range weights {
+				weights[j] += p.weights[j]
+			}
+		}
+	}
+	return changed
 }

@@ -125,8 +125,9 @@ func serial() *big.Int {
 	return new(big.Int).SetBytes(b)
 }
 
-// writeExclusive writes a new file; it fails with ErrExists if it exists.
-func writeExclusive(path string, data []byte, mode os.FileMode) error {
+// WriteNewFile writes a new file with mode (applied even under a umask); it
+// fails with ErrExists when the file exists: keys are never overwritten.
+func WriteNewFile(path string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -198,10 +199,10 @@ func Init(dir string, opts Options) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeExclusive(filepath.Join(dir, "ca.key"), kp, 0o600); err != nil {
+	if err := WriteNewFile(filepath.Join(dir, "ca.key"), kp, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeExclusive(filepath.Join(dir, "ca.crt"), certPEM(der), 0o644); err != nil {
+	if err := WriteNewFile(filepath.Join(dir, "ca.crt"), certPEM(der), 0o644); err != nil {
 		return nil, err
 	}
 	if err := saveIndex(dir, &index{}); err != nil {
@@ -326,10 +327,10 @@ func Issue(dir, name string, opts Options) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeExclusive(filepath.Join(dir, name+".key"), kp, 0o600); err != nil {
+	if err := WriteNewFile(filepath.Join(dir, name+".key"), kp, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeExclusive(filepath.Join(dir, name+".crt"), certPEM(der), 0o644); err != nil {
+	if err := WriteNewFile(filepath.Join(dir, name+".crt"), certPEM(der), 0o644); err != nil {
 		return nil, err
 	}
 	idx, err := loadIndex(dir)
