@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,27 @@ func TestEvalSimulatedAttacks(t *testing.T) {
 		s := string(b)
 		s = s[strings.Index(s, "captures:\n")+len("captures:\n"):]
 		if k := strings.Index(s, "\nattacks:"); k >= 0 {
+			s = s[:k+1]
+		}
+		labels.WriteString(s)
+		files = append(files, f)
+	}
+	// A ward that speaks TLS, benign and with a brute force on the cleartext port.
+	for i, extra := range [][]string{nil, {"--attack", "bruteforce"}} {
+		f := filepath.Join(dir, fmt.Sprintf("tls-%d.pcapng", i))
+		truth := filepath.Join(dir, fmt.Sprintf("tls-%d.yaml", i))
+		args := append([]string{"simulate", "--tls", "--duration", "3m", "--beds", "1", "--attack-start", "60s", "--attack-duration", "30s",
+			"--labels", truth, "-o", f}, extra...)
+		if _, errs, code := runCLI(t, args...); code != 0 {
+			t.Fatalf("simulate --tls: %s", errs)
+		}
+		b, _ := os.ReadFile(truth)
+		s := string(b)
+		s = s[strings.Index(s, "captures:\n")+len("captures:\n"):]
+		if k := strings.Index(s, "\nattacks:"); k >= 0 {
+			s = s[:k+1]
+		}
+		if k := strings.Index(s, "\nsummary:"); k >= 0 {
 			s = s[:k+1]
 		}
 		labels.WriteString(s)

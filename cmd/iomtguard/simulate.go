@@ -61,6 +61,11 @@ icu-environment. Attacks (--attack, several with commas): ` + strings.Join(sim.A
 They run from --attack-start for --attack-duration. --labels writes the ground truth that
 iomtguard eval reads.
 
+--tls makes the ward's devices, control units and nurse station speak MQTT over TLS 1.2 on port
+8883 with certificates of an in-memory CA (real handshakes and records; their keys and randoms come
+from crypto/rand, so with --tls the same seed gives the same timing and sizes, not the same bytes);
+attackers keep the cleartext port 1883.
+
 --format pcapng (default) or pcap writes a capture (gzip-compressed when the name ends in .gz); --format icu-csv writes the dataset's CSV
 directly, as the released files hold it: only the frames carrying MQTT, with class and label
 per frame (Attack/1 for attack frames).
@@ -100,7 +105,7 @@ divides every sensor's period. Attacks are simulated offline only.`,
 	f.IntVar(&o.beds, "beds", 2, "number of beds")
 	f.StringVar(&o.start, "start", "2026-01-05T08:00:00Z", "timestamp of the first frame (RFC 3339)")
 	f.StringVar(&o.broker, "broker", "", "live mode: run the scenario against this broker (host:port)")
-	f.BoolVar(&o.tls, "tls", false, "live mode: connect with TLS")
+	f.BoolVar(&o.tls, "tls", false, "devices, control units and nurse station speak MQTT over TLS 1.2 on port 8883 with certificates (live mode: connect with TLS)")
 	f.StringVar(&o.pkiDir, "pki", "", "live mode: CA directory (iomtguard pki) for the broker's CA and the clients' certificates")
 	f.Float64Var(&o.speed, "speed", 1, "live mode: divide every sensor's period by this")
 	f.StringVar(&o.username, "username", "", "live mode: user name every client sends")
@@ -141,7 +146,7 @@ func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Write
 	}
 	opts := sim.Options{Scenario: o.scenario, Duration: o.duration, Seed: o.seed, Start: start, Beds: o.beds,
 		Attacks: o.attacks, AttackStart: o.attackStart, AttackDuration: o.attackDuration, Anonymous: o.anonymous,
-		RetainPHI: o.retainPHI, Link: link}
+		RetainPHI: o.retainPHI, TLS: o.tls, Link: link}
 	var buf bytes.Buffer
 	var w capture.Writer
 	switch format {

@@ -152,3 +152,10 @@ func (h *host) ephemeral() uint16 {
 
 // tsval is the host's TCP timestamp clock (1 ms ticks, as Linux).
 func (h *host) tsval(now int64) uint32 { return h.tsBase + uint32(now/1e6) }
+
+// fail stops the simulation with err.
+func (e *engine) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}

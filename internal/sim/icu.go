@@ -168,7 +168,7 @@ func (w *world) addNurseStation() {
 
 // newClient makes a benign client with the world's credentials policy.
 func (w *world) newClient(h *host, id string, tag frameTag) *client {
-	c := &client{e: w.e, b: w.broker, h: h, id: id, version: mqtt.V311, keepalive: 60, tag: tag}
+	c := &client{e: w.e, b: w.broker, h: h, id: id, version: mqtt.V311, keepalive: 60, tag: tag, tls: w.pki}
 	if !w.opts.Anonymous {
 		c.user = id
 		c.pass = fmt.Sprintf("%s-%04x", id, w.e.rng.IntN(65536))

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -268,16 +269,37 @@ type client struct {
 	onLost    func()
 	received  int
 	pingTimer int
+	// tls, when set, makes the client connect to the broker's TLS port
+	// with a certificate of its name.
+	tls *wardPKI
 }
 
 // connect dials the broker and sends CONNECT.
 func (c *client) connect() {
-	c.t = c.e.dial(c.h, c.b.h, c.b.port, c.tag, func(t *tcpConn) {
+	port := c.b.port
+	var link *tlsLink
+	if c.tls != nil {
+		port = tlsPort
+		var err error
+		if link, err = newTLSLink(c.tls, c.id); err != nil {
+			c.e.fail(fmt.Errorf("sim: TLS for %s: %w", c.id, err))
+			return
+		}
+	}
+	sendConnect := func() {
+		c.send(&mqtt.Packet{Type: mqtt.CONNECT, Version: c.version, ClientID: []byte(c.id), ConnectFlags: 0x02,
+			KeepAlive: c.keepalive, Username: strBytes(c.user), Password: strBytes(c.pass)})
+	}
+	c.t = c.e.dial(c.h, c.b.h, port, c.tag, func(t *tcpConn) {
 		c.e.after(c.e.jitter(20_000, 120_000), func() {
-			c.send(&mqtt.Packet{Type: mqtt.CONNECT, Version: c.version, ClientID: []byte(c.id), ConnectFlags: 0x02,
-				KeepAlive: c.keepalive, Username: strBytes(c.user), Password: strBytes(c.pass)})
+			if link != nil {
+				link.start(t, func() { c.e.after(c.e.jitter(20_000, 120_000), sendConnect) })
+				return
+			}
+			sendConnect()
 		})
 	})
+	c.t.tls = link
 	c.b.accept(c.t)
 	c.t.onData[toClient] = c.receive
 	c.t.onClose[toClient] = func() {

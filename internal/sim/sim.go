@@ -29,6 +29,10 @@ type Options struct {
 	// Posture switches.
 	Anonymous bool // devices connect without credentials
 	RetainPHI bool // bed control units publish retained patient records
+	// TLS: devices, control units and the nurse station use MQTT over TLS
+	// 1.2 on port 8883 with certificates of the ward's CA (attackers keep
+	// the cleartext port 1883 the broker still opens).
+	TLS bool
 	// Link is the link type: LinkSLL (default, as the dataset) or LinkEthernet.
 	Link capture.LinkType
 }
@@ -43,6 +47,7 @@ type world struct {
 	broker  *broker
 	devices []*device
 	clients []*client
+	pki     *wardPKI // the ward's CA with --tls
 	stop    int64 // benign devices stop publishing; the capture ends with them connected, as a capture of a running ward does
 }
 
@@ -103,6 +108,13 @@ func Generate(opts Options, w capture.Writer) (*GroundTruth, error) {
 	end := start + int64(opts.Duration)
 	e := newEngine(opts.Seed, w, opts.Link, start, end)
 	wd := &world{e: e, opts: opts, stop: end}
+	if opts.TLS {
+		p, err := newWardPKI(opts.Start)
+		if err != nil {
+			return nil, err
+		}
+		wd.pki = p
+	}
 	bh := e.newHost("10.5.126.84", "broker", "")
 	wd.broker = newBroker(e, bh, 1883)
 	wd.broker.requireAuth = !opts.Anonymous
@@ -147,6 +159,6 @@ func Generate(opts Options, w capture.Writer) (*GroundTruth, error) {
 	}
 	truth.Frames = e.frames
 	truth.tags = e.written
-	truth.Anonymous, truth.RetainPHI = opts.Anonymous, opts.RetainPHI
+	truth.Anonymous, truth.RetainPHI, truth.TLS = opts.Anonymous, opts.RetainPHI, opts.TLS
 	return truth, nil
 }

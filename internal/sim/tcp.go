@@ -39,6 +39,7 @@ type tcpConn struct {
 	tag     frameTag
 	onData  [2]func(b []byte) // indexed by direction: [toClient] bytes arriving at the client, [toServer] at the server
 	onClose [2]func()         // indexed by direction: a FIN or RST arriving at that direction's receiver
+	tls     *tlsLink          // MQTT inside TLS (the --tls posture), else nil
 	est     bool
 	closed  bool
 	reset   bool
@@ -163,6 +164,15 @@ func (e *engine) synOnly(c *host, sport uint16, s *host, port uint16, open bool,
 // first segments, then after the delayed-ACK timer unless it sends data
 // first).
 func (t *tcpConn) send(d int, payload []byte) {
+	if t.tls != nil && t.tls.up {
+		payload = t.tls.seal(d, payload)
+	}
+	t.sendBytes(d, payload)
+}
+
+// sendBytes sends bytes as they are (TLS records and handshake flights, or
+// cleartext MQTT).
+func (t *tcpConn) sendBytes(d int, payload []byte) {
 	if t.closed || t.reset {
 		return
 	}
@@ -181,7 +191,11 @@ func (t *tcpConn) send(d int, payload []byte) {
 			dst.rcv = seg.Seq + uint32(len(chunk))
 			dst.tsRecent = seg.TSVal
 			if cb := t.onData[d]; cb != nil {
-				cb(chunk)
+				if t.tls != nil {
+					t.tls.deliver(t, d, chunk, cb)
+				} else {
+					cb(chunk)
+				}
 			}
 			t.scheduleAck(d)
 		})

@@ -20,6 +20,7 @@ type GroundTruth struct {
 	Frames    int
 	Anonymous bool
 	RetainPHI bool
+	TLS       bool
 	tags      []frameTag
 }
 
@@ -59,6 +60,14 @@ func (g *GroundTruth) FrameAttack(n int) string {
 
 // Must lists the finding IDs a correct analysis reports.
 func (g *GroundTruth) Must() []string {
+	if g.TLS {
+		// The ward speaks TLS: what is left to see are the attacks.
+		var must []string
+		for _, a := range g.Attacks {
+			must = append(must, a.Finding)
+		}
+		return must
+	}
 	must := []string{"posture.cleartext-mqtt"}
 	if g.Anonymous {
 		must = append(must, "posture.anonymous-access")
@@ -77,6 +86,10 @@ func (g *GroundTruth) Must() []string {
 // MustNot lists the attack findings a correct analysis does not report.
 func (g *GroundTruth) MustNot() []string {
 	if len(g.Attacks) == 0 {
+		if g.TLS {
+			return []string{"attack.*", "posture.cleartext-mqtt", "posture.cleartext-credentials", "posture.anonymous-access",
+				"posture.retained-sensitive", "posture.phi-in-payload"}
+		}
 		return []string{"attack.*"}
 	}
 	mounted := map[string]bool{}
@@ -136,7 +149,7 @@ func (g *GroundTruth) WriteYAML(w io.Writer, captureName string) error {
 	}
 	d.Summary = map[string]any{"scenario": g.Scenario, "seed": g.Seed, "start": g.Start.Format(time.RFC3339),
 		"duration": g.Duration.String(), "frames": g.Frames, "attack_frames": attackFrames,
-		"anonymous": g.Anonymous, "retain_phi": g.RetainPHI}
+		"anonymous": g.Anonymous, "retain_phi": g.RetainPHI, "tls": g.TLS}
 	fmt.Fprintf(w, "# Ground truth of %s, written by iomtguard simulate (scenario %s, seed %d).\n", captureName, g.Scenario, g.Seed)
 	fmt.Fprintf(w, "# captures: the findings a correct analysis reports (iomtguard eval reads this).\n")
 	enc := yaml.NewEncoder(w)
