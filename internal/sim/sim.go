@@ -48,7 +48,7 @@ type world struct {
 	devices []*device
 	clients []*client
 	pki     *wardPKI // the ward's CA with --tls
-	stop    int64 // benign devices stop publishing; the capture ends with them connected, as a capture of a running ward does
+	stop    int64    // benign devices stop publishing; the capture ends with them connected, as a capture of a running ward does
 }
 
 func (o *Options) defaults() error {
