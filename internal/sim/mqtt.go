@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -178,8 +179,15 @@ func (bc *brokerConn) handle(p *mqtt.Packet) {
 		b.subs = append(b.subs, newSubs...)
 		bc.reply(&mqtt.Packet{Type: mqtt.SUBACK, Version: bc.version, PacketID: p.PacketID, ReasonCodes: codes})
 		// Retained messages go to the new subscriber. [MQTT-3.3.1-6]
+		// In topic order: the same seed gives the same bytes.
+		topics := make([]string, 0, len(b.retained))
+		for topic := range b.retained {
+			topics = append(topics, topic)
+		}
+		sort.Strings(topics)
 		for _, s := range newSubs {
-			for topic, r := range b.retained {
+			for _, topic := range topics {
+				r := b.retained[topic]
 				if topicMatch(s.filter, topic) {
 					bc.forward(topic, r.payload, min(s.qos, r.qos), true, 2_000_000)
 				}
