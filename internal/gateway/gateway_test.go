@@ -461,9 +461,11 @@ func TestPasswordBan(t *testing.T) {
 func TestFindings(t *testing.T) {
 	tg := start(t, testPolicy, nil)
 	tg.mosq(t, "mosquitto_sub", "nurse-station", "-i", "nurse-station", "-t", "#", "-C", "1", "-W", "1")
-	time.Sleep(500 * time.Millisecond) // findings are checked every 200 ms here
-	if r := find(tg.audit.records(t), "finding", "info", "attack.wildcard-subscribe"); r == nil {
-		t.Errorf("no finding in the audit log:\n%s", tg.audit.raw())
+	// Findings are checked every 200 ms here.
+	for deadline := time.Now().Add(5 * time.Second); find(tg.audit.records(t), "finding", "info", "attack.wildcard-subscribe") == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no finding in the audit log:\n%s", tg.audit.raw())
+		}
 	}
 }
 
