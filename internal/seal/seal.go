@@ -301,17 +301,9 @@ type Envelope struct {
 
 // Open checks an envelope for topic and returns its plaintext.
 func (o *Opener) Open(topic string, env []byte) ([]byte, *Envelope, error) {
-	// Both magic bytes wrong: not an envelope. One wrong (a flipped bit)
-	// fails the checksum below, as any other changed byte does.
-	if len(env) < headerLen+tagLen+crcLen || (env[0] != 'I' && env[1] != 'G') {
-		return nil, nil, ErrMalformed
-	}
-	body := env[:len(env)-crcLen]
-	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(env[len(env)-crcLen:]) {
-		return nil, nil, ErrTampered
-	}
-	if env[2] != version {
-		return nil, nil, fmt.Errorf("%w: version %d", ErrMalformed, env[2])
+	body, err := frame(env)
+	if err != nil {
+		return nil, nil, err
 	}
 	suite, flags := Suite(env[3]), env[4]
 	if suite != o.key.Suite || [8]byte(env[5:13]) != o.key.id {
@@ -383,7 +375,6 @@ func (o *Opener) Open(topic string, env []byte) ([]byte, *Envelope, error) {
 	ad := aad(nil, topic, body[:p])
 	ct := body[p:]
 	var pt []byte
-	var err error
 	switch {
 	case suite == AES256GCM:
 		pt, err = o.sym.Open(nil, nonce, ct, ad)
@@ -604,6 +595,24 @@ func (o *Opener) LoadState(r io.Reader) error {
 	return nil
 }
 
+// frame checks what every reader of an envelope checks first: its length,
+// its magic (both bytes wrong: not an envelope; one wrong, a flipped bit,
+// fails the checksum as any other changed byte does), its CRC-32C and its
+// version. It returns the envelope without its checksum.
+func frame(env []byte) ([]byte, error) {
+	if len(env) < headerLen+tagLen+crcLen || (env[0] != 'I' && env[1] != 'G') {
+		return nil, ErrMalformed
+	}
+	body := env[:len(env)-crcLen]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(env[len(env)-crcLen:]) {
+		return nil, ErrTampered
+	}
+	if env[2] != version {
+		return nil, fmt.Errorf("%w: version %d", ErrMalformed, env[2])
+	}
+	return body, nil
+}
+
 // Header is an envelope's clear header, readable without a key.
 type Header struct {
 	Suite    Suite
@@ -617,17 +626,14 @@ type Header struct {
 }
 
 // Inspect checks what can be checked without a key, as a gateway does on a
-// sealed topic: the framing, the version, the suite, the flags and the
-// checksum. It returns ErrMalformed or ErrTampered otherwise.
+// sealed topic: the framing (as Open checks it), the suite and the flags. It
+// returns ErrMalformed or ErrTampered otherwise.
 func Inspect(env []byte) (*Header, error) {
-	if len(env) < headerLen+tagLen+crcLen || env[0] != 'I' || env[1] != 'G' {
-		return nil, ErrMalformed
-	}
-	if crc32.Checksum(env[:len(env)-crcLen], castagnoli) != binary.BigEndian.Uint32(env[len(env)-crcLen:]) {
-		return nil, ErrTampered
+	if _, err := frame(env); err != nil {
+		return nil, err
 	}
 	s, flags := Suite(env[3]), env[4]
-	if env[2] != version || suiteNames[s] == "" || flags&^(flagSigned|flagSession|flagEnc) != 0 ||
+	if suiteNames[s] == "" || flags&^(flagSigned|flagSession|flagEnc) != 0 ||
 		(flags&flagEnc != 0 && flags&flagSession == 0) || (s == AES256GCM && flags&flagSession != 0) {
 		return nil, ErrMalformed
 	}

@@ -311,9 +311,11 @@ func TestInspect(t *testing.T) {
 	if _, err := Inspect([]byte(`{"mrn":"4100137"}`)); !errors.Is(err, ErrMalformed) {
 		t.Errorf("plaintext: %v", err)
 	}
-	bad := bytes.Clone(env)
-	bad[30] ^= 1
-	if _, err := Inspect(bad); !errors.Is(err, ErrTampered) {
-		t.Errorf("flipped: %v", err)
+	for _, i := range []int{0, 1, 30, len(env) - 1} {
+		bad := bytes.Clone(env)
+		bad[i] ^= 1
+		if _, err := Inspect(bad); !errors.Is(err, ErrTampered) {
+			t.Errorf("byte %d flipped: %v (Open and Inspect frame envelopes alike)", i, err)
+		}
 	}
 }
