@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -204,14 +205,12 @@ func (g *Gateway) loadTLS() (*tls.Config, error) {
 	}, nil
 }
 
+// parseCRL reads a CRL in PEM (as pki writes it) or DER.
 func parseCRL(b []byte) (*x509.RevocationList, error) {
-	if strings.Contains(string(b), "-----BEGIN") {
-		blk, rest := pemDecode(b)
-		if blk == nil {
-			return nil, errors.New("no PEM block")
-		}
-		_ = rest
-		b = blk
+	if blk, _ := pem.Decode(b); blk != nil {
+		b = blk.Bytes
+	} else if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
+		return nil, errors.New("no PEM block")
 	}
 	return x509.ParseRevocationList(b)
 }
@@ -433,11 +432,3 @@ func (g *Gateway) deny(r Record, metricReason string) {
 
 // Bans lists the bans in force.
 func (g *Gateway) Bans() []Ban { return g.bans.list(g.now()) }
-
-func pemDecode(b []byte) ([]byte, []byte) {
-	blk, rest := pem.Decode(b)
-	if blk == nil {
-		return nil, rest
-	}
-	return blk.Bytes, rest
-}
