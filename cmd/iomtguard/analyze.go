@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -93,7 +94,7 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	if o.interval < time.Millisecond {
 		return usageError{fmt.Errorf("--interval: want at least 1ms, not %s", o.interval)}
 	}
-	det, err := loadDetectors(o.policy)
+	pol, err := loadPolicy(o.policy)
 	if err != nil {
 		return err
 	}
@@ -114,16 +115,13 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	}
 	defer closeInputs(inputs)
 
-	an := analysis.New(analysis.Options{Interval: o.interval, Horizon: o.horizon, Seed: o.seed,
-		AnomalyLevel: o.level, RobustZ: o.robustZ})
 	prog := newProgress(stderr, o.quiet, "analyze")
-	eng := pipeline.New(pipeline.Options{Progress: prog.update}, an, det)
-	sum, err := eng.Run(cmd.Context(), inputs...)
+	res, err := analyzeInputs(cmd.Context(), inputs, analysis.Options{Interval: o.interval, Horizon: o.horizon, Seed: o.seed,
+		AnomalyLevel: o.level, RobustZ: o.robustZ}, pol, prog.update)
 	prog.done()
 	if err != nil {
 		return err
 	}
-	res := an.Result(sum, det.Findings)
 
 	summaryTo := stdout
 	if o.json == "-" {
@@ -162,9 +160,9 @@ func writeFileWith(path string, fn func(io.Writer) error) error {
 	return f.Close()
 }
 
-// loadDetectors builds the detector registry with the policy at path ("":
-// the default policy).
-func loadDetectors(path string) (*detect.Engine, error) {
+// loadPolicy reads the policy at path ("": the default policy) and checks
+// it as the detectors will, before any input is read.
+func loadPolicy(path string) (*policy.Policy, error) {
 	pol := &policy.Policy{}
 	if path != "" {
 		var err error
@@ -172,9 +170,24 @@ func loadDetectors(path string) (*detect.Engine, error) {
 			return nil, usageError{err}
 		}
 	}
+	if err := detect.Check(pol); err != nil {
+		return nil, usageError{err}
+	}
+	return pol, nil
+}
+
+// analyzeInputs is the whole analysis of inputs in one pass: the
+// aggregators, and the detectors built with pol, then the models and the
+// findings. analyze and eval both run it.
+func analyzeInputs(ctx context.Context, inputs []pipeline.Input, ao analysis.Options, pol *policy.Policy, progress func(done, total int64)) (*analysis.Result, error) {
 	det, err := detect.New(pol)
 	if err != nil {
 		return nil, usageError{err}
 	}
-	return det, nil
+	an := analysis.New(ao)
+	sum, err := pipeline.New(pipeline.Options{Progress: progress}, an, det).Run(ctx, inputs...)
+	if err != nil {
+		return nil, err
+	}
+	return an.Result(sum, det.Findings), nil
 }

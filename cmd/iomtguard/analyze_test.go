@@ -143,6 +143,8 @@ func TestAnalyzeBadInput(t *testing.T) {
 	dir := t.TempDir()
 	notCap := filepath.Join(dir, "notes.txt")
 	os.WriteFile(notCap, []byte("hello\n"), 0o644)
+	badPolicy := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badPolicy, []byte("thresholds:\n  brute:\n    x: 1\n"), 0o644)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -152,6 +154,8 @@ func TestAnalyzeBadInput(t *testing.T) {
 		{[]string{"analyze", "--horizon", "0"}, "--horizon"},
 		{[]string{"analyze", "--anomaly-level", "2"}, "--anomaly-level"},
 		{[]string{"analyze", "--no-report"}, "--no-report"},
+		{[]string{"analyze", "--policy", badPolicy}, "bad.yaml:3: thresholds: no detector named \"brute\""},
+		{[]string{"eval", "--labels", "../../testdata/real/labels.yaml", "--policy", badPolicy}, "bad.yaml:3"},
 	} {
 		_, errs, code := runCLI(t, c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {

@@ -154,14 +154,20 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 		}
 		return ids[id]
 	}
+	pol, err := loadPolicy(o.policy)
+	if err != nil {
+		return err
+	}
 	failed := 0
 	for _, j := range jobs {
 		cs := captureScore{Capture: filepath.Base(j.path), Findings: []string{}}
-		res, err := analyzeFile(cmd, j.path, o.policy)
+		var res *analysis.Result
+		in, err := pipeline.OpenInput(j.path)
+		if err == nil {
+			res, err = analyzeInputs(cmd.Context(), []pipeline.Input{in}, analysis.Options{}, pol, nil)
+			in.Close()
+		}
 		if err != nil {
-			if _, bad := err.(usageError); bad && strings.Contains(err.Error(), "policy") {
-				return err
-			}
 			cs.Error = err.Error()
 			scores = append(scores, cs)
 			failed++
@@ -285,23 +291,4 @@ func ratio(p *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", *p)
-}
-
-// analyzeFile runs the whole analysis (models and detectors) over one capture.
-func analyzeFile(cmd *cobra.Command, path, policyFile string) (*analysis.Result, error) {
-	det, err := loadDetectors(policyFile)
-	if err != nil {
-		return nil, err
-	}
-	in, err := pipeline.OpenInput(path)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
-	an := analysis.New(analysis.Options{})
-	sum, err := pipeline.New(pipeline.Options{}, an, det).Run(cmd.Context(), in)
-	if err != nil {
-		return nil, err
-	}
-	return an.Result(sum, det.Findings), nil
 }

@@ -168,6 +168,10 @@ const (
 	evAnomaly
 )
 
+// Check reports what New would refuse in a policy: a threshold no detector
+// has, or a negative one.
+func Check(p *policy.Policy) error { return checkThresholds(p) }
+
 func checkThresholds(p *policy.Policy) error {
 	byName := map[string]*Spec{}
 	var names []string
