@@ -164,7 +164,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	g := h.g
 	g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "connect", Verdict: "allow",
 		Reason: fmt.Sprintf("certificate %s, MQTT %s", c.identity, version(c.version)), Code: code(0)})
-	g.metrics.connections.WithLabelValues("allow", "ok").Inc()
+	g.metrics.connAllowed.Inc()
 	c.sess = g.bridge.connect(cl, c.identity, c.src, pk, 0, g.now())
 }
 
@@ -252,7 +252,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return false
 	}
 	g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "subscribe", Topic: topic, Verdict: "allow"})
-	g.metrics.subscribes.WithLabelValues("allow", "ok").Inc()
+	g.metrics.subAllowed.Inc()
 	return true
 }
 
@@ -323,7 +323,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !okBytes {
 		return pk, h.refusePublish(cl, c, pk, packets.ErrQuotaExceeded, fmt.Sprintf("over %d payload bytes a second", g.limits.BytesPerSecond), "quota")
 	}
-	g.metrics.publishes.WithLabelValues("allow", "ok").Inc()
+	g.metrics.pubAllowed.Inc()
 	g.metrics.bytesIn.Add(float64(len(pk.Payload)))
 	if g.cfg.AuditPublishes {
 		qos := pk.FixedHeader.Qos

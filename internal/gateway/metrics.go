@@ -16,6 +16,9 @@ type metrics struct {
 	clients     prometheus.Gauge
 	activeBans  prometheus.GaugeFunc
 	bytesIn     prometheus.Counter
+	// The allowed decisions' counters, resolved once: they are counted on
+	// every connection, subscription and PUBLISH.
+	connAllowed, subAllowed, pubAllowed prometheus.Counter
 }
 
 func newMetrics(activeBans func() float64, clients func() float64) *metrics {
@@ -39,5 +42,8 @@ func newMetrics(activeBans func() float64, clients func() float64) *metrics {
 	cg := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "clients_connected", Help: "Connected MQTT clients."}, clients)
 	m.reg.MustRegister(m.connections, m.publishes, m.subscribes, m.tlsFailures, m.bans, m.findings, m.bytesIn, m.activeBans, cg,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.connAllowed = m.connections.WithLabelValues("allow", "ok")
+	m.subAllowed = m.subscribes.WithLabelValues("allow", "ok")
+	m.pubAllowed = m.publishes.WithLabelValues("allow", "ok")
 	return m
 }
