@@ -82,15 +82,15 @@ type bruteforce struct {
 	env                        *Env
 	minFail, minDistinct, fast int
 	window                     int64
-	pending                    map[*pipeline.Session]uint64 // credential hash of the CONNECT awaiting its CONNACK
-	userFlag                   map[*pipeline.Session]string
+	pending                    map[*pipeline.Session]uint64 // credential hash of the CONNECT awaiting its CONNACK (in memory only)
+	pendingUser                map[*pipeline.Session]string
 	aggs                       map[authKey]*authAgg
 }
 
 func newBruteforce(e *Env) Detector {
 	return &bruteforce{env: e, minFail: int(e.P("min_failures")), minDistinct: int(e.P("min_distinct")),
 		fast: int(e.P("fast_failures")), window: e.D("window"),
-		pending: map[*pipeline.Session]uint64{}, userFlag: map[*pipeline.Session]string{}, aggs: map[authKey]*authAgg{}}
+		pending: map[*pipeline.Session]uint64{}, pendingUser: map[*pipeline.Session]string{}, aggs: map[authKey]*authAgg{}}
 }
 
 func (*bruteforce) uses() events { return evMQTT | evFlow }
@@ -106,13 +106,13 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 		h.Write(p.Password)
 		if len(b.pending) < maxKeys {
 			b.pending[m.Session] = h.Sum64()
-			b.userFlag[m.Session] = string(p.Username)
+			b.pendingUser[m.Session] = string(p.Username)
 		}
 	case p.Type == mqtt.CONNACK && !m.FromClient && p.Has(mqtt.FieldReasonCode):
 		cred, ok := b.pending[m.Session]
-		user := b.userFlag[m.Session]
+		user := b.pendingUser[m.Session]
 		delete(b.pending, m.Session)
-		delete(b.userFlag, m.Session)
+		delete(b.pendingUser, m.Session)
 		if !authFailure(m.Session.Version, p.ReasonCode) {
 			return
 		}
@@ -163,7 +163,7 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 func (b *bruteforce) OnFlow(f *pipeline.Flow) {
 	if f.Kind == pipeline.FlowClosed && f.Session != nil {
 		delete(b.pending, f.Session)
-		delete(b.userFlag, f.Session)
+		delete(b.pendingUser, f.Session)
 	}
 }
 
