@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -17,9 +15,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/iomtguard/iomtguard/internal/detect"
@@ -29,31 +29,37 @@ import (
 
 // Gateway is a running (or ready) secure broker.
 type Gateway struct {
-	cfg              Config
-	pol              *policy.Policy
-	limits           policy.Limits
-	tlsConfig        *tls.Config
-	handshakeTimeout time.Duration
-	passwords        map[string]string
-	crl              *x509.RevocationList
-	srv              *mqtt.Server
-	listener         *tlsListener
-	audit            *audit
-	metrics          *metrics
-	bans             *bans
-	bridge           *bridge
-	log              *slog.Logger
-	now              func() time.Time
+	cfg       Config
+	tlsConfig *tls.Config
+	ca        *x509.Certificate
+	srv       *mqtt.Server
+	hook      *hook
+	listener  *tlsListener
+	audit     *audit
+	metrics   *metrics
+	bans      *bans
+	bridge    *bridge
+	up        *upstream // nil unless Config.Upstream
+	cluster   *cluster  // nil unless Config.NATS
+	log       *slog.Logger
+	now       func() time.Time
+
+	// cur is what a reload replaces: the policy, its limits, the password
+	// file and the CRL, with their load status.
+	cur      atomic.Pointer[config]
+	reloadMu sync.Mutex
+	stop     chan struct{}
+	wg       sync.WaitGroup
 
 	mu        sync.Mutex
 	perIP     map[string]int     // open connections per address
+	open      int                // open connections in all
 	ipRate    map[string]*window // connection attempts per address
 	idRate    map[string]*window // connects per identity
 	authFails map[string]*window // failed authentications per address and identity
-	pubRate   map[string]*bucket // publishes per identity
-	byteRate  map[string]*bucket // payload bytes per identity
 	httpSrv   *http.Server
 	httpLn    net.Listener
+	closed    bool
 }
 
 // Options are what New needs beyond the Config.
@@ -61,77 +67,103 @@ type Options struct {
 	Logger *slog.Logger // operational log (default: discard)
 	Audit  io.Writer    // overrides Config.Audit
 	Now    func() time.Time
+	// AuditOptions bound the audit log (summaries, line budget, rotation).
+	AuditOptions AuditOptions
 }
 
-// New checks the configuration, loads the certificates, policy and
-// password file, and prepares the broker. Nothing listens yet.
+// maxTracked bounds each per-address and per-identity table; past it the
+// table starts again (an address-spraying storm cannot grow it).
+const maxTracked = 100000
+
+// New checks the configuration, loads the certificates, policy,
+// password file and CRL, and prepares the broker. Nothing listens yet.
 func New(cfg Config, opts Options) (*Gateway, error) {
 	cfg.defaults()
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: opts.Logger, now: opts.Now, perIP: map[string]int{}, ipRate: map[string]*window{},
-		idRate: map[string]*window{}, authFails: map[string]*window{}, pubRate: map[string]*bucket{}, byteRate: map[string]*bucket{}}
+		idRate: map[string]*window{}, authFails: map[string]*window{}, stop: make(chan struct{})}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	if g.now == nil {
 		g.now = time.Now
 	}
-	pol, err := policy.Load(cfg.Policy)
-	if err != nil {
-		return nil, err
-	}
-	if !pol.HasDevices() {
-		return nil, fmt.Errorf("%w: %s has no devices section: the gateway denies by default, so no device could connect", ErrConfig, cfg.Policy)
-	}
-	g.pol, g.limits = pol, pol.Limits.Effective()
-	g.handshakeTimeout = time.Duration(g.limits.HandshakeTimeout.V * float64(time.Second))
-	if cfg.Passwords != "" {
-		if g.passwords, err = ReadPasswords(cfg.Passwords); err != nil {
-			return nil, err
-		}
-	}
+	var err error
 	if g.tlsConfig, err = g.loadTLS(); err != nil {
 		return nil, err
 	}
+	c, err := g.loadConfig(nil)
+	if err != nil {
+		return nil, err
+	}
+	g.cur.Store(c)
 	aw := opts.Audit
 	if aw == nil {
 		if cfg.Audit == "-" {
 			aw = os.Stderr
 		} else {
-			f, err := os.OpenFile(cfg.Audit, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			f, err := openRotating(cfg.Audit, cfg.AuditMaxSize, cfg.AuditKeep)
 			if err != nil {
 				return nil, fmt.Errorf("%w: audit: %v", ErrConfig, err)
 			}
 			aw = f
 		}
 	}
-	g.bans = newBans(statePath(cfg.State, "bans.json"))
+	ao := opts.AuditOptions
+	if ao.MaxSize == 0 {
+		ao.MaxSize = cfg.AuditMaxSize
+	}
+	g.audit = newAudit(aw, ao, g.now)
+	state := cfg.stateDir()
+	if state != "" {
+		if err := os.MkdirAll(state, 0o700); err != nil {
+			return nil, fmt.Errorf("%w: state directory: %v", ErrConfig, err)
+		}
+	}
+	g.bans = newBans(statePath(state, "bans.json"), g.log)
 	g.metrics = newMetrics(func() float64 { return float64(len(g.bans.list(g.now()))) }, func() float64 {
 		if g.srv == nil {
 			return 0
 		}
-		return float64(g.srv.Info.ClientsConnected)
+		return float64(atomic.LoadInt64(&g.srv.Info.ClientsConnected))
+	}, func() float64 {
+		w, _ := g.audit.stats()
+		return float64(w)
+	}, func() float64 {
+		_, r := g.audit.stats()
+		return float64(r)
 	})
-	det, err := detect.New(pol)
+	det, err := detect.New(c.pol)
 	if err != nil {
 		return nil, err
 	}
-	g.audit = newAudit(aw)
 	g.bridge = newBridge(det)
 
+	lim := c.lim
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = uint32(g.limits.MaxPacketSize)
-	caps.MaximumClientWritesPending = 65536 // a busy subscriber (a nurse station) is not dropped at the first burst
-	caps.MaximumSessionExpiryInterval = 3600
-	g.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), InlineClient: false})
-	if err := g.srv.AddHook(&hook{g: g}, nil); err != nil {
+	caps.MaximumPacketSize = uint32(lim.MaxPacketSize)
+	caps.MaximumClientWritesPending = int32(lim.MaxQueuedMessages)
+	caps.MaximumInflight = uint16(lim.MaxInflight)
+	caps.ReceiveMaximum = uint16(lim.MaxInflight)
+	caps.TopicAliasMaximum = uint16(lim.MaxTopicAliases)
+	caps.MaximumSessionExpiryInterval = uint32(lim.MaxSessionExpiry.V)
+	caps.MaximumClients = int64(lim.MaxConnections)
+	g.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), InlineClient: cfg.Upstream != "",
+		SysTopicResendInterval: 10})
+	g.hook = &hook{g: g}
+	if err := g.srv.AddHook(g.hook, nil); err != nil {
 		return nil, err
 	}
 	g.listener = newTLSListener("mqtts", cfg.Listen, g)
 	if err := g.srv.AddListener(g.listener); err != nil {
 		return nil, fmt.Errorf("gateway: listen on %s: %w", cfg.Listen, err)
+	}
+	if cfg.Upstream != "" {
+		if g.up, err = newUpstream(g); err != nil {
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -140,13 +172,12 @@ func statePath(dir, name string) string {
 	if dir == "" {
 		return ""
 	}
-	os.MkdirAll(dir, 0o700)
 	return filepath.Join(dir, name)
 }
 
 // loadTLS builds the listener's TLS configuration: the gateway's
 // certificate, client certificates required and verified against the CA,
-// and the CRL checked when the PKI directory has one.
+// and the CRL in force checked at every handshake.
 func (g *Gateway) loadTLS() (*tls.Config, error) {
 	cert, key := g.cfg.Cert, g.cfg.Key
 	if cert == "" {
@@ -168,19 +199,7 @@ func (g *Gateway) loadTLS() (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(cab) {
 		return nil, fmt.Errorf("%w: %s holds no certificate", ErrConfig, caFile)
 	}
-	ca, _ := pki.ParseCertPEM(cab)
-	if b, err := os.ReadFile(filepath.Join(g.cfg.PKI, "ca.crl")); err == nil {
-		crl, err := parseCRL(b)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, filepath.Join(g.cfg.PKI, "ca.crl"), err)
-		}
-		if ca != nil {
-			if err := crl.CheckSignatureFrom(ca); err != nil {
-				return nil, fmt.Errorf("%w: ca.crl is not signed by ca.crt: %v", ErrConfig, err)
-			}
-		}
-		g.crl = crl
-	}
+	g.ca, _ = pki.ParseCertPEM(cab)
 	min := uint16(tls.VersionTLS12)
 	if g.cfg.MinTLS == "1.3" {
 		min = tls.VersionTLS13
@@ -191,28 +210,31 @@ func (g *Gateway) loadTLS() (*tls.Config, error) {
 		ClientCAs:    pool,
 		MinVersion:   min,
 		VerifyPeerCertificate: func(_ [][]byte, chains [][]*x509.Certificate) error {
-			if g.crl == nil || len(chains) == 0 {
+			if len(chains) == 0 {
 				return nil
 			}
-			leaf := chains[0][0]
-			for _, e := range g.crl.RevokedCertificateEntries {
-				if e.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
-					return fmt.Errorf("certificate %s (serial %s) is revoked", leaf.Subject.CommonName, leaf.SerialNumber.Text(16))
-				}
+			if leaf := chains[0][0]; g.revoked(leaf) {
+				return fmt.Errorf("certificate %s (serial %s) is revoked", leaf.Subject.CommonName, leaf.SerialNumber.Text(16))
 			}
 			return nil
 		},
 	}, nil
 }
 
-// parseCRL reads a CRL in PEM (as pki writes it) or DER.
-func parseCRL(b []byte) (*x509.RevocationList, error) {
-	if blk, _ := pem.Decode(b); blk != nil {
-		b = blk.Bytes
-	} else if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
-		return nil, errors.New("no PEM block")
+// The configuration in force (replaced whole by a reload).
+func (g *Gateway) policy() *policy.Policy { return g.cur.Load().pol }
+func (g *Gateway) limits() policy.Limits  { return g.cur.Load().lim }
+func (g *Gateway) passwords() map[string]string {
+	return g.cur.Load().pw
+}
+
+// revoked reports whether the CRL in force (or a revocation shared by
+// another gateway) lists the certificate.
+func (g *Gateway) revoked(leaf *x509.Certificate) bool {
+	if leaf == nil {
+		return false
 	}
-	return x509.ParseRevocationList(b)
+	return g.cur.Load().revoked[leaf.SerialNumber.Text(16)]
 }
 
 // Addr is the address the TLS listener is bound to (after Start).
@@ -236,18 +258,33 @@ func (g *Gateway) Start() error {
 		g.httpLn = ln
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(map[string]any{"status": "ok", "clients": g.srv.Info.ClientsConnected, "listen": g.Addr()})
-		})
+		mux.HandleFunc("/healthz", g.serveHealth)
 		mux.HandleFunc("/bans", g.serveBans)
-		g.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		mux.HandleFunc("/reload", g.serveReload)
+		g.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
 		go g.httpSrv.Serve(ln)
+	}
+	if g.cfg.NATS != "" {
+		cl, err := newCluster(g)
+		if err != nil {
+			g.closeHTTP()
+			return err
+		}
+		g.cluster = cl
+		g.refreshRevocations()
+	}
+	if g.up != nil {
+		if err := g.up.start(); err != nil {
+			g.closeHTTP()
+			return err
+		}
 	}
 	if err := g.srv.Serve(); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.bridge.start(g, g.cfg.FindingsEvery)
+	g.wg.Add(1)
+	go g.watch()
 	g.audit.log(Record{Action: "start", Verdict: "info", Reason: "listening on " + g.Addr()})
 	return nil
 }
@@ -262,70 +299,140 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return g.Close()
 }
 
-// Close stops listening, disconnects the clients and flushes the audit log.
-func (g *Gateway) Close() error {
-	g.bridge.stop()
-	err := g.srv.Close()
+func (g *Gateway) closeHTTP() {
 	if g.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		g.httpSrv.Shutdown(ctx)
 		cancel()
 	}
+}
+
+// Close stops listening, disconnects the clients (within seconds, whatever
+// they do) and flushes the audit log.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.mu.Unlock()
+	close(g.stop)
+	g.wg.Wait()
+	g.bridge.stop()
+	err := g.srv.Close()
+	if g.up != nil {
+		g.up.stop()
+	}
+	if g.cluster != nil {
+		g.cluster.close()
+	}
+	g.closeHTTP()
+	g.bans.flush()
 	g.bridge.report(g) // the last findings
 	g.audit.log(Record{Action: "stop", Verdict: "info"})
 	g.audit.close()
 	return err
 }
 
-// serveBans lists bans (GET) and lifts one (DELETE ?key=ip:10.0.0.7).
+// serveBans lists bans (GET), imposes one (POST ?key=identity:bed1-ecg&for=1h&reason=...)
+// and lifts one (DELETE ?key=ip:10.0.0.7).
 func (g *Gateway) serveBans(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
+	key := r.URL.Query().Get("key")
 	switch r.Method {
 	case http.MethodGet:
 		json.NewEncoder(w).Encode(g.bans.list(g.now()))
+	case http.MethodPost:
+		if err := checkBanKey(key); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		d := g.limits().Ban.Seconds()
+		if s := r.URL.Query().Get("for"); s != "" {
+			var err error
+			if d, err = time.ParseDuration(s); err != nil || d <= 0 {
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]string{"error": "for: want a positive duration such as 1h"})
+				return
+			}
+		}
+		reason, _ := capString(r.URL.Query().Get("reason"), 200)
+		if reason == "" {
+			reason = "imposed by an administrator"
+		}
+		b := g.imposeBan(key, "", reason, d)
+		json.NewEncoder(w).Encode(b)
 	case http.MethodDelete:
-		key := r.URL.Query().Get("key")
-		if !g.bans.lift(key) {
+		if !g.LiftBan(key) {
 			w.WriteHeader(http.StatusNotFound)
 			json.NewEncoder(w).Encode(map[string]string{"error": "no ban on " + key})
 			return
 		}
-		g.audit.log(Record{Action: "unban", Verdict: "info", Reason: "lifted by an administrator: " + key})
 		json.NewEncoder(w).Encode(map[string]string{"lifted": key})
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
 }
 
+// checkBanKey accepts "ip:ADDRESS" or "identity:NAME".
+func checkBanKey(key string) error {
+	kind, who, ok := strings.Cut(key, ":")
+	switch {
+	case !ok || who == "":
+		return errors.New("key: want ip:ADDRESS or identity:NAME")
+	case kind == "ip":
+		if net.ParseIP(who) == nil {
+			return fmt.Errorf("key: %q is not an IP address", who)
+		}
+	case kind == "identity":
+		if len(who) > 256 {
+			return errors.New("key: identity too long")
+		}
+	default:
+		return errors.New("key: want ip:ADDRESS or identity:NAME")
+	}
+	return nil
+}
+
 // admit decides a new TCP connection from ip, before any TLS work.
 func (g *Gateway) admit(ip, src string) bool {
 	now := g.now()
 	if b, ok := g.bans.banned("ip:"+ip, now); ok {
-		g.deny(Record{Source: src, Action: "connect", Reason: "address banned until " + b.Until.UTC().Format(time.RFC3339) + ": " + b.Reason}, "banned")
+		g.deny(Record{Source: src, Action: "connect", Reason: "address banned until " + b.Until.UTC().Format(time.RFC3339) + ": " + b.Reason, Rule: "ban"}, "banned")
 		return false
 	}
+	lim := g.limits()
 	g.mu.Lock()
 	w := g.ipRate[ip]
 	if w == nil {
-		if len(g.ipRate) > 100000 {
-			g.ipRate = map[string]*window{} // bounded memory under address-spraying storms
+		if len(g.ipRate) > maxTracked {
+			clear(g.ipRate) // bounded memory under address-spraying storms
 		}
-		w = newWindow(g.limits.ConnectsPerMinutePerIP + 1)
+		w = newWindow(lim.ConnectsPerMinutePerIP + 1)
 		g.ipRate[ip] = w
 	}
 	n := w.add(now, time.Minute)
 	open := g.perIP[ip]
-	if n <= g.limits.ConnectsPerMinutePerIP && open < g.limits.ConnectionsPerIP {
+	total := g.open
+	if n <= lim.ConnectsPerMinutePerIP && open < lim.ConnectionsPerIP && total < lim.MaxConnections {
 		g.perIP[ip]++
+		g.open++
 		g.mu.Unlock()
 		return true
 	}
 	g.mu.Unlock()
-	if n > g.limits.ConnectsPerMinutePerIP {
-		g.ban("ip:"+ip, src, fmt.Sprintf("%d connection attempts within a minute (limit %d)", n, g.limits.ConnectsPerMinutePerIP))
-		g.deny(Record{Source: src, Action: "connect", Reason: "connection rate over limit"}, "rate")
-	} else {
-		g.deny(Record{Source: src, Action: "connect", Reason: fmt.Sprintf("%d connections already open from this address (limit %d)", open, g.limits.ConnectionsPerIP)}, "connections_per_ip")
+	switch {
+	case n > lim.ConnectsPerMinutePerIP:
+		g.ban("ip:"+ip, src, fmt.Sprintf("%d connection attempts within a minute (limit %d)", n, lim.ConnectsPerMinutePerIP))
+		g.deny(Record{Source: src, Action: "connect", Reason: "connection rate over limit", Rule: "limits.connects_per_minute_per_ip"}, "rate")
+	case open >= lim.ConnectionsPerIP:
+		g.deny(Record{Source: src, Action: "connect", Reason: fmt.Sprintf("%d connections already open from this address (limit %d)", open, lim.ConnectionsPerIP),
+			Rule: "limits.connections_per_ip"}, "connections_per_ip")
+	default:
+		g.deny(Record{Source: src, Action: "connect", Reason: fmt.Sprintf("%d connections open (limit %d)", total, lim.MaxConnections),
+			Rule: "limits.max_connections"}, "max_connections")
 	}
 	return false
 }
@@ -338,6 +445,7 @@ func (g *Gateway) release(ip string) {
 	} else {
 		delete(g.perIP, ip)
 	}
+	g.open--
 	g.mu.Unlock()
 }
 
@@ -355,53 +463,126 @@ func (g *Gateway) tlsFailed(ip, src string, err error) {
 		reason = "client certificate revoked"
 	case strings.Contains(reason, "expired"):
 		reason = "client certificate expired"
-	case errors.Is(err, context.DeadlineExceeded):
-		reason = "TLS handshake timed out"
-	case strings.Contains(reason, "EOF"), strings.Contains(reason, "reset by peer"), strings.Contains(reason, "broken pipe"):
+	case errors.Is(err, context.DeadlineExceeded), strings.Contains(reason, "timeout"):
+		g.deny(Record{Source: src, Action: "tls", Reason: "TLS handshake timed out", Rule: "limits.handshake_timeout"}, "tls_timeout")
+		g.authFailed("ip:"+ip, src, "TLS handshake timed out")
+		return
+	case strings.Contains(reason, "EOF"), strings.Contains(reason, "reset by peer"), strings.Contains(reason, "broken pipe"),
+		strings.Contains(reason, "use of closed"):
 		// A probe or health check that connects and leaves: not an
 		// authentication failure (the connect rate limit covers storms).
 		g.deny(Record{Source: src, Action: "tls", Reason: "connection closed during the TLS handshake"}, "tls_closed")
 		return
+	default:
+		reason, _ = capString(reason, 200)
 	}
-	g.deny(Record{Source: src, Action: "tls", Reason: reason}, "tls")
+	g.deny(Record{Source: src, Action: "tls", Reason: reason, Rule: "tls"}, "tls")
 	g.authFailed("ip:"+ip, src, reason)
+}
+
+// beforeConnect records a TLS client that ended without a CONNECT the
+// broker could read: silence past the deadline, another packet first, or
+// a malformed CONNECT.
+func (g *Gateway) beforeConnect(gc *gwConn, src string, err error) {
+	reason := "closed before sending CONNECT"
+	if err != nil {
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, "timeout"):
+			reason = "no CONNECT within the handshake timeout"
+		case strings.Contains(msg, "first packet"), strings.Contains(msg, "ProtocolViolation"), strings.Contains(msg, "protocol violation"):
+			reason = "first packet was not CONNECT [MQTT-3.1.0-1]"
+		case strings.Contains(msg, "EOF"), strings.Contains(msg, "use of closed"), strings.Contains(msg, "reset by peer"):
+		default:
+			m, _ := capString(msg, 200)
+			reason = "CONNECT refused by the broker: " + m
+		}
+	}
+	g.deny(Record{Identity: gc.identity, Source: src, Action: "connect", Reason: reason, Rule: "mqtt"}, "before_connect")
 }
 
 // authFailed counts a failed authentication and bans key after the limit.
 func (g *Gateway) authFailed(key, src, why string) {
 	now := g.now()
+	lim := g.limits()
 	g.mu.Lock()
 	w := g.authFails[key]
 	if w == nil {
-		if len(g.authFails) > 100000 {
-			g.authFails = map[string]*window{}
+		if len(g.authFails) > maxTracked {
+			clear(g.authFails)
 		}
-		w = newWindow(g.limits.AuthFailuresBeforeBan)
+		w = newWindow(lim.AuthFailuresBeforeBan)
 		g.authFails[key] = w
 	}
 	n := w.add(now, 10*time.Minute)
 	g.mu.Unlock()
-	if n >= g.limits.AuthFailuresBeforeBan {
+	if n >= lim.AuthFailuresBeforeBan {
 		g.ban(key, src, fmt.Sprintf("%d failed authentications within 10 minutes (last: %s)", n, why))
 	}
 }
 
 // ban imposes a ban for the configured length (if not already banned).
 func (g *Gateway) ban(key, src, reason string) {
-	now := g.now()
-	if _, ok := g.bans.banned(key, now); ok {
+	if _, ok := g.bans.banned(key, g.now()); ok {
 		return
 	}
-	d := time.Duration(g.limits.Ban.V * float64(time.Second))
+	g.imposeBan(key, src, reason, g.limits().Ban.Seconds())
+}
+
+// imposeBan bans key for d, shares it with the other gateways, cuts off the
+// clients it covers and audits it.
+func (g *Gateway) imposeBan(key, src, reason string, d time.Duration) Ban {
+	now := g.now()
 	b := g.bans.add(key, reason, now, d)
 	kind, who, _ := strings.Cut(key, ":")
 	g.metrics.bans.WithLabelValues(kind, shortReason(reason)).Inc()
-	r := Record{Source: src, Action: "ban", Verdict: "deny", Reason: reason + "; banned until " + b.Until.UTC().Format(time.RFC3339)}
+	r := Record{Source: src, Action: "ban", Verdict: "deny", Reason: reason + "; banned until " + b.Until.UTC().Format(time.RFC3339), Rule: "ban"}
 	if kind == "identity" {
 		r.Identity = who
+	} else if src == "" {
+		r.Source = who
 	}
 	g.audit.log(r)
-	g.log.Warn("ban", "key", key, "until", b.Until, "reason", reason)
+	if g.cluster != nil {
+		g.cluster.share(b)
+	}
+	g.applyBan(b)
+	return b
+}
+
+// Ban imposes a ban (as an administrator would through the API): key is
+// ip:ADDRESS or identity:NAME.
+func (g *Gateway) Ban(key, reason string, d time.Duration) (Ban, error) {
+	if err := checkBanKey(key); err != nil {
+		return Ban{}, fmt.Errorf("gateway: ban: %w", err)
+	}
+	if d <= 0 {
+		return Ban{}, errors.New("gateway: ban: want a positive duration")
+	}
+	return g.imposeBan(key, "", reason, d), nil
+}
+
+// LiftBan lifts a ban here and at the other gateways; it reports whether
+// there was one here.
+func (g *Gateway) LiftBan(key string) bool {
+	ok := g.bans.lift(key)
+	if g.cluster != nil {
+		g.cluster.lift(key)
+	}
+	if ok {
+		g.audit.log(Record{Action: "unban", Verdict: "info", Reason: "lifted by an administrator: " + key})
+	}
+	return ok
+}
+
+// applyBan disconnects the connected clients a ban covers.
+func (g *Gateway) applyBan(b Ban) {
+	kind, who, _ := strings.Cut(b.Key, ":")
+	g.hook.forEach(func(cl *mqtt.Client, c *client) {
+		if (kind == "identity" && c.identity == who) || (kind == "ip" && c.ip == who) {
+			g.cutOff(cl, c, "banned: "+b.Reason, "ban", packets.ErrBanned, false)
+		}
+	})
 }
 
 func shortReason(r string) string {
@@ -412,6 +593,8 @@ func shortReason(r string) string {
 		return "flapping"
 	case strings.Contains(r, "failed authentications"):
 		return "auth_failures"
+	case strings.Contains(r, "administrator"):
+		return "admin"
 	}
 	return "other"
 }
@@ -432,3 +615,59 @@ func (g *Gateway) deny(r Record, metricReason string) {
 
 // Bans lists the bans in force.
 func (g *Gateway) Bans() []Ban { return g.bans.list(g.now()) }
+
+// serveHealth reports whether the gateway runs with the configuration its
+// files hold: "degraded" when a file changed into something it refused
+// (it keeps the last good one), or when the upstream broker or the NATS
+// cluster is unreachable.
+func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(g.Health())
+}
+
+// Health is what /healthz serves.
+func (g *Gateway) Health() map[string]any {
+	c := g.cur.Load()
+	status := "ok"
+	files := map[string]any{}
+	for _, f := range c.files {
+		e := map[string]any{"file": f.path, "loaded": f.loaded.UTC()}
+		if f.err != "" {
+			e["error"] = f.err
+			status = "degraded"
+		}
+		files[f.name] = e
+	}
+	h := map[string]any{"status": status, "clients": atomic.LoadInt64(&g.srv.Info.ClientsConnected), "listen": g.Addr(), "config": files,
+		"handshakes_in_progress": g.listener.slots.inUse()}
+	if g.up != nil {
+		up := g.up.health()
+		if up["connected"] != true {
+			h["status"] = "degraded"
+		}
+		h["upstream"] = up
+	}
+	if g.cluster != nil {
+		cl := g.cluster.health()
+		if cl["connected"] != true {
+			h["status"] = "degraded"
+		}
+		h["cluster"] = cl
+	}
+	return h
+}
+
+// serveReload reloads the configuration files (POST), as SIGHUP does.
+func (g *Gateway) serveReload(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := g.Reload(); err != nil {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	json.NewEncoder(w).Encode(g.Health())
+}

@@ -113,6 +113,13 @@ func startTB(t testing.TB, policyYAML string, extra []string, n int) *testGW {
 
 func startWith(t testing.TB, policyYAML string, passwords map[string]string, extra []string, nLoad int) *testGW {
 	t.Helper()
+	// Every record written (the summaries of repeats are tested on their own).
+	return startOpts(t, policyYAML, passwords, extra, nLoad, gateway.AuditOptions{PerKey: 1 << 20, Rate: 1 << 20})
+}
+
+// startOpts is startWith with the audit log's bounds.
+func startOpts(t testing.TB, policyYAML string, passwords map[string]string, extra []string, nLoad int, ao gateway.AuditOptions) *testGW {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := pki.Init(dir, pki.Options{}); err != nil {
 		t.Fatal(err)
@@ -134,7 +141,8 @@ func startWith(t testing.TB, policyYAML string, passwords map[string]string, ext
 	}
 	pol := filepath.Join(dir, "policy.yaml")
 	os.WriteFile(pol, []byte(policyYAML), 0o644)
-	cfg := gateway.Config{Listen: "127.0.0.1:0", PKI: dir, Policy: pol, Metrics: "127.0.0.1:0", FindingsEvery: 200 * time.Millisecond}
+	cfg := gateway.Config{Listen: "127.0.0.1:0", PKI: dir, Policy: pol, Metrics: "127.0.0.1:0", FindingsEvery: 200 * time.Millisecond,
+		State: filepath.Join(dir, "state")}
 	if nLoad > 0 {
 		cfg.Listen = "0.0.0.0:0" // the storm test connects from several loopback addresses
 	}
@@ -147,7 +155,7 @@ func startWith(t testing.TB, policyYAML string, passwords map[string]string, ext
 		}
 	}
 	audit := &syncBuf{}
-	g, err := gateway.New(cfg, gateway.Options{Audit: audit})
+	g, err := gateway.New(cfg, gateway.Options{Audit: audit, AuditOptions: ao})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,32 +2,57 @@ package gateway
 
 import (
 	"bytes"
-	"crypto/tls"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-
-	"github.com/iomtguard/iomtguard/internal/policy"
-	"github.com/iomtguard/iomtguard/internal/seal"
 )
 
 // client is the gateway's state of one connected client.
 type client struct {
-	identity  string
-	src, ip   string
-	version   byte
-	since     time.Time
-	pubRights []string // publish filters, from the policy at connect
-	mu        sync.Mutex
-	pubs      *bucket
-	bytes     *bucket
-	sess      *bridgeSession
-	subbing   map[string]bool // filters of the SUBSCRIBE being decided
+	identity string
+	src, ip  string
+	version  byte
+	since    time.Time
+	serial   *big.Int               // the certificate's, for revocation
+	rights   atomic.Pointer[rights] // replaced on a policy reload
+	pwHash   string                 // the password hash it authenticated with ("" without a password file)
+
+	mu      sync.Mutex
+	pubs    *bucket
+	bytes   *bucket
+	sess    *bridgeSession
+	aliases map[uint16]string // MQTT 5 topic aliases from the client, resolved before any check
+	cur     pubDecision       // the PUBLISH being processed (OnPacketRead to OnPublish)
+	sub     *subDecision      // the SUBSCRIBE being processed (OnSubscribe to OnSubscribed)
 }
+
+// pubDecision is the verdict on the PUBLISH in flight through the hooks.
+type pubDecision struct {
+	set   bool
+	v     verdict
+	topic string
+}
+
+// subDecision carries a SUBSCRIBE's verdicts from OnSubscribe (which
+// decides) to OnSubscribed (which audits them and makes the SUBACK's reason
+// codes exact).
+type subDecision struct {
+	packetID uint16
+	filters  []string
+	verdicts []verdict
+}
+
+// denyMarker replaces a refused filter in the SUBSCRIBE handed to the
+// broker: a filter the broker itself refuses ('#' not last [MQTT-4.7.1-2]),
+// so that a refused filter can never be subscribed whatever the broker does
+// with the rest. The SUBACK then gets the exact reason code.
+const denyMarker = "#/iomtguard-refused"
 
 // hook is the gateway's broker hook: every decision is taken here (after
 // the listener's) and audited.
@@ -41,7 +66,8 @@ func (h *hook) ID() string { return "iomtguard-gateway" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnSubscribe}, []byte{b})
+		mqtt.OnACLCheck, mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnPublish, mqtt.OnSubscribe, mqtt.OnSubscribed,
+		mqtt.OnUnsubscribed, mqtt.OnWill}, []byte{b})
 }
 
 func (h *hook) get(cl *mqtt.Client) *client {
@@ -52,54 +78,71 @@ func (h *hook) get(cl *mqtt.Client) *client {
 	return c.(*client)
 }
 
-// v3 return codes for what MQTT 3.1.1 lacks.
-func (h *hook) refuse(cl *mqtt.Client, v5 packets.Code) packets.Code {
+// conn returns the gateway's connection of a broker client (nil for the
+// inline client).
+func conn(cl *mqtt.Client) *gwConn {
+	c, _ := cl.Net.Conn.(*gwConn)
+	return c
+}
+
+// v3Code maps a refusal to the CONNACK return codes of MQTT 3.1 and 3.1.1
+// (1 to 5), which is all those versions define [MQTT-3.2.2.3].
+func v3Code(v5 packets.Code) packets.Code {
+	switch v5 {
+	case packets.ErrBadUsernameOrPassword, packets.ErrMalformedUsername, packets.ErrMalformedPassword:
+		return packets.ErrMalformedUsernameOrPassword // 4: bad user name or password
+	case packets.ErrConnectionRateExceeded, packets.ErrServerBusy, packets.ErrServerUnavailable, packets.ErrQuotaExceeded:
+		return packets.Err3ServerUnavailable // 3
+	case packets.ErrClientIdentifierNotValid:
+		return packets.Err3ClientIdentifierNotValid // 2
+	case packets.ErrUnsupportedProtocolVersion:
+		return packets.Err3UnsupportedProtocolVersion // 1
+	}
+	return packets.Err3NotAuthorized // 5
+}
+
+// refuseConnect sends the CONNACK for a refused CONNECT and returns the
+// code sent.
+func (h *hook) refuseConnect(cl *mqtt.Client, v5 packets.Code) packets.Code {
 	c := v5
 	if cl.Properties.ProtocolVersion < 5 {
-		switch v5 {
-		case packets.ErrNotAuthorized, packets.ErrBanned:
-			c = packets.Err3NotAuthorized
-		case packets.ErrConnectionRateExceeded, packets.ErrServerBusy:
-			c = packets.Err3ServerUnavailable
-		case packets.ErrClientIdentifierNotValid:
-			c = packets.Err3ClientIdentifierNotValid
-		}
+		c = v3Code(v5)
 	}
 	h.g.srv.SendConnack(cl, c, false, nil)
 	return c
 }
 
-// identity is the verified client certificate's common name.
-func identity(cl *mqtt.Client) string {
-	if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
-		if st := tc.ConnectionState(); len(st.PeerCertificates) > 0 {
-			return st.PeerCertificates[0].Subject.CommonName
-		}
-	}
-	return ""
-}
-
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	g := h.g
 	now := g.now()
-	id := identity(cl)
+	gc := conn(cl)
+	if gc == nil {
+		return packets.ErrNotAuthorized
+	}
+	gc.connected.Store(true)
+	id := gc.identity
 	src := cl.Net.Remote
 	rec := Record{Identity: id, ClientID: cl.ID, Source: src, Action: "connect"}
-	deny := func(v5 packets.Code, reason, metric string) error {
-		sent := h.refuse(cl, v5)
-		rec.Reason, rec.Code = reason, code(sent.Code)
+	deny := func(v5 packets.Code, reason, rule, metric string) error {
+		sent := h.refuseConnect(cl, v5)
+		rec.Reason, rec.Rule, rec.Code = reason, rule, code(sent.Code)
 		g.deny(rec, metric)
 		g.bridge.connect(cl, id, src, pk, sent.Code, now)
 		return v5
 	}
 	if id == "" {
-		return deny(packets.ErrNotAuthorized, "no verified client certificate", "no_identity")
+		return deny(packets.ErrNotAuthorized, "no verified client certificate", "tls", "no_identity")
 	}
 	if b, ok := g.bans.banned("identity:"+id, now); ok {
-		return deny(packets.ErrBanned, "identity banned until "+b.Until.UTC().Format(time.RFC3339)+": "+b.Reason, "banned")
+		return deny(packets.ErrBanned, "identity banned until "+b.Until.UTC().Format(time.RFC3339)+": "+b.Reason, "ban", "banned")
 	}
-	if _, _, known := g.pol.Rights(id); !known {
-		return deny(packets.ErrNotAuthorized, "certified identity "+id+" is not in the policy", "not_in_policy")
+	if g.revoked(gc.leaf) {
+		return deny(packets.ErrNotAuthorized, "client certificate revoked", "crl", "revoked")
+	}
+	pol, lim := g.policy(), g.limits()
+	r, known := rightsOf(pol, id)
+	if !known {
+		return deny(packets.ErrNotAuthorized, "certified identity "+id+" is not in the policy", "devices", "not_in_policy")
 	}
 	cid := string(pk.Connect.ClientIdentifier)
 	switch {
@@ -107,53 +150,87 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.ID = id // the identity names the session
 	case g.cfg.ClientID == "identity" && cid != id,
 		g.cfg.ClientID == "prefix" && cid != id && !strings.HasPrefix(cid, id+"-") && !strings.HasPrefix(cid, id+"/"):
-		return deny(packets.ErrClientIdentifierNotValid, fmt.Sprintf("client ID %q does not match the certificate identity %q", cid, id), "client_id")
+		return deny(packets.ErrClientIdentifierNotValid, fmt.Sprintf("client ID %q does not match the certificate identity %q", cid, id), "client_id", "client_id")
 	}
 	rec.ClientID = cl.ID
+	existing, exists := g.srv.Clients.Get(cl.ID)
+	if exists {
+		// Taking over a session is for the identity that holds it.
+		if ec := conn(existing); ec == nil || ec.identity != id {
+			return deny(packets.ErrClientIdentifierNotValid, "client ID in use by another identity's session", "client_id", "client_id")
+		}
+	}
+	if !exists && g.srv.Clients.Len() >= lim.MaxSessions {
+		return deny(packets.ErrServerBusy, fmt.Sprintf("%d sessions held (limit %d)", g.srv.Clients.Len(), lim.MaxSessions), "limits.max_sessions", "sessions")
+	}
+	// Keep-alive: Mosquitto's max_keepalive. MQTT 5 clients are told the
+	// server's keep-alive [MQTT-3.2.2-21]; MQTT 3.1.1 has no way to tell
+	// them, so a longer (or no) keep-alive is refused as Mosquitto does.
+	maxKA := uint16(lim.MaxKeepalive.V)
+	if ka := pk.Connect.Keepalive; ka == 0 || ka > maxKA {
+		if cl.Properties.ProtocolVersion < 5 {
+			return deny(packets.ErrClientIdentifierNotValid, fmt.Sprintf("keep-alive %d s: 0 (none) or over the limit of %d s", ka, maxKA), "limits.max_keepalive", "keepalive")
+		}
+		cl.State.ServerKeepalive = true
+		cl.State.Keepalive = maxKA
+	}
+	// The will is a PUBLISH by this identity, sent later: decided now
+	// exactly as one.
+	if pk.Connect.WillFlag {
+		v := decidePublish(pol, &lim, r, pk.Connect.WillTopic, pk.Connect.WillRetain, pk.Connect.WillPayload)
+		if v.ok() && len(pk.Connect.WillPayload) > lim.MaxPacketSize {
+			v = verdict{packets.ErrPacketTooLarge, fmt.Sprintf("will payload of %d bytes over the packet limit of %d", len(pk.Connect.WillPayload), lim.MaxPacketSize), "limits.max_packet_size", "will"}
+		}
+		if !v.ok() {
+			rec.Topic = pk.Connect.WillTopic
+			return deny(v.code, "will message refused: "+v.reason, v.rule, "will")
+		}
+	}
+	var pwHash string
+	if pw := g.passwords(); pw != nil {
+		user := string(pk.Connect.Username)
+		hash, ok := pw[id]
+		if !ok || user != id || !checkPassword(hash, string(pk.Connect.Password)) {
+			reason := "bad user name or password"
+			if !pk.Connect.PasswordFlag {
+				reason = "no password"
+			}
+			g.authFailed("ip:"+hostOf(src), src, reason)
+			g.authFailed("identity:"+id, src, reason)
+			return deny(packets.ErrBadUsernameOrPassword, reason, "passwords", "password")
+		}
+		pwHash = hash
+	}
 	g.mu.Lock()
 	w := g.idRate[id]
 	if w == nil {
-		w = newWindow(g.limits.ConnectsPerMinutePerIdentity + 1)
+		if len(g.idRate) > maxTracked {
+			clear(g.idRate)
+		}
+		w = newWindow(lim.ConnectsPerMinutePerIdentity + 1)
 		g.idRate[id] = w
 	}
 	n := w.add(now, time.Minute)
 	g.mu.Unlock()
-	if n > g.limits.ConnectsPerMinutePerIdentity {
-		reason := fmt.Sprintf("%d connects within a minute (limit %d)", n, g.limits.ConnectsPerMinutePerIdentity)
+	if n > lim.ConnectsPerMinutePerIdentity {
+		reason := fmt.Sprintf("%d connects within a minute (limit %d)", n, lim.ConnectsPerMinutePerIdentity)
 		g.ban("identity:"+id, src, reason)
-		return deny(packets.ErrConnectionRateExceeded, "flapping: "+reason, "flapping")
+		return deny(packets.ErrConnectionRateExceeded, "flapping: "+reason, "limits.connects_per_minute_per_identity", "flapping")
 	}
-	pubRights, _, _ := g.pol.Rights(id)
-	h.clients.Store(cl, &client{identity: id, src: src, ip: hostOf(src), version: cl.Properties.ProtocolVersion, since: now,
-		pubRights: pubRights, pubs: newBucket(float64(g.limits.PublishesPerSecond)), bytes: newBucket(float64(g.limits.BytesPerSecond)),
-		subbing: map[string]bool{}})
+	c := &client{identity: id, src: src, ip: hostOf(src), version: cl.Properties.ProtocolVersion, since: now, pwHash: pwHash,
+		pubs: newBucket(float64(lim.PublishesPerSecond)), bytes: newBucket(float64(lim.BytesPerSecond))}
+	if gc.leaf != nil {
+		c.serial = gc.leaf.SerialNumber
+	}
+	c.rights.Store(r)
+	h.clients.Store(cl, c)
 	return nil
 }
 
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	g := h.g
-	c := h.get(cl)
-	if c == nil {
-		return false
-	}
-	if g.passwords == nil {
-		return true
-	}
-	user := string(pk.Connect.Username)
-	hash, ok := g.passwords[c.identity]
-	if ok && user == c.identity && checkPassword(hash, string(pk.Connect.Password)) {
-		return true
-	}
-	reason := "bad user name or password"
-	if !pk.Connect.PasswordFlag {
-		reason = "no password"
-	}
-	g.deny(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "connect", Reason: reason, Code: code(packets.ErrBadUsernameOrPassword.Code)}, "password")
-	g.bridge.connect(cl, c.identity, c.src, pk, packets.ErrBadUsernameOrPassword.Code, g.now())
-	h.clients.Delete(cl)
-	g.authFailed("ip:"+c.ip, c.src, reason)
-	g.authFailed("identity:"+c.identity, c.src, reason)
-	return false
+	// Every check (certificate, policy, password) was made in OnConnect,
+	// which sends the exact CONNACK for each refusal.
+	return h.get(cl) != nil
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
@@ -165,7 +242,9 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "connect", Verdict: "allow",
 		Reason: fmt.Sprintf("certificate %s, MQTT %s", c.identity, version(c.version)), Code: code(0)})
 	g.metrics.connAllowed.Inc()
+	c.mu.Lock()
 	c.sess = g.bridge.connect(cl, c.identity, c.src, pk, 0, g.now())
+	c.mu.Unlock()
 }
 
 func version(v byte) string {
@@ -191,144 +270,339 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		reason = err.Error()
 	}
 	h.g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "disconnect", Verdict: "info", Reason: reason})
-	h.g.bridge.disconnect(c.sess, h.g.now())
-}
-
-// wildcardAll reports a filter matching every topic, or the broker's $SYS tree.
-func wildcardAll(f string) bool {
-	if strings.HasPrefix(f, "$SYS") && strings.ContainsAny(f, "#+") {
-		return true
-	}
-	for {
-		if f == "#" {
-			return true
-		}
-		rest, ok := strings.CutPrefix(f, "+/")
-		if !ok {
-			return false
-		}
-		f = rest
-	}
-}
-
-func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	c := h.get(cl)
-	if c == nil {
-		return false
-	}
-	g := h.g
-	if write {
-		for _, f := range c.pubRights {
-			if policy.TopicMatch(f, topic) {
-				return true
-			}
-		}
-		g.deny(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "publish", Topic: topic,
-			Reason: "topic outside the identity's publish rights", Code: code(packets.ErrNotAuthorized.Code)}, "not_authorized")
-		return false
-	}
-	// Delivery of a message on a subscription decided before (mochi checks
-	// every delivery): allowed. Only filters being subscribed are decided.
 	c.mu.Lock()
-	deciding := c.subbing[topic]
-	delete(c.subbing, topic)
+	s := c.sess
 	c.mu.Unlock()
-	if !deciding {
-		return true
-	}
-	ok, reason := true, ""
-	switch {
-	case wildcardAll(topic):
-		if ok = g.pol.NamesSubscription(c.identity, topic); !ok {
-			reason = "'#' and '$SYS' subscriptions are refused unless the policy names them"
-		}
-	case !g.pol.MaySubscribe(c.identity, topic):
-		ok, reason = false, "filter outside the identity's subscribe rights"
-	}
-	g.bridge.subscribe(c.sess, topic, ok, g.now())
-	if !ok {
-		g.deny(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "subscribe", Topic: topic, Reason: reason,
-			Code: code(packets.ErrNotAuthorized.Code)}, "not_authorized")
-		return false
-	}
-	g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "subscribe", Topic: topic, Verdict: "allow"})
-	g.metrics.subAllowed.Inc()
-	return true
+	h.g.bridge.disconnect(s, h.g.now())
 }
 
-// OnSubscribe notes the filters being subscribed, so that OnACLCheck tells
-// a subscription from a delivery.
-func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if c := h.get(cl); c != nil {
-		c.mu.Lock()
-		for _, f := range pk.Filters {
-			c.subbing[f.Filter] = true
-		}
-		c.mu.Unlock()
+// OnPacketRead sees every packet first. For a PUBLISH it resolves the
+// topic alias and takes the whole decision (rights, limits, sealed
+// topics, retained messages, rate), which the later hooks enforce.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return pk, nil
 	}
-	return pk
-}
-
-// refusePublish turns a refused PUBLISH into what each protocol allows: an
-// MQTT 5 acknowledgement with the reason code for QoS 1 and 2; for MQTT
-// 3.1.1, which has no negative acknowledgement, closing the connection
-// rather than leaving a QoS 1 or 2 publisher waiting; QoS 0 is dropped.
-func (h *hook) refusePublish(cl *mqtt.Client, c *client, pk packets.Packet, v5 packets.Code, reason, metric string) error {
-	qos := pk.FixedHeader.Qos
-	rec := Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "publish", Topic: pk.TopicName, QoS: &qos,
-		Bytes: len(pk.Payload), Reason: reason}
-	switch {
-	case qos > 0 && c.version == 5:
-		rec.Code = code(v5.Code)
-		h.g.deny(rec, metric)
-		return v5
-	case qos > 0:
-		rec.Reason += "; MQTT 3.1.1 has no negative acknowledgement: connection closed"
-		h.g.deny(rec, metric)
-		h.g.srv.DisconnectClient(cl, v5)
-		return packets.ErrRejectPacket
-	}
-	rec.Reason += "; QoS 0: dropped"
-	h.g.deny(rec, metric)
-	return packets.ErrRejectPacket
-}
-
-func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	c := h.get(cl)
 	if c == nil {
 		return pk, packets.ErrRejectPacket
 	}
 	g := h.g
-	topic := pk.TopicName
-	if g.pol.Sealed(topic) {
-		hd, err := seal.Inspect(pk.Payload)
-		switch {
-		case err != nil:
-			return pk, h.refusePublish(cl, c, pk, packets.ErrPayloadFormatInvalid, "sealed topic: the payload is not an iomtguard seal envelope ("+err.Error()+")", "not_sealed")
-		case !hd.ForTopic(topic):
-			return pk, h.refusePublish(cl, c, pk, packets.ErrPayloadFormatInvalid, "sealed topic: the envelope was sealed for another topic", "not_sealed")
+	lim := g.limits()
+	c.mu.Lock()
+	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 {
+		// [MQTT-3.3.2-12]: the alias stands for the topic last sent with it.
+		if pk.TopicName != "" {
+			if c.aliases == nil {
+				c.aliases = map[uint16]string{}
+			}
+			if len(c.aliases) < lim.MaxTopicAliases || c.aliases[pk.Properties.TopicAlias] != "" {
+				c.aliases[pk.Properties.TopicAlias] = pk.TopicName
+			}
+		} else {
+			pk.TopicName = c.aliases[pk.Properties.TopicAlias]
 		}
 	}
-	if pk.FixedHeader.Retain && len(pk.Payload) > 0 && g.pol.RetainRefused(topic) {
-		return pk, h.refusePublish(cl, c, pk, packets.ErrRetainNotSupported, "retained messages are refused on this topic", "retain")
+	c.mu.Unlock()
+	now := g.now()
+	v := decidePublish(g.policy(), &lim, c.rights.Load(), pk.TopicName, pk.FixedHeader.Retain, pk.Payload)
+	if v.ok() && pk.FixedHeader.Retain && len(pk.Payload) > 0 {
+		if _, held := g.srv.Topics.Retained.Get(pk.TopicName); !held && g.srv.Topics.Retained.Len() >= lim.MaxRetained {
+			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("%d retained messages held (limit %d)", g.srv.Topics.Retained.Len(), lim.MaxRetained), "limits.max_retained", "retained"}
+		}
+	}
+	if v.ok() {
+		c.mu.Lock()
+		okRate := c.pubs.take(now, 1)
+		okBytes := okRate && c.bytes.take(now, float64(len(pk.Payload)))
+		c.mu.Unlock()
+		switch {
+		case !okRate:
+			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("over %d publishes a second", lim.PublishesPerSecond), "limits.publishes_per_second", "quota"}
+		case !okBytes:
+			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("over %d payload bytes a second", lim.BytesPerSecond), "limits.bytes_per_second", "quota"}
+		}
+	}
+	c.mu.Lock()
+	c.cur = pubDecision{set: true, v: v, topic: pk.TopicName}
+	c.mu.Unlock()
+	if v.ok() {
+		return pk, nil
+	}
+	qos := pk.FixedHeader.Qos
+	h.auditPublishRefusal(cl, c, pk, v)
+	if !strings.ContainsAny(pk.TopicName, "+#") && !mqtt.IsValidFilter(pk.TopicName, true) {
+		// The broker drops a PUBLISH to $SYS before any hook: answer here.
+		// (A wildcard in a topic is a protocol error the broker answers.)
+		switch {
+		case qos > 0 && c.version == 5:
+			h.ack(cl, pk, v.code)
+		case qos > 0:
+			return pk, packets.ErrRejectPacket // closes the connection: 3.1.1 has no negative acknowledgement
+		}
+	}
+	return pk, nil
+}
+
+// auditPublishRefusal writes the refusal with what the client is told.
+func (h *hook) auditPublishRefusal(cl *mqtt.Client, c *client, pk packets.Packet, v verdict) {
+	qos := pk.FixedHeader.Qos
+	rec := Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "publish", Topic: pk.TopicName, QoS: &qos,
+		Bytes: len(pk.Payload), Reason: v.reason, Rule: v.rule}
+	switch {
+	case qos > 0 && c.version == 5:
+		rec.Code = code(v.code.Code)
+	case qos > 0:
+		rec.Reason += "; MQTT 3.1.1 has no negative acknowledgement: connection closed"
+	default:
+		rec.Reason += "; QoS 0: dropped"
+	}
+	h.g.deny(rec, v.metric)
+}
+
+// ack answers a refused MQTT 5 PUBLISH with its reason code: PUBACK for QoS
+// 1, PUBREC for QoS 2 [MQTT-3.3.4-1].
+func (h *hook) ack(cl *mqtt.Client, pk packets.Packet, c packets.Code) {
+	typ := byte(packets.Puback)
+	if pk.FixedHeader.Qos == 2 {
+		typ = packets.Pubrec
+	}
+	cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID, ReasonCode: c.Code,
+		Properties: packets.Properties{ReasonString: c.Reason}})
+}
+
+// OnPacketEncode sees every packet the broker sends. MQTT 3.1 and 3.1.1
+// define no DISCONNECT from the server [MQTT-3.14]: for them it becomes
+// nothing (the connection is then closed without it).
+func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Disconnect && cl.Properties.ProtocolVersion < 5 {
+		pk.FixedHeader.Type = packets.Reserved // fails to encode: nothing is written
+	}
+	return pk
+}
+
+// OnACLCheck is the broker's check of a PUBLISH (write) and of a filter
+// being subscribed or a message being delivered (read). Its answers come
+// from the identity's rights alone, so it cannot be led to a grant; the
+// decisions with their exact reason codes and audit lines are taken in
+// OnPacketRead and OnSubscribe.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	c := h.get(cl)
+	if c == nil {
+		return false
+	}
+	lim := h.g.limits()
+	r := c.rights.Load()
+	if write {
+		c.mu.Lock()
+		cur := c.cur
+		c.mu.Unlock()
+		if cur.set && cur.topic == topic {
+			// Decided in OnPacketRead from the same rights; a refusal is
+			// sent in OnPublish with its exact reason code.
+			return true
+		}
+		return checkTopicName(topic, &lim).ok() && r.mayPublish(topic)
+	}
+	return mayRead(&lim, r, topic)
+}
+
+// OnSubscribe decides each filter of a SUBSCRIBE: the rights, and the
+// limits on filters per packet, subscriptions per client and filter
+// length. A refused filter is replaced, in what the broker sees, by one it
+// cannot subscribe; a filter sent twice is decided twice, the same way.
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	c := h.get(cl)
+	if c == nil {
+		for i := range pk.Filters {
+			pk.Filters[i].Filter = denyMarker
+		}
+		return pk
+	}
+	lim := h.g.limits()
+	r := c.rights.Load()
+	d := &subDecision{packetID: pk.PacketID, filters: make([]string, len(pk.Filters)), verdicts: make([]verdict, len(pk.Filters))}
+	held := cl.State.Subscriptions.Len()
+	adding := map[string]bool{}
+	for i := range pk.Filters {
+		f := pk.Filters[i].Filter
+		d.filters[i] = f
+		v := decideSubscribe(&lim, r, f)
+		if v.ok() {
+			if i >= lim.MaxFiltersPerSubscribe {
+				v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("more than %d filters in one SUBSCRIBE", lim.MaxFiltersPerSubscribe), "limits.max_filters_per_subscribe", "subscriptions"}
+			} else if _, ok := cl.State.Subscriptions.Get(f); !ok && !adding[f] {
+				if held+len(adding) >= lim.MaxSubscriptionsPerClient {
+					v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("%d subscriptions held (limit %d per client)", held+len(adding), lim.MaxSubscriptionsPerClient), "limits.max_subscriptions_per_client", "subscriptions"}
+				} else {
+					adding[f] = true
+				}
+			}
+		}
+		d.verdicts[i] = v
+		if !v.ok() {
+			pk.Filters[i].Filter = denyMarker
+		}
+	}
+	c.mu.Lock()
+	c.sub = d
+	c.mu.Unlock()
+	return pk
+}
+
+// OnSubscribed audits each filter with the code the broker settled on and
+// puts the exact reason code of each filter the gateway refused into the
+// SUBACK (codes is the SUBACK's own list, written after this hook).
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	c := h.get(cl)
+	if c == nil {
+		return
+	}
+	g := h.g
+	c.mu.Lock()
+	d := c.sub
+	s := c.sess
+	c.mu.Unlock()
+	if d == nil || d.packetID != pk.PacketID || len(d.filters) != len(codes) {
+		return
 	}
 	now := g.now()
-	c.mu.Lock()
-	okRate := c.pubs.take(now, 1)
-	okBytes := okRate && c.bytes.take(now, float64(len(pk.Payload)))
-	c.mu.Unlock()
-	if !okRate {
-		return pk, h.refusePublish(cl, c, pk, packets.ErrQuotaExceeded, fmt.Sprintf("over %d publishes a second", g.limits.PublishesPerSecond), "quota")
+	for i, f := range d.filters {
+		v := d.verdicts[i]
+		rec := Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "subscribe", Topic: f}
+		switch {
+		case !v.ok():
+			codes[i] = v.code.Code
+			if c.version < 5 {
+				codes[i] = packets.ErrUnspecifiedError.Code // 0x80: the only failure code of 3.1.1 [MQTT-3.9.3]
+			}
+			rec.Reason, rec.Rule, rec.Code = v.reason, v.rule, code(codes[i])
+			g.deny(rec, v.metric)
+		case codes[i] >= packets.ErrUnspecifiedError.Code:
+			rec.Reason, rec.Rule, rec.Code = brokerRefusal(codes[i]), "mqtt", code(codes[i])
+			g.deny(rec, "invalid")
+		default:
+			rec.Verdict, rec.Code = "allow", code(codes[i])
+			g.audit.log(rec)
+			g.metrics.subAllowed.Inc()
+			g.upstreamSubscribe(cl.ID, f)
+		}
+		g.bridge.subscribe(s, f, v.ok() && codes[i] < 0x80, now)
 	}
-	if !okBytes {
-		return pk, h.refusePublish(cl, c, pk, packets.ErrQuotaExceeded, fmt.Sprintf("over %d payload bytes a second", g.limits.BytesPerSecond), "quota")
+	c.mu.Lock()
+	if c.sub == d {
+		c.sub = nil
+	}
+	c.mu.Unlock()
+}
+
+// brokerRefusal names a SUBACK code the broker chose itself.
+func brokerRefusal(c byte) string {
+	switch c {
+	case packets.ErrTopicFilterInvalid.Code:
+		return "invalid topic filter [MQTT-4.7.1]"
+	case packets.ErrPacketIdentifierInUse.Code:
+		return "packet identifier in use [MQTT-2.2.1-3]"
+	case packets.ErrProtocolViolationInvalidSharedNoLocal.Code:
+		return "no-local on a shared subscription [MQTT-3.8.3-4]"
+	}
+	return fmt.Sprintf("refused by the broker (reason code 0x%02x)", c)
+}
+
+// OnUnsubscribed releases upstream subscriptions no local client needs.
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	for _, f := range pk.Filters {
+		h.g.upstreamUnsubscribe(cl.ID, f.Filter)
+	}
+}
+
+// OnPublish enforces the verdict OnPacketRead took for this PUBLISH:
+// refused ones get their exact reason code (MQTT 5), a closed connection
+// (MQTT 3.1.1 QoS 1 and 2) or are dropped (QoS 0).
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the upstream relay delivering what upstream sent
+	}
+	c := h.get(cl)
+	if c == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	g := h.g
+	c.mu.Lock()
+	cur := c.cur
+	c.cur = pubDecision{}
+	s := c.sess
+	c.mu.Unlock()
+	if !cur.set || cur.topic != pk.TopicName {
+		// Not decided by OnPacketRead (cannot happen for a client's
+		// PUBLISH): fail closed.
+		cur.v = verdict{packets.ErrNotAuthorized, "publish not decided", "gateway", "not_authorized"}
+		h.auditPublishRefusal(cl, c, pk, cur.v)
+	}
+	if !cur.v.ok() {
+		qos := pk.FixedHeader.Qos
+		switch {
+		case qos == 2 && c.version == 5:
+			h.ack(cl, pk, cur.v.code) // the broker would send a PUBACK [MQTT-4.3.3]
+			return pk, packets.ErrRejectPacket
+		case qos == 1 && c.version == 5:
+			return pk, cur.v.code
+		case qos > 0:
+			cl.Stop(cur.v.code)
+		}
+		return pk, packets.ErrRejectPacket
 	}
 	g.metrics.pubAllowed.Inc()
 	g.metrics.bytesIn.Add(float64(len(pk.Payload)))
 	if g.cfg.AuditPublishes {
 		qos := pk.FixedHeader.Qos
-		g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "publish", Topic: topic, QoS: &qos, Bytes: len(pk.Payload), Verdict: "allow"})
+		g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "publish", Topic: pk.TopicName, QoS: &qos, Bytes: len(pk.Payload), Verdict: "allow"})
 	}
-	g.bridge.publish(c.sess, pk, now)
+	g.bridge.publish(s, pk, g.now())
+	if g.up != nil {
+		// Upstream mode: the hospital's broker delivers (and retains); the
+		// local broker only acknowledges.
+		g.up.publish(pk)
+		return pk, packets.CodeSuccessIgnore
+	}
 	return pk, nil
+}
+
+// OnWill checks a will once more as it is sent, against the policy in
+// force then: a will refused now goes to a topic no one can receive.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	gc := conn(cl)
+	g := h.g
+	if gc == nil {
+		return will, nil
+	}
+	lim := g.limits()
+	r, known := rightsOf(g.policy(), gc.identity)
+	v := verdict{packets.ErrNotAuthorized, "identity no longer in the policy", "devices", "will"}
+	if known {
+		v = decidePublish(g.policy(), &lim, r, will.TopicName, will.Retain, will.Payload)
+	}
+	if !v.ok() {
+		g.deny(Record{Identity: gc.identity, ClientID: cl.ID, Source: cl.Net.Remote, Action: "publish", Topic: will.TopicName,
+			Reason: "will message not sent: " + v.reason, Rule: v.rule}, "will")
+		return mqtt.Will{TopicName: refusedWill, Qos: 0, Flag: 1}, nil
+	}
+	if g.up != nil {
+		g.up.publish(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: will.Qos, Retain: will.Retain},
+			TopicName: will.TopicName, Payload: will.Payload})
+		return mqtt.Will{TopicName: refusedWill, Qos: 0, Flag: 1}, nil
+	}
+	return will, nil
+}
+
+// refusedWill is where a will refused at send time goes: a '$' topic that
+// no wildcard matches and no right names.
+const refusedWill = "$iomtguard/refused-will"
+
+// forEach calls fn for every connected client.
+func (h *hook) forEach(fn func(cl *mqtt.Client, c *client)) {
+	h.clients.Range(func(k, v any) bool {
+		fn(k.(*mqtt.Client), v.(*client))
+		return true
+	})
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"sort"
 	"sync"
@@ -65,23 +66,39 @@ type Ban struct {
 	Since  time.Time `json:"since"`
 }
 
-// bans holds the active bans, optionally persisted to a file.
+// maxBans bounds the ban table: past it, the bans closest to their end
+// give way (an address-spraying storm cannot grow it without end).
+const maxBans = 100000
+
+// bans holds the active bans, persisted to a file (written at most once a
+// second, and at shutdown) so that a restart keeps them.
 type bans struct {
-	mu   sync.Mutex
-	m    map[string]Ban
-	file string
+	mu    sync.Mutex
+	m     map[string]Ban
+	file  string
+	log   *slog.Logger
+	dirty bool
+	timer *time.Timer
 }
 
-func newBans(file string) *bans {
-	b := &bans{m: map[string]Ban{}, file: file}
+func newBans(file string, log *slog.Logger) *bans {
+	b := &bans{m: map[string]Ban{}, file: file, log: log}
 	if file != "" {
-		if data, err := os.ReadFile(file); err == nil {
+		data, err := os.ReadFile(file)
+		switch {
+		case err == nil:
 			var list []Ban
-			if json.Unmarshal(data, &list) == nil {
-				for _, x := range list {
+			if err := json.Unmarshal(data, &list); err != nil {
+				log.Warn("gateway: bans file unreadable; starting without its bans", "file", file, "error", err)
+			}
+			now := time.Now()
+			for _, x := range list {
+				if x.Until.After(now) && checkBanKey(x.Key) == nil && len(b.m) < maxBans {
 					b.m[x.Key] = x
 				}
 			}
+		case !os.IsNotExist(err):
+			log.Warn("gateway: bans file unreadable; starting without its bans", "file", file, "error", err)
 		}
 	}
 	return b
@@ -100,12 +117,38 @@ func (b *bans) banned(key string, now time.Time) (Ban, bool) {
 }
 
 func (b *bans) add(key, reason string, now time.Time, d time.Duration) Ban {
-	b.mu.Lock()
 	x := Ban{Key: key, Until: now.Add(d), Reason: reason, Since: now}
-	b.m[key] = x
+	b.put(x)
+	return x
+}
+
+// put records a ban (made here or shared by another gateway).
+func (b *bans) put(x Ban) {
+	b.mu.Lock()
+	if _, ok := b.m[x.Key]; !ok && len(b.m) >= maxBans {
+		b.evictLocked(time.Now())
+	}
+	b.m[x.Key] = x
 	b.mu.Unlock()
 	b.save()
-	return x
+}
+
+// evictLocked drops the expired bans, then the one ending soonest.
+func (b *bans) evictLocked(now time.Time) {
+	var soonest string
+	var end time.Time
+	for k, x := range b.m {
+		if now.After(x.Until) {
+			delete(b.m, k)
+			continue
+		}
+		if soonest == "" || x.Until.Before(end) {
+			soonest, end = k, x.Until
+		}
+	}
+	if len(b.m) >= maxBans {
+		delete(b.m, soonest)
+	}
 }
 
 // lift removes a ban; it reports whether there was one.
@@ -123,7 +166,7 @@ func (b *bans) lift(key string) bool {
 func (b *bans) list(now time.Time) []Ban {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []Ban
+	out := []Ban{}
 	for k, x := range b.m {
 		if now.After(x.Until) {
 			delete(b.m, k)
@@ -135,16 +178,39 @@ func (b *bans) list(now time.Time) []Ban {
 	return out
 }
 
+// save schedules a write of the file within a second.
 func (b *bans) save() {
 	if b.file == "" {
 		return
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.dirty = true
+	if b.timer == nil {
+		b.timer = time.AfterFunc(time.Second, b.flush)
+	}
+}
+
+// flush writes the file now if it changed.
+func (b *bans) flush() {
+	b.mu.Lock()
+	b.timer = nil
+	if !b.dirty || b.file == "" {
+		b.mu.Unlock()
+		return
+	}
+	b.dirty = false
+	b.mu.Unlock()
 	data, err := json.MarshalIndent(b.list(time.Now()), "", " ")
 	if err != nil {
 		return
 	}
 	tmp := b.file + ".tmp"
-	if os.WriteFile(tmp, data, 0o600) == nil {
-		os.Rename(tmp, b.file)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		b.log.Warn("gateway: saving bans", "error", err)
+		return
+	}
+	if err := os.Rename(tmp, b.file); err != nil {
+		b.log.Warn("gateway: saving bans", "error", err)
 	}
 }

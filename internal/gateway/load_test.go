@@ -195,6 +195,7 @@ limits:
   connections_per_ip: 1000
   connects_per_minute_per_ip: 100000
   connects_per_minute_per_identity: 1000
+  max_queued_messages: 100000   # as Mosquitto's in the same run
 `
 
 // loadGateway runs a gateway with the protections on (mTLS, the policy,

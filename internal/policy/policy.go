@@ -96,27 +96,50 @@ type Rights struct {
 	Roles     []string `yaml:"roles"`
 }
 
-// Limits are the gateway's protections. Zero values take the defaults of
-// DefaultLimits.
+// Limits are the gateway's protections: every resource a client can make
+// grow has one. Zero values take the defaults of DefaultLimits.
 type Limits struct {
 	ConnectsPerMinutePerIP       int   `yaml:"connects_per_minute_per_ip"`
 	ConnectsPerMinutePerIdentity int   `yaml:"connects_per_minute_per_identity"`
 	Ban                          Value `yaml:"ban"` // seconds
 	AuthFailuresBeforeBan        int   `yaml:"auth_failures_before_ban"`
 	ConnectionsPerIP             int   `yaml:"connections_per_ip"`
+	MaxConnections               int   `yaml:"max_connections"` // open connections, all addresses together
+	MaxSessions                  int   `yaml:"max_sessions"`    // sessions held, connected or persistent
 	PublishesPerSecond           int   `yaml:"publishes_per_second"`
 	BytesPerSecond               int   `yaml:"bytes_per_second"`
 	MaxPacketSize                int   `yaml:"max_packet_size"`
-	HandshakeTimeout             Value `yaml:"handshake_timeout"` // seconds
+	MaxTopicLength               int   `yaml:"max_topic_length"` // bytes of a topic name or filter
+	MaxTopicLevels               int   `yaml:"max_topic_levels"`
+	MaxFiltersPerSubscribe       int   `yaml:"max_filters_per_subscribe"`
+	MaxSubscriptionsPerClient    int   `yaml:"max_subscriptions_per_client"`
+	MaxInflight                  int   `yaml:"max_inflight"`        // QoS 1 and 2 messages held per session, each way
+	MaxQueuedMessages            int   `yaml:"max_queued_messages"` // messages waiting to be written to one client
+	MaxTopicAliases              int   `yaml:"max_topic_aliases"`
+	MaxRetained                  int   `yaml:"max_retained"`          // retained messages held by the broker
+	MaxKeepalive                 Value `yaml:"max_keepalive"`         // seconds
+	MaxSessionExpiry             Value `yaml:"max_session_expiry"`    // seconds
+	HandshakeTimeout             Value `yaml:"handshake_timeout"`     // seconds, TLS handshake and then CONNECT
+	WriteTimeout                 Value `yaml:"write_timeout"`         // seconds one write to a client may take
+	MaxHandshakes                int   `yaml:"max_handshakes"`        // TLS handshakes in progress
+	HandshakesPerIP              int   `yaml:"handshakes_per_ip"`     // of them from one address
+	HandshakesPerSubnet          int   `yaml:"handshakes_per_subnet"` // from one /24 (IPv4) or /48 (IPv6)
 }
 
 // DefaultLimits: EMQX's flapping rule (15 connects a minute per client, a 5
 // minute ban) per identity, twice that per address (several devices behind
 // one address), five failed authentications, a sensor's rate with room to
-// spare, and a 10 s TLS handshake.
+// spare, a 10 s TLS handshake, and caps on what one client can make the
+// broker hold (Mosquitto's max_keepalive and max_queued_messages, EMQX's
+// topic limits) sized for a ward: a nurse station subscribes to tens of
+// topics, a device publishes to a few.
 var DefaultLimits = Limits{ConnectsPerMinutePerIP: 30, ConnectsPerMinutePerIdentity: 15, Ban: Value{V: 300},
-	AuthFailuresBeforeBan: 5, ConnectionsPerIP: 100, PublishesPerSecond: 100, BytesPerSecond: 1 << 20,
-	MaxPacketSize: 256 << 10, HandshakeTimeout: Value{V: 10}}
+	AuthFailuresBeforeBan: 5, ConnectionsPerIP: 100, MaxConnections: 10000, MaxSessions: 10000,
+	PublishesPerSecond: 100, BytesPerSecond: 1 << 20, MaxPacketSize: 256 << 10,
+	MaxTopicLength: 512, MaxTopicLevels: 32, MaxFiltersPerSubscribe: 32, MaxSubscriptionsPerClient: 128,
+	MaxInflight: 256, MaxQueuedMessages: 1000, MaxTopicAliases: 32, MaxRetained: 10000,
+	MaxKeepalive: Value{V: 3600}, MaxSessionExpiry: Value{V: 3600}, HandshakeTimeout: Value{V: 10}, WriteTimeout: Value{V: 30},
+	MaxHandshakes: 512, HandshakesPerIP: 32, HandshakesPerSubnet: 128}
 
 // Effective returns the limits with defaults for what is unset.
 func (l Limits) Effective() Limits {
@@ -130,17 +153,33 @@ func (l Limits) Effective() Limits {
 	set(&l.ConnectsPerMinutePerIdentity, d.ConnectsPerMinutePerIdentity)
 	set(&l.AuthFailuresBeforeBan, d.AuthFailuresBeforeBan)
 	set(&l.ConnectionsPerIP, d.ConnectionsPerIP)
+	set(&l.MaxConnections, d.MaxConnections)
+	set(&l.MaxSessions, d.MaxSessions)
 	set(&l.PublishesPerSecond, d.PublishesPerSecond)
 	set(&l.BytesPerSecond, d.BytesPerSecond)
 	set(&l.MaxPacketSize, d.MaxPacketSize)
-	if l.Ban.V == 0 {
-		l.Ban = d.Ban
-	}
-	if l.HandshakeTimeout.V == 0 {
-		l.HandshakeTimeout = d.HandshakeTimeout
+	set(&l.MaxTopicLength, d.MaxTopicLength)
+	set(&l.MaxTopicLevels, d.MaxTopicLevels)
+	set(&l.MaxFiltersPerSubscribe, d.MaxFiltersPerSubscribe)
+	set(&l.MaxSubscriptionsPerClient, d.MaxSubscriptionsPerClient)
+	set(&l.MaxInflight, d.MaxInflight)
+	set(&l.MaxQueuedMessages, d.MaxQueuedMessages)
+	set(&l.MaxTopicAliases, d.MaxTopicAliases)
+	set(&l.MaxRetained, d.MaxRetained)
+	set(&l.MaxHandshakes, d.MaxHandshakes)
+	set(&l.HandshakesPerIP, d.HandshakesPerIP)
+	set(&l.HandshakesPerSubnet, d.HandshakesPerSubnet)
+	for _, v := range []struct{ v, def *Value }{{&l.Ban, &d.Ban}, {&l.HandshakeTimeout, &d.HandshakeTimeout},
+		{&l.WriteTimeout, &d.WriteTimeout}, {&l.MaxKeepalive, &d.MaxKeepalive}, {&l.MaxSessionExpiry, &d.MaxSessionExpiry}} {
+		if v.v.V == 0 {
+			*v.v = *v.def
+		}
 	}
 	return l
 }
+
+// Seconds returns a duration value as a time.Duration.
+func (v Value) Seconds() time.Duration { return time.Duration(v.V * float64(time.Second)) }
 
 // TLSPolicy is the site's transport requirement.
 type TLSPolicy struct {
@@ -269,16 +308,21 @@ func TopicMatch(filter, topic string) bool {
 	}
 }
 
-// Covers reports whether every topic matched by inner is matched by outer,
-// for filters without %c (a conservative check: it may say false for a
-// subset written differently).
+// Covers reports whether every topic matched by filter inner is matched by
+// filter outer, for filters without %c (a conservative check: it may say
+// false for a subset written differently). A '+' or '#' first level never
+// covers a first level starting with '$' [MQTT-4.7.2-1]: "+/vitals/#" does
+// not cover "$share/vitals/#" or "$SYS/#".
 func Covers(outer, inner string) bool {
-	for {
+	for first := true; ; first = false {
 		ol, orest, omore := strings.Cut(outer, "/")
 		il, irest, imore := strings.Cut(inner, "/")
+		if first && strings.HasPrefix(il, "$") && (ol == "#" || ol == "+") {
+			return false
+		}
 		switch {
 		case ol == "#":
-			return !strings.HasPrefix(inner, "$") || strings.HasPrefix(outer, "$")
+			return true
 		case il == "#":
 			return false
 		case ol == "+":
@@ -290,6 +334,30 @@ func Covers(outer, inner string) bool {
 		}
 		outer, inner = orest, irest
 	}
+}
+
+// SharePrefix starts a shared subscription: "$share/{group}/{filter}"
+// [MQTT-4.8.2].
+const SharePrefix = "$share/"
+
+// SplitShared splits a shared subscription into its group and filter. ok is
+// false for a filter that is not shared; err is set for a malformed one (no
+// group, a wildcard in the group, no filter) [MQTT-4.8.2-1] [MQTT-4.8.2-2].
+func SplitShared(filter string) (group, inner string, ok bool, err error) {
+	if len(filter) < len(SharePrefix) || !strings.EqualFold(filter[:len(SharePrefix)], SharePrefix) {
+		if strings.EqualFold(filter, "$share") {
+			return "", "", true, errors.New("shared subscription without a group or filter")
+		}
+		return "", filter, false, nil
+	}
+	group, inner, found := strings.Cut(filter[len(SharePrefix):], "/")
+	switch {
+	case !found || inner == "":
+		return group, inner, true, errors.New("shared subscription without a topic filter")
+	case group == "" || strings.ContainsAny(group, "+#"):
+		return group, inner, true, errors.New("shared subscription group must be a non-empty name without wildcards")
+	}
+	return group, inner, true, nil
 }
 
 // Pattern is a named identifier pattern.
@@ -429,12 +497,8 @@ func (p *Policy) check(name string) error {
 			}
 		}
 	}
-	l := p.Limits
-	for _, v := range []int{l.ConnectsPerMinutePerIP, l.ConnectsPerMinutePerIdentity, l.AuthFailuresBeforeBan, l.ConnectionsPerIP,
-		l.PublishesPerSecond, l.BytesPerSecond, l.MaxPacketSize} {
-		if v < 0 {
-			return fmt.Errorf("%w: %s: limits: negative value %d", ErrPolicy, name, v)
-		}
+	if err := p.Limits.check(); err != nil {
+		return fmt.Errorf("%w: %s: limits: %v", ErrPolicy, name, err)
 	}
 	if v := p.TLS.MinVersion; v != "" && v != "1.2" && v != "1.3" {
 		return fmt.Errorf("%w: %s: tls.min_version: want 1.2 or 1.3, not %q", ErrPolicy, name, v)
@@ -542,18 +606,58 @@ func (p *Policy) Rights(identity string) (pub, sub []string, known bool) {
 }
 
 // MaySubscribe reports whether identity may subscribe to filter: a filter
-// of its rights covers it (true when the policy has no devices section).
+// of its rights covers it (true when the policy has no devices section). A
+// shared subscription is judged by the filter inside it.
 func (p *Policy) MaySubscribe(identity, filter string) bool {
 	if !p.HasDevices() {
 		return true
 	}
 	_, sub, _ := p.Rights(identity)
-	for _, f := range sub {
-		if Covers(f, filter) {
+	return SubscribeAllowed(sub, filter)
+}
+
+// SubscribeAllowed reports whether rights (filters, {identity} already
+// substituted) allow a subscription to filter: a shared subscription is
+// judged by the filter inside it; a filter matching every topic ("#",
+// "+/#") or the broker's $SYS tree must be named in the rights itself;
+// any other filter must be covered by one of them.
+func SubscribeAllowed(rights []string, filter string) bool {
+	_, inner, _, err := SplitShared(filter)
+	if err != nil || inner == "" {
+		return false
+	}
+	if CatchAll(inner) {
+		for _, f := range rights {
+			if f == inner {
+				return true
+			}
+		}
+		return false
+	}
+	for _, f := range rights {
+		if Covers(f, inner) {
 			return true
 		}
 	}
 	return false
+}
+
+// CatchAll reports a filter that matches every topic ('#' after any number
+// of '+' levels) or a wildcard over the broker's $SYS tree.
+func CatchAll(f string) bool {
+	if len(f) >= 4 && strings.EqualFold(f[:4], "$SYS") && strings.ContainsAny(f, "#+") {
+		return true
+	}
+	for {
+		if f == "#" {
+			return true
+		}
+		rest, ok := strings.CutPrefix(f, "+/")
+		if !ok {
+			return false
+		}
+		f = rest
+	}
 }
 
 // NamesSubscription reports whether identity's rights list filter itself
@@ -601,4 +705,54 @@ func (p *Policy) RetainRefused(topic string) bool {
 		}
 	}
 	return false
+}
+
+// check validates the limits' ranges.
+func (l Limits) check() error {
+	for _, c := range []struct {
+		name string
+		v    int
+		max  int
+	}{
+		{"connects_per_minute_per_ip", l.ConnectsPerMinutePerIP, 1 << 30},
+		{"connects_per_minute_per_identity", l.ConnectsPerMinutePerIdentity, 1 << 30},
+		{"auth_failures_before_ban", l.AuthFailuresBeforeBan, 1 << 20},
+		{"connections_per_ip", l.ConnectionsPerIP, 1 << 24},
+		{"max_connections", l.MaxConnections, 1 << 24},
+		{"max_sessions", l.MaxSessions, 1 << 24},
+		{"publishes_per_second", l.PublishesPerSecond, 1 << 30},
+		{"bytes_per_second", l.BytesPerSecond, 1 << 40},
+		{"max_packet_size", l.MaxPacketSize, 268435455}, // the largest MQTT packet [MQTT-1.5.5]
+		{"max_topic_length", l.MaxTopicLength, 65535},   // [MQTT-1.5.3]
+		{"max_topic_levels", l.MaxTopicLevels, 65535},
+		{"max_filters_per_subscribe", l.MaxFiltersPerSubscribe, 65535},
+		{"max_subscriptions_per_client", l.MaxSubscriptionsPerClient, 1 << 20},
+		{"max_inflight", l.MaxInflight, 65535}, // receive maximum is two bytes [MQTT-3.1.2.11.3]
+		{"max_queued_messages", l.MaxQueuedMessages, 1 << 20},
+		{"max_topic_aliases", l.MaxTopicAliases, 65535},
+		{"max_retained", l.MaxRetained, 1 << 24},
+		{"max_handshakes", l.MaxHandshakes, 1 << 16},
+		{"handshakes_per_ip", l.HandshakesPerIP, 1 << 16},
+		{"handshakes_per_subnet", l.HandshakesPerSubnet, 1 << 16},
+	} {
+		if c.v < 0 || c.v > c.max {
+			return fmt.Errorf("%s: %d is out of range (0 for the default, at most %d)", c.name, c.v, c.max)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		v    Value
+		max  float64
+	}{
+		{"ban", l.Ban, 366 * 86400},
+		{"max_keepalive", l.MaxKeepalive, 65535}, // keep-alive is two bytes [MQTT-3.1.2.10]
+		{"max_session_expiry", l.MaxSessionExpiry, 4294967295},
+		{"handshake_timeout", l.HandshakeTimeout, 600},
+		{"write_timeout", l.WriteTimeout, 3600},
+	} {
+		if c.v.V < 0 || c.v.V > c.max || c.v.V != c.v.V {
+			return fmt.Errorf("%s: %g s is out of range (0 for the default, at most %g s)", c.name, c.v.V, c.max)
+		}
+	}
+	return nil
 }

@@ -107,7 +107,7 @@ func TestParseErrors(t *testing.T) {
 		{"devices:\n  x:\n    subscribe: [\"a/#/b\"]\n", "x.yaml:3: topic filter \"a/#/b\""},
 		{"devices:\n  x:\n    publish: [\"a+\"]\n", "x.yaml:3: topic filter \"a+\": + must be a whole level"},
 		{"devices:\n  x: {roles: [nurse]}\n", "devices.x: no role named \"nurse\""},
-		{"limits:\n  connections_per_ip: -1\n", "negative"},
+		{"limits:\n  connections_per_ip: -1\n", "out of range"},
 		{"limits:\n  colour: red\n", "field colour not found"},
 		{"phi_patterns:\n  - bad: '(('\n", "x.yaml:2: pattern bad"},
 		{"tls:\n  min_version: \"1.0\"\n", "tls.min_version"},
