@@ -521,3 +521,24 @@ func itoa(i int) string {
 		}
 	}
 }
+
+// A malformed packet that panicked the broker's own decoder (found by
+// FuzzSession) closes only its connection; the gateway serves on.
+func TestMalformedPacketClosesConnection(t *testing.T) {
+	tg := startAttack(t, attackPolicy)
+	r := dialRaw(t, tg, "monitor")
+	r.connectOK(mqtt.V5, "monitor", nil)
+	// An MQTT 5 SUBSCRIBE whose last filter has no options byte.
+	r.sendBytes([]byte("\x82$\x00\x01\x00\x00\n$share/g/#\x00\x00\x06$SY2/#\x00\x00\ticu/+/ecg"))
+	if closed, got := r.closed(3 * time.Second); !closed || len(got) > 0 {
+		t.Errorf("malformed SUBSCRIBE: closed %v, got %d packets", closed, len(got))
+	}
+	ok := dialRaw(t, tg, "monitor")
+	ok.connectOK(mqtt.V5, "monitor", nil)
+	if codes := ok.subscribe(1, "bed1/vitals/#"); hex(codes) != "01" {
+		t.Errorf("after the malformed packet: SUBACK %s", hex(codes))
+	}
+	if rec := find(tg.audit.records(t), "disconnect", "deny", "malformed packet"); rec == nil || rec.Identity != "monitor" {
+		t.Errorf("audit: %+v\n%s", rec, tg.audit.raw())
+	}
+}

@@ -488,6 +488,9 @@ func (g *Gateway) beforeConnect(gc *gwConn, src string, err error) {
 	if err != nil {
 		msg := err.Error()
 		switch {
+		case errors.Is(err, ErrMalformed):
+			m, _ := capString(msg, 200)
+			reason = "malformed CONNECT: " + strings.TrimPrefix(m, "read connection: ")
 		case strings.Contains(msg, "timeout"):
 			reason = "no CONNECT within the handshake timeout"
 		case strings.Contains(msg, "first packet"), strings.Contains(msg, "ProtocolViolation"), strings.Contains(msg, "protocol violation"):

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -269,7 +270,11 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if err != nil {
 		reason = err.Error()
 	}
-	h.g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "disconnect", Verdict: "info", Reason: reason})
+	if errors.Is(err, ErrMalformed) {
+		h.g.deny(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "disconnect", Reason: reason + "; connection closed [MQTT-4.13.1]", Rule: "mqtt"}, "malformed")
+	} else {
+		h.g.audit.log(Record{Identity: c.identity, ClientID: cl.ID, Source: c.src, Action: "disconnect", Verdict: "info", Reason: reason})
+	}
 	c.mu.Lock()
 	s := c.sess
 	c.mu.Unlock()
