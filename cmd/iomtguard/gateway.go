@@ -51,7 +51,7 @@ func gatewayCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
         clinician: {subscribe: ["icu/+/patient"]}
       sealed_topics: ["icu/+/patient"]   # only iomtguard seal envelopes, sealed for that topic
       no_retain: ["icu/+/ecg"]
-      limits:                            # defaults shown ('iomtguard detectors' lists them all)
+      limits:                            # some of the defaults (README.md lists them all)
         connects_per_minute_per_ip: 30
         connects_per_minute_per_identity: 15   # EMQX's flapping rule
         ban: 5m
