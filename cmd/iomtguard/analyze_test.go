@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/iomtguard/iomtguard/internal/analysis"
 	"github.com/iomtguard/iomtguard/internal/capture"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pcaptest"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/policy"
+	"github.com/iomtguard/iomtguard/internal/report"
 )
 
 // runCLI runs the command line and returns stdout, stderr and the exit code.
@@ -220,4 +225,156 @@ func mustRead(t *testing.T, r interface{ Read([]byte) (int, error) }) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// TestAnalyzeRandomSlices: analyze of thousands of random small slices of
+// the test captures exits without error and writes valid JSON with no
+// value the analysis could not define (a non-finite number is replaced and
+// named in the warnings: none may be).
+func TestAnalyzeRandomSlices(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/captures/*.pcap*")
+	files = append(files, "../../testdata/real/mosquitto-ward.pcap", "../../testdata/real/mosquitto-attacks.pcap")
+	type rec struct {
+		ts   int64
+		data []byte
+		orig int
+		lt   capture.LinkType
+	}
+	var caps [][]rec
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := capture.NewReader(fh)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var recs []rec
+		var p capture.Packet
+		for r.Next(&p) == nil {
+			recs = append(recs, rec{p.Timestamp, append([]byte(nil), p.Data...), p.OrigLen, p.LinkType})
+		}
+		fh.Close()
+		caps = append(caps, recs)
+	}
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < n; i++ {
+		c := caps[rng.IntN(len(caps))]
+		if len(c) == 0 {
+			continue
+		}
+		a := rng.IntN(len(c))
+		b := a + 1 + rng.IntN(min(60, len(c)-a))
+		var buf bytes.Buffer
+		w, _ := capture.NewPcapWriter(&buf, c[a].lt)
+		for _, r := range c[a:b] {
+			if r.lt != c[a].lt {
+				continue
+			}
+			w.WritePacket(r.ts, r.data, r.orig)
+		}
+		w.Flush()
+		in, err := pipeline.NewInput("slice.pcap", bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := analyzeInputs(context.Background(), []pipeline.Input{in}, analysis.Options{}, &policy.Policy{}, nil)
+		if err != nil {
+			t.Fatalf("slice %d (%d frames): %v", i, b-a, err)
+		}
+		var js bytes.Buffer
+		if err := report.JSON(&js, res); err != nil {
+			t.Fatalf("slice %d (%d frames): JSON: %v", i, b-a, err)
+		}
+		if !json.Valid(js.Bytes()) {
+			t.Fatalf("slice %d: invalid JSON", i)
+		}
+		for _, w := range res.Warnings {
+			if strings.Contains(w, "not a finite number") {
+				t.Errorf("slice %d (%d frames from frame %d): %s", i, b-a, a+1, w)
+			}
+		}
+		if i%25 == 0 {
+			if err := report.Write(t.TempDir(), res); err != nil {
+				t.Fatalf("slice %d: report: %v", i, err)
+			}
+		}
+	}
+}
+
+// degenerate builds the captures whose every statistic sits at an edge:
+// one frame, one value repeated, a constant series, a sparse one.
+func degenerate() map[string][]byte {
+	out := map[string][]byte{}
+	sec := int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1700000000*sec)
+	k := c.NewConn("10.0.0.2:40000", "10.0.0.1:1883")
+	k.Send(pcaptest.FromClient, []byte{0xc0, 0x00})
+	c.Tick(sec / 100)
+	k.Send(pcaptest.FromServer, []byte{0xd0, 0x00})
+	out["pingpong"] = c.Pcap()
+
+	c = pcaptest.New(capture.LinkEthernet, 1700000000*sec)
+	k = c.NewConn("10.0.0.2:40000", "10.0.0.1:1883")
+	for i := 0; i < 60; i++ {
+		k.Ack(pcaptest.FromClient)
+		c.Tick(sec)
+	}
+	out["pure-acks"] = c.Pcap()
+
+	c = pcaptest.New(capture.LinkEthernet, 1700000000*sec)
+	k = c.NewConn("10.0.0.2:40000", "10.0.0.1:1883")
+	k.Handshake()
+	k.Send(pcaptest.FromClient, pcaptest.Connect("pump", mqtt.V311))
+	for i := 0; i < 180; i++ {
+		c.Tick(sec)
+		k.Send(pcaptest.FromClient, pcaptest.Publish("1/pump", "5"))
+	}
+	out["constant"] = c.Pcap()
+
+	c = pcaptest.New(capture.LinkEthernet, 1700000000*sec)
+	k = c.NewConn("10.0.0.2:40000", "10.0.0.1:1883")
+	for i := 0; i < 9; i++ {
+		k.Send(pcaptest.FromClient, pcaptest.Publish("1/ecg", "72"))
+		c.Tick(40 * sec)
+	}
+	out["sparse"] = c.Pcap()
+
+	c = pcaptest.New(capture.LinkEthernet, 1700000000*sec)
+	c.NewConn("10.0.0.2:40000", "10.0.0.1:1883").SYN()
+	out["one-frame"] = c.Pcap()
+	return out
+}
+
+// TestAnalyzeDegenerate: each edge case gives exit 0, valid JSON, no
+// undefined number left, and no traffic anomaly from a series too thin
+// to model.
+func TestAnalyzeDegenerate(t *testing.T) {
+	for name, b := range degenerate() {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), name+".pcap")
+			os.WriteFile(f, b, 0o644)
+			dir := filepath.Join(t.TempDir(), "rep")
+			out, errs, code := runCLI(t, "analyze", "-q", "--out", dir, f)
+			if code != 0 {
+				t.Fatalf("exit %d: %s %s", code, out, errs)
+			}
+			m := readJSON(t, filepath.Join(dir, "analysis.json"))
+			for _, w := range m["warnings"].([]any) {
+				if strings.Contains(w.(string), "not a finite number") {
+					t.Error(w)
+				}
+			}
+			for _, f := range m["findings"].([]any) {
+				if id := f.(map[string]any)["id"]; id == "anomaly.traffic" || id == "anomaly.outlier" {
+					t.Errorf("%s on %s", id, name)
+				}
+			}
+		})
+	}
 }

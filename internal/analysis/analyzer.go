@@ -32,6 +32,13 @@ type Options struct {
 	MaxFlowRows     int           // flows kept in the table (default 1000)
 	MaxTopics       int           // topics tracked (default 10000; the rest are counted together)
 	MaxHosts        int           // hosts tracked (default 100000)
+	// The least a series needs for the model (and its anomalies) to be
+	// fitted: ModelMinIntervals intervals (default 60), a mean of
+	// ModelMinMean packets per interval (default 1) and traffic in a
+	// ModelMinActive share of the intervals (default 0.25).
+	ModelMinIntervals int
+	ModelMinMean      float64
+	ModelMinActive    float64
 }
 
 func (o *Options) defaults() {
@@ -73,6 +80,15 @@ func (o *Options) defaults() {
 	}
 	if o.MaxHosts <= 0 {
 		o.MaxHosts = 100000
+	}
+	if o.ModelMinIntervals <= 0 {
+		o.ModelMinIntervals = 60
+	}
+	if o.ModelMinMean <= 0 {
+		o.ModelMinMean = 1
+	}
+	if o.ModelMinActive <= 0 {
+		o.ModelMinActive = 0.25
 	}
 }
 

@@ -39,18 +39,19 @@ func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result 
 		r.Warnings = []string{}
 	}
 	var wg sync.WaitGroup
+	var tKMeans, tARIMA float64 // each goroutine writes its own; the map after the wait
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		t := time.Now()
 		r.KMeans = a.kmeans()
-		r.Timings["kmeans"] = time.Since(t).Seconds()
+		tKMeans = time.Since(t).Seconds()
 	}()
 	go func() {
 		defer wg.Done()
 		t := time.Now()
 		a.model(r)
-		r.Timings["arima"] = time.Since(t).Seconds()
+		tARIMA = time.Since(t).Seconds()
 	}()
 	a.overview(r, sum)
 	a.describe(r)
@@ -58,6 +59,7 @@ func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result 
 	a.hostsSection(r)
 	a.flowsSection(r)
 	wg.Wait()
+	r.Timings["kmeans"], r.Timings["arima"] = tKMeans, tARIMA
 	if r.KMeans != nil {
 		r.Anomalies.KMeans = r.KMeans.Outliers
 	}
@@ -86,6 +88,7 @@ func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result 
 		detect.Sort(r.Findings)
 	}
 	r.Timings["finish"] = time.Since(t0).Seconds()
+	finite(r)
 	return r
 }
 
@@ -123,9 +126,6 @@ func (a *Analyzer) describe(r *Result) {
 		}
 	}
 }
-
-// clean replaces NaN (a std of one value) with 0 so JSON stays valid; the
-// count says there was one value.
 
 func (a *Analyzer) mqttSection(r *Result) {
 	m := &r.MQTT
@@ -393,7 +393,8 @@ func (a *Analyzer) model(r *Result) {
 		r.Series.Values, r.Series.MQTT = []float64{}, []float64{}
 	}
 	if len(y) < 10 {
-		r.Forecast = &ForecastResult{Error: fmt.Sprintf("the series has %d intervals: too short to model", len(y))}
+		r.Forecast = &ForecastResult{Error: fmt.Sprintf("the series has %d intervals: too short to model (at least 10 are needed)", len(y))}
+		r.Anomalies.NotJudged = r.Forecast.Error
 		return
 	}
 	start := max(0, len(y)-a.opts.FitWindow)
@@ -434,10 +435,42 @@ func (a *Analyzer) model(r *Result) {
 			whole = w
 		}
 	}
+	if why := a.unmodelable(y); why != "" {
+		r.Anomalies.NotJudged = why
+		return
+	}
 	for _, an := range whole.Anomalies(forecast.AnomalyOptions{Level: a.opts.AnomalyLevel, RobustZ: a.opts.RobustZ}) {
 		r.Anomalies.Series = append(r.Anomalies.Series, SeriesAnomaly{Anomaly: an, Time: float64(an.Index) * a.opts.Interval.Seconds()})
 	}
 	r.Anomalies.Episodes = Episodes(r.Anomalies.Series, a.opts.Interval.Seconds())
+}
+
+// unmodelable says why a series is too thin for its anomalies to be judged
+// ("" when it is not): fewer than ModelMinIntervals intervals, a mean
+// below ModelMinMean per interval, or traffic in less than ModelMinActive
+// of the intervals. A model fitted to mostly empty intervals predicts
+// zero, and every frame then looks like an anomaly (9 frames over 340 s
+// gave a "z 44" finding before this check). The forecast itself is still
+// shown.
+func (a *Analyzer) unmodelable(y []float64) string {
+	o := a.opts
+	if len(y) < o.ModelMinIntervals {
+		return fmt.Sprintf("the series has %d intervals of %s: too short to judge anomalies on (at least %d are needed)", len(y), o.Interval, o.ModelMinIntervals)
+	}
+	var sum float64
+	active := 0
+	for _, v := range y {
+		sum += v
+		if v > 0 {
+			active++
+		}
+	}
+	mean, share := sum/float64(len(y)), float64(active)/float64(len(y))
+	if mean < o.ModelMinMean || share < o.ModelMinActive {
+		return fmt.Sprintf("the series is too sparse to judge anomalies on at %s: %.2g %s per interval on average (at least %g needed), traffic in %d of %d intervals (%.0f %%, at least %.0f %% needed); a longer --interval gathers more per interval",
+			o.Interval, mean, "packets", o.ModelMinMean, active, len(y), 100*share, 100*o.ModelMinActive)
+	}
+	return ""
 }
 
 // EpisodeGap is the largest gap, in intervals, inside one episode.

@@ -239,6 +239,9 @@ type Anomalies struct {
 	KMeans   []KOutlier      `json:"kmeans_outliers"`
 	Level    float64         `json:"interval_level"`
 	RobustZ  float64         `json:"robust_z"`
+	// NotJudged says why the series' anomalies were not judged (a series
+	// too short or too sparse for the model to stand on), "" when they were.
+	NotJudged string `json:"not_judged,omitempty"`
 }
 
 // SeriesAnomaly is an anomalous interval of the traffic series.

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -117,11 +118,44 @@ func Silhouette(data Data, labels []int32, k, sample int, seed uint64) float64 {
 	return total / float64(m)
 }
 
-// Choice records one k of an automatic choice.
+// Choice records one k of an automatic choice. Silhouette is NaN where it
+// is undefined (fewer than two clusters: scikit-learn's silhouette_score
+// raises an error), written to JSON as null with a note saying why.
 type Choice struct {
 	K          int     `json:"k"`
 	Inertia    float64 `json:"inertia"`
 	Silhouette float64 `json:"silhouette"`
+}
+
+type choiceJSON struct {
+	K          int      `json:"k"`
+	Inertia    float64  `json:"inertia"`
+	Silhouette *float64 `json:"silhouette"`
+	Note       string   `json:"silhouette_note,omitempty"`
+}
+
+// MarshalJSON writes an undefined silhouette as null, with the reason.
+func (c Choice) MarshalJSON() ([]byte, error) {
+	j := choiceJSON{K: c.K, Inertia: c.Inertia}
+	if math.IsNaN(c.Silhouette) || math.IsInf(c.Silhouette, 0) {
+		j.Note = "undefined: fewer than two clusters"
+	} else {
+		j.Silhouette = &c.Silhouette
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (null as NaN).
+func (c *Choice) UnmarshalJSON(b []byte) error {
+	var j choiceJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	c.K, c.Inertia, c.Silhouette = j.K, j.Inertia, math.NaN()
+	if j.Silhouette != nil {
+		c.Silhouette = *j.Silhouette
+	}
+	return nil
 }
 
 // AutoResult is the chosen clustering with the curve that chose it.

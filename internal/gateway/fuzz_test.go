@@ -161,15 +161,26 @@ func (fz *fuzzGW) run(t *testing.T, in []byte) {
 		stream = mqtt.Append(nil, &mqtt.Packet{Type: mqtt.CONNECT, Version: v, ClientID: []byte("fuzz-dev"), ConnectFlags: flags, KeepAlive: 10})
 	}
 	stream = append(stream, body...)
+	// Read while writing: the gateway writes acknowledgements from the
+	// goroutine that reads, so a client that stops reading stops it too.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		buf := make([]byte, 64<<10)
+		for {
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
 	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	c.Write(stream)
-	// Read what comes back until the gateway closes or goes quiet.
-	buf := make([]byte, 64<<10)
-	for end := time.Now().Add(150 * time.Millisecond); time.Now().Before(end); {
-		c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-		if _, err := c.Read(buf); err != nil {
-			break
-		}
+	select {
+	case <-drained:
+	case <-time.After(300 * time.Millisecond):
+		c.Close()
+		<-drained
 	}
 	if v := fz.obs.take(); len(v) > 0 {
 		t.Fatalf("policy bypass:\n%s", strings.Join(v, "\n"))

@@ -536,6 +536,8 @@ func anomaliesSection(p *page, r *analysis.Result, figs map[string]Figure) {
 		p.f("<details><summary>All %d anomalous intervals</summary>", len(a.Series))
 		table(p, []string{"time (UTC)", "time s", "observed", "expected", "interval", "robust z", "rule"}, rows, "num")
 		p.s("</details>")
+	} else if a.NotJudged != "" {
+		p.f("<p>Not judged: %s.</p>", esc(a.NotJudged))
 	} else {
 		p.s("<p>None.</p>")
 	}
