@@ -64,10 +64,10 @@ func FuzzSession(f *testing.F) {
 }
 
 type fuzzGW struct {
-	g    *Gateway
-	dir  string
-	cfg  *tls.Config
-	obs  *observer
+	g   *Gateway
+	dir string
+	cfg *tls.Config
+	obs *observer
 }
 
 var (
@@ -126,12 +126,12 @@ limits:
 		go io.Copy(io.Discard, c9)
 		go func() {
 			for i := 0; ; i++ {
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
 				topic := []string{"icu/bed9/ecg", "icu/bed9/pump", "pharmacy/orders"}[i%3]
 				if _, err := c9.Write(mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBLISH, Version: mqtt.V311, Topic: []byte(topic), Payload: []byte("bed9")})); err != nil {
 					return
 				}
-				if i%150 == 0 {
+				if i%60 == 0 {
 					c9.Write(mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PINGREQ, Version: mqtt.V311}))
 				}
 			}
@@ -168,7 +168,7 @@ func (fz *fuzzGW) run(t *testing.T, in []byte) {
 		defer close(drained)
 		buf := make([]byte, 64<<10)
 		for {
-			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			c.SetReadDeadline(time.Now().Add(25 * time.Millisecond))
 			if _, err := c.Read(buf); err != nil {
 				return
 			}
@@ -178,7 +178,7 @@ func (fz *fuzzGW) run(t *testing.T, in []byte) {
 	c.Write(stream)
 	select {
 	case <-drained:
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(120 * time.Millisecond):
 		c.Close()
 		<-drained
 	}

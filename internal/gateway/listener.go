@@ -186,6 +186,7 @@ func (in *inbound) check() {
 		in.buf = in.buf[:0:0]
 	}
 }
+
 // Write gives each write at least three quarters of the write timeout: the
 // deadline moves forward only when a quarter of it has passed (profiled:
 // setting it on every PUBACK cost a fifth of the QoS 1 throughput).
