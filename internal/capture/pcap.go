@@ -108,9 +108,6 @@ func (p *pcapReader) Next(pkt *Packet) error {
 	} else {
 		ts += int64(frac) * 1e3
 	}
-	if orig < incl {
-		orig = incl
-	}
 	p.n++
 	*pkt = Packet{Timestamp: ts, CapLen: int(incl), OrigLen: int(orig), LinkType: p.link, Data: data}
 	return nil

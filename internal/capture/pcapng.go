@@ -240,9 +240,6 @@ func (p *pcapngReader) readEPB(typ uint32, b []byte, pkt *Packet) error {
 	if capLen > MaxPacketLen || int(capLen) > len(b)-20 {
 		return fmt.Errorf("captured length %d does not fit its block", capLen)
 	}
-	if origLen < capLen {
-		origLen = capLen
-	}
 	t := ifc.nanos(ts)
 	p.lastTS = t
 	*pkt = Packet{Timestamp: t, CapLen: int(capLen), OrigLen: int(origLen), LinkType: ifc.link, Interface: ifID, Data: b[20 : 20+capLen]}

@@ -33,11 +33,9 @@ func NewPcapWriter(w io.Writer, lt LinkType) (*PcapWriter, error) {
 	return &PcapWriter{w: bw}, nil
 }
 
-// WritePacket writes one record.
+// WritePacket writes one record. An origLen below len(data) is written as
+// given (a record readers treat as corrupt; tests write such records).
 func (p *PcapWriter) WritePacket(ts int64, data []byte, origLen int) error {
-	if origLen < len(data) {
-		origLen = len(data)
-	}
 	binary.LittleEndian.PutUint32(p.hdr[0:], uint32(ts/1e9))
 	binary.LittleEndian.PutUint32(p.hdr[4:], uint32(ts%1e9))
 	binary.LittleEndian.PutUint32(p.hdr[8:], uint32(len(data)))
@@ -109,11 +107,8 @@ func option(b []byte, code uint16, v []byte) []byte {
 	return b
 }
 
-// WritePacket writes one Enhanced Packet Block.
+// WritePacket writes one Enhanced Packet Block (origLen as given).
 func (p *PcapngWriter) WritePacket(ts int64, data []byte, origLen int) error {
-	if origLen < len(data) {
-		origLen = len(data)
-	}
 	le := binary.LittleEndian
 	pad := (4 - len(data)%4) % 4
 	total := 32 + len(data) + pad

@@ -109,6 +109,12 @@ type Frame struct {
 	// which exceeds len(Payload) when the snap length cut the frame.
 	Payload    []byte
 	PayloadLen int
+
+	// LengthClamped is set when a length field said more than the frame
+	// holds (tshark's expert info "total length exceeds packet length").
+	LengthClamped bool
+
+	uncaptured int // reported bytes past the captured ones (a snap-length cut)
 }
 
 // IsTCP reports whether the frame carries a decoded TCP header.
@@ -118,9 +124,21 @@ func (f *Frame) IsTCP() bool { return f.Status == OK && f.IPProto == ProtoTCP }
 func (f *Frame) IsUDP() bool { return f.Status == OK && f.IPProto == ProtoUDP }
 
 // Decode decodes data, captured on a link of type link, into f. It never panics
-// and never allocates; f is overwritten.
-func Decode(link capture.LinkType, data []byte, f *Frame) {
+// and never allocates; f is overwritten. The frame's reported length is
+// len(data): DecodeLen takes it from the capture record.
+func Decode(link capture.LinkType, data []byte, f *Frame) { DecodeLen(link, data, len(data), f) }
+
+// DecodeLen is Decode for a frame of reported length reported (the capture
+// record's original length, or its captured length when that is larger, as
+// tshark takes it). Lengths read from headers are clamped to it, as tshark
+// does ("IPv4 total length exceeds packet length"): an IP total length past
+// the frame's end counts only the bytes the frame has; beyond the captured
+// bytes and within the reported length, a snap-length cut, it stands.
+func DecodeLen(link capture.LinkType, data []byte, reported int, f *Frame) {
 	*f = Frame{LinkType: link, TCP: TCP{WScale: -1}}
+	if reported > len(data) {
+		f.uncaptured = reported - len(data)
+	}
 	switch link.Normalize() {
 	case capture.LinkEthernet:
 		decodeEthernet(data, f)

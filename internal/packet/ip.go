@@ -38,6 +38,15 @@ func decodeIPv4(b []byte, f *Frame) {
 		f.Status = Truncated
 		return
 	}
+	if rep := len(b) + f.uncaptured; total > rep {
+		// The header claims more than the frame holds: only what is there counts.
+		total = rep
+		f.LengthClamped = true
+		if total < ihl {
+			f.Status = Malformed
+			return
+		}
+	}
 	end := total
 	if end > len(b) {
 		end = len(b) // cut by the snap length
@@ -67,6 +76,10 @@ func decodeIPv6(b []byte, f *Frame) {
 	f.Src = netip.AddrFrom16([16]byte(b[8:24]))
 	f.Dst = netip.AddrFrom16([16]byte(b[24:40]))
 	f.IPLen = 40 + plen
+	if rep := len(b) + f.uncaptured - 40; plen > rep {
+		plen = rep
+		f.LengthClamped = true
+	}
 	end := 40 + plen
 	if end > len(b) {
 		end = len(b)

@@ -142,13 +142,18 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	for _, lt := range []capture.LinkType{capture.LinkEthernet, capture.LinkSLL, capture.LinkSLL2, capture.LinkNull, capture.LinkRaw} {
 		s := &Segment{Src: netip.MustParseAddrPort("[::1]:1"), Dst: netip.MustParseAddrPort("[::2]:2"), Flags: FlagACK, WScale: -1, Payload: []byte{1}}
-		f.Add(uint16(lt), AppendFrame(nil, lt, s))
+		b := AppendFrame(nil, lt, s)
+		f.Add(uint16(lt), b, uint16(len(b)))
+		f.Add(uint16(lt), b, uint16(len(b)+100)) // a snap-length cut
 	}
-	f.Fuzz(func(t *testing.T, lt uint16, data []byte) {
+	f.Fuzz(func(t *testing.T, lt uint16, data []byte, reported uint16) {
 		var fr Frame
-		Decode(capture.LinkType(lt), data, &fr)
+		DecodeLen(capture.LinkType(lt), data, int(reported), &fr)
 		if len(fr.Payload) > len(data) {
 			t.Fatal("payload beyond the data")
+		}
+		if rep := max(int(reported), len(data)); fr.PayloadLen > rep {
+			t.Fatalf("tcp.len %d beyond the reported length %d", fr.PayloadLen, rep)
 		}
 	})
 }

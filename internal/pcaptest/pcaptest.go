@@ -21,6 +21,14 @@ type Capture struct {
 type frame struct {
 	ts   int64
 	data []byte
+	orig int // original length written to the record (0: len(data))
+}
+
+func (f frame) origLen() int {
+	if f.orig != 0 {
+		return f.orig
+	}
+	return len(f.data)
 }
 
 // New returns an empty capture on link type lt, starting at ts (ns).
@@ -35,6 +43,13 @@ func (c *Capture) Raw(b []byte) {
 	c.ts += 1000
 }
 
+// Last returns the bytes of the last frame added, for tests that edit it.
+func (c *Capture) Last() []byte { return c.frames[len(c.frames)-1].data }
+
+// SetOrig makes the last frame's record claim orig bytes on the wire: less
+// than its bytes is a corrupt record; more, a snap-length cut.
+func (c *Capture) SetOrig(orig int) { c.frames[len(c.frames)-1].orig = orig }
+
 // Add adds a frame holding segment s.
 func (c *Capture) Add(s *packet.Segment) {
 	c.Raw(packet.AppendFrame(nil, c.Link, s))
@@ -48,7 +63,7 @@ func (c *Capture) Pcap() []byte {
 	var buf bytes.Buffer
 	w, _ := capture.NewPcapWriter(&buf, c.Link)
 	for _, f := range c.frames {
-		w.WritePacket(f.ts, f.data, len(f.data))
+		w.WritePacket(f.ts, f.data, f.origLen())
 	}
 	w.Flush()
 	return buf.Bytes()
@@ -59,7 +74,7 @@ func (c *Capture) Pcapng() []byte {
 	var buf bytes.Buffer
 	w, _ := capture.NewPcapngWriter(&buf, c.Link, "test")
 	for _, f := range c.frames {
-		w.WritePacket(f.ts, f.data, len(f.data))
+		w.WritePacket(f.ts, f.data, f.origLen())
 	}
 	w.Flush()
 	return buf.Bytes()

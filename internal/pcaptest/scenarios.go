@@ -258,6 +258,8 @@ func Scenarios() []Scenario {
 			k.Send(1, connack)
 			return c.Pcap()
 		}},
+		{Name: "bogus-lengths", Comment: "IPv4 total lengths past the frame's end (whole frame and snap-cut), an IPv6 payload length past it, and a record whose captured length exceeds its original length, each carrying MQTT",
+			Build: bogusLengths},
 		{Name: "tls12", Comment: "MQTT over TLS 1.2 on port 8883 with a client certificate requested and sent", Build: func() []byte { return tlsSession(tls.VersionTLS12, true) }},
 		{Name: "tls13", Comment: "TLS 1.3 on a non-standard port (8884) without client certificates", Build: func() []byte { return tlsSession(tls.VersionTLS13, false) }},
 		{Name: "multi-section", Comment: "pcapng with two sections (big- and little-endian) and interfaces with microsecond and 2^-20 s resolutions, and a simple packet block",
@@ -273,6 +275,56 @@ func Gzip(b []byte) []byte {
 	zw.Write(b)
 	zw.Close()
 	return buf.Bytes()
+}
+
+// bogusLengths builds frames whose length fields disagree with the frame.
+func bogusLengths() []byte {
+	c := New(capture.LinkEthernet, t0)
+	k := c.NewConn("10.0.0.2:40000", "10.0.0.1:1883")
+	k.Handshake()
+	k.Send(FromClient, Connect("bogus", mqtt.V311))
+	k.Send(FromServer, connack)
+	// A pure ACK whose IPv4 header claims 137 bytes (the frame has 66).
+	k.Ack(FromClient)
+	f := c.Last()
+	binary.BigEndian.PutUint16(f[16:], 137)
+	fixIPv4Checksum(f[14:])
+	// A PUBLISH in a record whose captured length (its bytes) exceeds its
+	// original length: a corrupt record header.
+	k.Send(FromClient, Publish("1/ecg", "72.5"))
+	c.SetOrig(len(c.Last()) - 10)
+	k.Send(FromClient, Publish("1/ecg", "72.6"))
+	// Another connection: a pure ACK claiming 137 bytes, cut by a snap
+	// length (the record says 100 bytes were on the wire).
+	k2 := c.NewConn("10.0.0.3:40002", "10.0.0.1:1883")
+	k2.Handshake()
+	k2.Send(FromClient, Connect("snapped", mqtt.V311))
+	k2.Ack(FromClient)
+	f2 := c.Last()
+	binary.BigEndian.PutUint16(f2[16:], 137)
+	fixIPv4Checksum(f2[14:])
+	c.SetOrig(100)
+	// IPv6: a payload length past the frame's end.
+	k6 := c.NewConn("[fd00::2]:40001", "[fd00::1]:1883")
+	k6.Handshake()
+	k6.Send(FromClient, Connect("bogus6", mqtt.V311))
+	k6.Ack(FromServer)
+	f6 := c.Last()
+	binary.BigEndian.PutUint16(f6[14+4:], 500)
+	k6.Send(FromClient, Publish("1/spo2", "97"))
+	return c.Pcap()
+}
+
+func fixIPv4Checksum(ip []byte) {
+	ip[10], ip[11] = 0, 0
+	var sum uint32
+	for i := 0; i+1 < 20; i += 2 {
+		sum += uint32(ip[i])<<8 | uint32(ip[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
 }
 
 func udpPacket() []byte {

@@ -237,7 +237,10 @@ func (e *Engine) beginFrame(ts int64, capLen, length int) *Frame {
 
 func (e *Engine) packet(p *capture.Packet) {
 	f := e.beginFrame(p.Timestamp, p.CapLen, p.OrigLen)
-	packet.Decode(p.LinkType, p.Data, &e.pkt)
+	// A record whose captured length exceeds its original length is
+	// corrupt: frame.len stays the original length, and the bytes captured
+	// are decoded (tshark does both).
+	packet.DecodeLen(p.LinkType, p.Data, max(p.CapLen, p.OrigLen), &e.pkt)
 	e.countLayers(p.LinkType)
 	if e.pkt.IsTCP() {
 		e.flows.Track(&e.pkt, p.Timestamp, p.OrigLen, &e.seg)
