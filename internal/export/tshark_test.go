@@ -142,17 +142,30 @@ func TestTsharkScenarios(t *testing.T) {
 			}
 			gotCSV := exportICU(t, capPath)
 			if !bytes.Equal(gotCSV, wantCSV) {
-				if sc.TsharkDiffers != "" {
+				if sc.TsharkDiffers != "" && sc.DiffFrames == nil {
 					t.Logf("known difference in the export: %s", sc.TsharkDiffers)
 					return
 				}
+				may := map[int]bool{}
+				for _, n := range sc.DiffFrames {
+					may[n] = true
+				}
 				gl, wl := strings.Split(string(gotCSV), "\n"), strings.Split(string(wantCSV), "\n")
+				differ := 0
 				for i := 0; i < len(gl) && i < len(wl); i++ {
-					if gl[i] != wl[i] {
+					if gl[i] == wl[i] {
+						continue
+					}
+					// The fixtures have no header row: row i+1 is frame i+1.
+					if !may[i+1] {
 						t.Fatalf("icu-csv row %d differs from tshark's:\n got  %s\n want %s", i+1, gl[i], wl[i])
 					}
+					differ++
 				}
-				t.Fatalf("icu-csv: %d rows, tshark %d", len(gl), len(wl))
+				if len(gl) != len(wl) {
+					t.Fatalf("icu-csv: %d rows, tshark %d", len(gl), len(wl))
+				}
+				t.Logf("known difference in %d frames (%s)", differ, sc.TsharkDiffers)
 			}
 		})
 	}

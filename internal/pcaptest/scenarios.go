@@ -34,8 +34,11 @@ type Scenario struct {
 	// DecodeAs lists tshark decode-as rules needed for tshark to see MQTT
 	// (non-standard ports).
 	DecodeAs []string
-	// TsharkDiffers explains where tshark is known to decode differently.
+	// TsharkDiffers explains where tshark is known to decode differently;
+	// DiffFrames lists the frames whose icu-csv rows may differ (nil: any,
+	// for differences that shift every count), the rest must be equal.
 	TsharkDiffers string
+	DiffFrames    []int
 }
 
 // Publish encodes a QoS 0 MQTT 3.1.1 PUBLISH.
@@ -260,6 +263,9 @@ func Scenarios() []Scenario {
 		}},
 		{Name: "bogus-lengths", Comment: "IPv4 total lengths past the frame's end (whole frame and snap-cut), an IPv6 payload length past it, and a record whose captured length exceeds its original length, each carrying MQTT",
 			Build: bogusLengths},
+		{Name: "icmp-error", Comment: "an MQTT session and two ICMP port-unreachable messages quoting its TCP segments: 8 bytes of the header, and the whole segment",
+			Build: icmpError, DiffFrames: []int{5, 8, 9},
+			TsharkDiffers: "tshark dissects the TCP header quoted in an ICMP error as TCP: it fills the frame's TCP columns (ports; with a whole quoted header also flags, ack, tcp.time_delta) and counts the quoted segment in its connection, so the next frame's tcp.time_delta is measured from the ICMP frame, and it counts the MQTT packet in a whole quoted segment; iomtguard keeps the ICMP frame out of the connection (the quoted segment was not sent again, so neither its timing nor its MQTT packet belongs to the session) and leaves its TCP columns empty"},
 		{Name: "tls12", Comment: "MQTT over TLS 1.2 on port 8883 with a client certificate requested and sent", Build: func() []byte { return tlsSession(tls.VersionTLS12, true) }},
 		{Name: "tls13", Comment: "TLS 1.3 on a non-standard port (8884) without client certificates", Build: func() []byte { return tlsSession(tls.VersionTLS13, false) }},
 		{Name: "multi-section", Comment: "pcapng with two sections (big- and little-endian) and interfaces with microsecond and 2^-20 s resolutions, and a simple packet block",
@@ -313,6 +319,52 @@ func bogusLengths() []byte {
 	binary.BigEndian.PutUint16(f6[14+4:], 500)
 	k6.Send(FromClient, Publish("1/spo2", "97"))
 	return c.Pcap()
+}
+
+// icmpError builds a session interrupted by ICMP port-unreachable messages
+// quoting its segments.
+func icmpError() []byte {
+	c := New(capture.LinkEthernet, t0)
+	k := c.NewConn("10.0.0.2:40000", "10.0.0.1:1883")
+	k.Handshake()
+	pub := Publish("1/ecg", "72")
+	k.Send(FromClient, pub)
+	quote := func(n int) {
+		seg := k.seg(FromClient, k.Seq[FromClient], packet.FlagACK|packet.FlagPSH, pub)
+		ip := packet.AppendIPTCP(nil, seg)
+		if n < len(ip) {
+			ip = ip[:n]
+		}
+		icmp := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, ip...)
+		binary.BigEndian.PutUint16(icmp[2:], ^onesSum(icmp))
+		outer := []byte{0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 254, 10, 0, 0, 2}
+		binary.BigEndian.PutUint16(outer[2:], uint16(20+len(icmp)))
+		fixIPv4Checksum(outer)
+		eth := append(make([]byte, 12), 0x08, 0x00)
+		c.Raw(append(append(eth, outer...), icmp...))
+	}
+	quote(28) // 8 bytes of the TCP header, as RFC 792 asks
+	k.Send(FromClient, pub)
+	k.Ack(FromServer)
+	quote(1000) // the whole segment, as Linux quotes
+	k.Send(FromClient, pub)
+	k.Ack(FromServer)
+	return c.Pcap()
+}
+
+// onesSum is the one's-complement sum of b (not inverted).
+func onesSum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
 }
 
 func fixIPv4Checksum(ip []byte) {
