@@ -74,7 +74,7 @@ report; topics and client IDs do.`,
 	f.Float64Var(&o.robustZ, "robust-z", 3.5, "an interval whose residual's modified z-score (median/MAD) exceeds this is anomalous")
 	f.StringVar(&o.policy, "policy", "", "policy file (YAML): inventory, zones and allowed flows, clinical topics, identifier patterns, ACL, thresholds (see 'iomtguard detectors')")
 	f.Uint64Var(&o.seed, "seed", 0, "K-means seed (the same seed gives the same clusters)")
-	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar and no summary")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar and no summary (warnings about damaged input are still printed)")
 	return cmd
 }
 
@@ -143,8 +143,19 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	}
 	if !o.quiet {
 		report.Summary(summaryTo, res, where)
+	} else {
+		printWarnings(stderr, res.Warnings) // quiet hides progress, never data loss
 	}
 	return nil
+}
+
+// printWarnings writes the input problems of a run (a damaged capture, bad
+// CSV rows, no frames) to stderr: every command prints them, quiet or not,
+// so that a damaged input never looks like a clean run.
+func printWarnings(stderr io.Writer, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 }
 
 // writeFileWith creates path and writes it with fn, reporting the first error.

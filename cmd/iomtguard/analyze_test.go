@@ -134,6 +134,14 @@ func TestAnalyzeDamagedInput(t *testing.T) {
 			if w, _ := m["warnings"].([]any); len(w) == 0 {
 				t.Errorf("analysis.json has no warnings")
 			}
+			// Quiet hides progress, not data loss: every command says so.
+			for _, args := range [][]string{{"analyze", "-q", "--out", out + "-q", f}, {"export", "-q", "-o", filepath.Join(dir, "x.csv"), f},
+				{"export", "-q", "--format", "jsonl", "-o", filepath.Join(dir, "x.jsonl"), f}, {"forecast", "-q", "--json", f}} {
+				_, errs, code := runCLI(t, args...)
+				if (code != 0 && args[0] != "forecast") || !strings.Contains(errs, "warning:") {
+					t.Errorf("%v: exit %d, stderr %q: the damage is not reported", args, code, errs)
+				}
+			}
 			html, _ := os.ReadFile(filepath.Join(out, "report.html"))
 			warn := bytes.Index(html, []byte(`id="warnings"`))
 			first := bytes.Index(html, []byte(`<section id="overview"`))

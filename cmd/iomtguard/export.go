@@ -57,7 +57,7 @@ MQTT is recognised on any TCP port by its framing, not only on 1883.`,
 	f.StringVar(&o.label, "label", "", "icu-csv: value of the label column (0 benign, 1 attack)")
 	f.StringVar(&o.dialect, "dialect", "tshark", "icu-csv: tshark (tshark 4.0's text) or released (the Kaggle files' text)")
 	f.BoolVar(&o.payloads, "payloads", false, "include payloads (patient data!): icu-csv tcp.payload and mqtt.msg (up to 16 MiB each); jsonl PUBLISH and will payloads cut at 256 bytes")
-	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar or summary on stderr")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar on stderr (warnings about damaged input are always printed)")
 	return cmd
 }
 
@@ -123,11 +123,7 @@ func runExport(cmd *cobra.Command, o exportOptions, args []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	if !o.quiet {
-		for _, wmsg := range sum.Warnings {
-			fmt.Fprintln(stderr, "warning:", wmsg)
-		}
-	}
+	printWarnings(stderr, sum.Warnings) // quiet hides progress, never data loss
 	return nil
 }
 

@@ -134,9 +134,7 @@ func runForecast(cmd *cobra.Command, o forecastOptions, args []string, stdout, s
 		if err != nil {
 			return err
 		}
-		for _, w := range sum.Warnings {
-			fmt.Fprintln(stderr, "warning:", w)
-		}
+		printWarnings(stderr, sum.Warnings)
 		y, res.Source, res.Interval, res.Metric = s.Values, strings.Join(args, ","), o.interval.String(), m.String()
 	default:
 		return usageError{errors.New("give --series FILE.csv or a capture")}
