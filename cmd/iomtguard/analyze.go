@@ -82,17 +82,11 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	if o.noHTML && o.json == "" {
 		return usageError{fmt.Errorf("--no-report writes nothing without --json")}
 	}
-	if o.horizon < 1 || o.horizon > 100000 {
-		return usageError{fmt.Errorf("--horizon: want 1 to 100000 intervals, not %d", o.horizon)}
-	}
-	if o.level <= 0 || o.level >= 1 {
-		return usageError{fmt.Errorf("--anomaly-level: want a coverage between 0 and 1, such as 0.999, not %g", o.level)}
-	}
-	if o.robustZ <= 0 {
-		return usageError{fmt.Errorf("--robust-z: want a positive threshold, not %g", o.robustZ)}
-	}
-	if o.interval < time.Millisecond {
-		return usageError{fmt.Errorf("--interval: want at least 1ms, not %s", o.interval)}
+	for _, err := range []error{checkInt("horizon", o.horizon, 1, 100000), checkOpen("anomaly-level", o.level, 0, 1),
+		checkPositive("robust-z", o.robustZ, 1e6), checkDuration("interval", o.interval, time.Millisecond, 24*time.Hour)} {
+		if err != nil {
+			return err
+		}
 	}
 	pol, err := loadPolicy(o.policy)
 	if err != nil {

@@ -101,11 +101,12 @@ type forecastResult struct {
 }
 
 func runForecast(cmd *cobra.Command, o forecastOptions, args []string, stdout, stderr io.Writer) error {
-	if o.horizon < 1 || o.horizon > 100000 {
-		return usageError{fmt.Errorf("--horizon: want 1 to 100000, not %d", o.horizon)}
-	}
-	if !(o.level > 0 && o.level < 1) {
-		return usageError{fmt.Errorf("--level: want a coverage between 0 and 1, not %v", o.level)}
+	for _, err := range []error{checkInt("horizon", o.horizon, 1, 100000), checkOpen("level", o.level, 0, 1),
+		checkDuration("interval", o.interval, time.Millisecond, 24*time.Hour), checkInt("max-pq", o.maxPQ, 0, 10),
+		checkOpen("anomaly-level", o.anomLev, 0, 1), checkPositive("robust-z", o.robustZ, 1e6)} {
+		if err != nil {
+			return err
+		}
 	}
 	var y []float64
 	res := forecastResult{}

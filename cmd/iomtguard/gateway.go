@@ -119,8 +119,14 @@ line before anything listens. SIGINT or SIGTERM shut down within seconds whateve
 					}
 				})
 			}
-			if cfg.FindingsEvery < 0 || cfg.WatchInterval < 0 {
-				return usageError{errors.New("durations must be positive")}
+			checks := []error{checkInt("audit-keep", cfg.AuditKeep, 1, 1000), checkDuration("watch-interval", cfg.WatchInterval, 100*time.Millisecond, time.Hour)}
+			if cfg.AuditMaxSize == 0 {
+				checks = append(checks, usageError{errors.New("--audit-max-size: want a size in bytes, or a negative number for no rotation, not 0")})
+			}
+			for _, err := range checks {
+				if err != nil {
+					return err
+				}
 			}
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			g, err := gateway.New(cfg, gateway.Options{Logger: log})
@@ -219,8 +225,10 @@ applies at every gateway of the group within a second.`,
 			if lift != "" && add != "" {
 				return usageError{errors.New("--lift and --add exclude each other")}
 			}
-			if dur < 0 {
-				return usageError{fmt.Errorf("--for: want a positive duration, not %s", dur)}
+			if cmd.Flags().Changed("for") {
+				if err := checkDuration("for", dur, time.Second, 366*24*time.Hour); err != nil {
+					return err
+				}
 			}
 			hc := &http.Client{Timeout: 5 * time.Second}
 			base := "http://" + admin + "/bans"

@@ -40,6 +40,9 @@ take as the MQTT identity) and a URI SAN iomtguard://device/NAME. Keys are ECDSA
 		Short: "Make a CA: DIR/ca.crt and DIR/ca.key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkInt("days", days, 1, 36500); err != nil {
+				return err
+			}
 			ca, err := pki.Init(dir, pki.Options{Org: org, KeyType: pki.KeyType(keyType), Days: days})
 			if err != nil {
 				return pkiError(err)
@@ -67,6 +70,9 @@ take as the MQTT identity) and a URI SAN iomtguard://device/NAME. Keys are ECDSA
 			}
 			if len(hosts) > 0 && !server {
 				return usageError{errors.New("--host is for broker certificates: add --server")}
+			}
+			if err := checkInt("days", idays, 1, 36500); err != nil {
+				return err
 			}
 			c, err := pki.Issue(dir, name, pki.Options{Server: server, Hosts: hosts, Role: role, Days: idays, KeyType: pki.KeyType(ikeyType)})
 			if err != nil {

@@ -43,6 +43,7 @@ type simulateOptions struct {
 	username   string
 	password   string
 	durationOK bool
+	set        func(flag string) bool // the flag was given on the command line
 }
 
 func simulateCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -86,6 +87,10 @@ divides every sensor's period. Attacks are simulated offline only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.durationOK = cmd.Flags().Changed("duration")
+			o.set = cmd.Flags().Changed
+			if err := o.check(); err != nil {
+				return err
+			}
 			return runSimulate(cmd.Context(), o, stdout, stderr)
 		},
 	}
@@ -111,6 +116,34 @@ divides every sensor's period. Attacks are simulated offline only.`,
 	f.StringVar(&o.username, "username", "", "live mode: user name every client sends")
 	f.StringVar(&o.password, "password", "", "live mode: password every client sends (or $IOMTGUARD_MQTT_PASSWORD)")
 	return cmd
+}
+
+// maxSimulated bounds --duration: a month of a ward is minutes of work; a
+// century would never end.
+const maxSimulated = 31 * 24 * time.Hour
+
+// check validates the numeric flags before anything runs.
+func (o *simulateOptions) check() error {
+	set := func(string) bool { return true }
+	if o.set != nil {
+		set = o.set
+	}
+	checks := []error{checkInt("beds", o.beds, 1, sim.MaxBeds), checkDuration("duration", o.duration, 10*time.Second, maxSimulated)}
+	if set("attack-start") {
+		checks = append(checks, checkDuration("attack-start", o.attackStart, 0, o.duration))
+	}
+	if set("attack-duration") {
+		checks = append(checks, checkDuration("attack-duration", o.attackDuration, time.Second, o.duration))
+	}
+	if set("speed") {
+		checks = append(checks, checkPositive("speed", o.speed, 1000))
+	}
+	for _, err := range checks {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Writer) error {

@@ -11,6 +11,7 @@
 package sim
 
 import (
+	"fmt"
 	"container/heap"
 	"math/rand/v2"
 	"net/netip"
@@ -58,9 +59,9 @@ type engine struct {
 	err    error
 	start  int64
 	end    int64
-	truth  *GroundTruth
 	// tags of the frame being written (attack name, class)
 	written []frameTag
+	addrs   map[netip.Addr]string // host names by address: the plan gives each its own
 }
 
 type frameTag struct {
@@ -133,7 +134,14 @@ type host struct {
 }
 
 func (e *engine) newHost(ip string, name, class string) *host {
-	a := netip.MustParseAddr(ip)
+	a := netip.MustParseAddr(ip) // addresses come from the plan in icu.go, not from input
+	if e.addrs == nil {
+		e.addrs = map[netip.Addr]string{}
+	}
+	if other, dup := e.addrs[a]; dup && name != "spoofed" {
+		e.fail(fmt.Errorf("sim: address plan gives %s to both %s and %s", a, other, name))
+	}
+	e.addrs[a] = name
 	b := a.As16()
 	h := &host{ip: a, name: name, class: class, nextPort: uint16(32768 + e.rng.IntN(20000)), tsBase: e.rng.Uint32(), ipid: uint16(e.rng.Uint32())}
 	h.mac = [6]byte{0x02, 0x42, b[12], b[13], b[14], b[15]}

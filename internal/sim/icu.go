@@ -98,18 +98,31 @@ func (w *world) reconnect(c *client) {
 	})
 }
 
+// The ward's address plan: the infrastructure (broker .84, nurse station
+// .90, environment sensors from .131) and beds 1 and 2 (.110-.119,
+// .120-.129, as the dataset's two-bed ICU) in 10.5.126.0/24; beds 3 and up
+// ten addresses each, 25 beds to a /24 from 10.5.128.0 (room for MaxBeds);
+// attackers in 10.5.127.0/24.
+func bedAddr(bed, i int) string {
+	if bed <= 2 {
+		return fmt.Sprintf("10.5.126.%d", 100+bed*10+i)
+	}
+	k := bed - 3
+	return fmt.Sprintf("10.5.%d.%d", 128+k/25, 10*(k%25)+1+i)
+}
+
 // addBed adds a bed's nine patient sensors and its control unit.
 func (w *world) addBed(bed int) {
 	prefix := fmt.Sprintf("%d/", bed)
 	for i, s := range patientSensors {
-		h := w.e.newHost(fmt.Sprintf("10.5.126.%d", 100+bed*10+i), fmt.Sprintf("bed%d-%s", bed, s.topic), "patientMonitoring")
+		h := w.e.newHost(bedAddr(bed, i), fmt.Sprintf("bed%d-%s", bed, s.topic), "patientMonitoring")
 		c := w.newClient(h, fmt.Sprintf("bed%d-%s", bed, s.topic), frameTag{class: "patientMonitoring"})
 		d := &device{c: c, s: s, topic: prefix + s.topic, value: s.lo + (s.hi-s.lo)*(0.4+0.2*w.e.rng.Float64())}
 		w.devices = append(w.devices, d)
 		w.startDevice(d, w.e.start+w.e.jitter(0, 3e9))
 	}
 	// The bed control unit sets the pump's dose (Table 2's control unit).
-	h := w.e.newHost(fmt.Sprintf("10.5.126.%d", 100+bed*10+9), fmt.Sprintf("bed%d-control", bed), "patientMonitoring")
+	h := w.e.newHost(bedAddr(bed, 9), fmt.Sprintf("bed%d-control", bed), "patientMonitoring")
 	cu := w.newClient(h, fmt.Sprintf("bed%d-control", bed), frameTag{class: "patientMonitoring"})
 	w.e.at(w.e.start+w.e.jitter(0, 3e9), func() {
 		cu.onConnack = func(rc byte) {

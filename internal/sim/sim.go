@@ -51,6 +51,9 @@ type world struct {
 	stop    int64    // benign devices stop publishing; the capture ends with them connected, as a capture of a running ward does
 }
 
+// MaxBeds is the largest ward the address plan holds (see bedAddr).
+const MaxBeds = 1000
+
 func (o *Options) defaults() error {
 	if o.Scenario == "" {
 		o.Scenario = "icu"
@@ -72,8 +75,8 @@ func (o *Options) defaults() error {
 	if o.Beds <= 0 {
 		o.Beds = 2
 	}
-	if o.Beds > 140 {
-		return fmt.Errorf("%w: %d beds: at most 140", ErrOptions, o.Beds)
+	if o.Beds > MaxBeds {
+		return fmt.Errorf("%w: %d beds: at most %d", ErrOptions, o.Beds, MaxBeds)
 	}
 	if o.AttackStart <= 0 {
 		o.AttackStart = o.Duration / 3

@@ -47,3 +47,20 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal("another seed gave the same bytes")
 	}
 }
+
+// TestLargeWard: the address plan holds every bed up to MaxBeds with one
+// address per host (beds 3 and up once collided with the environment
+// sensors, and bed 15 ran past the /24).
+func TestLargeWard(t *testing.T) {
+	for _, beds := range []int{3, 15, 20, 100, MaxBeds} {
+		var buf bytes.Buffer
+		w, _ := capture.NewPcapngWriter(&buf, capture.LinkSLL, "t")
+		if _, err := Generate(Options{Beds: beds, Duration: 10 * time.Second, Attacks: []string{"scan"}}, w); err != nil {
+			t.Errorf("%d beds: %v", beds, err)
+		}
+	}
+	w, _ := capture.NewPcapngWriter(&bytes.Buffer{}, capture.LinkSLL, "t")
+	if _, err := Generate(Options{Beds: MaxBeds + 1, Duration: 10 * time.Second}, w); err == nil {
+		t.Error("more beds than the plan holds were accepted")
+	}
+}
