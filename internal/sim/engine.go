@@ -11,8 +11,8 @@
 package sim
 
 import (
-	"fmt"
 	"container/heap"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 
@@ -138,7 +138,7 @@ func (e *engine) newHost(ip string, name, class string) *host {
 	if e.addrs == nil {
 		e.addrs = map[netip.Addr]string{}
 	}
-	if other, dup := e.addrs[a]; dup && name != "spoofed" {
+	if other, dup := e.addrs[a]; dup && other != name && name != "spoofed" {
 		e.fail(fmt.Errorf("sim: address plan gives %s to both %s and %s", a, other, name))
 	}
 	e.addrs[a] = name
