@@ -194,6 +194,29 @@ func TestConnectFlood(t *testing.T) {
 	// Near misses: 14 a minute; sessions aborted with resets (fuzzing, not a storm).
 	expect(t, run(t, storm(14, 4*sec, false, false), nil), "attack.connect-flood", false)
 	expect(t, run(t, storm(30, sec, true, false), nil), "attack.connect-flood", false)
+
+	// A storm recorded only at its start: 200 sessions opened in 2 s, all
+	// still open when the capture ends a second later.
+	cut := func(n int, tail int64) []byte {
+		w := newWorld()
+		d := w.session("10.0.0.5", "bed1-ecg", "", "")
+		for i := 0; i < n; i++ {
+			w.session("10.0.0.77", fmt.Sprintf("storm-%d", i), "", "")
+			w.c.Tick(10 * sec / 1000)
+		}
+		w.c.Tick(tail)
+		d.Send(pcaptest.FromClient, publish("1/ecg", "72", false)) // the capture's last frame
+		return w.c.Pcap()
+	}
+	f := run(t, cut(200, sec), nil)
+	expect(t, f, "attack.connect-flood", true)
+	if f["attack.connect-flood"].Evidence.Counts["open_at_end"] < 200 {
+		t.Errorf("evidence %+v", f["attack.connect-flood"].Evidence)
+	}
+	// Near misses: sessions that lasted past short_session before the end;
+	// a handful of devices connecting just before the end.
+	expect(t, run(t, cut(200, 20*sec), nil), "attack.connect-flood", false)
+	expect(t, run(t, cut(10, sec), nil), "attack.connect-flood", false)
 }
 
 func TestPublishFlood(t *testing.T) {
@@ -239,6 +262,29 @@ func TestSlowDoS(t *testing.T) {
 	// Near misses: the usual keep-alive; fewer connections than min_conns.
 	expect(t, run(t, held(25, 60), nil), "attack.slow-dos", false)
 	expect(t, run(t, held(15, 65535), nil), "attack.slow-dos", false)
+
+	// SlowITe recorded only for its first second: a thousand connections
+	// opened in under a second, each asking keep-alive 65535, silent when
+	// the capture ends; none could be idle for 30 s yet.
+	cut := func(n int, keepalive uint16) []byte {
+		w := newWorld()
+		for i := 0; i < n; i++ {
+			k := w.conn("10.0.0.99")
+			k.Send(pcaptest.FromClient, connect(fmt.Sprintf("slow-%d", i), "", "", keepalive))
+			k.Send(pcaptest.FromServer, connack(0))
+			w.c.Tick(sec / 2000)
+		}
+		w.c.Tick(sec / 2)
+		return w.c.Pcap()
+	}
+	f := run(t, cut(1000, 65535), nil)
+	expect(t, f, "attack.slow-dos", true)
+	if n := f["attack.slow-dos"].Evidence.Counts["open_silent_at_end"]; n != 1000 {
+		t.Errorf("evidence: %d silent connections at the end, want 1000: %+v", n, f["attack.slow-dos"].Evidence)
+	}
+	// Near misses: the usual keep-alive; a few dozen connections.
+	expect(t, run(t, cut(1000, 60), nil), "attack.slow-dos", false)
+	expect(t, run(t, cut(50, 65535), nil), "attack.slow-dos", false)
 }
 
 func TestMalformed(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
@@ -162,11 +163,15 @@ var slowDoSSpec = Spec{
 	Rule: "A connection to a broker is held idle when its client has sent nothing for at least min_idle and it " +
 		"either asked for a keep-alive of long_keepalive or more (or 0, none) or never sent a CONNECT. When " +
 		"min_conns or more such connections from one source address are held at the same time, the source is " +
-		"exhausting the broker's connections (SlowITe, Vaccari et al. 2020).",
+		"exhausting the broker's connections (SlowITe, Vaccari et al. 2020). When the capture ends before " +
+		"min_idle could pass, min_open_at_end or more connections from one source that are still open, silent " +
+		"since they opened (or since their CONNECT) and asking such a keep-alive are the same attack recorded " +
+		"only at its start.",
 	Params: []Param{
 		{"min_conns", 20, "", "idle connections from one source held at once"},
 		{"min_idle", 30, "s", "silence that makes a connection idle"},
 		{"long_keepalive", 600, "s", "keep-alive at or above which an idle connection counts"},
+		{"min_open_at_end", 100, "", "silent connections from one source still open when a capture ends too soon to judge idleness"},
 	},
 	New: newSlowDoS,
 }
@@ -182,17 +187,18 @@ type idleConn struct {
 
 type slowDoS struct {
 	pipeline.Nop
-	min           int
+	min, minAtEnd int
 	idle, longKA  int64
 	brokers       map[netip.AddrPort]bool
 	held          []idleConn
+	atEnd         []idleConn // silent, still open at the end, not yet idle for min_idle
 	end           int64
 	connectFrames map[*tcpstream.Conn]int
 	tab           *sessTable
 }
 
 func newSlowDoS(e *Env) Detector {
-	return &slowDoS{min: int(e.P("min_conns")), idle: e.D("min_idle"), longKA: e.D("long_keepalive"),
+	return &slowDoS{min: int(e.P("min_conns")), minAtEnd: int(e.P("min_open_at_end")), idle: e.D("min_idle"), longKA: e.D("long_keepalive"),
 		brokers: map[netip.AddrPort]bool{}, connectFrames: map[*tcpstream.Conn]int{}, tab: e.sessions}
 }
 
@@ -257,11 +263,54 @@ func (s *slowDoS) OnFlow(f *pipeline.Flow) {
 		return // it sent bytes that are not MQTT
 	}
 	if ic.to-ic.from < s.idle {
+		// Still open when the capture ended, before it could be idle long
+		// enough: judged in Findings by how many such a source holds.
+		if c.Reason == tcpstream.ReasonEnd && len(s.atEnd) < 1<<22 {
+			s.atEnd = append(s.atEnd, ic)
+		}
 		return
 	}
 	ic.from += s.idle
 	if len(s.held) < 1<<22 {
 		s.held = append(s.held, ic)
+	}
+}
+
+// cutShort reports the sources holding min_open_at_end silent connections
+// when the capture ended too soon to judge them idle.
+func (s *slowDoS) cutShort(ev *Evidence, sp *span, srcs, ids map[string]bool, frames *exemplars) {
+	bySrc := map[netip.Addr][]idleConn{}
+	for _, ic := range s.atEnd {
+		bySrc[ic.src] = append(bySrc[ic.src], ic)
+	}
+	for src, list := range bySrc {
+		if len(list) < s.minAtEnd || srcs[src.String()] {
+			continue
+		}
+		srcs[src.String()] = true
+		first, last := list[0].from, list[0].from
+		kas := map[int]int{}
+		for _, ic := range list {
+			first, last = min(first, ic.from), max(last, ic.from)
+			sp.add(ic.from)
+			sp.add(ic.to)
+			if ic.hasConnect {
+				kas[ic.keepalive]++
+				if len(ids) < 50 {
+					ids[idString(ic.clientID)] = true
+				}
+				frames.add(ic.frame)
+			}
+		}
+		var kaList []int
+		for k := range kas {
+			kaList = append(kaList, k)
+		}
+		sort.Ints(kaList)
+		ev.Counts["open_silent_at_end"] += int64(len(list))
+		ev.Counts["peak_held_at_once"] = max(ev.Counts["peak_held_at_once"], int64(len(list)))
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%s opened %d connections between %s and %s that stayed silent until the capture ended %.1f s later (too soon to see them idle for %s); keep-alive asked: %v s",
+			src, len(list), fmtTime(first), fmtTime(last), float64(s.end-last)/1e9, time.Duration(s.idle), kaList))
 	}
 }
 
@@ -336,6 +385,7 @@ func (s *slowDoS) Findings(Models) []Finding {
 		}
 		ev.Notes = append(ev.Notes, note)
 	}
+	s.cutShort(&ev, &sp, srcs, ids, &frames)
 	if len(srcs) == 0 {
 		return nil
 	}

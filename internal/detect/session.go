@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
@@ -239,7 +240,9 @@ var connectFloodSpec = Spec{
 	Rule: "Counts accepted MQTT sessions shorter than short_session that ended cleanly (sessions with protocol " +
 		"errors or reset by the client belong to attack.malformed). A client ID with flapping such sessions within " +
 		"60 s (EMQX's flapping rule: 15 a minute), a source address with per_source, or the whole capture with " +
-		"global within 60 s is a connection storm.",
+		"global within 60 s is a connection storm. Sessions still open when the capture ended less than " +
+		"short_session after they began cannot be judged short or long: they count as short, so that a storm " +
+		"recorded only at its start is still found.",
 	Params: []Param{
 		{"short_session", 10, "s", "sessions shorter than this count"},
 		{"flapping", 15, "", "short sessions of one client ID within 60 s"},
@@ -255,10 +258,12 @@ type sessEnd struct {
 	clientID string
 	frame    int
 	clean    bool // short and ended cleanly
+	atEnd    bool // still open when the capture ended, begun less than short_session before
 }
 
 type connectFlood struct {
 	pipeline.Nop
+	end                      int64 // the last frame's time
 	short                    int64
 	flapping, perSrc, global int
 	accepted                 map[*pipeline.Session]int // CONNACK frame
@@ -271,7 +276,13 @@ func newConnectFlood(e *Env) Detector {
 		global: int(e.P("global")), accepted: map[*pipeline.Session]int{}}
 }
 
-func (*connectFlood) uses() events { return evMQTT | evFlow }
+func (*connectFlood) uses() events { return evFrame | evMQTT | evFlow }
+
+func (c *connectFlood) OnFrame(f *pipeline.Frame) {
+	if f.TS > c.end {
+		c.end = f.TS
+	}
+}
 
 func (c *connectFlood) OnMQTT(m *pipeline.MQTT) {
 	if m.Pkt.Type == mqtt.CONNACK && !m.FromClient && m.Pkt.ReasonCode == 0 && len(c.accepted) < maxKeys {
@@ -293,7 +304,15 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 	delete(c.accepted, f.Session)
 	s, conn := f.Session, f.Conn
 	if conn.Reason == tcpstream.ReasonEnd {
-		return // still open when the capture ended
+		// Still open when the capture ended: a session that began less
+		// than short_session before the end may be one of a storm cut
+		// short; one that lasted longer is not short.
+		if c.end-conn.Start >= c.short || len(c.ends) >= 1<<22 {
+			return
+		}
+		c.ends = append(c.ends, sessEnd{t: c.end, src: conn.Src(s.ClientDir).Addr().Unmap(), clientID: s.ClientID, frame: frame,
+			clean: s.Anomalies&protocolErrors == 0 && conn.Stat[s.ClientDir].RSTs == 0, atEnd: true})
+		return
 	}
 	if len(c.ends) >= 1<<22 {
 		c.dropped++
@@ -331,10 +350,13 @@ func (c *connectFlood) Findings(Models) []Finding {
 	}
 	sort.Slice(c.ends, func(i, j int) bool { return c.ends[i].t < c.ends[j].t })
 	bySrc, byID := map[netip.Addr][]sessEnd{}, map[string][]sessEnd{}
-	short := 0
+	short, atEnd := 0, 0
 	for _, e := range c.ends {
 		if e.clean {
 			short++
+		}
+		if e.atEnd {
+			atEnd++
 		}
 		if len(bySrc) < maxKeys || bySrc[e.src] != nil {
 			bySrc[e.src] = append(bySrc[e.src], e)
@@ -369,6 +391,10 @@ func (c *connectFlood) Findings(Models) []Finding {
 	}
 	if sp.first == 0 {
 		return nil
+	}
+	if atEnd > 0 {
+		ev.Counts["open_at_end"] = int64(atEnd)
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%d of the sessions were still open when the capture ended, less than %s after they began: counted as short", atEnd, time.Duration(c.short)))
 	}
 	sort.Strings(ev.Notes)
 	if len(ev.Notes) > 20 {
