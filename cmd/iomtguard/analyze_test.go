@@ -386,3 +386,71 @@ func TestAnalyzeDegenerate(t *testing.T) {
 		})
 	}
 }
+
+// analyzeBytes runs the whole analysis on capture bytes.
+func analyzeBytes(t *testing.T, b []byte) *analysis.Result {
+	t.Helper()
+	in, err := pipeline.NewInput("t.pcap", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := analyzeInputs(context.Background(), []pipeline.Input{in}, analysis.Options{}, &policy.Policy{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestAnalyzeMidStream: a connection picked up without its handshake takes
+// its direction from a broker another connection established;
+// missing_connect covers a CONNACK first; a TCP gap is a session anomaly.
+func TestAnalyzeMidStream(t *testing.T) {
+	sec := int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1700000000*sec)
+	// The broker on a port no rule knows, established by a full session.
+	k := c.NewConn("10.0.0.2:40000", "10.0.0.1:2883")
+	k.Handshake()
+	k.Send(pcaptest.FromClient, pcaptest.Connect("bed1-control", mqtt.V311))
+	k.Send(pcaptest.FromServer, []byte{0x20, 2, 0, 0})
+	k.Send(pcaptest.FromClient, pcaptest.Publish("1/dose", "40"))
+	// A pump's connection picked up mid-stream: the broker forwards the
+	// command to it first.
+	m := c.NewConn("10.0.0.1:2883", "10.0.0.3:50000") // first packet from the broker
+	m.Send(pcaptest.FromClient, pcaptest.Publish("1/dose", "40"))
+	m.Send(pcaptest.FromServer, []byte{0xc0, 0}) // the pump's PINGREQ
+	// A session whose first MQTT packet is the broker's CONNACK.
+	n := c.NewConn("10.0.0.4:40004", "10.0.0.1:2883")
+	n.Handshake()
+	n.Send(pcaptest.FromServer, []byte{0x20, 2, 0, 0})
+	// A session with bytes missing between two PUBLISH.
+	g := c.NewConn("10.0.0.5:40005", "10.0.0.1:2883")
+	g.Handshake()
+	g.Send(pcaptest.FromClient, pcaptest.Connect("bed1-ecg", mqtt.V311))
+	g.Send(pcaptest.FromClient, pcaptest.Publish("1/ecg", "72"))
+	g.Skip(pcaptest.FromClient, 11)
+	g.Send(pcaptest.FromClient, pcaptest.Publish("1/ecg", "74"))
+	res := analyzeBytes(t, c.Pcap())
+	for _, tp := range res.Topics {
+		if tp.Topic == "1/dose" {
+			for _, p := range tp.Publishers {
+				if p != "bed1-control" {
+					t.Errorf("1/dose publishers %v: the broker is listed as a publisher", tp.Publishers)
+				}
+			}
+		}
+	}
+	for _, h := range res.Hosts {
+		if h.Addr == "10.0.0.1" && h.Role != "broker" {
+			t.Errorf("10.0.0.1 is %s, want broker", h.Role)
+		}
+		if h.Addr == "10.0.0.3" && h.Role == "publisher" {
+			t.Errorf("the pump 10.0.0.3 is a publisher")
+		}
+	}
+	if res.MQTT.Anomalies["missing_connect"] == 0 {
+		t.Errorf("no missing_connect for the session opening with CONNACK: %v", res.MQTT.Anomalies)
+	}
+	if res.MQTT.Anomalies["stream_gap"] == 0 {
+		t.Errorf("no stream_gap for the session with a hole: %v", res.MQTT.Anomalies)
+	}
+}

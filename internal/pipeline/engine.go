@@ -90,6 +90,11 @@ type Engine struct {
 	flowEv Flow
 	anEv   Anomaly
 
+	// brokers are the endpoints shown to be MQTT brokers by any connection
+	// of the run (the destination of a CONNECT, the source of a CONNACK):
+	// a connection picked up mid-stream takes its direction from them.
+	brokers map[netip.AddrPort]struct{}
+
 	sum     Summary
 	started bool
 	first   int64
@@ -109,7 +114,7 @@ func New(opts Options, consumers ...Consumer) *Engine {
 	if opts.MQTTPorts == nil {
 		opts.MQTTPorts = []uint16{1883, 1884}
 	}
-	e := &Engine{opts: opts, cons: consumers}
+	e := &Engine{opts: opts, cons: consumers, brokers: map[netip.AddrPort]struct{}{}}
 	for _, p := range opts.MQTTPorts {
 		e.mqttPort[p/64] |= 1 << (p % 64)
 	}
@@ -448,13 +453,54 @@ func (e *Engine) newSession(c *tcpstream.Conn, app *connApp) {
 		s.framer[i].MaxBuffer = e.opts.MaxPacketBuffer
 	}
 	switch {
+	case c.SynSeen:
+		// The side that opened the TCP connection is the MQTT client.
+		s.ClientDir, s.ClientKnown = tcpstream.FromA, true
 	case e.isMQTTPort(c.B.Port()):
 		s.ClientDir, s.ClientKnown = tcpstream.FromA, true
 	case e.isMQTTPort(c.A.Port()):
 		s.ClientDir, s.ClientKnown = tcpstream.FromB, true
+	default:
+		e.knownBroker(c, s)
 	}
 	app.sess = s
 	e.sum.MQTTConns++
+}
+
+// maxBrokers bounds the table of known broker endpoints.
+const maxBrokers = 10000
+
+// knownBroker gives a session picked up mid-stream (no handshake, no
+// CONNECT, no MQTT port) the direction an endpoint already shown to be a
+// broker on another connection implies.
+func (e *Engine) knownBroker(c *tcpstream.Conn, s *Session) {
+	if _, ok := e.brokers[c.B]; ok {
+		s.ClientDir, s.ClientKnown = tcpstream.FromA, true
+	} else if _, ok := e.brokers[c.A]; ok {
+		s.ClientDir, s.ClientKnown = tcpstream.FromB, true
+	}
+}
+
+// learnDirection settles an unknown direction from the packet: a broker
+// address known from another connection, or a packet only one side sends.
+func (e *Engine) learnDirection(c *tcpstream.Conn, d tcpstream.Dir, s *Session, t mqtt.Type) {
+	if e.knownBroker(c, s); s.ClientKnown {
+		return
+	}
+	switch t {
+	case mqtt.CONNECT, mqtt.SUBSCRIBE, mqtt.UNSUBSCRIBE, mqtt.PINGREQ:
+		s.ClientDir, s.ClientKnown = d, true
+	case mqtt.CONNACK, mqtt.SUBACK, mqtt.UNSUBACK, mqtt.PINGRESP:
+		s.ClientDir, s.ClientKnown = 1-d, true
+	}
+}
+
+// noteBroker records the broker end of a connection whose direction is known.
+func (e *Engine) noteBroker(c *tcpstream.Conn, s *Session) {
+	if !s.ClientKnown || len(e.brokers) >= maxBrokers {
+		return
+	}
+	e.brokers[c.Dst(s.ClientDir)] = struct{}{}
 }
 
 func (e *Engine) mqttData(c *tcpstream.Conn, d tcpstream.Dir, s *Session, b []byte) {
@@ -521,13 +567,26 @@ func (e *Engine) deliverMQTT(c *tcpstream.Conn, d tcpstream.Dir, s *Session, p *
 			s.Username = string(p.Username)
 		}
 	}
+	if !s.ClientKnown {
+		e.learnDirection(c, d, s, p.Type)
+	}
 	fromClient := d == s.ClientDir
 	if !s.First {
 		s.First = true
-		// The connection's start was captured but it did not open with CONNECT. [MQTT-3.1.0-1]
-		if c.SynSeen && p.Type != mqtt.CONNECT && fromClient && s.ClientKnown {
+		// The connection's start was captured but its first MQTT packet is
+		// not the client's CONNECT (a CONNACK, a PUBLISH, ...). [MQTT-3.1.0-1]
+		if c.SynSeen && !(p.Type == mqtt.CONNECT && fromClient) {
 			p.Anomalies |= mqtt.AnomalyMissingConnect
 		}
+	}
+	if s.gap[d] {
+		// Bytes of this direction were missing from the capture before this
+		// packet: the session has a hole.
+		s.gap[d] = false
+		p.Anomalies |= mqtt.AnomalyStreamGap
+	}
+	if p.Type == mqtt.CONNECT || p.Type == mqtt.CONNACK {
+		e.noteBroker(c, s)
 	}
 	switch p.Type {
 	case mqtt.CONNACK:
@@ -604,6 +663,8 @@ func (e *Engine) Gap(c *tcpstream.Conn, d tcpstream.Dir, n int) {
 	e.sum.Gaps++
 	e.sum.GapBytes += int64(n)
 	if a, ok := c.App.(*connApp); ok && a.proto == ProtoMQTT {
+		a.sess.Anomalies |= mqtt.AnomalyStreamGap
+		a.sess.gap[d] = true
 		if a.sess.framer[d].Gap(n) {
 			a.sess.Lost++
 			e.anomaly(Anomaly{Kind: AnomalyMQTTLost, Frame: e.frame.Num, TS: e.frame.TS, Source: e.src, Conn: c, Dir: d,

@@ -66,7 +66,7 @@ type Session struct {
 	Version     mqtt.Version
 	Guessed     bool
 	ClientDir   tcpstream.Dir // direction of client-to-broker packets
-	ClientKnown bool          // ClientDir comes from a CONNECT or the broker port
+	ClientKnown bool          // ClientDir comes from a CONNECT, the TCP handshake, the broker port, a broker known from another connection, or a packet only one side sends
 	ClientID    string
 	Username    string
 	Password    bool // a password was sent (never its value)
@@ -88,6 +88,7 @@ type Session struct {
 	Lost        int  // packets lost to capture gaps
 	framer      [2]mqtt.Framer
 	aliases     [2]map[uint16][]byte // MQTT 5 topic aliases per direction
+	gap         [2]bool              // bytes were lost in this direction since its last packet
 }
 
 // MQTT is one MQTT control packet.
