@@ -28,6 +28,7 @@ for f in "${FIELDS[@]}"; do EFLAGS+=(-e "$f"); done
 decode_as() {
   case "$1" in
     other-port) echo "-d tcp.port==2883,mqtt" ;;
+    websocket) echo "-d tcp.port==9001,http -d tcp.port==8083,http" ;;
     *) echo "" ;;
   esac
 }

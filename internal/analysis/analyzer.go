@@ -449,6 +449,9 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 		a.versions[v]++
 		a.cleartext++
 	}
+	if ev.Session != nil && ev.Session.Transport == pipeline.TransportWebSocket {
+		proto = "mqtt/websocket"
+	}
 	fl := Flow{Stream: c.Index, Client: c.A.String(), Server: c.B.String(), Start: float64(c.Start-a.start) / 1e9,
 		Duration: float64(c.Last-c.Start) / 1e9, Packets: pk, Bytes: by, Proto: proto, State: st, Closed: c.Reason.String(),
 		Flags: flagString(c.Stat[0].Flags | c.Stat[1].Flags)}
@@ -473,6 +476,9 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 		}
 		if ev.Proto == pipeline.ProtoTLS && p.Service == "" {
 			p.Service = "tls (recognised)"
+		}
+		if ev.Session != nil && ev.Session.Transport == pipeline.TransportWebSocket && !strings.Contains(p.Service, "websocket") {
+			p.Service = "mqtt over websocket"
 		}
 	}
 	src, dst := c.A.Addr(), c.B.Addr()

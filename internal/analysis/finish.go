@@ -108,7 +108,7 @@ func (a *Analyzer) overview(r *Result, sum *pipeline.Summary) {
 		o.Brokers = []string{}
 	}
 	o.Versions = a.versions
-	o.TCPStreams, o.MQTTConns, o.TLSConns, o.Cleartext = sum.TCPStreams, sum.MQTTConns, sum.TLSConns, a.cleartext
+	o.TCPStreams, o.MQTTConns, o.TLSConns, o.Cleartext, o.WebSocket = sum.TCPStreams, sum.MQTTConns, sum.TLSConns, a.cleartext, sum.WebSocketMQTT
 	o.MQTTPackets = sum.MQTTPackets
 	o.IPv4, o.IPv6, o.TCP, o.UDP = sum.IPv4, sum.IPv6, sum.TCP, sum.UDP
 	o.LinkTypes, o.Decoded, o.Gaps, o.FromCSV = sum.LinkTypes, sum.Decoded, sum.Gaps, a.fromCSV

@@ -55,6 +55,7 @@ type Overview struct {
 	MQTTConns   int              `json:"mqtt_connections"`
 	TLSConns    int              `json:"tls_connections"`
 	Cleartext   int              `json:"cleartext_mqtt_connections"`
+	WebSocket   int              `json:"mqtt_over_websocket_connections"` // of the cleartext ones, inside WebSocket
 	MQTTPackets int64            `json:"mqtt_packets"`
 	IPv4        int64            `json:"ipv4_frames"`
 	IPv6        int64            `json:"ipv6_frames"`

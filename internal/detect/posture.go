@@ -18,9 +18,9 @@ import (
 var cleartextSpec = Spec{
 	Name: "cleartext",
 	IDs:  []string{"posture.cleartext-mqtt", "posture.cleartext-credentials"},
-	Rule: "Every MQTT session iomtguard can decode ran without TLS: it is reported as cleartext MQTT. A CONNECT " +
-		"with the password flag set on such a session sent its password in the clear (the password itself is " +
-		"never kept).",
+	Rule: "Every MQTT session iomtguard can decode ran without TLS: it is reported as cleartext MQTT (MQTT inside " +
+		"WebSocket on plain HTTP too). A CONNECT with the password flag set on such a session sent its password in " +
+		"the clear (the password itself is never kept).",
 	New: newCleartext,
 }
 
@@ -28,6 +28,7 @@ type cleartext struct {
 	pipeline.Nop
 	tab              *sessTable
 	sessions         int64
+	websocket        int64 // of them over WebSocket
 	brokers, clients map[string]bool
 	span             span
 	frames           exemplars
@@ -48,6 +49,9 @@ func (c *cleartext) OnMQTT(m *pipeline.MQTT) {
 	if st := c.tab.cur; !st.counted {
 		st.counted = true
 		c.sessions++
+		if m.Session.Transport == pipeline.TransportWebSocket {
+			c.websocket++
+		}
 		if len(c.brokers) < 1000 {
 			c.brokers[brokerEnd(m).String()] = true
 		}
@@ -80,6 +84,10 @@ func (c *cleartext) Findings(Models) []Finding {
 		return nil
 	}
 	ev := Evidence{Counts: map[string]int64{"sessions": c.sessions}, Targets: sorted(c.brokers, 20), ClientIDs: sorted(c.clients, 30), Frames: c.frames}
+	if c.websocket > 0 {
+		ev.Counts["over_websocket"] = c.websocket
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%s carried MQTT inside WebSocket on plain HTTP (ws://): as readable as MQTT on 1883; use wss:// (TLS)", plural(c.websocket, "session")))
+	}
 	f := newFinding("posture.cleartext-mqtt", c.span.first, c.span.last, ev)
 	f.Title = fmt.Sprintf("MQTT in cleartext: %s with %s", plural(c.sessions, "session"), joinShort(ev.Targets, 3))
 	out := []Finding{f}

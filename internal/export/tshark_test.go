@@ -194,3 +194,15 @@ func TestTsharkShared(t *testing.T) {
 		})
 	}
 }
+
+// TestRealWebSocketCounts: MQTT over WebSocket between real software
+// (aedes and mochi-mqtt brokers, MQTT.js clients, permessage-deflate;
+// scripts/websocket_capture.sh) decodes to exactly the packets the clients
+// themselves counted sending and receiving (tshark 4.0 decodes none).
+func TestRealWebSocketCounts(t *testing.T) {
+	got := runCounts(t, "../../testdata/real/websocket-aedes.pcap")
+	want := readCounts(t, "../../testdata/real/websocket-aedes.counts")
+	if fmtCounts(got) != fmtCounts(want) {
+		t.Errorf("MQTT packets by type: got %s, the clients' own counts %s", fmtCounts(got), fmtCounts(want))
+	}
+}

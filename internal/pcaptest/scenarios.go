@@ -2,6 +2,7 @@ package pcaptest
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -266,6 +267,10 @@ func Scenarios() []Scenario {
 		{Name: "icmp-error", Comment: "an MQTT session and two ICMP port-unreachable messages quoting its TCP segments: 8 bytes of the header, and the whole segment",
 			Build: icmpError, DiffFrames: []int{5, 8, 9},
 			TsharkDiffers: "tshark dissects the TCP header quoted in an ICMP error as TCP: it fills the frame's TCP columns (ports; with a whole quoted header also flags, ack, tcp.time_delta) and counts the quoted segment in its connection, so the next frame's tcp.time_delta is measured from the ICMP frame, and it counts the MQTT packet in a whole quoted segment; iomtguard keeps the ICMP frame out of the connection (the quoted segment was not sent again, so neither its timing nor its MQTT packet belongs to the session) and leaves its TCP columns empty"},
+		{Name: "websocket", Comment: "MQTT over WebSocket: an mqtt subprotocol on 9001 with masked client frames, a PUBLISH fragmented over two frames around a ping, two packets in one frame and a frame split over two segments; permessage-deflate with context takeover on 8083; a plain HTTP GET on 8080",
+			Build: websocketSession, DecodeAs: []string{"tcp.port==9001,http", "tcp.port==8083,http"},
+			DiffFrames:    []int{6, 7, 8, 9, 10, 12, 14, 15, 26, 27, 28, 29, 30},
+			TsharkDiffers: "tshark 4.0 does not decode MQTT inside WebSocket (its MQTT dissector is not registered for a WebSocket subprotocol): it counts no MQTT and leaves the mqtt.* columns of the frames carrying it empty (and tcp.pdu.size is the WebSocket frame's); iomtguard decodes the 14 MQTT packets"},
 		{Name: "tls12", Comment: "MQTT over TLS 1.2 on port 8883 with a client certificate requested and sent", Build: func() []byte { return tlsSession(tls.VersionTLS12, true) }},
 		{Name: "tls13", Comment: "TLS 1.3 on a non-standard port (8884) without client certificates", Build: func() []byte { return tlsSession(tls.VersionTLS13, false) }},
 		{Name: "multi-section", Comment: "pcapng with two sections (big- and little-endian) and interfaces with microsecond and 2^-20 s resolutions, and a simple packet block",
@@ -365,6 +370,115 @@ func onesSum(b []byte) uint16 {
 		sum = sum&0xffff + sum>>16
 	}
 	return uint16(sum)
+}
+
+// WSFrame encodes one WebSocket frame (RFC 6455 5.2): masked when key is
+// not nil, RSV1 set when compressed.
+func WSFrame(op byte, payload []byte, fin, compressed bool, key []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	if compressed {
+		b0 |= 0x40
+	}
+	out := []byte{b0}
+	mask := byte(0)
+	if key != nil {
+		mask = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		out = append(out, mask|byte(n))
+	case n < 1<<16:
+		out = append(out, mask|126, byte(n>>8), byte(n))
+	default:
+		out = append(out, mask|127)
+		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	}
+	if key == nil {
+		return append(out, payload...)
+	}
+	out = append(out, key...)
+	for i, c := range payload {
+		out = append(out, c^key[i&3])
+	}
+	return out
+}
+
+// WSUpgrade is a client's upgrade request and the server's answer.
+func WSUpgrade(host, protocol, extensions string) (req, resp []byte) {
+	req = []byte("GET /mqtt HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: " + protocol + "\r\n")
+	if extensions != "" {
+		req = append(req, "Sec-WebSocket-Extensions: "+extensions+"\r\n"...)
+	}
+	req = append(req, "\r\n"...)
+	resp = []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: " + protocol + "\r\n")
+	if extensions != "" {
+		resp = append(resp, "Sec-WebSocket-Extensions: "+extensions+"\r\n"...)
+	}
+	resp = append(resp, "\r\n"...)
+	return req, resp
+}
+
+func websocketSession() []byte {
+	c := New(capture.LinkEthernet, t0)
+	key := []byte{0x37, 0xfa, 0x21, 0x3d}
+	// 9001: the mqtt subprotocol, uncompressed.
+	k := c.NewConn("10.0.0.2:41000", "10.0.0.1:9001")
+	k.Handshake()
+	req, resp := WSUpgrade("10.0.0.1:9001", "mqtt", "")
+	k.Send(FromClient, req)
+	k.Send(FromServer, resp)
+	k.Send(FromClient, WSFrame(2, Connect("dashboard", mqtt.V311), true, false, key))
+	k.Send(FromServer, WSFrame(2, connack, true, false, nil))
+	sub := mqtt.Append(nil, &mqtt.Packet{Type: mqtt.SUBSCRIBE, Version: mqtt.V311, PacketID: 1, Filters: []mqtt.Subscription{{Filter: []byte("+/ecg")}}})
+	k.Send(FromClient, WSFrame(2, sub, true, false, key))
+	k.Send(FromServer, WSFrame(2, []byte{0x90, 3, 0, 1, 0}, true, false, nil))
+	pub := Publish("1/ecg", "72")
+	// A PUBLISH fragmented over two frames with a ping between them.
+	k.Send(FromServer, append(append(WSFrame(2, pub[:5], false, false, nil), WSFrame(9, []byte("hi"), true, false, nil)...),
+		WSFrame(0, pub[5:], true, false, nil)...))
+	k.Send(FromClient, WSFrame(10, []byte("hi"), true, false, key))
+	// Two packets in one frame, and a frame split over two segments.
+	k.Send(FromServer, WSFrame(2, append(Publish("2/ecg", "80"), Publish("3/ecg", "65")...), true, false, nil))
+	f := WSFrame(2, Publish("1/ecg", "71"), true, false, nil)
+	k.Send(FromServer, f[:6])
+	k.Send(FromServer, f[6:])
+	k.Send(FromClient, WSFrame(2, []byte{0xe0, 0}, true, false, key)) // DISCONNECT
+	k.Send(FromClient, WSFrame(8, []byte{0x03, 0xe8}, true, false, key))
+	k.Send(FromServer, WSFrame(8, []byte{0x03, 0xe8}, true, false, nil))
+	k.Close()
+	// 8083: permessage-deflate with context takeover.
+	z := c.NewConn("10.0.0.3:41001", "10.0.0.1:8083")
+	z.Handshake()
+	req, resp = WSUpgrade("10.0.0.1:8083", "mqtt", "permessage-deflate")
+	z.Send(FromClient, req)
+	z.Send(FromServer, resp)
+	var zb bytes.Buffer
+	zw, _ := flate.NewWriter(&zb, flate.BestCompression)
+	deflate := func(m []byte) []byte {
+		zb.Reset()
+		zw.Write(m)
+		zw.Flush()
+		b := zb.Bytes()
+		return append([]byte(nil), b[:len(b)-4]...) // RFC 7692 7.2.1: drop 00 00 ff ff
+	}
+	z.Send(FromClient, WSFrame(2, deflate(Connect("mobile-app", mqtt.V5)), true, true, key))
+	z.Send(FromServer, WSFrame(2, []byte{0x20, 3, 0, 0, 0}, true, false, nil))
+	for i := 0; i < 3; i++ { // the same PUBLISH: later copies are back-references into the window
+		z.Send(FromClient, WSFrame(2, deflate(mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBLISH, Version: mqtt.V5, Topic: []byte("1/alarm"), Payload: []byte("silenced")})), true, true, key))
+	}
+	z.Close()
+	// 8080: an ordinary HTTP request, not WebSocket.
+	h := c.NewConn("10.0.0.4:41002", "10.0.0.1:8080")
+	h.Handshake()
+	h.Send(FromClient, []byte("GET /status HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n"))
+	h.Send(FromServer, []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	h.Close()
+	return c.Pcap()
 }
 
 func fixIPv4Checksum(ip []byte) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"strings"
 
 	"github.com/iomtguard/iomtguard/internal/capture"
 	"github.com/iomtguard/iomtguard/internal/dataset"
@@ -15,6 +16,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/packet"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 	"github.com/iomtguard/iomtguard/internal/tlsinfo"
+	"github.com/iomtguard/iomtguard/internal/websocket"
 )
 
 // Options configure the engine. The zero value is ready to use.
@@ -44,27 +46,29 @@ type InputSummary struct {
 
 // Summary describes the whole pass.
 type Summary struct {
-	Inputs      []InputSummary       `json:"inputs"`
-	Frames      int64                `json:"frames"`
-	Bytes       int64                `json:"bytes"`
-	First       int64                `json:"first_ns"`
-	Last        int64                `json:"last_ns"`
-	Decoded     map[string]int64     `json:"decode_status"`
-	LinkTypes   map[string]int64     `json:"link_types"`
-	IPv4        int64                `json:"ipv4"`
-	IPv6        int64                `json:"ipv6"`
-	TCP         int64                `json:"tcp"`
-	UDP         int64                `json:"udp"`
-	OtherL4     int64                `json:"other_l4"`
-	TCPStreams  int                  `json:"tcp_streams"`
-	MQTTPackets int64                `json:"mqtt_packets"`
-	MQTTConns   int                  `json:"mqtt_connections"`
-	TLSConns    int                  `json:"tls_connections"`
-	Gaps        int64                `json:"tcp_gaps"`
-	GapBytes    int64                `json:"tcp_gap_bytes"`
-	Warnings    []string             `json:"warnings"`
-	statusCount [Malformed + 1]int64 `json:"-"`
-	linkCount   map[capture.LinkType]int64
+	Inputs         []InputSummary       `json:"inputs"`
+	Frames         int64                `json:"frames"`
+	Bytes          int64                `json:"bytes"`
+	First          int64                `json:"first_ns"`
+	Last           int64                `json:"last_ns"`
+	Decoded        map[string]int64     `json:"decode_status"`
+	LinkTypes      map[string]int64     `json:"link_types"`
+	IPv4           int64                `json:"ipv4"`
+	IPv6           int64                `json:"ipv6"`
+	TCP            int64                `json:"tcp"`
+	UDP            int64                `json:"udp"`
+	OtherL4        int64                `json:"other_l4"`
+	TCPStreams     int                  `json:"tcp_streams"`
+	MQTTPackets    int64                `json:"mqtt_packets"`
+	MQTTConns      int                  `json:"mqtt_connections"`
+	TLSConns       int                  `json:"tls_connections"`
+	WebSocketConns int                  `json:"websocket_connections"`
+	WebSocketMQTT  int                  `json:"mqtt_over_websocket_connections"`
+	Gaps           int64                `json:"tcp_gaps"`
+	GapBytes       int64                `json:"tcp_gap_bytes"`
+	Warnings       []string             `json:"warnings"`
+	statusCount    [Malformed + 1]int64 `json:"-"`
+	linkCount      map[capture.LinkType]int64
 }
 
 // Malformed is the last packet.Status, sizing the status counters.
@@ -397,6 +401,8 @@ type connApp struct {
 	tries int
 	sess  *Session
 	tls   *tlsState
+	ws    *websocket.Conn // the connection upgraded to WebSocket (its frames carry the MQTT)
+	wsDir tcpstream.Dir   // the direction of the client's upgrade request
 }
 
 type tlsState struct {
@@ -419,6 +425,10 @@ func (e *Engine) Data(c *tcpstream.Conn, d tcpstream.Dir, b []byte) {
 	if app.proto == ProtoUnknown || (app.proto == ProtoOther && app.tries < 4) {
 		e.classify(c, d, app, b)
 	}
+	if app.ws != nil {
+		e.wsData(c, d, app, b)
+		return
+	}
 	switch app.proto {
 	case ProtoMQTT:
 		e.mqttData(c, d, app.sess, b)
@@ -435,6 +445,12 @@ func (e *Engine) classify(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []
 		app.tls = &tlsState{}
 		app.tls.st[0].FromClient = true
 		e.sum.TLSConns++
+		return
+	case websocket.Looks(b):
+		// An HTTP request: WebSocket if it asks to upgrade (decided as the
+		// request completes), on any port.
+		app.proto = ProtoWebSocket
+		app.ws, app.wsDir = &websocket.Conn{}, d
 		return
 	case e.isMQTTPort(c.A.Port()) || e.isMQTTPort(c.B.Port()):
 	case mqtt.LooksLikeConnect(b):
@@ -501,6 +517,44 @@ func (e *Engine) noteBroker(c *tcpstream.Conn, s *Session) {
 		return
 	}
 	e.brokers[c.Dst(s.ClientDir)] = struct{}{}
+}
+
+// wsData follows a WebSocket connection: its messages are MQTT when the
+// handshake chose an MQTT subprotocol ("mqtt", "mqttv3.1") or the client's
+// first message is a CONNECT; their bytes then go to the MQTT framer as if
+// sent on TCP.
+func (e *Engine) wsData(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []byte) {
+	wd := 0
+	if d != app.wsDir {
+		wd = 1
+	}
+	ev := app.ws.Feed(wd, b, func(p []byte) {
+		if app.sess == nil {
+			if !strings.Contains(strings.ToLower(app.ws.HS.Protocol+","+app.ws.HS.Protocols), "mqtt") && !(wd == 0 && mqtt.LooksLikeConnect(p)) {
+				return // WebSocket carrying something else
+			}
+			app.proto = ProtoMQTT
+			e.newSession(c, app)
+			app.sess.Transport = TransportWebSocket
+			app.sess.ClientDir, app.sess.ClientKnown = app.wsDir, true
+			e.sum.WebSocketMQTT++
+		}
+		e.mqttData(c, d, app.sess, p)
+	})
+	if ev&websocket.EventRequest != 0 {
+		e.sum.WebSocketConns++
+	}
+	if e.frame.PDUSize == 0 && app.ws.FirstFrame > 0 {
+		e.frame.PDUSize = app.ws.FirstFrame // tshark's tcp.pdu.size: the WebSocket frame
+	}
+	if ev&websocket.EventError != 0 && app.ws.Err != nil {
+		if !app.ws.Upgrade {
+			// A plain HTTP request: not WebSocket.
+			app.ws, app.proto = nil, ProtoOther
+			return
+		}
+		e.anomaly(Anomaly{Kind: AnomalyWebSocket, Frame: e.frame.Num, TS: e.frame.TS, Source: e.src, Conn: c, Dir: d, Detail: app.ws.Err.Error()})
+	}
 }
 
 func (e *Engine) mqttData(c *tcpstream.Conn, d tcpstream.Dir, s *Session, b []byte) {
@@ -662,6 +716,13 @@ func (e *Engine) tlsData(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []b
 func (e *Engine) Gap(c *tcpstream.Conn, d tcpstream.Dir, n int) {
 	e.sum.Gaps++
 	e.sum.GapBytes += int64(n)
+	if a, ok := c.App.(*connApp); ok && a.ws != nil {
+		wd := 0
+		if d != a.wsDir {
+			wd = 1
+		}
+		a.ws.Lost(wd)
+	}
 	if a, ok := c.App.(*connApp); ok && a.proto == ProtoMQTT {
 		a.sess.Anomalies |= mqtt.AnomalyStreamGap
 		a.sess.gap[d] = true

@@ -26,11 +26,22 @@ const (
 	ProtoMQTT
 	ProtoTLS
 	ProtoOther
+	ProtoWebSocket // WebSocket not (or not yet) carrying MQTT
 )
 
 func (p AppProto) String() string {
-	return [...]string{"unknown", "mqtt", "tls", "other"}[p]
+	return [...]string{"unknown", "mqtt", "tls", "other", "websocket"}[p]
 }
+
+// Transport is what carries a session's MQTT packets.
+type Transport uint8
+
+const (
+	TransportTCP       Transport = iota // MQTT on TCP
+	TransportWebSocket                  // MQTT in WebSocket messages (RFC 6455), cleartext
+)
+
+func (t Transport) String() string { return [...]string{"tcp", "websocket"}[t] }
 
 // Frame is one captured frame (or one row of an ICU dataset CSV).
 type Frame struct {
@@ -65,6 +76,7 @@ type Session struct {
 	// traffic when the CONNECT was not captured.
 	Version     mqtt.Version
 	Guessed     bool
+	Transport   Transport
 	ClientDir   tcpstream.Dir // direction of client-to-broker packets
 	ClientKnown bool          // ClientDir comes from a CONNECT, the TCP handshake, the broker port, a broker known from another connection, or a packet only one side sends
 	ClientID    string
@@ -140,10 +152,11 @@ const (
 	AnomalyMQTTFraming                       // MQTT framing lost (bad length field): resynchronised
 	AnomalyTLSMalformed                      // a stream that looked like TLS did not parse
 	AnomalyMQTTLost                          // an MQTT packet lost part of its bytes to a gap
+	AnomalyWebSocket                         // a WebSocket stream did not parse (framing, compression)
 )
 
 func (k AnomalyKind) String() string {
-	return [...]string{"capture.damaged", "dataset.bad-row", "tcp.gap", "mqtt.truncated", "mqtt.framing", "tls.malformed", "mqtt.lost"}[k]
+	return [...]string{"capture.damaged", "dataset.bad-row", "tcp.gap", "mqtt.truncated", "mqtt.framing", "tls.malformed", "mqtt.lost", "websocket.malformed"}[k]
 }
 
 // Anomaly is a capture or protocol problem that is not an MQTT packet anomaly

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pcaptest"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 )
@@ -122,4 +124,54 @@ func TestSteadyPathAllocations(t *testing.T) {
 	if per := allocs / float64(frames); per > 0.05 {
 		t.Errorf("%.0f allocations for %d frames (%.3f per frame)", allocs, frames, per)
 	}
+}
+
+// TestWebSocketMQTT: every MQTT packet of the WebSocket scenario is
+// decoded (tshark 4.0 decodes none of them), whatever the framing.
+func TestWebSocketMQTT(t *testing.T) {
+	b := websocketScenario(t)
+	in, err := pipeline.NewInput("ws.pcap", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &typeCounter{n: map[mqtt.Type]int{}}
+	sum, err := pipeline.New(pipeline.Options{}, c).Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[mqtt.Type]int{mqtt.CONNECT: 2, mqtt.CONNACK: 2, mqtt.SUBSCRIBE: 1, mqtt.SUBACK: 1, mqtt.PUBLISH: 7, mqtt.DISCONNECT: 1}
+	for typ, n := range want {
+		if c.n[typ] != n {
+			t.Errorf("%s: %d, want %d", typ, c.n[typ], n)
+		}
+	}
+	if sum.WebSocketConns != 2 || sum.WebSocketMQTT != 2 || sum.MQTTConns != 2 {
+		t.Errorf("summary: %d WebSocket connections, %d with MQTT, %d MQTT connections; want 2, 2, 2", sum.WebSocketConns, sum.WebSocketMQTT, sum.MQTTConns)
+	}
+	if c.ws != 14 {
+		t.Errorf("%d packets marked as over WebSocket, want 14", c.ws)
+	}
+}
+
+type typeCounter struct {
+	pipeline.Nop
+	n  map[mqtt.Type]int
+	ws int
+}
+
+func (c *typeCounter) OnMQTT(ev *pipeline.MQTT) {
+	c.n[ev.Pkt.Type]++
+	if ev.Session.Transport == pipeline.TransportWebSocket {
+		c.ws++
+	}
+}
+
+func websocketScenario(t *testing.T) []byte {
+	for _, sc := range pcaptest.Scenarios() {
+		if sc.Name == "websocket" {
+			return sc.Build()
+		}
+	}
+	t.Fatal("no websocket scenario")
+	return nil
 }

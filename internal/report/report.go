@@ -76,8 +76,8 @@ func Summary(w io.Writer, r *analysis.Result, where string) {
 	if len(o.Brokers) > 0 {
 		fmt.Fprintf(w, ", broker %s", strings.Join(firstN(o.Brokers, 3), ", "))
 	}
-	fmt.Fprintf(w, "\n%s MQTT control packets on %s (%d cleartext, %d TLS)\n",
-		groupDigits(o.MQTTPackets), plural(o.MQTTConns, "connection"), o.Cleartext, o.TLSConns)
+	fmt.Fprintf(w, "\n%s MQTT control packets on %s (%d cleartext%s, %d TLS)\n",
+		groupDigits(o.MQTTPackets), plural(o.MQTTConns, "connection"), o.Cleartext, wsNote(o.WebSocket), o.TLSConns)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
@@ -106,6 +106,14 @@ func Summary(w io.Writer, r *analysis.Result, where string) {
 	if where != "" {
 		fmt.Fprintf(w, "report: %s\n", where)
 	}
+}
+
+// wsNote says how many cleartext MQTT connections ran inside WebSocket.
+func wsNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d inside WebSocket", n)
 }
 
 func firstN(s []string, n int) []string {
@@ -260,7 +268,7 @@ func overview(p *page, r *analysis.Result) {
 		{"MQTT clients (client IDs)", groupDigits(int64(o.MQTTClients))},
 		{"MQTT brokers", esc(strings.Join(firstN(o.Brokers, 10), ", "))},
 		{"MQTT versions (connections)", esc(strings.Join(versions, ", "))},
-		{"Connections", fmt.Sprintf("%s TCP streams; %d MQTT (%d in cleartext), %d TLS", groupDigits(int64(o.TCPStreams)), o.MQTTConns, o.Cleartext, o.TLSConns)},
+		{"Connections", fmt.Sprintf("%s TCP streams; %d MQTT (%d in cleartext%s), %d TLS", groupDigits(int64(o.TCPStreams)), o.MQTTConns, o.Cleartext, wsNote(o.WebSocket), o.TLSConns)},
 		{"MQTT control packets", groupDigits(o.MQTTPackets)},
 	}
 	if o.Gaps > 0 {
