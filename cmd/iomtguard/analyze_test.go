@@ -454,3 +454,48 @@ func TestAnalyzeMidStream(t *testing.T) {
 		t.Errorf("no stream_gap for the session with a hole: %v", res.MQTT.Anomalies)
 	}
 }
+
+// TestAnalyzeTLS: MQTT over TLS has its place in the overview, the hosts,
+// the graph and a TLS table, with what the capture cannot show said plainly.
+func TestAnalyzeTLS(t *testing.T) {
+	for _, c := range []struct {
+		file     string
+		version  string
+		certSent any
+		hidden   bool
+	}{
+		{"tls12", "TLS 1.2", true, false},
+		{"tls13", "TLS 1.3", nil, true},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "rep")
+			out, errs, code := runCLI(t, "analyze", "--out", dir, "../../testdata/captures/"+c.file+".pcap")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			if !strings.Contains(out, "1 MQTT over TLS") || !strings.Contains(out, "broker 10.0.0.2") {
+				t.Errorf("summary:\n%s", out)
+			}
+			m := readJSON(t, filepath.Join(dir, "analysis.json"))
+			o := m["overview"].(map[string]any)
+			if o["mqtt_over_tls_connections"] != 1.0 || o["mqtt_over_tls_clients"] != 1.0 {
+				t.Errorf("overview %v", o)
+			}
+			row := m["tls"].(map[string]any)["rows"].([]any)[0].(map[string]any)
+			if row["version"] != c.version || row["sni"] != "broker.icu.local" || row["client_cert_sent"] != c.certSent || (row["hidden"] != nil) != c.hidden {
+				t.Errorf("TLS row %v", row)
+			}
+			roles := map[string]string{}
+			for _, h := range m["hosts"].([]any) {
+				roles[h.(map[string]any)["addr"].(string)] = h.(map[string]any)["role"].(string)
+			}
+			if roles["10.0.0.2"] != "broker" || roles["10.0.0.7"] != "client (MQTT over TLS)" {
+				t.Errorf("roles %v", roles)
+			}
+			html, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+			if !strings.Contains(string(html), "TLS sessions") || c.hidden != strings.Contains(string(html), "What a capture cannot show") {
+				t.Error("the report's TLS table or its note on TLS 1.3 is missing")
+			}
+		})
+	}
+}

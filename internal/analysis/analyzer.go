@@ -125,6 +125,7 @@ type hostAgg struct {
 	publisher  bool
 	subscriber bool
 	client     bool
+	tlsClient  bool // a client of MQTT over TLS (what it publishes is hidden)
 }
 
 type pairKey struct{ a, b netip.Addr }
@@ -170,6 +171,7 @@ type Analyzer struct {
 	clientIDs  map[string]bool
 	versions   map[string]int
 	cleartext  int
+	tls        *tlsAgg
 	kpts       map[[2]int32]*kpoint
 	kFrames    int64
 	packets    *Series
@@ -185,7 +187,7 @@ func New(opts Options) *Analyzer {
 	return &Analyzer{opts: opts, lengths: map[int]int64{}, anomalies: map[string]int64{}, topics: map[string]*topicAgg{},
 		subs: map[string]map[string]bool{}, hosts: map[netip.Addr]*hostAgg{}, pairs: map[pairKey]*Edge{},
 		ports: map[portKey]*Port{}, flowStates: map[string]int{}, flowProtos: map[string]int{}, brokers: map[netip.Addr]bool{},
-		clientIDs: map[string]bool{}, versions: map[string]int{}, kpts: map[[2]int32]*kpoint{},
+		clientIDs: map[string]bool{}, versions: map[string]int{}, kpts: map[[2]int32]*kpoint{}, tls: newTLSAgg(opts.MaxHosts),
 		packets: NewSeries(opts.Interval, MetricPackets), mqttSeries: NewSeries(opts.Interval, MetricMQTT)}
 }
 
@@ -441,6 +443,11 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 	a.flowProtos[proto]++
 	pk := c.Stat[0].Packets + c.Stat[1].Packets
 	by := c.Stat[0].Bytes + c.Stat[1].Bytes
+	mqttTLS := false
+	if ev.Proto == pipeline.ProtoTLS && ev.TLS != nil {
+		a.tls.add(ev)
+		mqttTLS = tlsPorts[c.B.Port()] || hasMQTTALPN(ev.TLS.ALPN)
+	}
 	if ev.Proto == pipeline.ProtoMQTT && ev.Session != nil {
 		v := ev.Session.Level.String()
 		if ev.Session.Level == 0 {
@@ -502,6 +509,12 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 		if ev.Proto == pipeline.ProtoMQTT && ev.Session != nil && ev.Session.ClientDir == tcpstream.FromA && ev.Session.Connects > 0 {
 			h.broker = true
 		}
+		if mqttTLS {
+			h.broker = true
+		}
+	}
+	if h := a.host(src); h != nil && mqttTLS {
+		h.tlsClient = true
 	}
 	kk := pairKey{src, dst}
 	if dst.Less(src) {
@@ -529,6 +542,15 @@ func (a *Analyzer) keepFlow(f Flow) {
 	sort.Slice(a.flows, func(i, j int) bool { return a.flows[i].Bytes > a.flows[j].Bytes })
 	a.flows = a.flows[:a.opts.MaxFlowRows]
 	a.flows = append(a.flows, f)
+}
+
+func hasMQTTALPN(alpn []string) bool {
+	for _, p := range alpn {
+		if p == "mqtt" || p == "x-amzn-mqtt-ca" {
+			return true
+		}
+	}
+	return false
 }
 
 func flagString(f uint16) string {

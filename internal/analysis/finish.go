@@ -58,6 +58,7 @@ func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result 
 	a.mqttSection(r)
 	a.hostsSection(r)
 	a.flowsSection(r)
+	r.TLS = a.tls.result()
 	wg.Wait()
 	r.Timings["kmeans"], r.Timings["arima"] = tKMeans, tARIMA
 	if r.KMeans != nil {
@@ -101,9 +102,18 @@ func (a *Analyzer) overview(r *Result, sum *pipeline.Summary) {
 	}
 	o.Hosts = len(a.hosts) + int(min(a.hostsOver, 1))
 	o.MQTTClients = len(a.clientIDs)
-	for _, b := range keys(a.brokers, func(x, y netip.Addr) int { return x.Compare(y) }) {
+	o.MQTTTLSClients = len(a.tls.clients)
+	brokers := map[netip.Addr]bool{}
+	for b := range a.brokers {
+		brokers[b] = true
+	}
+	for s := range a.tls.servers {
+		brokers[s.Addr()] = true
+	}
+	for _, b := range keys(brokers, func(x, y netip.Addr) int { return x.Compare(y) }) {
 		o.Brokers = append(o.Brokers, b.String())
 	}
+	o.MQTTOverTLS = a.tls.res.MQTT
 	if o.Brokers == nil {
 		o.Brokers = []string{}
 	}
@@ -220,6 +230,8 @@ func (a *Analyzer) hostsSection(r *Result) {
 			h.h.Role = "subscriber"
 		case h.client:
 			h.h.Role = "client"
+		case h.tlsClient:
+			h.h.Role = "client (MQTT over TLS)"
 		default:
 			h.h.Role = "unknown"
 		}

@@ -31,6 +31,7 @@ type Result struct {
 	Hosts         []Host                   `json:"hosts"`
 	Ports         []Port                   `json:"ports"`
 	Flows         FlowTable                `json:"flows"`
+	TLS           TLSResult                `json:"tls"`
 	Graph         Graph                    `json:"graph"`
 	KMeans        *KMeansResult            `json:"kmeans"`
 	Series        SeriesResult             `json:"series"`
@@ -42,29 +43,33 @@ type Result struct {
 
 // Overview is section 1 of the report.
 type Overview struct {
-	First       time.Time        `json:"first"`
-	Last        time.Time        `json:"last"`
-	SpanSeconds float64          `json:"span_seconds"`
-	Frames      int64            `json:"frames"`
-	Bytes       int64            `json:"bytes"`
-	Hosts       int              `json:"hosts"`
-	MQTTClients int              `json:"mqtt_clients"`
-	Brokers     []string         `json:"brokers"`
-	Versions    map[string]int   `json:"mqtt_versions"` // connections by protocol level
-	TCPStreams  int              `json:"tcp_streams"`
-	MQTTConns   int              `json:"mqtt_connections"`
-	TLSConns    int              `json:"tls_connections"`
-	Cleartext   int              `json:"cleartext_mqtt_connections"`
-	WebSocket   int              `json:"mqtt_over_websocket_connections"` // of the cleartext ones, inside WebSocket
-	MQTTPackets int64            `json:"mqtt_packets"`
-	IPv4        int64            `json:"ipv4_frames"`
-	IPv6        int64            `json:"ipv6_frames"`
-	TCP         int64            `json:"tcp_frames"`
-	UDP         int64            `json:"udp_frames"`
-	LinkTypes   map[string]int64 `json:"link_types"`
-	Decoded     map[string]int64 `json:"decode_status"`
-	Gaps        int64            `json:"tcp_gaps"`
-	FromCSV     bool             `json:"from_dataset_csv"`
+	First       time.Time `json:"first"`
+	Last        time.Time `json:"last"`
+	SpanSeconds float64   `json:"span_seconds"`
+	Frames      int64     `json:"frames"`
+	Bytes       int64     `json:"bytes"`
+	Hosts       int       `json:"hosts"`
+	MQTTClients int       `json:"mqtt_clients"` // distinct client IDs (cleartext MQTT)
+	// MQTTTLSClients counts the addresses of MQTT-over-TLS clients, whose
+	// client IDs the capture cannot show.
+	MQTTTLSClients int              `json:"mqtt_over_tls_clients"`
+	Brokers        []string         `json:"brokers"`
+	Versions       map[string]int   `json:"mqtt_versions"` // connections by protocol level
+	TCPStreams     int              `json:"tcp_streams"`
+	MQTTConns      int              `json:"mqtt_connections"`
+	TLSConns       int              `json:"tls_connections"`
+	MQTTOverTLS    int              `json:"mqtt_over_tls_connections"` // TLS on an MQTT port or with ALPN mqtt
+	Cleartext      int              `json:"cleartext_mqtt_connections"`
+	WebSocket      int              `json:"mqtt_over_websocket_connections"` // of the cleartext ones, inside WebSocket
+	MQTTPackets    int64            `json:"mqtt_packets"`
+	IPv4           int64            `json:"ipv4_frames"`
+	IPv6           int64            `json:"ipv6_frames"`
+	TCP            int64            `json:"tcp_frames"`
+	UDP            int64            `json:"udp_frames"`
+	LinkTypes      map[string]int64 `json:"link_types"`
+	Decoded        map[string]int64 `json:"decode_status"`
+	Gaps           int64            `json:"tcp_gaps"`
+	FromCSV        bool             `json:"from_dataset_csv"`
 }
 
 // MQTTResult is section 3.

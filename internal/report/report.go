@@ -73,11 +73,17 @@ func Summary(w io.Writer, r *analysis.Result, where string) {
 	o := r.Overview
 	fmt.Fprintf(w, "%s frames, %s bytes over %s; %d hosts, %d MQTT clients",
 		groupDigits(o.Frames), groupDigits(o.Bytes), dur(o.SpanSeconds), o.Hosts, o.MQTTClients)
+	if o.MQTTTLSClients > 0 {
+		fmt.Fprintf(w, " (+%d over TLS)", o.MQTTTLSClients)
+	}
 	if len(o.Brokers) > 0 {
 		fmt.Fprintf(w, ", broker %s", strings.Join(firstN(o.Brokers, 3), ", "))
 	}
-	fmt.Fprintf(w, "\n%s MQTT control packets on %s (%d cleartext%s, %d TLS)\n",
-		groupDigits(o.MQTTPackets), plural(o.MQTTConns, "connection"), o.Cleartext, wsNote(o.WebSocket), o.TLSConns)
+	fmt.Fprintf(w, "\n%s MQTT control packets on %s (%d cleartext%s, %d TLS", groupDigits(o.MQTTPackets), plural(o.MQTTConns, "connection"), o.Cleartext, wsNote(o.WebSocket), o.TLSConns)
+	if o.MQTTOverTLS > 0 {
+		fmt.Fprintf(w, ": %d MQTT over TLS, its packets hidden", o.MQTTOverTLS)
+	}
+	fmt.Fprintln(w, ")")
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
@@ -106,6 +112,14 @@ func Summary(w io.Writer, r *analysis.Result, where string) {
 	if where != "" {
 		fmt.Fprintf(w, "report: %s\n", where)
 	}
+}
+
+// tlsClients adds the MQTT-over-TLS client addresses to the client count.
+func tlsClients(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" cleartext; %d client addresses over TLS (client IDs hidden)", n)
 }
 
 // wsNote says how many cleartext MQTT connections ran inside WebSocket.
@@ -265,10 +279,10 @@ func overview(p *page, r *analysis.Result) {
 		{"Frames and bytes", fmt.Sprintf("%s frames, %s bytes (IPv4 %s, IPv6 %s; TCP %s, UDP %s)", groupDigits(o.Frames), groupDigits(o.Bytes),
 			groupDigits(o.IPv4), groupDigits(o.IPv6), groupDigits(o.TCP), groupDigits(o.UDP))},
 		{"Hosts", groupDigits(int64(o.Hosts))},
-		{"MQTT clients (client IDs)", groupDigits(int64(o.MQTTClients))},
+		{"MQTT clients (client IDs)", groupDigits(int64(o.MQTTClients)) + tlsClients(o.MQTTTLSClients)},
 		{"MQTT brokers", esc(strings.Join(firstN(o.Brokers, 10), ", "))},
 		{"MQTT versions (connections)", esc(strings.Join(versions, ", "))},
-		{"Connections", fmt.Sprintf("%s TCP streams; %d MQTT (%d in cleartext%s), %d TLS", groupDigits(int64(o.TCPStreams)), o.MQTTConns, o.Cleartext, wsNote(o.WebSocket), o.TLSConns)},
+		{"Connections", fmt.Sprintf("%s TCP streams; %d MQTT (%d in cleartext%s), %d TLS (%d of them MQTT over TLS)", groupDigits(int64(o.TCPStreams)), o.MQTTConns, o.Cleartext, wsNote(o.WebSocket), o.TLSConns, o.MQTTOverTLS)},
 		{"MQTT control packets", groupDigits(o.MQTTPackets)},
 	}
 	if o.Gaps > 0 {
@@ -276,6 +290,9 @@ func overview(p *page, r *analysis.Result) {
 	}
 	if o.FromCSV {
 		rows = append(rows, []string{"Source", "ICU dataset CSV: values are the file's own columns"})
+	}
+	if o.MQTTOverTLS > 0 && o.MQTTConns == 0 {
+		rows = append(rows, []string{"Encryption", "every MQTT connection runs over TLS: its packets are not visible in a capture (see the TLS sessions in section 4)"})
 	}
 	if o.TLSConns == 0 && o.MQTTConns > 0 {
 		rows = append(rows, []string{"Encryption", `<span class="bad">none: every MQTT connection is cleartext</span>`})
@@ -434,7 +451,60 @@ func networkSection(p *page, r *analysis.Result) {
 			fl.State + " (" + fl.Closed + ")", esc(fl.ClientID)})
 	}
 	table(p, []string{"stream", "client", "server", "start s", "duration s", "packets", "bytes", "protocol", "flags", "state", "client ID"}, rows, "small")
+	tlsTable(p, r)
 	p.s("</section>")
+}
+
+// tlsTable shows the TLS sessions and says what the capture cannot show.
+func tlsTable(p *page, r *analysis.Result) {
+	t := r.TLS
+	if t.Sessions == 0 {
+		return
+	}
+	var vs, cc []string
+	for _, k := range sortedKeys(t.ByVersion) {
+		vs = append(vs, fmt.Sprintf("%s %d", k, t.ByVersion[k]))
+	}
+	for _, k := range sortedKeys(t.ClientCerts) {
+		cc = append(cc, fmt.Sprintf("%s %d", k, t.ClientCerts[k]))
+	}
+	p.f("<h3>TLS sessions</h3><p>%s TLS connections, %d of them MQTT over TLS (port 8883 or 8884, or ALPN <code>mqtt</code>); versions: %s; client certificates: %s.</p>",
+		groupDigits(int64(t.Sessions)), t.MQTT, esc(strings.Join(vs, ", ")), esc(strings.Join(cc, ", ")))
+	if t.ByVersion["TLS 1.3"] > 0 {
+		p.s(`<p>What a capture cannot show: TLS 1.3 encrypts everything after the server's hello, so the certificates of both sides, whether the server asked for a client certificate, and every MQTT packet (client IDs, topics, credentials) are invisible here. The gateway's audit log (<code>iomtguard gateway</code>) or the broker's own log shows them.</p>`)
+	}
+	var rows [][]string
+	yn := func(b *bool) string {
+		switch {
+		case b == nil:
+			return "not visible"
+		case *b:
+			return "yes"
+		}
+		return `<span class="bad">no</span>`
+	}
+	for i, s := range t.Rows {
+		if i == 30 {
+			break
+		}
+		cert := esc(s.ServerSubject)
+		if s.ServerNotAfter != "" {
+			cert += " (until " + esc(s.ServerNotAfter[:10]) + ")"
+			if s.ServerExpired {
+				cert += ` <span class="bad">expired</span>`
+			}
+		}
+		kind := "TLS"
+		if s.MQTT {
+			kind = "MQTT over TLS"
+		}
+		rows = append(rows, []string{strconv.Itoa(s.Stream), "<code>" + esc(s.Client) + "</code>", "<code>" + esc(s.Server) + "</code>", kind,
+			esc(s.Version), esc(s.Suite), esc(s.SNI), esc(strings.Join(s.ALPN, ", ")), yn(s.CertRequested), yn(s.CertSent), esc(s.ClientSubject), cert})
+	}
+	table(p, []string{"stream", "client", "server", "what", "version", "suite", "SNI", "ALPN offered", "client cert asked", "client cert sent", "client cert subject", "server cert"}, rows, "small")
+	if t.Dropped > 0 {
+		p.f("<p>%s more in analysis.json's counts (the table keeps the first %d).</p>", groupDigits(int64(t.Dropped)), analysis.MaxTLSRows)
+	}
 }
 
 func kmeansSection(p *page, r *analysis.Result, figs map[string]Figure) {
