@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // LinkType is a LINKTYPE_ value from the tcpdump.org registry.
@@ -157,51 +156,3 @@ func NewReader(r io.Reader) (Reader, error) {
 type gzipped struct{ Reader }
 
 func (g gzipped) Format() string { return g.Reader.Format() + "+gzip" }
-
-// File is a Reader over an opened file, which Close closes.
-type File struct {
-	Reader
-	f    *os.File
-	Size int64 // size of the file on disk, for progress reporting
-	pos  *countingReader
-}
-
-// Open opens a capture file and detects its format.
-func Open(path string) (*File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("capture: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("capture: %w", err)
-	}
-	cr := &countingReader{r: f}
-	r, err := NewReader(cr)
-	if err != nil {
-		f.Close()
-		if errors.Is(err, ErrNotCapture) {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &File{Reader: r, f: f, Size: st.Size(), pos: cr}, nil
-}
-
-// Offset is how many bytes of the file have been read so far (for progress).
-func (f *File) Offset() int64 { return f.pos.n }
-
-// Close closes the underlying file.
-func (f *File) Close() error { return f.f.Close() }
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}

@@ -36,26 +36,6 @@ func (w *window) take(n int) ([]byte, error) {
 	return b, nil
 }
 
-// skip discards n bytes.
-func (w *window) skip(n int64) error {
-	for n > 0 {
-		avail := int64(w.end - w.start)
-		if avail == 0 {
-			if err := w.fill(1); err != nil {
-				return err
-			}
-			continue
-		}
-		if avail > n {
-			avail = n
-		}
-		w.start += int(avail)
-		w.off += avail
-		n -= avail
-	}
-	return nil
-}
-
 func (w *window) fill(n int) error {
 	have := w.end - w.start
 	if n > len(w.buf) {

@@ -241,12 +241,10 @@ func TestPublishFlood(t *testing.T) {
 func TestSlowDoS(t *testing.T) {
 	held := func(n int, keepalive uint16) []byte {
 		w := newWorld()
-		var ks []*pcaptest.Conn
 		for i := 0; i < n; i++ {
 			k := w.conn("10.0.0.99")
 			k.Send(pcaptest.FromClient, connect(fmt.Sprintf("slow-%d", i), "", "", keepalive))
 			k.Send(pcaptest.FromServer, connack(0))
-			ks = append(ks, k)
 			w.c.Tick(sec / 10)
 		}
 		// A device keeps talking for two minutes while they sit idle.
@@ -498,6 +496,9 @@ flows:
 	expect(t, got, "posture.segmentation-violation", true)
 	if ev := got["posture.unknown-peer"].Evidence; ev.Sources[0] != "10.0.0.130" || ev.ClientIDs[0] != "laptop" {
 		t.Errorf("evidence %+v", ev)
+	}
+	if ev := got["posture.segmentation-violation"].Evidence; len(ev.Frames) != 1 || ev.Frames[0] == 0 {
+		t.Errorf("segmentation evidence names no example frame: %+v", ev)
 	}
 	// Without a policy these detectors say nothing.
 	got = run(t, w.c.Pcap(), nil)

@@ -487,6 +487,7 @@ func (i *inventory) OnFlow(f *pipeline.Flow) {
 		i.violations[k] = v
 	}
 	v.n++
+	v.frames.add(c.FirstFrame)
 	i.vspan.add(c.Start)
 }
 
@@ -528,14 +529,20 @@ func (i *inventory) Findings(Models) []Finding {
 		}
 		sort.Slice(keys, func(x, y int) bool { return i.violations[keys[x]].n > i.violations[keys[y]].n })
 		var total int64
+		var frames exemplars
 		for n, k := range keys {
 			v := i.violations[k]
 			total += v.n
+			for _, fr := range v.frames {
+				frames.add(fr)
+			}
 			if n < 20 {
 				ev.Notes = append(ev.Notes, fmt.Sprintf("%s → %s port %d: %d connections (e.g. %s)", k.from, k.to, k.port, v.n, v.ex))
 			}
 		}
 		ev.Counts["connections"] = total
+		sort.Ints(frames)
+		ev.Frames = frames
 		f := newFinding("posture.segmentation-violation", i.vspan.first, i.vspan.last, ev)
 		f.Title = fmt.Sprintf("Segmentation violations: %d connections on %d zone paths the policy does not allow", total, len(keys))
 		out = append(out, f)

@@ -3,7 +3,6 @@ package detect
 import (
 	"fmt"
 	"hash/maphash"
-	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -367,8 +366,6 @@ func top[K comparable](m map[K]int64, n int, str func(K) string) []K {
 	}
 	return ks
 }
-
-func addrString(a netip.Addr) string { return a.String() }
 
 // sorted returns the keys of a set, sorted, at most n (with "+N more").
 func sorted(set map[string]bool, n int) []string {

@@ -363,7 +363,7 @@ func decodePublish(c *cursor, p *Packet, v Version) {
 		}
 		p.Present |= FieldTopic
 		checkUTF8(p, p.Topic)
-		if bytes.IndexAny(p.Topic, "#+") >= 0 {
+		if bytes.ContainsAny(p.Topic, "#+") {
 			p.Anomalies |= AnomalyWildcardPublish // [MQTT-3.3.2-2]
 		}
 	}

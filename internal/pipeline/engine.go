@@ -255,6 +255,7 @@ func (e *Engine) packet(p *capture.Packet) {
 		e.flows.Track(&e.pkt, p.Timestamp, p.OrigLen, &e.seg)
 		f.TCP = &e.seg
 		if e.seg.New {
+			e.seg.Conn.FirstFrame = f.Num
 			e.flowEvent(FlowOpened, e.seg.Conn)
 		}
 		if a, ok := e.seg.Conn.App.(*connApp); ok {
@@ -329,6 +330,7 @@ func (e *Engine) row(r *dataset.Row, ts int64) {
 		f.TCP = &e.seg
 		c := e.seg.Conn
 		if e.seg.New {
+			c.FirstFrame = f.Num
 			e.flowEvent(FlowOpened, c)
 		}
 		switch {

@@ -17,7 +17,7 @@ type chart struct {
 	w, h                  float64
 	left, right, top, bot float64
 	x0, x1, y0, y1        float64 // data ranges
-	xlog, ylog            bool
+	ylog                  bool
 	title                 string
 }
 

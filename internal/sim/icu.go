@@ -51,11 +51,10 @@ var environmentSensors = []sensor{
 
 // device is one simulated sensor instance.
 type device struct {
-	c      *client
-	s      sensor
-	topic  string
-	value  float64
-	stopAt int64
+	c     *client
+	s     sensor
+	topic string
+	value float64
 }
 
 // startDevice connects d and publishes on its time profile until the end.

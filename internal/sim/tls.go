@@ -98,7 +98,6 @@ func (wouldBlock) Temporary() bool { return true }
 // the handshake, then buffers the simulation fills and drains.
 type swConn struct {
 	net.Conn // the pipe end during the handshake
-	mu       sync.Mutex
 	sync     bool
 	rec      func([]byte)
 	in, out  bytes.Buffer

@@ -148,6 +148,9 @@ type Conn struct {
 	// SynSeen is true when the connection's opening SYN was captured (its
 	// start is known).
 	SynSeen bool
+	// FirstFrame is the number of the connection's first frame (set by the
+	// caller that numbers frames; 0 when none does).
+	FirstFrame int
 	// App is free for the application-layer decoder's per-connection state.
 	App any
 
@@ -196,8 +199,6 @@ type half struct {
 	finSeq   uint32
 	ooo      []segment
 	oooBytes int
-	lastAck  uint32
-	ackSet   bool
 }
 
 // Segment describes one frame's TCP segment after tracking.
