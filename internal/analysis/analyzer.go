@@ -39,6 +39,9 @@ type Options struct {
 	ModelMinIntervals int
 	ModelMinMean      float64
 	ModelMinActive    float64
+	// Now is the clock of Result.Generated and of the timings (default
+	// time.Now; a fixed clock makes the output reproducible for golden tests).
+	Now func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -80,6 +83,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxHosts <= 0 {
 		o.MaxHosts = 100000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.ModelMinIntervals <= 0 {
 		o.ModelMinIntervals = 60

@@ -32,8 +32,9 @@ type FindingsFunc func(detect.Models) []detect.Finding
 // Result assembles the Result after the pass: it runs k-means and the ARIMA
 // model (concurrently), then the detectors' final step.
 func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result {
-	t0 := time.Now()
-	r := &Result{Tool: "iomtguard", Generated: time.Now().UTC(), Inputs: sum.Inputs, Warnings: sum.Warnings,
+	now := a.opts.Now
+	t0 := now()
+	r := &Result{Tool: "iomtguard", Generated: now().UTC(), Inputs: sum.Inputs, Warnings: sum.Warnings,
 		Timings: map[string]float64{}}
 	if r.Warnings == nil {
 		r.Warnings = []string{}
@@ -43,15 +44,15 @@ func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		t := time.Now()
+		t := now()
 		r.KMeans = a.kmeans()
-		tKMeans = time.Since(t).Seconds()
+		tKMeans = now().Sub(t).Seconds()
 	}()
 	go func() {
 		defer wg.Done()
-		t := time.Now()
+		t := now()
 		a.model(r)
-		tARIMA = time.Since(t).Seconds()
+		tARIMA = now().Sub(t).Seconds()
 	}()
 	a.overview(r, sum)
 	a.describe(r)
@@ -88,7 +89,7 @@ func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result 
 		r.Findings = findings(m)
 		detect.Sort(r.Findings)
 	}
-	r.Timings["finish"] = time.Since(t0).Seconds()
+	r.Timings["finish"] = now().Sub(t0).Seconds()
 	finite(r)
 	return r
 }
