@@ -2,7 +2,6 @@ package report_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
-	"github.com/iomtguard/iomtguard/internal/browser"
+	"github.com/iomtguard/iomtguard/internal/browsertest"
 	"github.com/iomtguard/iomtguard/internal/demo"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/report"
@@ -49,38 +48,28 @@ func demoReport(t *testing.T, dir string) *analysis.Result {
 // Without a browser the test skips, unless IOMTGUARD_REQUIRE_BROWSER=1 (set
 // by .ci/run, which installs Chromium).
 func TestReportInBrowser(t *testing.T) {
-	path := browser.Find()
-	if path == "" {
-		if os.Getenv("IOMTGUARD_REQUIRE_BROWSER") == "1" {
-			t.Fatal("no Chromium found and IOMTGUARD_REQUIRE_BROWSER=1")
-		}
-		t.Skip("no Chromium on PATH (apt-get install chromium); set IOMTGUARD_CHROMIUM to use another binary")
-	}
+	path := browsertest.Need(t)
 	dir := t.TempDir()
 	demoReport(t, dir)
 	page := "file://" + filepath.ToSlash(filepath.Join(dir, report.HTMLFile))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := browser.Launch(ctx, path)
-	if err != nil {
-		t.Fatalf("launching %s: %v", path, err)
-	}
-	defer b.Close()
-	sess, err := b.NewPage(ctx, 1280, 900)
+	b, err := browsertest.Open(ctx, path, 1280, 900)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range checkPage(ctx, t, b, sess, page) {
+	defer b.Close()
+	for _, p := range checkPage(t, b, page) {
 		t.Error(p)
 	}
 
 	// Screenshot and print.
-	png, err := b.Screenshot(ctx, sess)
+	png, err := b.Screenshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pdf, err := b.PDF(ctx, sess)
+	pdf, err := b.PDF()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,57 +92,26 @@ func TestReportInBrowser(t *testing.T) {
 }
 
 // checkPage loads page and returns what is wrong with it.
-func checkPage(ctx context.Context, t *testing.T, b *browser.Browser, sess, page string) (problems []string) {
+func checkPage(t *testing.T, b *browsertest.Page, page string) (problems []string) {
 	t.Helper()
-	events, err := b.Navigate(ctx, sess, page)
-	if err != nil {
+	if err := b.Navigate(page); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(200 * time.Millisecond) // late console messages and requests
 
 	// Console and network.
+	problems = append(problems, b.Logs()...)
 	want, _ := url.Parse(page)
-	for _, ev := range events {
-		switch ev.Method {
-		case "Runtime.exceptionThrown":
-			problems = append(problems, fmt.Sprintf("exception in the page: %s", ev.Params))
-		case "Runtime.consoleAPICalled":
-			var p struct {
-				Type string `json:"type"`
-				Args []struct {
-					Value any `json:"value"`
-				} `json:"args"`
-			}
-			json.Unmarshal(ev.Params, &p)
-			if p.Type == "error" || p.Type == "warning" || p.Type == "assert" {
-				problems = append(problems, fmt.Sprintf("console %s: %v", p.Type, p.Args))
-			}
-		case "Log.entryAdded":
-			var p struct {
-				Entry struct {
-					Level, Text, URL string
-				} `json:"entry"`
-			}
-			json.Unmarshal(ev.Params, &p)
-			if p.Entry.Level == "error" || p.Entry.Level == "warning" {
-				problems = append(problems, fmt.Sprintf("console %s: %s %s", p.Entry.Level, p.Entry.Text, p.Entry.URL))
-			}
-		case "Network.requestWillBeSent":
-			var p struct {
-				Request struct {
-					URL string `json:"url"`
-				} `json:"request"`
-			}
-			json.Unmarshal(ev.Params, &p)
-			got, _ := url.Parse(p.Request.URL)
-			if got == nil || got.Scheme != "file" || got.Path != want.Path {
-				problems = append(problems, fmt.Sprintf("the page made a request: %s", p.Request.URL))
-			}
+	for _, r := range b.Requests() {
+		got, _ := url.Parse(r)
+		if got == nil || got.Scheme != "file" || got.Path != want.Path {
+			problems = append(problems, fmt.Sprintf("the page made a request: %s", r))
 		}
 	}
 
 	// Sections.
-	var ids []string
-	if err := b.Eval(ctx, sess, `[...document.querySelectorAll("main section[id], body section[id]")].map(s => s.id)`, &ids); err != nil {
+	ids, err := browsertest.Eval[[]string](b, `[...document.querySelectorAll("main section[id], body section[id]")].map(s => s.id)`)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(ids, ",") != strings.Join(sections, ",") {
@@ -181,14 +139,14 @@ func checkPage(ctx context.Context, t *testing.T, b *browser.Browser, sess, page
 	  const outside = texts.filter(t => t.b.left < r.left - 1 || t.b.right > r.right + 1 || t.b.top < r.top - 1 || t.b.bottom > r.bottom + 1).map(t => t.s);
 	  return {name: f.dataset.figure, width: r.width, height: r.height, marks, overlaps, outside};
 	})`
-	var figs []struct {
+	figs, err := browsertest.Eval[[]struct {
 		Name          string
 		Width, Height float64
 		Marks         int
 		Overlaps      []string
 		Outside       []string
-	}
-	if err := b.Eval(ctx, sess, probe, &figs); err != nil {
+	}](b, probe)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(figs) < 7 {
@@ -216,13 +174,7 @@ func checkPage(ctx context.Context, t *testing.T, b *browser.Browser, sess, page
 // request to the network, a console error, a missing section, an empty
 // figure and overlapping labels.
 func TestBrowserCheckCatchesProblems(t *testing.T) {
-	path := browser.Find()
-	if path == "" {
-		if os.Getenv("IOMTGUARD_REQUIRE_BROWSER") == "1" {
-			t.Fatal("no Chromium found and IOMTGUARD_REQUIRE_BROWSER=1")
-		}
-		t.Skip("no Chromium on PATH")
-	}
+	path := browsertest.Need(t)
 	dir := t.TempDir()
 	var sec strings.Builder
 	for _, id := range sections[:8] {
@@ -238,16 +190,12 @@ func TestBrowserCheckCatchesProblems(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := browser.Launch(ctx, path)
+	b, err := browsertest.Open(ctx, path, 1280, 900)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	sess, err := b.NewPage(ctx, 1280, 900)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := strings.Join(checkPage(ctx, t, b, sess, "file://"+filepath.ToSlash(page)), "\n")
+	got := strings.Join(checkPage(t, b, "file://"+filepath.ToSlash(page)), "\n")
 	for _, want := range []string{"request: http://192.0.2.1/pixel.png", "console error", "sections =", "figures in the page", "data marks", "labels overlap"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems do not mention %q:\n%s", want, got)
