@@ -17,6 +17,7 @@ dir=$(mkdir -p "${1:?usage: corpus.sh DIR}" && cd "$1" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d); chmod 755 "$work"
 trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+(cd "$root" && CGO_ENABLED=0 go build -o "$work/iomtguard" ./cmd/iomtguard)
 cd "$work"
 : > "$dir/benign.list"; : > "$dir/decode-as"
 
@@ -75,9 +76,9 @@ record mosquitto-port-4444 lo 4444 mqtt odd; benign mosquitto-port-4444
 record mosquitto-sll2 any 21883 mqtt session_v mqttv311; benign mosquitto-sll2
 
 # 10-11: TLS 1.2 and 1.3 with client certificates (certificates from iomtguard pki).
-go run "$root/cmd/iomtguard" pki init --dir "$work/ca" >/dev/null
-go run "$root/cmd/iomtguard" pki issue --dir "$work/ca" --name broker --server --host 127.0.0.1 >/dev/null
-go run "$root/cmd/iomtguard" pki issue --dir "$work/ca" --name bed1-ecg >/dev/null
+"$work/iomtguard" pki init --dir "$work/ca" >/dev/null
+"$work/iomtguard" pki issue --dir "$work/ca" --name broker --server --host 127.0.0.1 >/dev/null
+"$work/iomtguard" pki issue --dir "$work/ca" --name bed1-ecg >/dev/null
 chmod -R a+r "$work/ca"
 for v in 1.2 1.3; do
   broker "listener 2888${v#1.} 127.0.0.1" "cafile $work/ca/ca.crt" "certfile $work/ca/broker.crt" "keyfile $work/ca/broker.key" \
@@ -144,17 +145,26 @@ require('net').createServer(aedes.handle).listen(21888, '127.0.0.1')
 JS
 node aedes.js & for i in $(seq 1 50); do (echo > /dev/tcp/127.0.0.1/21888) 2>/dev/null && break; sleep 0.2; done
 cat > js.js <<'JS'
+// Prints the packets this client sent and received, as "msgtype count"
+// lines: the reference for MQTT inside WebSocket, which tshark cannot decode.
 const mqtt = require('mqtt')
 const [url, v] = [process.argv[2], +process.argv[3]]
+const types = { connect: 1, connack: 2, publish: 3, puback: 4, pubrec: 5, pubrel: 6, pubcomp: 7, subscribe: 8, suback: 9, pingreq: 12, pingresp: 13, disconnect: 14 }
+const n = {}
+const count = (p) => { n[types[p.cmd]] = (n[types[p.cmd]] || 0) + 1 }
 const c = mqtt.connect(url, { protocolVersion: v, clientId: 'mqttjs-' + v, keepalive: 10 })
+c.on('packetsend', count)
+c.on('packetreceive', (p) => { count(p); if (p.cmd === 'connack') count({ cmd: 'connect' }) })
+const done = () => { for (const k of Object.keys(n).sort((a, b) => a - b)) console.log(k, n[k]); process.exit(0) }
 c.on('connect', () => c.subscribe('ward/#', { qos: 1 }, () => {
   for (let i = 0; i < 5; i++) c.publish('ward/bed' + i + '/temp', '36.' + i, { qos: i % 3 })
-  setTimeout(() => c.end(false, {}, () => process.exit(0)), 400)
+  setTimeout(() => { c.end(); setTimeout(done, 300) }, 400)
 }))
 setTimeout(() => process.exit(1), 5000)
 JS
 record mqttjs-aedes lo 21888 mqtt node js.js mqtt://127.0.0.1:21888 4; benign mqttjs-aedes
-record mqttjs-ws-mochi lo 21886 http node js.js ws://127.0.0.1:21886/ 5; benign mqttjs-ws-mochi
+wsrun() { node js.js ws://127.0.0.1:21886/ 5 > "$dir/mqttjs-ws-mochi.counts"; }
+record mqttjs-ws-mochi lo 21886 http wsrun; benign mqttjs-ws-mochi
 
 # 17-18: attacks by real tools (not benign): a password guesser and a '#' subscriber.
 mosquitto_passwd -b -c "$work/pw" pump1 correct-horse 2>/dev/null; chmod 644 "$work/pw"
@@ -165,8 +175,8 @@ snoop() { mosquitto_sub -h 127.0.0.1 -p 21883 -i snoop -t '#' -t '$SYS/#' -W 2 >
 record mosquitto-snoop lo 21883 mqtt snoop
 
 # 19-20: the simulator on Ethernet and a 20-bed ward (other link type, many hosts).
-go run "$root/cmd/iomtguard" simulate --link ethernet --duration 2m --seed 7 -o "$dir/sim-ethernet.pcap" 2>/dev/null; benign sim-ethernet
-go run "$root/cmd/iomtguard" simulate --beds 20 --duration 2m --seed 8 -o "$dir/sim-20beds.pcapng" 2>/dev/null; benign sim-20beds
+"$work/iomtguard" simulate --link ethernet --duration 2m --seed 7 -o "$dir/sim-ethernet.pcap" 2>/dev/null; benign sim-ethernet
+"$work/iomtguard" simulate --beds 20 --duration 2m --seed 8 -o "$dir/sim-20beds.pcapng" 2>/dev/null; benign sim-20beds
 
 # 21-26: damaged copies: cut at an odd byte, a record header garbled, gzip cut short.
 python3 - "$dir" <<'PY'

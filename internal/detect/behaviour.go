@@ -143,9 +143,9 @@ var outlierSpec = Spec{
 	Name: "outlier",
 	IDs:  []string{"anomaly.outlier"},
 	Rule: "Reads the K-means outliers (rare frame sizes far from every cluster; see the report's K-means section). " +
-		"The finding is low when an outlier lies strong_distance standardised units or more from its centroid, " +
-		"info otherwise (every capture has a few rare shapes, such as its CONNECTs).",
-	Params: []Param{{"strong_distance", 4, "", "distance that makes the finding low rather than info"}},
+		"Outliers strong_distance standardised units or more from their centroid make a low finding; nearer ones " +
+		"stay in the report's anomaly section (every capture has a few rare shapes, such as its CONNECTs).",
+	Params: []Param{{"strong_distance", 4, "", "distance from its centroid that makes an outlier a finding"}},
 	New:    func(e *Env) Detector { return &outlier{strong: e.P("strong_distance")} },
 }
 
@@ -155,13 +155,19 @@ type outlier struct {
 }
 
 func (d *outlier) Findings(m Models) []Finding {
-	if len(m.Outliers) == 0 {
+	var far []Outlier
+	for _, o := range m.Outliers {
+		if o.Score >= d.strong {
+			far = append(far, o)
+		}
+	}
+	if len(far) == 0 {
 		return nil
 	}
-	ev := Evidence{Counts: map[string]int64{"outlier_points": int64(len(m.Outliers))}}
+	ev := Evidence{Counts: map[string]int64{"outlier_points": int64(len(far))}}
 	var sp span
 	var frames exemplars
-	for i, o := range m.Outliers {
+	for i, o := range far {
 		sp.add(o.Time.UnixNano())
 		frames.add(o.Frame)
 		if i < 20 {
@@ -175,12 +181,7 @@ func (d *outlier) Findings(m Models) []Finding {
 	sort.Ints(frames)
 	ev.Frames = frames
 	f := newFinding("anomaly.outlier", sp.first, sp.last, ev)
-	f.Severity = Info
-	for _, o := range m.Outliers {
-		if o.Score >= d.strong {
-			f.Severity = Low
-		}
-	}
-	f.Title = fmt.Sprintf("%d rare packet shapes far from the normal traffic", len(m.Outliers))
+	f.Severity = Low
+	f.Title = fmt.Sprintf("%d rare packet shapes far from the normal traffic", len(far))
 	return []Finding{f}
 }
