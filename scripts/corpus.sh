@@ -75,17 +75,12 @@ record mosquitto-port-4444 lo 4444 mqtt odd; benign mosquitto-port-4444
 # 9: link type Linux cooked v2 (tcpdump -i any).
 record mosquitto-sll2 any 21883 mqtt session_v mqttv311; benign mosquitto-sll2
 
-# 10-11: TLS 1.2 and 1.3 with client certificates (certificates from iomtguard pki).
+# Certificates from iomtguard pki for the TLS captures below.
 "$work/iomtguard" pki init --dir "$work/ca" >/dev/null
 "$work/iomtguard" pki issue --dir "$work/ca" --name broker --server --host 127.0.0.1 >/dev/null
 "$work/iomtguard" pki issue --dir "$work/ca" --name bed1-ecg >/dev/null
-chmod -R a+r "$work/ca"
-for v in 1.2 1.3; do
-  broker "listener 2888${v#1.} 127.0.0.1" "cafile $work/ca/ca.crt" "certfile $work/ca/broker.crt" "keyfile $work/ca/broker.key" \
-    "require_certificate true" "use_identity_as_username true" "tls_version tlsv$v" "allow_anonymous false"
-  tlsrun() { mosquitto_pub -h 127.0.0.1 -p "2888${1#1.}" --cafile "$work/ca/ca.crt" --cert "$work/ca/bed1-ecg.crt" --key "$work/ca/bed1-ecg.key" -t icu/bed1/ecg -m 72 -q 1; }
-  record "mosquitto-tls$v" lo "2888${v#1.}" tls tlsrun $v; benign "mosquitto-tls$v"
-done
+chmod -R a+rX "$work/ca"
+
 
 # 12-14: Eclipse Paho (Go) 3.1.1 and 5.0, and mochi-mqtt's own server program.
 GOFLAGS=-mod=mod go run github.com/mochi-mqtt/server/v2/cmd@v2.7.9 -tcp 127.0.0.1:21885 -ws 127.0.0.1:21886 -info 127.0.0.1:21887 >/dev/null 2>&1 &
@@ -95,6 +90,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -106,6 +103,24 @@ import (
 
 func main() {
 	addr, v := os.Args[1], os.Args[2]
+	if v == "tls12" { // MQTT 3.1.1 over TLS 1.2 with a client certificate: CA, certificate, key
+		pool := x509.NewCertPool()
+		ca, _ := os.ReadFile(os.Args[3])
+		pool.AppendCertsFromPEM(ca)
+		pair, err := tls.LoadX509KeyPair(os.Args[4], os.Args[5])
+		if err != nil {
+			panic(err)
+		}
+		o := paho3.NewClientOptions().AddBroker("ssl://" + addr).SetClientID("bed1-ecg").
+			SetTLSConfig(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MaxVersion: tls.VersionTLS12})
+		c := paho3.NewClient(o)
+		if t := c.Connect(); t.Wait() && t.Error() != nil {
+			panic(t.Error())
+		}
+		c.Publish("icu/bed1/ecg", 1, false, "72").Wait()
+		c.Disconnect(100)
+		return
+	}
 	if v == "3" {
 		o := paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("paho3-monitor").SetKeepAlive(5 * time.Second)
 		c := paho3.NewClient(o)
@@ -136,6 +151,17 @@ mkdir -p "$work/pahomod" && mv "$work/paho.go" "$work/pahomod/main.go"
 record paho3-mosquitto lo 21883 mqtt "$work/paho" 127.0.0.1:21883 3; benign paho3-mosquitto
 record paho5-mosquitto lo 21883 mqtt "$work/paho" 127.0.0.1:21883 5; benign paho5-mosquitto
 record paho5-mochi lo 21885 mqtt "$work/paho" 127.0.0.1:21885 5; benign paho5-mochi
+
+# TLS 1.2 (Paho in Go, the client capping the version) and 1.3 (mosquitto_pub), client certificates.
+for v in 1.2 1.3; do
+  port=$([ $v = 1.2 ] && echo 8883 || echo 8884)
+  broker "listener $port 127.0.0.1" "cafile $work/ca/ca.crt" "certfile $work/ca/broker.crt" "keyfile $work/ca/broker.key" \
+    "require_certificate true" "use_identity_as_username true" "allow_anonymous false"
+done
+record mosquitto-tls1.2 lo 8883 tls "$work/paho" 127.0.0.1:8883 tls12 "$work/ca/ca.crt" "$work/ca/bed1-ecg.crt" "$work/ca/bed1-ecg.key"; benign mosquitto-tls1.2
+tls13() { mosquitto_pub -h 127.0.0.1 -p 8884 --cafile "$work/ca/ca.crt" --cert "$work/ca/bed1-ecg.crt" --key "$work/ca/bed1-ecg.key" -t icu/bed1/ecg -m 72 -q 1; }
+record mosquitto-tls1.3 lo 8884 tls tls13; benign mosquitto-tls1.3
+
 
 # 15-16: MQTT.js with the aedes broker (TCP), and over WebSocket to mochi.
 npm init -y >/dev/null; npm install --silent mqtt@5.16.0 aedes@0.51.3 >/dev/null 2>&1
