@@ -267,7 +267,7 @@ func TestAnalyzeRandomSlices(t *testing.T) {
 		caps = append(caps, recs)
 	}
 	n := 2000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 200
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
