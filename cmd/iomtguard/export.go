@@ -19,6 +19,8 @@ type exportOptions struct {
 	label    string
 	dialect  string
 	payloads bool
+	reveal   bool
+	frames   string
 	quiet    bool
 }
 
@@ -32,14 +34,23 @@ are merged in time order) and writes:
 
   --format icu-csv   the IoT Healthcare Security Dataset schema: tshark's field export of the
                      50 fields in the dataset (one row per frame, first value per frame, as
-                     tshark -E occurrence=f) plus class and label. The payload columns
-                     (tcp.payload, mqtt.msg) hold patient data and stay empty unless
-                     --payloads is given. The default dialect writes
-                     exactly what tshark 4.0 writes; --dialect released writes what the
-                     released Kaggle files hold (empty cells as 0, 0x%08x flags, colon hex).
+                     tshark -E occurrence=f) plus class and label. Every frame is a row
+                     (--frames mqtt keeps only the frames that complete an MQTT packet, as
+                     the released files and 'simulate --format icu-csv' do). The payload
+                     columns (tcp.payload, mqtt.msg) hold patient data and stay empty unless
+                     --payloads is given. The default dialect writes exactly what tshark 4.0
+                     writes; --dialect released writes what the released Kaggle files hold
+                     (empty cells as 0, 0x%08x flags, colon hex).
   --format jsonl     one JSON object per MQTT control packet with ts, src, dst, sport, dport,
                      msgtype, type, version and the packet's fields. Passwords are never
                      written (password_present only); payloads only with --payloads.
+
+Credentials are masked. With --payloads, the bytes of tcp.payload that hold a credential
+(CONNECT passwords, MQTT 5 authentication data, the token, Authorization and Cookie of a
+WebSocket upgrade) are written as '*' (hex 2a), one for each byte, so lengths stay true;
+where iomtguard cannot place them exactly (bytes read out of order or after a capture gap,
+MQTT inside WebSocket frames) it masks more, never less. --reveal-credentials writes them as
+captured (what tshark writes). User names and client IDs are not credentials and are kept.
 
 MQTT is recognised on any TCP port by its framing, not only on 1883.`,
 		Example: `  iomtguard export --format icu-csv -o icu.csv capture.pcap
@@ -57,6 +68,8 @@ MQTT is recognised on any TCP port by its framing, not only on 1883.`,
 	f.StringVar(&o.label, "label", "", "icu-csv: value of the label column (0 benign, 1 attack)")
 	f.StringVar(&o.dialect, "dialect", "tshark", "icu-csv: tshark (tshark 4.0's text) or released (the Kaggle files' text)")
 	f.BoolVar(&o.payloads, "payloads", false, "include payloads (patient data!): icu-csv tcp.payload and mqtt.msg (up to 16 MiB each); jsonl PUBLISH and will payloads cut at 256 bytes")
+	f.BoolVar(&o.reveal, "reveal-credentials", false, "icu-csv with --payloads: write passwords and authentication data in tcp.payload as captured instead of masked")
+	f.StringVar(&o.frames, "frames", "all", "icu-csv: all (a row per frame, as tshark) or mqtt (only frames that complete an MQTT packet, as the released files)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar on stderr (warnings about damaged input are always printed)")
 	return cmd
 }
@@ -73,6 +86,12 @@ func runExport(cmd *cobra.Command, o exportOptions, args []string, stdout, stder
 	}
 	if o.format != "icu-csv" && o.format != "jsonl" {
 		return usageError{fmt.Errorf("--format: want icu-csv or jsonl, not %q", o.format)}
+	}
+	if o.frames != "all" && o.frames != "mqtt" {
+		return usageError{fmt.Errorf("--frames: want all or mqtt, not %q", o.frames)}
+	}
+	if o.reveal && (o.format != "icu-csv" || !o.payloads) {
+		return usageError{fmt.Errorf("--reveal-credentials applies to --format icu-csv with --payloads (the only output that writes raw bytes)")}
 	}
 	inputs, err := openInputs(args)
 	if err != nil {
@@ -95,7 +114,7 @@ func runExport(cmd *cobra.Command, o exportOptions, args []string, stdout, stder
 	switch o.format {
 	case "icu-csv":
 		x := export.NewICUCSV(bw, dialect, o.class, o.label)
-		x.Payloads = o.payloads
+		x.Payloads, x.RevealCredentials, x.OnlyMQTT = o.payloads, o.reveal, o.frames == "mqtt"
 		consumer, closeFn = x, x.Close
 	case "jsonl":
 		x := export.NewJSONL(bw, export.JSONLOptions{Payloads: o.payloads})

@@ -33,6 +33,8 @@ type simulateOptions struct {
 	anonymous      bool
 	retainPHI      bool
 	labels         string
+	reveal         bool
+	frames         string
 	beds           int
 	start          string
 	// live mode
@@ -67,9 +69,12 @@ iomtguard eval reads.
 from crypto/rand, so with --tls the same seed gives the same timing and sizes, not the same bytes);
 attackers keep the cleartext port 1883.
 
---format pcapng (default) or pcap writes a capture (gzip-compressed when the name ends in .gz); --format icu-csv writes the dataset's CSV
-directly, as the released files hold it: only the frames carrying MQTT, with class and label
-per frame (Attack/1 for attack frames).
+--format pcapng (default) or pcap writes a capture (gzip-compressed when the name ends in .gz).
+--format icu-csv writes the dataset's CSV directly, as the released files hold it: only the
+frames that complete an MQTT packet (--frames all writes every frame, as 'iomtguard export'
+does by default), payload columns filled (the readings are simulated), and class and label per
+frame (Attack/1 for attack frames). Credentials are masked in tcp.payload as 'export' masks
+them ('*' for each byte); --reveal-credentials writes them as sent.
 
 Live mode: --broker HOST:PORT runs the same devices and nurse station as real MQTT 3.1.1
 clients (Eclipse Paho) against a broker (Mosquitto, or the iomtguard gateway) for --duration
@@ -107,6 +112,8 @@ divides every sensor's period. Attacks are simulated offline only.`,
 	f.BoolVar(&o.anonymous, "anonymous", false, "devices connect without credentials (the broker allows anonymous access)")
 	f.BoolVar(&o.retainPHI, "retain-phi", false, "control units publish retained patient records (MRN, name, date of birth)")
 	f.StringVar(&o.labels, "labels", "", "write the ground truth (YAML) to this file")
+	f.BoolVar(&o.reveal, "reveal-credentials", false, "icu-csv: write the CONNECT passwords in tcp.payload as sent instead of masked")
+	f.StringVar(&o.frames, "frames", "mqtt", "icu-csv: mqtt (only frames that complete an MQTT packet, as the released files) or all (a row per frame, as export)")
 	f.IntVar(&o.beds, "beds", 2, "number of beds")
 	f.StringVar(&o.start, "start", "2026-01-05T08:00:00Z", "timestamp of the first frame (RFC 3339)")
 	f.StringVar(&o.broker, "broker", "", "live mode: run the scenario against this broker (host:port)")
@@ -190,6 +197,12 @@ func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Write
 	default:
 		return usageError{fmt.Errorf("--format: want pcapng, pcap or icu-csv, not %q", format)}
 	}
+	if o.frames != "mqtt" && o.frames != "all" {
+		return usageError{fmt.Errorf("--frames: want mqtt or all, not %q", o.frames)}
+	}
+	if format != "icu-csv" && (o.reveal || o.set != nil && o.set("frames")) {
+		return usageError{errors.New("--reveal-credentials and --frames apply to --format icu-csv (a capture holds the traffic as sent)")}
+	}
 	if err != nil {
 		return err
 	}
@@ -203,7 +216,7 @@ func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Write
 	out := buf.Bytes()
 	if format == "icu-csv" {
 		var csvBuf bytes.Buffer
-		if err := simulatedCSV(ctx, out, truth, &csvBuf); err != nil {
+		if err := simulatedCSV(ctx, out, truth, o.frames == "mqtt", o.reveal, &csvBuf); err != nil {
 			return err
 		}
 		out = csvBuf.Bytes()
@@ -246,14 +259,14 @@ func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Write
 // simulatedCSV runs the simulated capture through the pipeline into the
 // dataset's CSV, as the released files hold it: the frames carrying MQTT,
 // with per-frame class and label.
-func simulatedCSV(ctx context.Context, pcapng []byte, truth *sim.GroundTruth, w io.Writer) error {
+func simulatedCSV(ctx context.Context, pcapng []byte, truth *sim.GroundTruth, onlyMQTT, reveal bool, w io.Writer) error {
 	in, err := pipeline.NewInput("simulated", bytes.NewReader(pcapng))
 	if err != nil {
 		return err
 	}
 	x := export.NewICUCSV(w, export.DialectReleased, "", "")
-	x.Payloads = true
-	x.OnlyMQTT = true
+	x.Payloads, x.RevealCredentials = true, reveal
+	x.OnlyMQTT = onlyMQTT
 	x.Labeler = truth.FrameLabel
 	if _, err := pipeline.New(pipeline.Options{}, x).Run(ctx, in); err != nil {
 		return err

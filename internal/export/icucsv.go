@@ -32,13 +32,19 @@ const (
 // column holds the first value of that field in the frame.
 //
 // The payload columns (tcp.payload, mqtt.msg) carry patient data: they are
-// written only when Payloads is set, and left absent otherwise.
+// written only when Payloads is set, and left absent otherwise. Even then
+// the credentials in tcp.payload (CONNECT passwords, MQTT 5 authentication
+// data, WebSocket upgrade tokens: pipeline.Frame.Secret) are masked byte for
+// byte, keeping the length, unless RevealCredentials is set.
 //
 // Work is split in two stages: the pipeline's goroutine copies each row's
 // values into a batch; a second goroutine formats and writes batches in order.
 type ICUCSV struct {
 	pipeline.Nop
 	Payloads bool
+	// RevealCredentials writes credential bytes as captured instead of
+	// masking them with pipeline.MaskByte.
+	RevealCredentials bool
 	// OnlyMQTT writes only the frames that complete an MQTT packet, as the
 	// released dataset files (tshark -Y mqtt) do.
 	OnlyMQTT bool
@@ -197,7 +203,7 @@ func (x *ICUCSV) OnFrame(f *pipeline.Frame) {
 	r := &b.recs[len(b.recs)-1]
 	if f.Row != nil {
 		// A dataset row's own columns are authoritative (tshark wrote them).
-		x.recordRow(r, f.Row)
+		x.recordRow(r, f)
 	} else {
 		x.record(r, f)
 	}
@@ -212,6 +218,15 @@ func (x *ICUCSV) OnFrame(f *pipeline.Frame) {
 		x.full <- b
 		x.cur = nil
 	}
+}
+
+// keepPayload keeps a frame's TCP payload, its credentials masked.
+func (x *ICUCSV) keepPayload(f *pipeline.Frame, b []byte) span {
+	s := x.keep(b)
+	if !x.RevealCredentials && len(f.Secret) > 0 {
+		f.MaskSecrets(x.cur.arena[s.off : s.off+s.n])
+	}
+	return s
 }
 
 func (x *ICUCSV) keep(b []byte) span {
@@ -248,7 +263,7 @@ func (x *ICUCSV) record(r *rowRec, f *pipeline.Frame) {
 		r.hdrLen, r.window, r.checksum = t.HdrLen, t.Window, t.Checksum
 		if x.Payloads && l.PayloadLen > 0 && len(l.Payload) > 0 {
 			r.has |= hasPayload
-			r.payload = x.keep(l.Payload)
+			r.payload = x.keepPayload(f, l.Payload)
 		}
 		if f.PDUSize > 0 {
 			r.has |= hasPDU
@@ -377,7 +392,8 @@ func (x *ICUCSV) Close() error {
 }
 
 // recordRow copies a dataset row (ICU CSV input) into r.
-func (x *ICUCSV) recordRow(r *rowRec, row *dataset.Row) {
+func (x *ICUCSV) recordRow(r *rowRec, f *pipeline.Frame) {
+	row := f.Row
 	has := func(c int) bool { return row.Has[c] }
 	if row.Class != "" {
 		r.class = x.keep([]byte(row.Class))
@@ -400,7 +416,7 @@ func (x *ICUCSV) recordRow(r *rowRec, row *dataset.Row) {
 		r.hdrLen, r.window, r.checksum = uint8(row.HdrLen), uint16(row.Window), row.Checksum
 		if x.Payloads && len(row.Payload) > 0 {
 			r.has |= hasPayload
-			r.payload = x.keep(row.Payload)
+			r.payload = x.keepPayload(f, row.Payload)
 		}
 		if has(dataset.ColPDUSize) && row.PDUSize > 0 {
 			r.has |= hasPDU

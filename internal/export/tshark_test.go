@@ -86,6 +86,7 @@ func exportICU(t *testing.T, path string) []byte {
 	var buf bytes.Buffer
 	x := export.NewICUCSV(&buf, export.DialectTshark, "", "")
 	x.Payloads = true
+	x.RevealCredentials = true // as tshark writes them (masking: TestMasking)
 	if _, err := pipeline.New(pipeline.Options{MaxPacketBuffer: 16 << 20}, x).Run(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}

@@ -183,6 +183,14 @@ func (f *Framer) Gap(n int) (lost bool) {
 // reported as truncated by the caller).
 func (f *Framer) Pending() bool { return f.got > 0 }
 
+// Got is how many bytes of the incomplete packet have gone by (held,
+// skipped past the buffer limit, or lost to gaps).
+func (f *Framer) Got() int { return f.got }
+
+// PendingGapped reports whether the incomplete packet lost bytes to a gap
+// (what is held of it is then not contiguous).
+func (f *Framer) PendingGapped() bool { return f.gapped }
+
 // PendingBytes returns what is held of an incomplete packet and its announced size.
 func (f *Framer) PendingBytes() ([]byte, int) { return f.buf, f.total }
 

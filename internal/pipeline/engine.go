@@ -99,6 +99,10 @@ type Engine struct {
 	// a connection picked up mid-stream takes its direction from them.
 	brokers map[netip.AddrPort]struct{}
 
+	spans   []mqtt.Span // scratch for credential spans
+	secret  []mqtt.Span // the current frame's Secret
+	rowData bool        // Data is being given an ICU CSV row's payload
+
 	sum     Summary
 	started bool
 	first   int64
@@ -258,7 +262,21 @@ func (e *Engine) packet(p *capture.Packet) {
 			e.seg.Conn.FirstFrame = f.Num
 			e.flowEvent(FlowOpened, e.seg.Conn)
 		}
-		if a, ok := e.seg.Conn.App.(*connApp); ok {
+		if n := len(e.pkt.Payload); n > 0 {
+			rel := e.seg.RelSeq
+			if e.pkt.TCP.Flags&packet.FlagSYN != 0 {
+				rel++
+			}
+			if a, ok := e.seg.Conn.App.(*connApp); ok {
+				f.Proto = a.proto
+				e.frameSecrets(f, a, e.seg.Dir, a.cred[e.seg.Dir].unwrap(rel), n)
+			} else {
+				// None of the connection's bytes has been read yet (this
+				// segment is held out of order): it could be a CONNECT.
+				e.secret = append(e.secret[:0], mqtt.Span{Len: n})
+				f.Secret = e.secret
+			}
+		} else if a, ok := e.seg.Conn.App.(*connApp); ok {
 			f.Proto = a.proto
 		}
 	}
@@ -335,12 +353,17 @@ func (e *Engine) row(r *dataset.Row, ts int64) {
 		}
 		switch {
 		case len(r.Payload) > 0:
+			e.rowData = true
 			e.Data(c, e.seg.Dir, r.Payload)
+			e.rowData = false
 		case r.MsgType != 0:
 			e.rowMQTT(c, e.seg.Dir, r)
 		}
 		if a, ok := c.App.(*connApp); ok {
 			f.Proto = a.proto
+			if n := len(r.Payload); n > 0 {
+				e.frameSecrets(f, a, e.seg.Dir, a.cred[e.seg.Dir].rowPos-int64(n), n)
+			}
 		}
 	}
 	for _, c := range e.cons {
@@ -405,6 +428,7 @@ type connApp struct {
 	tls   *tlsState
 	ws    *websocket.Conn // the connection upgraded to WebSocket (its frames carry the MQTT)
 	wsDir tcpstream.Dir   // the direction of the client's upgrade request
+	cred  [2]credTrack    // where each direction's credentials are (secrets.go)
 }
 
 type tlsState struct {
@@ -424,19 +448,45 @@ func (e *Engine) app(c *tcpstream.Conn) *connApp {
 // Data implements tcpstream.Receiver.
 func (e *Engine) Data(c *tcpstream.Conn, d tcpstream.Dir, b []byte) {
 	app := e.app(c)
+	t := &app.cred[d]
+	at := t.rowPos
+	if !e.rowData {
+		at = t.unwrap(c.Pos(d))
+	}
+	t.pos, t.known = at, true
+	end := at + int64(len(b))
 	if app.proto == ProtoUnknown || (app.proto == ProtoOther && app.tries < 4) {
 		e.classify(c, d, app, b)
 	}
-	if app.ws != nil {
+	switch {
+	case app.ws != nil:
+		if !t.wsSet {
+			t.wsBase, t.wsSet = at, true
+		}
 		e.wsData(c, d, app, b)
-		return
-	}
-	switch app.proto {
-	case ProtoMQTT:
-		e.mqttData(c, d, app.sess, b)
-	case ProtoTLS:
+		if app.ws != nil {
+			t.scanned = t.wsBase + app.ws.Done(app.wsIndex(d))
+		} else {
+			t.scanned = end
+		}
+	case app.proto == ProtoMQTT:
+		e.mqttData(c, d, app.sess, b, t, at)
+		t.scanned = end
+	case app.proto == ProtoTLS:
 		e.tlsData(c, d, app, b)
+		t.scanned = end
+	default:
+		t.scanned = end
 	}
+	t.pos, t.rowPos = end, end
+}
+
+// wsIndex is the WebSocket decoder's index of direction d (0: the client's).
+func (a *connApp) wsIndex(d tcpstream.Dir) int {
+	if d == a.wsDir {
+		return 0
+	}
+	return 1
 }
 
 func (e *Engine) classify(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []byte) {
@@ -453,6 +503,10 @@ func (e *Engine) classify(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []
 		// request completes), on any port.
 		app.proto = ProtoWebSocket
 		app.ws, app.wsDir = &websocket.Conn{}, d
+		app.ws.OnSecret = func(wd int, from, to int64) {
+			t := &app.cred[app.wsDir]
+			t.add(t.wsBase+from, t.wsBase+to)
+		}
 		return
 	case e.isMQTTPort(c.A.Port()) || e.isMQTTPort(c.B.Port()):
 	case mqtt.LooksLikeConnect(b):
@@ -483,6 +537,12 @@ func (e *Engine) newSession(c *tcpstream.Conn, app *connApp) {
 	}
 	app.sess = s
 	e.sum.MQTTConns++
+	if e.rowData || !c.SynSeen {
+		// The connection's first bytes may be the middle of a packet
+		// (picked up mid-stream, or ICU CSV rows, which hold no sequence
+		// numbers to order them by): mask until a packet decodes cleanly.
+		app.cred[0].dubious, app.cred[1].dubious = true, true
+	}
 }
 
 // maxBrokers bounds the table of known broker endpoints.
@@ -526,11 +586,9 @@ func (e *Engine) noteBroker(c *tcpstream.Conn, s *Session) {
 // first message is a CONNECT; their bytes then go to the MQTT framer as if
 // sent on TCP.
 func (e *Engine) wsData(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []byte) {
-	wd := 0
-	if d != app.wsDir {
-		wd = 1
-	}
-	ev := app.ws.Feed(wd, b, func(p []byte) {
+	wd := app.wsIndex(d)
+	t := &app.cred[d]
+	ev := app.ws.Feed(wd, b, func(p []byte, from, to int64) {
 		if app.sess == nil {
 			if !strings.Contains(strings.ToLower(app.ws.HS.Protocol+","+app.ws.HS.Protocols), "mqtt") && !(wd == 0 && mqtt.LooksLikeConnect(p)) {
 				return // WebSocket carrying something else
@@ -541,7 +599,11 @@ func (e *Engine) wsData(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []by
 			app.sess.ClientDir, app.sess.ClientKnown = app.wsDir, true
 			e.sum.WebSocketMQTT++
 		}
-		e.mqttData(c, d, app.sess, p)
+		// Positions inside the frames are not tracked: a frame (or
+		// compressed message) that carried a credential is masked whole.
+		if e.mqttData(c, d, app.sess, p, t, -1) {
+			t.add(t.wsBase+from, t.wsBase+to)
+		}
 	})
 	if ev&websocket.EventRequest != 0 {
 		e.sum.WebSocketConns++
@@ -559,20 +621,43 @@ func (e *Engine) wsData(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []by
 	}
 }
 
-func (e *Engine) mqttData(c *tcpstream.Conn, d tcpstream.Dir, s *Session, b []byte) {
+// mqttData frames and decodes MQTT bytes of direction d. b starts at stream
+// position at (-1: unknown, inside WebSocket frames); the credentials found
+// are recorded in t, and mqttData reports whether any of the packets b
+// completed or continued holds, or may hold, credentials.
+func (e *Engine) mqttData(c *tcpstream.Conn, d tcpstream.Dir, s *Session, b []byte, t *credTrack, at int64) (secret bool) {
 	fr := &s.framer[d]
 	var out mqtt.Frame
+	consumed := 0
+	pos := func(back int) int64 {
+		if at < 0 {
+			return -1
+		}
+		return at + int64(consumed-back)
+	}
+	dubFrom := at
+loop:
 	for len(b) > 0 {
+		skipped := fr.Skipped
 		n, st := fr.Next(b, &out)
 		b = b[n:]
+		if skipped = fr.Skipped - skipped; skipped > 0 && at >= 0 && mayCarry(e.app(c), d) {
+			// Bytes passed over while looking for a packet boundary: not
+			// understood, so possibly a credential.
+			t.add(at+int64(consumed), at+int64(consumed)+skipped)
+		}
+		consumed += n
 		switch st {
 		case mqtt.NeedMore:
-			return
+			break loop
 		case mqtt.Malformed:
 			s.Anomalies |= mqtt.AnomalyMalformedLength
 			e.anomaly(Anomaly{Kind: AnomalyMQTTFraming, Frame: e.frame.Num, TS: e.frame.TS, Source: e.src, Conn: c, Dir: d,
 				Bytes: len(out.Bytes), Detail: "remaining length longer than four bytes [MQTT-1.5.5]: framing lost, resynchronising"})
 		case mqtt.Complete:
+			if e.markPacket(t, pos(out.Total), out.Bytes, out.Total, out.Total, out.Gapped) {
+				secret = true
+			}
 			if out.Gapped {
 				// Part of the packet was never captured: it is reported, not
 				// decoded (tshark, too, never completes such a packet).
@@ -593,9 +678,28 @@ func (e *Engine) mqttData(c *tcpstream.Conn, d tcpstream.Dir, s *Session, b []by
 					p = &e.mqPkt
 				}
 			}
+			if t.dubious && p.Anomalies == 0 {
+				// In step again: what came before this packet since the
+				// loss is masked, what follows is read as usual.
+				if at >= 0 {
+					t.add(dubFrom, pos(out.Total))
+				}
+				t.dubious = false
+			}
 			e.deliverMQTT(c, d, s, p, out.Total, false)
 		}
 	}
+	if t.dubious && at >= 0 {
+		t.add(dubFrom, at+int64(consumed))
+	}
+	// A packet still arriving: its credentials' place may already be known.
+	if fr.Pending() {
+		held, total := fr.PendingBytes()
+		if e.markPacket(t, pos(fr.Got()), held, fr.Got(), total, fr.PendingGapped()) {
+			secret = true
+		}
+	}
+	return secret
 }
 
 func (e *Engine) deliverMQTT(c *tcpstream.Conn, d tcpstream.Dir, s *Session, p *mqtt.Packet, total int, gapped bool) {
@@ -718,6 +822,25 @@ func (e *Engine) tlsData(c *tcpstream.Conn, d tcpstream.Dir, app *connApp, b []b
 func (e *Engine) Gap(c *tcpstream.Conn, d tcpstream.Dir, n int) {
 	e.sum.Gaps++
 	e.sum.GapBytes += int64(n)
+	{
+		// Bytes never read: a late copy of them is masked if they could
+		// have held a credential (even before the connection's first byte
+		// was read, when it is not yet known to carry MQTT).
+		a := e.app(c)
+		t := &a.cred[d]
+		end := t.unwrap(c.Pos(d))
+		t.pos, t.known = end, true
+		if a.proto == ProtoMQTT && a.ws == nil && e.gapInside(a.sess, d, n, t, end-int64(n)) {
+			// Inside a packet whose length and type are known: they were
+			// its bytes (all of it marked if it may hold a credential).
+		} else if mayCarry(a, d) {
+			t.add(end-int64(n), end)
+			t.dubious = true
+		}
+		if a.ws == nil {
+			t.scanned = end
+		}
+	}
 	if a, ok := c.App.(*connApp); ok && a.ws != nil {
 		wd := 0
 		if d != a.wsDir {

@@ -60,6 +60,11 @@ type Frame struct {
 	MQTTPackets int      // MQTT control packets completed in this frame
 	PDUSize     int      // size of the first MQTT packet completed in this frame (tcp.pdu.size)
 
+	// Secret lists the spans of the frame's TCP payload (L.Payload, or
+	// Row.Payload) that hold credentials and must be masked in any output
+	// of raw bytes (see MaskSecrets); nil when there are none.
+	Secret []mqtt.Span
+
 	// Row is the dataset row this frame was read from (ICU CSV input), else nil.
 	Row *dataset.Row
 }

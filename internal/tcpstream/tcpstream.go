@@ -182,6 +182,15 @@ func (c *Conn) Dst(d Dir) netip.AddrPort {
 	return c.A
 }
 
+// Pos is the relative sequence number (as Segment.RelSeq counts) of the
+// next byte of direction d to reach the Receiver; during a Data call, that
+// of the call's first byte, and during a Gap call, that of the first byte
+// after the gap.
+func (c *Conn) Pos(d Dir) uint32 {
+	h := &c.half[d]
+	return h.next - h.baseSeq
+}
+
 // Open reports whether the connection has not been closed or reset.
 func (c *Conn) Open() bool { return c.State != StateClosed && c.State != StateReset }
 

@@ -60,7 +60,13 @@ type Conn struct {
 	// FirstFrame is the size of the first frame the last Feed completed (0:
 	// none), tshark's tcp.pdu.size for the segment.
 	FirstFrame int
-	dir        [2]direction
+	// OnSecret, when set, is told where the client's upgrade request holds
+	// credentials: the values of Authorization, Proxy-Authorization and
+	// Cookie, and the query of the request target (where presigned URLs
+	// and SAS tokens put theirs). Positions count the direction's bytes
+	// from the first one given to Feed.
+	OnSecret func(d int, from, to int64)
+	dir      [2]direction
 }
 
 type direction struct {
@@ -73,18 +79,34 @@ type direction struct {
 	dict       []byte // the last deflate window of output (context takeover)
 	noTakeover bool
 	failed     bool
+	fed        int64 // bytes given to Feed
+	done       int64 // bytes fully interpreted (Done)
+	msgFrom    int64 // position of the first frame of the compressed message in progress
+}
+
+// Done is how many bytes of direction d have been fully interpreted: the
+// handshake, and whole frames (of a compressed message, only once the
+// message is complete). Bytes past it were held, or could not be read.
+func (c *Conn) Done(d int) int64 {
+	if d < 0 || d > 1 {
+		return 0
+	}
+	return c.dir[d].done
 }
 
 // Feed gives the connection bytes of direction d (0 client, 1 server), in
 // order. Application payload (the data of binary and text messages) is
-// passed to out as it completes, possibly in several calls per message;
-// out must not keep the slice.
-func (c *Conn) Feed(d int, b []byte, out func([]byte)) Event {
+// passed to out as it completes, possibly in several calls per message,
+// with the positions (bytes of the direction from the first one fed) of
+// the frames that carried it: the frame itself, or for a compressed
+// message all of its frames. out must not keep the slice.
+func (c *Conn) Feed(d int, b []byte, out func(p []byte, from, to int64)) Event {
 	if d < 0 || d > 1 {
 		return 0
 	}
 	x := &c.dir[d]
 	c.FirstFrame = 0
+	x.fed += int64(len(b))
 	if x.failed {
 		return 0
 	}
@@ -125,6 +147,10 @@ func (c *Conn) handshake(d int, b []byte) (Event, []byte, bool) {
 	head := string(x.hdr[:i])
 	rest := b[max(0, i+4-start):]
 	x.hdr = nil
+	x.done = int64(i + 4)
+	if d == 0 && c.OnSecret != nil {
+		secretHeaders(head, func(from, to int) { c.OnSecret(d, int64(from), int64(to)) })
+	}
 	lines := strings.Split(head, "\r\n")
 	hdr := map[string]string{}
 	for _, l := range lines[1:] {
@@ -185,6 +211,32 @@ func (c *Conn) handshake(d int, b []byte) (Event, []byte, bool) {
 	return EventResponse, rest, true
 }
 
+// secretHeaders reports the byte ranges of head (an HTTP request head) that
+// hold credentials: the request target's query and the values of the
+// Authorization, Proxy-Authorization and Cookie headers.
+func secretHeaders(head string, report func(from, to int)) {
+	off := 0
+	for n, line := range strings.Split(head, "\r\n") {
+		if n == 0 {
+			if q := strings.IndexByte(line, '?'); q >= 0 {
+				end := strings.LastIndex(line, " HTTP/")
+				if end < q {
+					end = len(line)
+				}
+				report(off+q+1, off+end)
+			}
+		} else if k, v, ok := strings.Cut(line, ":"); ok {
+			switch strings.ToLower(strings.TrimSpace(k)) {
+			case "authorization", "proxy-authorization", "cookie":
+				if len(v) > 0 {
+					report(off+len(k)+1, off+len(line))
+				}
+			}
+		}
+		off += len(line) + 2
+	}
+}
+
 func capped(s string, n int) (string, bool) {
 	if len(s) <= n {
 		return s, false
@@ -209,11 +261,12 @@ func (c *Conn) Lost(d int) {
 }
 
 // frames decodes the whole frames gathered in direction d.
-func (c *Conn) frames(d int, out func([]byte)) Event {
+func (c *Conn) frames(d int, out func([]byte, int64, int64)) Event {
 	x := &c.dir[d]
 	var ev Event
 	for len(x.buf) >= 2 {
 		b := x.buf
+		from := x.fed - int64(len(x.buf))
 		fin := b[0]&0x80 != 0
 		rsv1 := b[0]&0x40 != 0
 		op := b[0] & 0x0f
@@ -258,6 +311,7 @@ func (c *Conn) frames(d int, out func([]byte)) Event {
 			}
 		}
 		x.buf = b[uint64(hl)+n:]
+		to := from + int64(hl) + int64(n)
 		if c.FirstFrame == 0 {
 			c.FirstFrame = hl + int(n)
 		}
@@ -266,12 +320,15 @@ func (c *Conn) frames(d int, out func([]byte)) Event {
 			if op == 8 {
 				ev |= EventClose
 			}
+			if !x.inMsg || !x.msgComp {
+				x.done = to
+			}
 		case op == 0: // continuation
 			if !x.inMsg {
 				c.fail(d, errors.New("websocket: continuation frame without a message [RFC 6455 5.4]"))
 				return ev | EventError
 			}
-			if err := c.data(d, payload, fin, out); err != nil {
+			if err := c.data(d, payload, fin, from, to, out); err != nil {
 				return ev | EventError
 			}
 		case op == 1 || op == 2:
@@ -279,8 +336,8 @@ func (c *Conn) frames(d int, out func([]byte)) Event {
 				c.fail(d, errors.New("websocket: new message inside a fragmented one [RFC 6455 5.4]"))
 				return ev | EventError
 			}
-			x.inMsg, x.msgComp = true, rsv1
-			if err := c.data(d, payload, fin, out); err != nil {
+			x.inMsg, x.msgComp, x.msgFrom = true, rsv1, from
+			if err := c.data(d, payload, fin, from, to, out); err != nil {
 				return ev | EventError
 			}
 		default:
@@ -291,16 +348,18 @@ func (c *Conn) frames(d int, out func([]byte)) Event {
 	return ev
 }
 
-// data takes one data frame's payload of the message in progress.
-func (c *Conn) data(d int, p []byte, fin bool, out func([]byte)) error {
+// data takes one data frame's payload of the message in progress; the
+// frame spans [from, to) of the direction.
+func (c *Conn) data(d int, p []byte, fin bool, from, to int64, out func([]byte, int64, int64)) error {
 	x := &c.dir[d]
 	if !x.msgComp {
 		if len(p) > 0 {
-			out(p)
+			out(p, from, to)
 		}
 		if fin {
 			x.inMsg = false
 		}
+		x.done = to
 		return nil
 	}
 	if len(x.msg)+len(p) > MaxMessage {
@@ -337,7 +396,8 @@ func (c *Conn) data(d int, p []byte, fin bool, out func([]byte)) error {
 		}
 	}
 	if len(plain) > 0 {
-		out(plain)
+		out(plain, x.msgFrom, to)
 	}
+	x.done = to
 	return nil
 }

@@ -30,7 +30,7 @@ func collect(c *websocket.Conn, d int, chunks ...[]byte) (string, websocket.Even
 	var out bytes.Buffer
 	var ev websocket.Event
 	for _, b := range chunks {
-		ev |= c.Feed(d, append([]byte(nil), b...), func(p []byte) { out.Write(p) })
+		ev |= c.Feed(d, append([]byte(nil), b...), func(p []byte, _, _ int64) { out.Write(p) })
 	}
 	return out.String(), ev
 }
@@ -148,7 +148,7 @@ func FuzzConn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b, c, d []byte) {
 		w := &websocket.Conn{}
 		out := 0
-		emit := func(p []byte) {
+		emit := func(p []byte, _, _ int64) {
 			out += len(p)
 			if len(p) > websocket.MaxMessage {
 				t.Fatalf("a message of %d bytes", len(p))
@@ -159,4 +159,48 @@ func FuzzConn(f *testing.F) {
 		w.Feed(0, c, emit)
 		w.Feed(1, d, emit)
 	})
+}
+
+// TestPositions: out is told which bytes of the direction carried each
+// piece of payload (a compressed message: all of its frames), Done stops
+// short of a frame or compressed message still arriving, and the upgrade
+// request's credentials are reported where they are.
+func TestPositions(t *testing.T) {
+	req := []byte("GET /mqtt?X-Amz-Signature=abc123 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Authorization: Basic cHVtcDpzM2NyZXQ=\r\nCookie: sid=xyz\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+	c := &websocket.Conn{}
+	var secrets []string
+	c.OnSecret = func(d int, from, to int64) { secrets = append(secrets, string(req[from:to])) }
+	if c.Feed(0, append([]byte(nil), req[:30]...), nil); c.Done(0) != 0 {
+		t.Fatalf("Done during the handshake: %d", c.Done(0))
+	}
+	c.Feed(0, append([]byte(nil), req[30:]...), nil)
+	if want := []string{"X-Amz-Signature=abc123", " Basic cHVtcDpzM2NyZXQ=", " sid=xyz"}; strings.Join(secrets, "|") != strings.Join(want, "|") {
+		t.Fatalf("secrets %q, want %q", secrets, want)
+	}
+	if c.Done(0) != int64(len(req)) {
+		t.Fatalf("Done after the handshake %d, want %d", c.Done(0), len(req))
+	}
+	_, resp := pcaptest.WSUpgrade("h", "mqtt", "")
+	c.Feed(1, resp, nil)
+
+	f := pcaptest.WSFrame
+	a := f(2, []byte("plain"), true, false, key)
+	b := f(2, []byte("split"), true, false, key)
+	type piece struct {
+		s        string
+		from, to int64
+	}
+	var got []piece
+	emit := func(p []byte, from, to int64) { got = append(got, piece{string(p), from, to}) }
+	base := int64(len(req))
+	c.Feed(0, append(append([]byte(nil), a...), b[:3]...), emit)
+	if c.Done(0) != base+int64(len(a)) {
+		t.Fatalf("Done with a frame half here: %d, want %d", c.Done(0), base+int64(len(a)))
+	}
+	c.Feed(0, append([]byte(nil), b[3:]...), emit)
+	want := []piece{{"plain", base, base + int64(len(a))}, {"split", base + int64(len(a)), base + int64(len(a)+len(b))}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("pieces %+v, want %+v", got, want)
+	}
 }
