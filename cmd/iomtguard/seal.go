@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -14,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iomtguard/iomtguard/internal/pki"
-	"github.com/iomtguard/iomtguard/internal/seal"
+	"github.com/iomtguard/iomtguard/seal"
 )
 
 // writeNew writes a key file that must not exist yet (or, with force,
@@ -114,28 +115,79 @@ func readKeyFile(path string) (any, error) {
 	return k, nil
 }
 
+// maxLine bounds one line of seal --lines and open --lines.
+const maxLine = 16 << 20
+
+// readLines calls fn with each line of r (without its newline or a
+// trailing CR) and its number; it stops at the first error fn returns.
+func readLines(r io.Reader, fn func(n int, line []byte) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for n := 1; ; n++ {
+		var line []byte
+		for {
+			part, err := br.ReadSlice('\n')
+			line = append(line, part...)
+			if len(line) > maxLine {
+				return fmt.Errorf("line %d is longer than 16 MiB", n)
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err == io.EOF {
+				if len(line) == 0 {
+					return nil
+				}
+				break
+			}
+			if err != nil {
+				return err
+			}
+			break
+		}
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if err := fn(n, line); err != nil {
+			return err
+		}
+	}
+}
+
 func sealCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var key, topic, sign string
-	var armor bool
+	var armor, lines, session bool
+	var rekey int
 	cmd := &cobra.Command{
-		Use:   "seal --key KEY --topic TOPIC [--sign SIGNKEY] < payload > envelope",
+		Use:   "seal --key KEY --topic TOPIC [--sign SIGNKEY] [--lines [--session]] < payload > envelope",
 		Short: "Seal a payload read from stdin for an MQTT topic (envelope on stdout)",
 		Long: `seal encrypts stdin into a sealed envelope on stdout, bound to TOPIC: the envelope opens only
 for that topic, with the key it was sealed for, once, and within ten minutes by default.
 KEY is an aes256gcm key, or the public key (.pub) of an x25519 or mlkem768x25519 key.
---sign adds an Ed25519 signature with a device signing key. --armor writes base64.`,
+--sign adds an Ed25519 signature with a device signing key. --armor writes base64.
+
+--lines seals a stream of readings: each line of stdin is one reading, and each envelope is
+written as one line of base64 as soon as its reading is read (mosquitto_pub -l publishes one
+message per line). --session then seals them in sessions: one HPKE encapsulation (1,120 bytes
+with mlkem768x25519) for every --rekey-every readings instead of one per reading, so a reading
+costs 69 bytes of overhead; the reader must see a session's first envelope (open --lines keeps
+the sessions it has opened). The envelope format is in seal/SPEC.md.`,
 		Example: `  echo '{"spo2":97}' | iomtguard seal --key nurse-station.key.pub --topic ward3/bed1/spo2 > reading.env
-  echo '{"spo2":97}' | iomtguard seal --key nurse-station.key.pub --topic ward3/bed1/spo2 | mosquitto_pub -t ward3/bed1/spo2 -s`,
+  echo '{"spo2":97}' | iomtguard seal --key nurse-station.key.pub --topic ward3/bed1/spo2 | mosquitto_pub -t ward3/bed1/spo2 -s
+  sensor-reader | iomtguard seal --key nurse-station.key.pub --topic ward3/bed1/spo2 --lines --session | mosquitto_pub -t ward3/bed1/spo2 -l`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if key == "" || topic == "" {
 				return usageError{errors.New("--key and --topic are required")}
 			}
+			if session && !lines {
+				return usageError{errors.New("--session seals a stream: it needs --lines (one reading per line)")}
+			}
+			if rekey < 1 || rekey > 1<<20 {
+				return usageError{fmt.Errorf("--rekey-every: want 1 to 1048576, not %d", rekey)}
+			}
 			k, err := readKeyFile(key)
 			if err != nil {
 				return err
 			}
-			opts := seal.Options{}
+			opts := seal.Options{Session: session, RekeyEvery: rekey}
 			if sign != "" {
 				sk, err := readKeyFile(sign)
 				if err != nil {
@@ -150,6 +202,16 @@ KEY is an aes256gcm key, or the public key (.pub) of an x25519 or mlkem768x25519
 			sl, err := seal.NewSealer(k, opts)
 			if err != nil {
 				return usageError{fmt.Errorf("%s: %w", key, err)}
+			}
+			if lines {
+				return readLines(stdin, func(n int, line []byte) error {
+					env, err := sl.Seal(topic, line)
+					if err != nil {
+						return fmt.Errorf("line %d: %w", n, err)
+					}
+					_, err = stdout.Write(append([]byte(base64.StdEncoding.EncodeToString(env)), '\n'))
+					return err
+				})
 			}
 			pt, err := io.ReadAll(io.LimitReader(stdin, 256<<20))
 			if err != nil {
@@ -171,6 +233,9 @@ KEY is an aes256gcm key, or the public key (.pub) of an x25519 or mlkem768x25519
 	f.StringVar(&topic, "topic", "", "MQTT topic the payload is published on")
 	f.StringVar(&sign, "sign", "", "Ed25519 signing key (keygen --suite ed25519)")
 	f.BoolVar(&armor, "armor", false, "write the envelope as base64")
+	f.BoolVar(&lines, "lines", false, "seal each line of stdin as one reading; write one base64 envelope per line")
+	f.BoolVar(&session, "session", false, "with --lines: seal in sessions (x25519, mlkem768x25519): one encapsulation per --rekey-every readings")
+	f.IntVar(&rekey, "rekey-every", 100, "with --session: readings per session")
 	return cmd
 }
 
@@ -178,17 +243,24 @@ func openCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var key, topic, state string
 	var verify []string
 	var maxAge time.Duration
-	var armor bool
+	var armor, lines bool
 	cmd := &cobra.Command{
-		Use:   "open --key KEY --topic TOPIC [--verify PUB...] < envelope > payload",
+		Use:   "open --key KEY --topic TOPIC [--verify PUB...] [--lines] < envelope > payload",
 		Short: "Open a sealed envelope read from stdin (payload on stdout, nothing on failure)",
 		Long: `open checks and decrypts an envelope from stdin and writes the payload to stdout. It refuses,
 with a message on stderr, exit status 1 and nothing on stdout, an envelope sealed for another key
 or another topic, tampered with, expired (older than --max-age), or signed by a key not given
 with --verify; --verify also makes a signature required. With --state FILE, an envelope opened
-by an earlier run with the same file is refused as a replay.`,
+by an earlier run with the same file is refused as a replay.
+
+--lines opens a stream: each line of stdin is one base64 envelope (as seal --lines and
+mosquitto_sub write them), and each payload is written as one line as soon as it opens. A refused
+envelope is named on stderr with its line number and skipped; the exit status is 1 if any was.
+Sessions opened in the stream are kept for the rest of it (not in --state: a later run needs a
+session's first envelope again).`,
 		Example: `  iomtguard open --key nurse-station.key --topic ward3/bed1/spo2 < reading.env
-  mosquitto_sub -t ward3/bed1/spo2 -C 1 | iomtguard open --key nurse-station.key --topic ward3/bed1/spo2 --verify bed1-ecg.sign.pub`,
+  mosquitto_sub -t ward3/bed1/spo2 -C 1 | iomtguard open --key nurse-station.key --topic ward3/bed1/spo2 --verify bed1-ecg.sign.pub
+  mosquitto_sub -t ward3/bed1/spo2 | iomtguard open --key nurse-station.key --topic ward3/bed1/spo2 --lines`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if key == "" || topic == "" {
@@ -215,16 +287,6 @@ by an earlier run with the same file is refused as a replay.`,
 				oo.Verifiers = append(oo.Verifiers, p)
 				oo.RequireSignature = true
 			}
-			env, err := io.ReadAll(io.LimitReader(stdin, 257<<20))
-			if err != nil {
-				return err
-			}
-			if armor {
-				env, err = base64.StdEncoding.DecodeString(string(bytes.TrimSpace(env)))
-				if err != nil {
-					return fmt.Errorf("--armor: %w", err)
-				}
-			}
 			op := seal.NewOpener(sk, oo)
 			if state != "" {
 				if f, err := os.Open(state); err == nil {
@@ -237,11 +299,10 @@ by an earlier run with the same file is refused as a replay.`,
 					return err
 				}
 			}
-			pt, _, err := op.Open(topic, env)
-			if err != nil {
-				return err
-			}
-			if state != "" {
+			saveState := func() error {
+				if state == "" {
+					return nil
+				}
 				var b bytes.Buffer
 				if err := op.SaveState(&b); err != nil {
 					return err
@@ -250,9 +311,54 @@ by an earlier run with the same file is refused as a replay.`,
 				if err := os.WriteFile(tmp, b.Bytes(), 0o600); err != nil {
 					return err
 				}
-				if err := os.Rename(tmp, state); err != nil {
+				return os.Rename(tmp, state)
+			}
+			if lines {
+				var total, refused int
+				err := readLines(stdin, func(n int, line []byte) error {
+					if len(bytes.TrimSpace(line)) == 0 {
+						return nil
+					}
+					total++
+					env, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(line)))
+					if err == nil {
+						var pt []byte
+						if pt, _, err = op.Open(topic, env); err == nil {
+							_, werr := stdout.Write(append(pt, '\n'))
+							return werr
+						}
+					}
+					refused++
+					fmt.Fprintf(stderr, "line %d: %v\n", n, err)
+					return nil
+				})
+				if serr := saveState(); err == nil {
+					err = serr
+				}
+				if err != nil {
 					return err
 				}
+				if refused > 0 {
+					return fmt.Errorf("%d of %d envelopes refused", refused, total)
+				}
+				return nil
+			}
+			env, err := io.ReadAll(io.LimitReader(stdin, 257<<20))
+			if err != nil {
+				return err
+			}
+			if armor {
+				env, err = base64.StdEncoding.DecodeString(string(bytes.TrimSpace(env)))
+				if err != nil {
+					return fmt.Errorf("--armor: %w", err)
+				}
+			}
+			pt, _, err := op.Open(topic, env)
+			if err != nil {
+				return err
+			}
+			if err := saveState(); err != nil {
+				return err
 			}
 			_, err = stdout.Write(pt)
 			return err
@@ -264,6 +370,7 @@ by an earlier run with the same file is refused as a replay.`,
 	f.StringSliceVar(&verify, "verify", nil, "Ed25519 verify keys of the devices allowed to have sealed it")
 	f.DurationVar(&maxAge, "max-age", 10*time.Minute, "refuse envelopes sealed longer ago than this (negative: no limit)")
 	f.BoolVar(&armor, "armor", false, "read the envelope as base64")
+	f.BoolVar(&lines, "lines", false, "read one base64 envelope per line; write one payload per line")
 	f.StringVar(&state, "state", "", "replay state file: envelopes opened before (by runs with the same file) are refused as replays")
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,4 +111,59 @@ func TestKeygenSealOpen(t *testing.T) {
 			t.Errorf("unknown signer: %d %q", code, errs)
 		}
 	})
+}
+
+// TestSealLines: a stream of readings sealed one envelope per line in
+// sessions opens back line for line; sessions cut the bytes; a reordered,
+// replayed, damaged or session-orphaned line is named on stderr and skipped
+// while the rest of the stream still opens; a line past the limit is refused.
+func TestSealLines(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "ns.key")
+	if _, errs, code := runWithStdin(t, nil, "keygen", "--suite", "mlkem768x25519", "--out", key); code != 0 {
+		t.Fatal(errs)
+	}
+	var readings bytes.Buffer
+	for i := 0; i < 250; i++ {
+		fmt.Fprintf(&readings, "{\"bed\":1,\"spo2\":%d}\r\n", 90+i%10) // CRLF: the CR is not part of the reading
+	}
+	want := strings.ReplaceAll(readings.String(), "\r\n", "\n")
+	sealed, errs, code := runWithStdin(t, readings.Bytes(), "seal", "--key", key+".pub", "--topic", "ward3/bed1/spo2", "--lines", "--session", "--rekey-every", "50")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	oneShot, _, _ := runWithStdin(t, readings.Bytes(), "seal", "--key", key+".pub", "--topic", "ward3/bed1/spo2", "--lines")
+	envs := strings.Split(strings.TrimSuffix(string(sealed), "\n"), "\n")
+	if len(envs) != 250 {
+		t.Fatalf("%d envelopes for 250 readings", len(envs))
+	}
+	t.Logf("250 readings: %d bytes in sessions of 50, %d one-shot (%.1fx)", len(sealed), len(oneShot), float64(len(oneShot))/float64(len(sealed)))
+	if len(sealed)*8 > len(oneShot) {
+		t.Errorf("sessions save too little: %d bytes against %d", len(sealed), len(oneShot))
+	}
+	pt, errs, code := runWithStdin(t, sealed, "open", "--key", key, "--topic", "ward3/bed1/spo2", "--lines")
+	if code != 0 || string(pt) != want {
+		t.Fatalf("open --lines: exit %d, %d bytes (want %d): %s", code, len(pt), len(want), errs)
+	}
+	// A stream with trouble in it: line 1 is a session's second envelope
+	// (its first not yet seen), then the first, a replay, garbage, an empty line.
+	trouble := strings.Join([]string{envs[1], envs[0], envs[0], "not base64!", "", envs[2]}, "\n") + "\n"
+	pt, errs, code = runWithStdin(t, []byte(trouble), "open", "--key", key, "--topic", "ward3/bed1/spo2", "--lines")
+	lines := strings.Split(want, "\n")
+	if code != 1 || string(pt) != lines[0]+"\n"+lines[2]+"\n" {
+		t.Errorf("open --lines with trouble: exit %d, stdout %q", code, pt)
+	}
+	for _, w := range []string{"line 1: seal: session not known", "line 3: seal: envelope replayed", "line 4: ", "3 of 5 envelopes refused"} {
+		if !strings.Contains(errs, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errs)
+		}
+	}
+	// Misuse.
+	if _, errs, code := runWithStdin(t, readings.Bytes(), "seal", "--key", key+".pub", "--topic", "t", "--session"); code != 2 || !strings.Contains(errs, "--lines") {
+		t.Errorf("--session without --lines: exit %d %s", code, errs)
+	}
+	long := append(bytes.Repeat([]byte("x"), 17<<20), '\n')
+	if _, errs, code := runWithStdin(t, long, "seal", "--key", key+".pub", "--topic", "t", "--lines"); code != 1 || !strings.Contains(errs, "longer than 16 MiB") {
+		t.Errorf("a 17 MiB line: exit %d %s", code, errs)
+	}
 }

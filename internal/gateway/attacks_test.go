@@ -15,7 +15,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/gateway"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pki"
-	"github.com/iomtguard/iomtguard/internal/seal"
+	"github.com/iomtguard/iomtguard/seal"
 )
 
 // The attacks of issue N, each as an intruder with a valid device

@@ -7,7 +7,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iomtguard/iomtguard/internal/policy"
-	"github.com/iomtguard/iomtguard/internal/seal"
+	"github.com/iomtguard/iomtguard/seal"
 )
 
 // The gateway's decisions are pure functions of the policy, the limits and

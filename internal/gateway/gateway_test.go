@@ -24,7 +24,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/gateway"
 	"github.com/iomtguard/iomtguard/internal/mosquittotest"
 	"github.com/iomtguard/iomtguard/internal/pki"
-	"github.com/iomtguard/iomtguard/internal/seal"
+	"github.com/iomtguard/iomtguard/seal"
 )
 
 const testPolicy = `devices:

@@ -19,31 +19,20 @@
 //
 // # Envelope (version 1)
 //
-// All integers big-endian.
+// An envelope is a 41-byte clear header (magic "IG", version, suite, flags,
+// recipient key ID, topic tag, sender ID, sequence number, time), the HPKE
+// encapsulated key or the AES-GCM nonce where the mode needs one, the
+// ciphertext, an optional Ed25519 signature and a CRC-32C. The additional
+// authenticated data binds the topic and every header byte. The format is
+// specified byte by byte in SPEC.md, beside this file, with test vectors in
+// testdata/vectors.json that an implementation in another language can check
+// itself against (scripts/seal_vectors.py is one, in Python).
 //
-//	offset  size  field
-//	0       2     magic "IG"
-//	2       1     version (1)
-//	3       1     suite (1 aes256gcm, 2 x25519, 3 mlkem768x25519)
-//	4       1     flags: 0x01 signed, 0x02 session message, 0x04 carries the
-//	              session's encapsulated key
-//	5       8     key ID: SHA-256 of the recipient key (see KeyID), first 8 bytes
-//	13      4     topic tag: SHA-256 of the MQTT topic, first 4 bytes
-//	17      8     sender ID: random per Sealer, or the signing key's ID
-//	25      8     sequence number of the sender (from 1)
-//	33      8     timestamp, Unix milliseconds
-//	41      8     session ID (session messages only)
-//	        2+n   encapsulated key, length-prefixed (HPKE one-shot messages and
-//	              session starts)
-//	        12    nonce (aes256gcm only)
-//	        n     ciphertext with its 16-byte tag
-//	        64    Ed25519 signature (signed envelopes only)
-//	        4     CRC-32C of everything before it
+// # Stability
 //
-// The additional authenticated data is "iomtguard-seal-v1", the topic
-// (length-prefixed) and every header byte before the ciphertext, so that a
-// reading moved to another topic, or with any header field changed, fails.
-// The signature covers the same context and the whole envelope before it.
+// The envelope format is versioned (a reader refuses versions it does not
+// know) and version 1 does not change. The Go API follows semantic import
+// versioning: what is exported here stays, with the same meaning.
 //
 // # Sessions
 //

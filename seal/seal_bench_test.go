@@ -10,7 +10,7 @@ import (
 // (a JSON vital sign), one-shot and in sessions (100 messages a session),
 // and report the envelope's overhead in bytes per message.
 //
-//	go test ./internal/seal -run - -bench . -benchmem
+//	go test ./seal -run - -bench . -benchmem
 func BenchmarkSeal(b *testing.B) {
 	for _, c := range benchCases() {
 		b.Run(c.name, func(b *testing.B) {

@@ -39,7 +39,7 @@ type hpkeVector struct {
 }
 
 func loadVector(t *testing.T, name string) hpkeVector {
-	b, err := os.ReadFile("../../testdata/seal/" + name)
+	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
