@@ -28,13 +28,7 @@ type rights struct {
 // devices entry matches it.
 func rightsOf(pol *policy.Policy, identity string) (*rights, bool) {
 	pub, sub, known := pol.Rights(identity)
-	r := &rights{identity: identity, pub: pub, sub: sub}
-	for name := range pol.Devices {
-		if name == identity || (strings.ContainsAny(name, "*?") && policy.Glob(name).Match(identity)) {
-			r.entries = append(r.entries, name)
-		}
-	}
-	return r, known
+	return &rights{identity: identity, pub: pub, sub: sub, entries: pol.Entries(identity)}, known
 }
 
 // rule names the devices entries behind r for the audit log.

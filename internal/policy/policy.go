@@ -18,6 +18,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -212,35 +213,32 @@ type Glob string
 // Match reports whether s matches the pattern.
 func (g Glob) Match(s string) bool { return globMatch(string(g), s) }
 
+// globMatch matches in O(len(p)·len(s)) at worst: on a mismatch it goes
+// back only to the last '*' (client IDs in a capture are the attacker's,
+// up to 64 KiB; a recursive matcher is exponential in the stars).
 func globMatch(p, s string) bool {
-	for len(p) > 0 {
-		switch p[0] {
-		case '*':
-			for len(p) > 0 && p[0] == '*' {
-				p = p[1:]
-			}
-			if p == "" {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if globMatch(p, s[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-			s, p = s[1:], p[1:]
+	pi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(s) {
+		switch {
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
+			pi++
+			si++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			si = mark
 		default:
-			if s == "" || s[0] != p[0] {
-				return false
-			}
-			s, p = s[1:], p[1:]
+			return false
 		}
 	}
-	return s == ""
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
 }
 
 // Filter is an MQTT topic filter, checked for the wildcard rules of
@@ -484,6 +482,15 @@ func (p *Policy) check(name string) error {
 		}
 	}
 	for dev, r := range p.Devices {
+		np, err := compileName(dev)
+		if err != nil {
+			return fmt.Errorf("%w: %s: devices: %v", ErrPolicy, name, err)
+		}
+		for _, f := range append(append([]Filter(nil), r.Publish...), r.Subscribe...) {
+			if err := checkPlaceholders(np, string(f)); err != nil {
+				return fmt.Errorf("%w: %s: devices.%s: %v", ErrPolicy, name, dev, err)
+			}
+		}
 		for _, role := range r.Roles {
 			if _, ok := p.Roles[role]; !ok {
 				return fmt.Errorf("%w: %s: devices.%s: no role named %q", ErrPolicy, name, dev, role)
@@ -577,32 +584,49 @@ func (p *Policy) KnownClient(id string) bool {
 func (p *Policy) HasDevices() bool { return len(p.Devices) > 0 }
 
 // Rights returns what identity may do: the union of every devices entry
-// matching it (exactly or by pattern) and of their roles, with "{identity}"
-// replaced; known is false when no entry matches.
+// matching it (exactly or by pattern, identity.go) and of their roles, with
+// "{identity}" and the entry's placeholders replaced; known is false when
+// no entry matches. A filter whose placeholders cannot all be filled
+// safely grants nothing.
 func (p *Policy) Rights(identity string) (pub, sub []string, known bool) {
-	seen := map[string]bool{}
-	var add func(r Rights)
-	add = func(r Rights) {
-		for _, f := range r.Publish {
-			pub = append(pub, strings.ReplaceAll(string(f), "{identity}", identity))
-		}
-		for _, f := range r.Subscribe {
-			sub = append(sub, strings.ReplaceAll(string(f), "{identity}", identity))
-		}
-		for _, role := range r.Roles {
-			if !seen[role] {
-				seen[role] = true
-				add(p.Roles[role])
+	for _, name := range p.Entries(identity) {
+		vals, _ := lookupName(name).match(identity)
+		seen := map[string]bool{}
+		var add func(r Rights)
+		add = func(r Rights) {
+			for _, f := range r.Publish {
+				if x, ok := expand(string(f), identity, vals); ok {
+					pub = append(pub, x)
+				}
+			}
+			for _, f := range r.Subscribe {
+				if x, ok := expand(string(f), identity, vals); ok {
+					sub = append(sub, x)
+				}
+			}
+			for _, role := range r.Roles {
+				if !seen[role] {
+					seen[role] = true
+					add(p.Roles[role])
+				}
 			}
 		}
-	}
-	for name, r := range p.Devices {
-		if name == identity || (strings.ContainsAny(name, "*?") && Glob(name).Match(identity)) {
-			known = true
-			add(r)
-		}
+		known = true
+		add(p.Devices[name])
 	}
 	return pub, sub, known
+}
+
+// Entries lists the devices entries that match identity, sorted.
+func (p *Policy) Entries(identity string) []string {
+	var out []string
+	for name := range p.Devices {
+		if _, ok := lookupName(name).match(identity); ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // MaySubscribe reports whether identity may subscribe to filter: a filter
