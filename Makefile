@@ -13,8 +13,10 @@ bench:           ## benchmarks of the hot paths (builds the 1.09M-frame capture 
 	$(GO) test -run xxx -bench . -benchmem ./internal/...
 
 fuzz:            ## ten minutes per parser
-	for t in "capture FuzzPcap" "capture FuzzPcapng" "mqtt FuzzDecode" "mqtt FuzzFramer" "packet FuzzDecode" "tlsinfo FuzzStream" "websocket FuzzConn" "dataset FuzzReader" "policy FuzzParse" "seal FuzzOpen" "gateway FuzzSession"; do \
-		set -- $$t; $(GO) test ./internal/$$1 -run xxx -fuzz "^$$2\$$" -fuzztime 10m -fuzzminimizetime 5s || exit 1; done
+	for t in "internal/capture FuzzPcap" "internal/capture FuzzPcapng" "internal/mqtt FuzzDecode" "internal/mqtt FuzzFramer" "internal/mqtt FuzzSecrets" \
+		"internal/packet FuzzDecode" "internal/tlsinfo FuzzStream" "internal/websocket FuzzConn" "internal/dataset FuzzReader" "internal/policy FuzzParse" \
+		"internal/policy FuzzGlob" "seal FuzzOpen" "internal/gateway FuzzSession"; do \
+		set -- $$t; $(GO) test ./$$1 -run xxx -fuzz "^$$2\$$" -fuzztime 10m -fuzzminimizetime 5s || exit 1; done
 
 fixtures:        ## regenerate the tshark reference fixtures (needs tshark)
 	scripts/tshark_fixtures.sh

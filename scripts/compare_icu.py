@@ -59,12 +59,13 @@ def main():
     for f in FIELDS:
         cmd += ["-e", f]
     ts = subprocess.run(cmd, capture_output=True, text=True, errors="surrogateescape", check=True).stdout
-    ours = subprocess.run([binary, "export", "--format", "icu-csv", "--payloads", "-q", cap], capture_output=True, text=True,
+    ours = subprocess.run([binary, "export", "--format", "icu-csv", "--payloads", "--reveal-credentials", "-q", cap], capture_output=True, text=True,
                           errors="surrogateescape", check=True).stdout
     _, trows = rows(ts)
     ohead, orows = rows(ours)
     report = {"capture": cap, "rows_tshark": len(trows), "rows_iomtguard": len(orows), "columns": {}}
-    ok = len(trows) == len(orows)
+    ok = len(trows) == len(orows) and ohead[:len(FIELDS)] == FIELDS
+    report["header_equal"] = ohead[:len(FIELDS)] == FIELDS
     n = min(len(trows), len(orows))
     for ci, name in enumerate(FIELDS):
         oi = ci  # same order; the last two columns (class, label) are ours only

@@ -39,8 +39,9 @@ are merged in time order) and writes:
                      the released files and 'simulate --format icu-csv' do). The payload
                      columns (tcp.payload, mqtt.msg) hold patient data and stay empty unless
                      --payloads is given. The default dialect writes exactly what tshark 4.0
-                     writes; --dialect released writes what the released Kaggle files hold
-                     (empty cells as 0, 0x%08x flags, colon hex).
+                     writes, its header included (tcp.connection.synack); --dialect released
+                     writes what the released Kaggle files hold (empty cells as 0, 0x%08x
+                     flags, colon hex, and the header's tcp.connection.sack).
   --format jsonl     one JSON object per MQTT control packet with ts, src, dst, sport, dport,
                      msgtype, type, version and the packet's fields. Passwords are never
                      written (password_present only); payloads only with --payloads.

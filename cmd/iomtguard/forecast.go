@@ -48,22 +48,25 @@ the next values with intervals, tests the residuals (Ljung-Box) and flags anomal
 outside the one-step-ahead prediction interval, or whose residual has a robust z-score
 (median/MAD) above --robust-z.
 
-The series is either a column of a CSV file with a header (--series, --column), or a capture's
-traffic per interval (--interval, --metric packets|bytes|mqtt).
+The series is either a column of a CSV file with a header (--series; --column names it, by
+default the column "value", else the file's only column that is not a time), or a capture's
+traffic per interval (--interval, --metric packets|bytes|mqtt; --save-series writes it as a CSV
+that --series reads back).
 
 Without --order the order is chosen automatically: d by KPSS tests (difference while they reject
 stationarity at 5 %), then p and q <= 5 by the lowest AICc over the whole grid (--stepwise for
 Hyndman and Khandakar's search).`,
-		Example: `  iomtguard forecast --series counts.csv --column packets --horizon 60
+		Example: `  iomtguard forecast capture.pcapng --interval 1s --metric mqtt --horizon 60
+  iomtguard forecast capture.pcapng --metric packets --save-series counts.csv
   iomtguard forecast --series counts.csv --order 1,0,1 --json
-  iomtguard forecast capture.pcapng --interval 1s --metric mqtt --horizon 60`,
+  iomtguard forecast --series readings.csv --column spo2 --horizon 30`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runForecast(cmd, o, args, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.series, "series", "", "CSV file with a header holding the series")
-	f.StringVar(&o.column, "column", "value", "the CSV column to model")
+	f.StringVar(&o.column, "column", "", `the CSV column to model (default "value", else the only column that is not a time)`)
 	f.StringVar(&o.order, "order", "", "ARIMA order p,d,q (default: chosen automatically)")
 	f.IntVar(&o.horizon, "horizon", 60, "values to forecast")
 	f.Float64Var(&o.level, "level", 0.95, "coverage of the forecast interval")
@@ -114,11 +117,11 @@ func runForecast(cmd *cobra.Command, o forecastOptions, args []string, stdout, s
 	case o.series != "" && len(args) > 0:
 		return usageError{errors.New("give either --series FILE.csv or captures, not both")}
 	case o.series != "":
-		v, err := readSeriesCSV(o.series, o.column)
+		v, column, err := readSeriesCSV(o.series, o.column)
 		if err != nil {
 			return usageError{err}
 		}
-		y, res.Source = v, o.series+":"+o.column
+		y, res.Source = v, o.series+":"+column
 	case len(args) > 0:
 		m, err := analysis.ParseMetric(o.metric)
 		if err != nil {
@@ -256,26 +259,50 @@ func parseOrder(s string) (forecast.Order, error) {
 }
 
 // readSeriesCSV reads one numeric column of a CSV file with a header.
-func readSeriesCSV(path, column string) ([]float64, error) {
+func readSeriesCSV(path, column string) ([]float64, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, column, err
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
 	r.FieldsPerRecord = -1
 	head, err := r.Read()
 	if err != nil {
-		return nil, fmt.Errorf("%s: read header: %w", path, err)
+		return nil, column, fmt.Errorf("%s: read header: %w", path, err)
 	}
 	col := -1
-	for i, h := range head {
-		if strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) == column {
-			col = i
+	for i := range head {
+		head[i] = strings.TrimSpace(strings.TrimPrefix(head[i], "\ufeff"))
+	}
+	if column == "" {
+		// "value" (what --save-series writes), else the one column that is
+		// not a time or an index.
+		var cand []int
+		for i, h := range head {
+			if h == "value" {
+				cand = []int{i}
+				break
+			}
+			switch strings.ToLower(h) {
+			case "t", "time", "timestamp", "ts", "date", "datetime", "index", "":
+			default:
+				cand = append(cand, i)
+			}
+		}
+		if len(cand) != 1 {
+			return nil, column, fmt.Errorf("%s: which column? give --column (columns: %s)", path, strings.Join(head, ", "))
+		}
+		col, column = cand[0], head[cand[0]]
+	} else {
+		for i, h := range head {
+			if h == column {
+				col = i
+			}
 		}
 	}
 	if col < 0 {
-		return nil, fmt.Errorf("%s: no column %q (columns: %s)", path, column, strings.Join(head, ", "))
+		return nil, column, fmt.Errorf("%s: no column %q (columns: %s)", path, column, strings.Join(head, ", "))
 	}
 	var y []float64
 	for line := 2; ; line++ {
@@ -284,21 +311,21 @@ func readSeriesCSV(path, column string) ([]float64, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, column, fmt.Errorf("%s: %w", path, err)
 		}
 		if col >= len(rec) {
-			return nil, fmt.Errorf("%s: line %d has no %s cell", path, line, column)
+			return nil, column, fmt.Errorf("%s: line %d has no %s cell", path, line, column)
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(rec[col]), 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%s: line %d: %s = %q is not a finite number", path, line, column, rec[col])
+			return nil, column, fmt.Errorf("%s: line %d: %s = %q is not a finite number", path, line, column, rec[col])
 		}
 		y = append(y, v)
 	}
 	if len(y) < 3 {
-		return nil, fmt.Errorf("%s: %d values in %s, need at least 3", path, len(y), column)
+		return nil, column, fmt.Errorf("%s: %d values in %s, need at least 3", path, len(y), column)
 	}
-	return y, nil
+	return y, column, nil
 }
 
 func saveSeries(path string, y []float64) error {

@@ -16,7 +16,9 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "iomtguard:", err)
+		if msg := err.Error(); msg != "" { // a silentError's message was printed already
+			fmt.Fprintln(os.Stderr, "iomtguard:", msg)
+		}
 		os.Exit(exitCode(err))
 	}
 }

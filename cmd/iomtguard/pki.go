@@ -17,7 +17,7 @@ import (
 func pkiCmd(stdout, stderr io.Writer) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
-		Use:   "pki init|issue|revoke|list",
+		Use:   "pki init|issue|renew|revoke|list",
 		Short: "Run a certificate authority for devices and brokers (mTLS identities)",
 		Long: `pki keeps a small CA in a directory (--dir): ca.crt and ca.key, NAME.crt and NAME.key for each
 certificate issued, index.json, and the revocation list ca.crl. A device's identity is its
@@ -114,13 +114,63 @@ take as the MQTT identity) and a URI SAN iomtguard://device/NAME. Keys are ECDSA
 			if err := pki.Revoke(dir, rname, reason, pki.Options{}); err != nil {
 				return pkiError(err)
 			}
-			fmt.Fprintf(stdout, "revoked %s (%s); %s lists it: give it to the gateway (gateway.tls.crl) or Mosquitto (crlfile)\n",
-				rname, reason, filepath.Join(dir, "ca.crl"))
+			fmt.Fprintf(stdout, "revoked %s (%s); %s lists it: a gateway started with --pki %s reloads it within a second and cuts %s off; Mosquitto: crlfile %s, then restart it\n",
+				rname, reason, filepath.Join(dir, "ca.crl"), dir, rname, filepath.Join(dir, "ca.crl"))
 			return nil
 		},
 	}
 	revokeCmd.Flags().StringVar(&rname, "name", "", "certificate to revoke")
 	revokeCmd.Flags().StringVar(&reason, "reason", "unspecified", "reason: "+strings.Join(pki.Reasons(), ", "))
+
+	var nname, nrole, nkeyType string
+	var nserver, keepOld bool
+	var nhosts []string
+	var ndays int
+	renewCmd := &cobra.Command{
+		Use:   "renew --name NAME [--host H...] [--keep-old]",
+		Short: "Replace a certificate with a new one and a new key (new hosts, days or role; the old one superseded)",
+		Long: `renew issues NAME a new certificate with a new key, for a certificate about to expire, a broker
+that needs other host names, or a device whose key must change. The old NAME.crt and NAME.key move
+to DIR/superseded/NAME-SERIAL.crt and .key (keys are never overwritten), and the old certificate
+is revoked with reason superseded (the CRL is rewritten), unless --keep-old: then it stays valid
+until it expires, so a device can switch to the new one in its own time. What is not given
+(--server, --host, --role, --key-type) is carried over from the old certificate; --host replaces
+the host list.`,
+		Example: `  iomtguard pki renew --dir ca --name gateway --host localhost --host 127.0.0.1
+  iomtguard pki renew --dir ca --name bed1-ecg --days 730 --keep-old`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if nname == "" {
+				return usageError{errors.New("--name is required")}
+			}
+			if err := checkInt("days", ndays, 1, 36500); err != nil {
+				return err
+			}
+			r, err := pki.Renew(dir, nname, pki.Options{Server: nserver, Hosts: nhosts, Role: nrole, Days: ndays, KeyType: pki.KeyType(nkeyType)}, keepOld)
+			if err != nil {
+				return pkiError(err)
+			}
+			old := "kept valid until " + r.Old.NotAfter.Format("2006-01-02")
+			if r.Revoked {
+				old = "revoked (superseded; " + filepath.Join(dir, "ca.crl") + " rewritten)"
+			}
+			fmt.Fprintf(stdout, "renewed %s: serial %s until %s (%s and %s); the old serial %s moved to %s.crt/.key, %s\n",
+				nname, r.Cert.SerialNumber.Text(16), r.Cert.NotAfter.Format("2006-01-02"), filepath.Join(dir, nname+".crt"),
+				filepath.Join(dir, nname+".key"), r.Old.Serial, r.MovedTo, old)
+			if r.Inherits != "" {
+				fmt.Fprintf(stdout, "carried over: %s\n", r.Inherits)
+			}
+			return nil
+		},
+	}
+	f = renewCmd.Flags()
+	f.StringVar(&nname, "name", "", "certificate to renew")
+	f.BoolVar(&nserver, "server", false, "make it a broker certificate (kept if the old one was)")
+	f.StringSliceVar(&nhosts, "host", nil, "broker DNS names and IP addresses (replace the old list)")
+	f.StringVar(&nrole, "role", "", "device role (default: the old one)")
+	f.IntVar(&ndays, "days", 365, "validity in days")
+	f.StringVar(&nkeyType, "key-type", "", "ecdsa-p256 or ed25519 (default: the old one)")
+	f.BoolVar(&keepOld, "keep-old", false, "leave the old certificate valid until it expires (a rollover)")
 
 	listCmd := &cobra.Command{
 		Use:   "list",
@@ -148,7 +198,7 @@ take as the MQTT identity) and a URI SAN iomtguard://device/NAME. Keys are ECDSA
 			return tw.Flush()
 		},
 	}
-	cmd.AddCommand(initCmd, issueCmd, revokeCmd, listCmd)
+	cmd.AddCommand(initCmd, issueCmd, renewCmd, revokeCmd, listCmd)
 	return cmd
 }
 

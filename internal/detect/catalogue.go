@@ -104,7 +104,7 @@ var catalogue = map[string]Entry{
 	},
 	"attack.wildcard-subscribe": {
 		Category: "attack", Severity: High,
-		Title:       "Wildcard subscription reading other devices' data",
+		Title:       "Subscription reaching other devices' data (every topic, $SYS, or topics outside the client's rights)",
 		Explanation: "A client subscribed to every topic ('#'), to the broker's internal statistics ('$SYS/#'), or to topics that belong to other devices. One such subscription receives every patient reading on the broker.",
 		Controls: Controls{HIPAA: []string{"164.312(a)(1) access control", "164.312(e)(1) transmission security"},
 			IEC62443: []string{"FR2 use control (SR 2.1 authorization enforcement)", "FR4 data confidentiality"},

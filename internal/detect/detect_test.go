@@ -387,6 +387,23 @@ func TestWildcardSubscribe(t *testing.T) {
 	}
 	expect(t, run(t, sub("ward3/bed2/#"), pol), "attack.wildcard-subscribe", true)
 	expect(t, run(t, sub("ward3/bed1/spo2"), pol), "attack.wildcard-subscribe", false)
+	// Each case is named for what it is.
+	for _, c := range []struct {
+		filters []string
+		title   string
+	}{
+		{[]string{"#"}, "Subscription to every topic by viewer"},
+		{[]string{"$share/g/#"}, "Subscription to every topic by viewer"},
+		{[]string{"$SYS/#"}, "Subscription to the broker's $SYS tree by viewer"},
+		{[]string{"ward3/bed2/spo2"}, "Subscription to topics outside its rights by viewer"},
+		{[]string{"ward3/+/spo2"}, "Subscription to wildcard filters outside its rights by viewer"},
+		{[]string{"#", "$SYS/#", "ward3/bed2/spo2"}, "Subscriptions to every topic, the broker's $SYS tree and topics outside its rights by viewer"},
+	} {
+		f := run(t, sub(c.filters...), pol)["attack.wildcard-subscribe"]
+		if f.Title != c.title {
+			t.Errorf("%q: title %q, want %q", c.filters, f.Title, c.title)
+		}
+	}
 }
 
 func TestClientIDTakeover(t *testing.T) {
@@ -474,7 +491,7 @@ inventory:
   clients: ["bed*-*"]
 zones:
   - name: devices
-    hosts: [10.0.0.0/29]
+    hosts: [10.0.0.4/30]
   - name: broker
     hosts: [10.0.0.1/32]
 flows:

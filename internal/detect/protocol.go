@@ -9,6 +9,7 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/policy"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
@@ -287,6 +288,7 @@ type wildcard struct {
 	env     *Env
 	n       int64
 	refused int64
+	kinds   [numSubKinds]int64 // subscriptions of each kind, for the title
 	filters map[string]int64
 	clients map[string]bool
 	srcs    map[string]bool
@@ -317,16 +319,59 @@ func catchAll(f string) bool {
 	}
 }
 
-func (w *wildcard) why(client, filter string) string {
-	switch {
-	case catchAll(filter):
-		return "every topic"
-	case strings.HasPrefix(filter, "$SYS") && strings.ContainsAny(filter, "#+"):
-		return "the broker's $SYS tree"
-	case w.env.Policy.HasDevices() && !w.env.Policy.MaySubscribe(client, filter):
-		return "outside the client's rights in the policy"
+// What a flagged subscription reaches.
+const (
+	subEvery        = iota // every topic: '#', '+/#', ...
+	subSys                 // the broker's $SYS tree
+	subWildOutside         // a wildcard filter outside the client's rights
+	subTopicOutside        // a plain topic outside them
+	numSubKinds
+)
+
+// subPhrases name each kind in a title.
+var subPhrases = [numSubKinds]string{"every topic", "the broker's $SYS tree", "wildcard filters outside its rights", "topics outside its rights"}
+
+// why says what a subscription reaches (ok false: nothing to report). A
+// shared subscription ($share/GROUP/FILTER) is judged by its FILTER.
+func (w *wildcard) why(client, filter string) (kind int, why string, ok bool) {
+	_, inner, shared, err := policy.SplitShared(filter)
+	if err != nil || inner == "" {
+		inner = filter
 	}
-	return ""
+	note := ""
+	if shared {
+		note = ", shared"
+	}
+	switch {
+	case catchAll(inner):
+		return subEvery, "every topic" + note, true
+	case strings.HasPrefix(inner, "$SYS") && strings.ContainsAny(inner, "#+"):
+		return subSys, "the broker's $SYS tree" + note, true
+	case w.env.Policy.HasDevices() && !w.env.Policy.MaySubscribe(client, filter):
+		if strings.ContainsAny(inner, "#+") {
+			return subWildOutside, "a wildcard outside the client's rights in the policy" + note, true
+		}
+		return subTopicOutside, "a topic outside the client's rights in the policy" + note, true
+	}
+	return 0, "", false
+}
+
+// title names the finding for what the subscriptions did.
+func (w *wildcard) title(clients []string) string {
+	var what []string
+	for k, n := range w.kinds {
+		if n > 0 {
+			what = append(what, subPhrases[k])
+		}
+	}
+	lead := "Subscription to "
+	if w.n > 1 {
+		lead = "Subscriptions to "
+	}
+	if len(what) > 1 {
+		what = []string{strings.Join(what[:len(what)-1], ", ") + " and " + what[len(what)-1]}
+	}
+	return fmt.Sprintf("%s%s by %s", lead, what[0], joinShort(clients, 3))
 }
 
 func (w *wildcard) OnMQTT(m *pipeline.MQTT) {
@@ -338,12 +383,13 @@ func (w *wildcard) OnMQTT(m *pipeline.MQTT) {
 		hit := false
 		for _, f := range p.Filters {
 			filter := string(f.Filter)
-			why := w.why(m.Session.ClientID, filter)
-			if why == "" {
+			kind, why, ok := w.why(m.Session.ClientID, filter)
+			if !ok {
 				continue
 			}
 			hit = true
 			w.n++
+			w.kinds[kind]++
 			if len(w.filters) < 100 {
 				w.filters[printable(filter, 64)+" ("+why+")"]++
 			}
@@ -401,7 +447,7 @@ func (w *wildcard) Findings(Models) []Finding {
 	sort.Strings(fs)
 	ev.Topics = fs
 	f := newFinding("attack.wildcard-subscribe", w.span.first, w.span.last, ev)
-	f.Title = fmt.Sprintf("Wildcard subscription by %s", joinShort(ev.ClientIDs, 3))
+	f.Title = w.title(ev.ClientIDs)
 	if w.refused > 0 && w.refused >= w.n {
 		f.Explanation += " The broker refused these subscriptions: the attempt failed, but shows intent."
 	}

@@ -148,9 +148,14 @@ func NewICUCSV(w io.Writer, d Dialect, class, label string) *ICUCSV {
 	for i := 0; i < 3; i++ {
 		x.free <- &batch{recs: make([]rowRec, 0, batchRows)}
 	}
+	// The header is the dialect's: tshark names the SYN-ACK column
+	// tcp.connection.synack, the released files tcp.connection.sack.
 	for i, h := range dataset.Header {
 		if i > 0 {
 			x.w.WriteByte(',')
+		}
+		if d == DialectTshark && i < dataset.ColClass {
+			h = dataset.TsharkField(i)
 		}
 		x.w.WriteString(h)
 	}

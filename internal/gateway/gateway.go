@@ -179,14 +179,8 @@ func statePath(dir, name string) string {
 // certificate, client certificates required and verified against the CA,
 // and the CRL in force checked at every handshake.
 func (g *Gateway) loadTLS() (*tls.Config, error) {
-	cert, key := g.cfg.Cert, g.cfg.Key
-	if cert == "" {
-		cert = filepath.Join(g.cfg.PKI, "gateway.crt")
-	}
-	if key == "" {
-		key = filepath.Join(g.cfg.PKI, "gateway.key")
-	}
-	pair, err := tls.LoadX509KeyPair(cert, key)
+	cert, key := g.certFiles()
+	_, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: certificate: %v (issue one: iomtguard pki issue --dir %s --name gateway --server --host HOST)", ErrConfig, err, g.cfg.PKI)
 	}
@@ -205,8 +199,10 @@ func (g *Gateway) loadTLS() (*tls.Config, error) {
 		min = tls.VersionTLS13
 	}
 	return &tls.Config{
-		Certificates: []tls.Certificate{pair},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		// The certificate in force: a renewed one (pki renew) is served from
+		// the next handshake on, without a restart (reload.go).
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return g.cur.Load().cert, nil },
+		ClientAuth:     tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 		MinVersion:   min,
 		VerifyPeerCertificate: func(_ [][]byte, chains [][]*x509.Certificate) error {
@@ -219,6 +215,18 @@ func (g *Gateway) loadTLS() (*tls.Config, error) {
 			return nil
 		},
 	}, nil
+}
+
+// certFiles are the gateway's certificate and key files.
+func (g *Gateway) certFiles() (cert, key string) {
+	cert, key = g.cfg.Cert, g.cfg.Key
+	if cert == "" {
+		cert = filepath.Join(g.cfg.PKI, "gateway.crt")
+	}
+	if key == "" {
+		key = filepath.Join(g.cfg.PKI, "gateway.key")
+	}
+	return cert, key
 }
 
 // The configuration in force (replaced whole by a reload).

@@ -509,3 +509,47 @@ func TestConfigErrors(t *testing.T) {
 	_ = errors.New
 	_ = fmt.Sprint
 }
+
+// TestRenewedCertificate: pki renew gives the gateway a certificate for a
+// new host name, served from the next handshake on without a restart; the
+// superseded one is refused by clients that check names.
+func TestRenewedCertificate(t *testing.T) {
+	tg := start(t, testPolicy, nil)
+	dial := func(server string) error {
+		cfg := tg.tlsConfig(t, "bed1-ecg")
+		cfg.ServerName = server
+		c, err := tls.Dial("tcp", "127.0.0.1:"+tg.port(), cfg)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial("broker.icu.local"); err == nil {
+		t.Fatal("the first certificate is valid for broker.icu.local")
+	}
+	loaded := func() any {
+		files, _ := tg.g.Health()["config"].(map[string]any)
+		c, _ := files["certificate"].(map[string]any)
+		return c["loaded"]
+	}
+	before := loaded()
+	if _, err := pki.Renew(tg.dir, "gateway", pki.Options{Hosts: []string{"broker.icu.local", "127.0.0.1"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	// Polled through /healthz, not by handshakes: failed handshakes count
+	// towards a ban of the address.
+	start := time.Now()
+	for loaded() == before {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("the renewed certificate is not loaded 5 s later: %v", tg.g.Health()["config"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := dial("broker.icu.local"); err != nil {
+		t.Fatalf("the renewed certificate: %v", err)
+	}
+	t.Logf("renewed certificate served %s after pki renew", time.Since(start).Round(time.Millisecond))
+	if err := dial("localhost"); err == nil {
+		t.Error("the renewed certificate still names localhost: the old host list was replaced")
+	}
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -21,7 +22,8 @@ import (
 )
 
 // config is the part of the gateway's configuration that changes while it
-// runs: the policy (and its limits), the password file and the CRL. A
+// runs: the policy (and its limits), the password file, the CRL and the
+// gateway's own certificate (renewed with pki renew). A
 // reload builds a new one and swaps it in whole; a file that changed into
 // something invalid keeps its last good content, with the error shown in
 // /healthz and the log.
@@ -30,7 +32,8 @@ type config struct {
 	lim     policy.Limits
 	pw      map[string]string // nil: no password file
 	crl     *x509.RevocationList
-	revoked map[string]bool // serial (hex) -> revoked, from the CRL and shared revocations
+	revoked map[string]bool  // serial (hex) -> revoked, from the CRL and shared revocations
+	cert    *tls.Certificate // served to clients
 	files   []fileState
 }
 
@@ -140,6 +143,21 @@ func (g *Gateway) loadConfig(prev *config) (*config, error) {
 			return nil
 		})
 	}
+	certFile, keyFile := g.certFiles()
+	read(state("certificate", certFile), false, func(b []byte) error {
+		kb, err := os.ReadFile(keyFile)
+		if err != nil {
+			return fmt.Errorf("%w: certificate key: %v", ErrConfig, err)
+		}
+		pair, err := tls.X509KeyPair(b, kb)
+		if err != nil {
+			// A renewal writes the key, then the certificate: the next
+			// check, a second later, sees both.
+			return fmt.Errorf("%w: %s and %s: %v", ErrConfig, certFile, keyFile, err)
+		}
+		next.cert = &pair
+		return nil
+	})
 	if g.cfg.PKI != "" {
 		read(state("crl", g.crlPath()), true, func(b []byte) error {
 			if b == nil {

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -265,6 +266,11 @@ var indexMu sync.Mutex
 func Issue(dir, name string, opts Options) (*x509.Certificate, error) {
 	indexMu.Lock()
 	defer indexMu.Unlock()
+	return issue(dir, name, opts)
+}
+
+// issue is Issue with indexMu held.
+func issue(dir, name string, opts Options) (*x509.Certificate, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
@@ -274,7 +280,7 @@ func Issue(dir, name string, opts Options) (*x509.Certificate, error) {
 	}
 	for _, f := range []string{name + ".key", name + ".crt"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return nil, fmt.Errorf("%w: %s (revoke it and issue under another name)", ErrExists, filepath.Join(dir, f))
+			return nil, fmt.Errorf("%w: %s (to replace it: pki renew --name %s)", ErrExists, filepath.Join(dir, f), name)
 		}
 	}
 	key, err := newKey(opts.KeyType)
@@ -347,6 +353,105 @@ func Issue(dir, name string, opts Options) (*x509.Certificate, error) {
 		return nil, err
 	}
 	return x509.ParseCertificate(der)
+}
+
+// Renewed says what Renew did.
+type Renewed struct {
+	Cert     *x509.Certificate
+	Old      Entry  // the certificate replaced
+	MovedTo  string // where its files went (DIR/superseded/NAME-SERIAL.crt and .key)
+	Revoked  bool   // the old certificate was revoked (reason superseded)
+	Inherits string // what was carried over from it
+}
+
+// Renew replaces name's valid certificate with a new one and a new key:
+// the old files move to DIR/superseded (keys are never overwritten), and
+// the old certificate is revoked as superseded unless keepOld (a rollover:
+// it stays valid until it expires, so a device can switch in its own time).
+// What opts leaves empty (server, hosts, role, key type) is carried over.
+func Renew(dir, name string, opts Options, keepOld bool) (*Renewed, error) {
+	indexMu.Lock()
+	if err := CheckName(name); err != nil {
+		indexMu.Unlock()
+		return nil, err
+	}
+	idx, err := loadIndex(dir)
+	if err != nil {
+		indexMu.Unlock()
+		return nil, err
+	}
+	at := -1
+	for i, e := range idx.Entries {
+		if e.Name == name && e.Revoked.IsZero() {
+			at = i
+		}
+	}
+	if at < 0 {
+		indexMu.Unlock()
+		return nil, fmt.Errorf("%w: %s has no valid certificate to renew (issue one)", ErrNotFound, name)
+	}
+	old := idx.Entries[at]
+	var inherited []string
+	if !opts.Server && old.Server {
+		opts.Server = true
+		inherited = append(inherited, "broker")
+	}
+	if len(opts.Hosts) == 0 && len(old.Hosts) > 0 {
+		opts.Hosts = old.Hosts
+		inherited = append(inherited, "hosts "+strings.Join(old.Hosts, ","))
+	}
+	if opts.Role == "" && old.Role != "" {
+		opts.Role = old.Role
+		inherited = append(inherited, "role "+old.Role)
+	}
+	if opts.KeyType == "" {
+		opts.KeyType = old.KeyType
+	}
+	moved := filepath.Join(dir, "superseded")
+	if err := os.MkdirAll(moved, 0o700); err != nil {
+		indexMu.Unlock()
+		return nil, err
+	}
+	base := filepath.Join(moved, name+"-"+old.Serial)
+	for _, ext := range []string{".crt", ".key"} {
+		if err := os.Rename(filepath.Join(dir, name+ext), base+ext); err != nil && !errors.Is(err, os.ErrNotExist) {
+			indexMu.Unlock()
+			return nil, err
+		}
+	}
+	c, err := issue(dir, name, opts)
+	if err != nil {
+		// Put the old files back: the device keeps what it had.
+		for _, ext := range []string{".crt", ".key"} {
+			os.Rename(base+ext, filepath.Join(dir, name+ext))
+		}
+		indexMu.Unlock()
+		return nil, err
+	}
+	r := &Renewed{Cert: c, Old: old, MovedTo: base, Inherits: strings.Join(inherited, ", ")}
+	if !keepOld {
+		idx, err := loadIndex(dir)
+		if err == nil {
+			for i := range idx.Entries {
+				if idx.Entries[i].Serial == old.Serial {
+					idx.Entries[i].Revoked, idx.Entries[i].Reason = opts.now().UTC().Truncate(time.Second), "superseded"
+				}
+			}
+			err = saveIndex(dir, idx)
+		}
+		if err != nil {
+			indexMu.Unlock()
+			return r, err
+		}
+		r.Revoked = true
+	}
+	indexMu.Unlock()
+	if r.Revoked {
+		if _, err := WriteCRL(dir, opts); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
 }
 
 // Revoke marks name revoked and rewrites the CRL (ca.crl).

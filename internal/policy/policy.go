@@ -81,6 +81,16 @@ type Zone struct {
 	Line  int      `yaml:"-"`
 }
 
+// UnmarshalYAML keeps the zone's line for error messages.
+func (z *Zone) UnmarshalYAML(n *yaml.Node) error {
+	type plain Zone
+	if err := n.Decode((*plain)(z)); err != nil {
+		return err
+	}
+	z.Line = n.Line
+	return nil
+}
+
 // FlowRule allows TCP flows from one zone to another, on the given ports
 // (none: any port).
 type FlowRule struct {
@@ -468,6 +478,20 @@ func (p *Policy) check(name string) error {
 			return fmt.Errorf("%w: %s: zones[%d]: zone %q defined twice", ErrPolicy, name, i, z.Name)
 		}
 		zones[z.Name] = true
+	}
+	// A host is in one zone: overlapping zones would make the flow rules
+	// that apply to it ambiguous.
+	for i, z := range p.Zones {
+		for _, a := range z.Hosts {
+			for j := 0; j < i; j++ {
+				for _, b := range p.Zones[j].Hosts {
+					if a.Overlaps(b.Prefix) {
+						return fmt.Errorf("%w: %s:%d: zones[%d] %s: %s overlaps %s of zone %s (line %d): a host must be in one zone (narrow one of them, or list hosts)",
+							ErrPolicy, name, z.Line, i, z.Name, a.Prefix, b.Prefix, p.Zones[j].Name, p.Zones[j].Line)
+					}
+				}
+			}
+		}
 	}
 	for i, f := range p.Flows {
 		for _, z := range []string{f.From, f.To} {

@@ -12,7 +12,7 @@ inventory:
   clients: ["bed*-*", nurse-station]
 zones:
   - name: devices
-    hosts: [10.5.126.100/26]
+    hosts: [10.5.126.96/27]
   - name: broker
     hosts: [10.5.126.84]
 flows:
@@ -114,6 +114,7 @@ func TestParseErrors(t *testing.T) {
 		{"thresholds:\n  scan:\n    window: soon\n", "x.yaml:3: threshold \"soon\""},
 		{"flows:\n  - {from: a, to: b, ports: [70000]}\nzones:\n  - {name: a}\n  - {name: b}\n", "port 70000 out of range"},
 		{": : :\n", "x.yaml"},
+		{"zones:\n  - {name: ward, hosts: [10.5.126.0/24]}\n  - {name: broker, hosts: [10.5.126.84]}\n", "x.yaml:3: zones[1] broker: 10.5.126.84/32 overlaps 10.5.126.0/24 of zone ward (line 2)"},
 	} {
 		_, err := Parse("x.yaml", strings.NewReader(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,32 @@ type LiveStats struct {
 	LatencyP50    time.Duration `json:"latency_p50_ns"`
 	LatencyP99    time.Duration `json:"latency_p99_ns"`
 	Elapsed       time.Duration `json:"elapsed_ns"`
+	// Errors are the distinct connect errors with the clients that got
+	// each (at most 8 kinds, each with up to 3 client IDs).
+	Errors []LiveError `json:"errors,omitempty"`
+}
+
+// LiveError is one kind of connect error.
+type LiveError struct {
+	Error   string   `json:"error"`
+	Count   int      `json:"count"`
+	Clients []string `json:"clients"`
+}
+
+func (s *LiveStats) noteError(client string, err error) {
+	msg := err.Error()
+	for i := range s.Errors {
+		if e := &s.Errors[i]; e.Error == msg {
+			e.Count++
+			if len(e.Clients) < 3 {
+				e.Clients = append(e.Clients, client)
+			}
+			return
+		}
+	}
+	if len(s.Errors) < 8 {
+		s.Errors = append(s.Errors, LiveError{Error: msg, Count: 1, Clients: []string{client}})
+	}
 }
 
 // Live runs the scenario's devices and nurse station as real MQTT 3.1.1
@@ -175,6 +202,7 @@ func Live(ctx context.Context, o LiveOptions) (*LiveStats, error) {
 			mu.Lock()
 			if err != nil {
 				st.ConnectErrors++
+				st.noteError(d.id, err)
 				mu.Unlock()
 				return
 			}
@@ -237,8 +265,12 @@ func Live(ctx context.Context, o LiveOptions) (*LiveStats, error) {
 		st.LatencyP50 = lat[len(lat)/2]
 		st.LatencyP99 = lat[min(len(lat)-1, len(lat)*99/100)]
 	}
-	if st.ConnectErrors == len(devs) {
-		return st, errors.New("sim: no device could connect")
+	switch {
+	case st.ConnectErrors > 0:
+		first := st.Errors[0]
+		return st, fmt.Errorf("sim: %d of %d clients could not connect (%d: %s; e.g. %s)", st.ConnectErrors, st.Clients, first.Count, first.Error, strings.Join(first.Clients, ", "))
+	case st.PublishErrors > 0:
+		return st, fmt.Errorf("sim: %d of %d publishes failed", st.PublishErrors, st.PublishErrors+st.Published)
 	}
 	return st, nil
 }

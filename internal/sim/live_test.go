@@ -4,11 +4,17 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iomtguard/iomtguard/internal/mosquittotest"
 	"github.com/iomtguard/iomtguard/internal/pki"
@@ -70,3 +76,46 @@ func TestLiveMosquittoTLS(t *testing.T) {
 		t.Errorf("the broker did not take the certificate identity:\n%s", b.Log())
 	}
 }
+
+// TestLiveRefused: a broker that refuses part of the ward makes Live
+// fail, naming how many clients were refused and which, instead of
+// reporting a run with holes in it as a success.
+func TestLiveRefused(t *testing.T) {
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	srv.AddHook(&refuse{prefix: "bed1-s"}, nil) // bed1-spo2 (and no other)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	defer srv.Close()
+	time.Sleep(100 * time.Millisecond)
+	st, err := sim.Live(context.Background(), sim.LiveOptions{Broker: addr, Duration: 2 * time.Second, Beds: 1, Speed: 10})
+	if err == nil || !strings.Contains(err.Error(), "1 of ") || !strings.Contains(err.Error(), "bed1-spo2") {
+		t.Fatalf("one device refused: error %v, stats %+v", err, st)
+	}
+	if st.ConnectErrors != 1 || st.Connected != st.Clients-1 || st.Published == 0 {
+		t.Errorf("stats %+v", st)
+	}
+	t.Log(err)
+}
+
+// refuse is a mochi hook that refuses client IDs with a prefix.
+type refuse struct {
+	mochi.HookBase
+	prefix string
+}
+
+func (h *refuse) ID() string { return "refuse" }
+func (h *refuse) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (h *refuse) OnConnectAuthenticate(cl *mochi.Client, _ packets.Packet) bool {
+	return !strings.HasPrefix(string(cl.Properties.Username), h.prefix) && !strings.HasPrefix(cl.ID, h.prefix)
+}
+func (h *refuse) OnACLCheck(*mochi.Client, string, bool) bool { return true }
