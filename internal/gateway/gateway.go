@@ -210,7 +210,7 @@ func (g *Gateway) loadTLS() (*tls.Config, error) {
 				return nil
 			}
 			if leaf := chains[0][0]; g.revoked(leaf) {
-				return fmt.Errorf("certificate %s (serial %s) is revoked", leaf.Subject.CommonName, leaf.SerialNumber.Text(16))
+				return &certRevoked{name: leaf.Subject.CommonName, serial: leaf.SerialNumber.Text(16)}
 			}
 			return nil
 		},
@@ -457,6 +457,28 @@ func (g *Gateway) release(ip string) {
 	g.mu.Unlock()
 }
 
+// certRevoked refuses a certificate the CA issued and then revoked.
+type certRevoked struct{ name, serial string }
+
+func (e *certRevoked) Error() string {
+	return fmt.Sprintf("certificate %s (serial %s) is revoked", e.name, e.serial)
+}
+
+// refusedIdentity is the identity of a refused certificate that the CA did
+// issue (revoked, expired), for the audit log: the SOC needs to know which
+// device was refused. A certificate from an unknown CA names nobody.
+func refusedIdentity(err error) string {
+	var rv *certRevoked
+	var inv x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &rv):
+		return rv.name
+	case errors.As(err, &inv) && inv.Cert != nil && inv.Reason == x509.Expired:
+		return inv.Cert.Subject.CommonName
+	}
+	return ""
+}
+
 // tlsFailed records a refused handshake; it counts as a failed
 // authentication of the address.
 func (g *Gateway) tlsFailed(ip, src string, err error) {
@@ -484,7 +506,7 @@ func (g *Gateway) tlsFailed(ip, src string, err error) {
 	default:
 		reason, _ = capString(reason, 200)
 	}
-	g.deny(Record{Source: src, Action: "tls", Reason: reason, Rule: "tls"}, "tls")
+	g.deny(Record{Source: src, Identity: refusedIdentity(err), Action: "tls", Reason: reason, Rule: "tls"}, "tls")
 	g.authFailed("ip:"+ip, src, reason)
 }
 

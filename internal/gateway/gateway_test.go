@@ -257,6 +257,10 @@ func TestMosquittoClients(t *testing.T) {
 	if r := find(rs, "subscribe", "deny", "'#'"); r == nil || r.Identity != "nurse-station" || r.Topic == "" {
 		t.Errorf("wildcard record %+v", r)
 	}
+	// The refused certificate is named: the SOC must know which device it was.
+	if r := find(rs, "tls", "deny", "client certificate revoked"); r == nil || r.Identity != "revoked-pump" {
+		t.Errorf("revoked certificate record %+v", r)
+	}
 }
 
 // TestUnknownCA: a certificate from another CA fails the handshake.
