@@ -149,3 +149,36 @@ func TestGatewaySignals(t *testing.T) {
 		t.Errorf("audit log lacks the reload or the stop:\n%s", log)
 	}
 }
+
+// TestExitMessages: a command that fails prints one line naming why, and
+// one whose report already said why (a failing eval) prints no empty
+// "iomtguard: " line after it.
+func TestExitMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	labels := filepath.Join(dir, "labels.yaml")
+	os.WriteFile(labels, []byte("captures:\n  mqtt5.pcap:\n    must: [attack.bruteforce]\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"eval", "--labels", labels, "../../testdata/captures/mqtt5.pcap"}, 1, "0 of 1 captures pass"},
+		{[]string{"forecast", "--series", labels}, 2, "iomtguard: "},
+		{[]string{"analyze", "--interval", "-1s"}, 2, "iomtguard: --interval"},
+	} {
+		cmd := exec.Command(bin, c.args...)
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != c.code || !strings.Contains(string(out), c.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", c.args, cmd.ProcessState.ExitCode(), c.code, c.want, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.TrimSpace(l) == "iomtguard:" {
+				t.Errorf("%v prints an empty error line:\n%s", c.args, out)
+			}
+		}
+	}
+}

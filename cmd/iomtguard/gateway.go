@@ -97,7 +97,7 @@ Settings can also come from --config FILE (YAML with the flags' names, dashes as
 flags given on the command line win. Errors in the config or policy are reported with file and
 line before anything listens. SIGINT or SIGTERM shut down within seconds whatever the clients do.`,
 		Example: `  iomtguard pki init --dir ca && iomtguard pki issue --dir ca --name gateway --server --host localhost
-  iomtguard gateway --pki ca --policy ward.yaml --listen 0.0.0.0:8883 --audit audit.jsonl
+  iomtguard gateway --pki ca --policy ward.yaml --listen 10.5.126.84:8883 --audit audit.jsonl   # the devices network only
   iomtguard gateway --pki ca --policy ward.yaml --upstream mqtt://127.0.0.1:1883 --upstream-user gw --upstream-password-file gw.pass
   iomtguard gateway --config gateway.yaml
   kill -HUP $(pidof iomtguard)                 # reload the policy, passwords and CRL now

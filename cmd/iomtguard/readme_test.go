@@ -130,7 +130,6 @@ type readmeRun struct {
 	bg      []*exec.Cmd
 	ran     int
 	skipped []string
-	slowest []string // the slowest commands, "1.2s line"
 	times   map[string]time.Duration
 }
 

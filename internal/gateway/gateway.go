@@ -203,8 +203,8 @@ func (g *Gateway) loadTLS() (*tls.Config, error) {
 		// the next handshake on, without a restart (reload.go).
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return g.cur.Load().cert, nil },
 		ClientAuth:     tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
-		MinVersion:   min,
+		ClientCAs:      pool,
+		MinVersion:     min,
 		VerifyPeerCertificate: func(_ [][]byte, chains [][]*x509.Certificate) error {
 			if len(chains) == 0 {
 				return nil

@@ -37,11 +37,11 @@ func TestIdentityPlaceholders(t *testing.T) {
 		{"bed1-ecg-2", []string{"1/ecg-2"}, nil, true},
 		{"env-Barometer", []string{"Barometer"}, nil, true},
 		{"ward3-hub", nil, []string{"ward3-hub/status"}, true},
-		{"bed+-ecg", nil, nil, false},    // '+' would be a wildcard
-		{"bed#-ecg", nil, nil, false},    // '#'
-		{"bed1/x-ecg", nil, nil, false},  // '/' would add a level
-		{"bed-ecg", nil, nil, false},     // an empty value
-		{"ward3-#", nil, nil, true},      // matches, but {identity} is unsafe: no rights
+		{"bed+-ecg", nil, nil, false},   // '+' would be a wildcard
+		{"bed#-ecg", nil, nil, false},   // '#'
+		{"bed1/x-ecg", nil, nil, false}, // '/' would add a level
+		{"bed-ecg", nil, nil, false},    // an empty value
+		{"ward3-#", nil, nil, true},     // matches, but {identity} is unsafe: no rights
 		{"nurse-station", nil, []string{"+", "+/alarm"}, true},
 		{"intruder", nil, nil, false},
 	} {

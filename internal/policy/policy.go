@@ -17,8 +17,8 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
