@@ -165,6 +165,14 @@ func (e *Engine) Run(ctx context.Context, inputs ...Input) (*Summary, error) {
 			break
 		}
 		e.src = best
+		if recs[best].Tick {
+			e.tick(recs[best].TS)
+			if err := ctx.Err(); err != nil {
+				return e.finish(), err
+			}
+			live[best] = e.advance(best, &recs[best])
+			continue
+		}
 		e.sum.Inputs[best].Frames++
 		if recs[best].Row != nil {
 			e.row(recs[best].Row, recs[best].TS)
@@ -182,6 +190,19 @@ func (e *Engine) Run(ctx context.Context, inputs ...Input) (*Summary, error) {
 	}
 	e.progress()
 	return e.finish(), nil
+}
+
+// tick passes the capture clock to the consumers that follow it; a tick
+// earlier than the last frame is ignored (time never goes back).
+func (e *Engine) tick(ts int64) {
+	if ts < e.sum.Last {
+		return
+	}
+	for _, c := range e.cons {
+		if t, ok := c.(Ticker); ok {
+			t.OnTick(ts)
+		}
+	}
 }
 
 func (e *Engine) progress() {

@@ -186,6 +186,13 @@ type Consumer interface {
 	OnAnomaly(*Anomaly)
 }
 
+// Ticker is implemented by consumers that act as the capture clock
+// advances: live sources send ticks when no frame arrives for a while, and
+// the engine calls OnTick with the capture time (ns) of each tick.
+type Ticker interface {
+	OnTick(ts int64)
+}
+
 // Finisher is implemented by consumers that act once the pass is over.
 type Finisher interface {
 	Finish(*Summary)

@@ -16,11 +16,14 @@ import (
 // ErrNotInput reports a file that is neither a capture nor an ICU dataset CSV.
 var ErrNotInput = errors.New("not a pcap, pcapng or ICU dataset CSV file")
 
-// Record is one item read from an input: a captured packet, or a dataset row.
+// Record is one item read from an input: a captured packet, or a dataset
+// row, or (from a live source) a tick: no frame, only the capture clock's
+// time, so that consumers can close windows on a quiet network.
 type Record struct {
-	TS  int64 // ns
-	Pkt capture.Packet
-	Row *dataset.Row // non-nil for CSV input
+	TS   int64 // ns
+	Pkt  capture.Packet
+	Row  *dataset.Row // non-nil for CSV input
+	Tick bool
 }
 
 // Input is a source of records in time order.
