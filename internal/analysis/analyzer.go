@@ -42,6 +42,10 @@ type Options struct {
 	// Now is the clock of Result.Generated and of the timings (default
 	// time.Now; a fixed clock makes the output reproducible for golden tests).
 	Now func() time.Time
+	// Origin, when set, is the run's first frame (ns): series intervals
+	// and relative times count from it, so that the analyzers of the
+	// minutes of a live run merge (state.go). Zero: this analyzer's first frame.
+	Origin int64
 }
 
 func (o *Options) defaults() {
@@ -185,21 +189,37 @@ type Analyzer struct {
 	start      int64
 	started    bool
 	fromCSV    bool
+	sum        SummaryState // the frames' own Summary (state.go)
+	first      int64        // first and last frame (ns)
+	last       int64
 }
 
 // New returns an analyzer.
 func New(opts Options) *Analyzer {
 	opts.defaults()
-	return &Analyzer{opts: opts, lengths: map[int]int64{}, anomalies: map[string]int64{}, topics: map[string]*topicAgg{},
+	a := &Analyzer{opts: opts, lengths: map[int]int64{}, anomalies: map[string]int64{}, topics: map[string]*topicAgg{},
 		subs: map[string]map[string]bool{}, hosts: map[netip.Addr]*hostAgg{}, pairs: map[pairKey]*Edge{},
 		ports: map[portKey]*Port{}, flowStates: map[string]int{}, flowProtos: map[string]int{}, brokers: map[netip.Addr]bool{},
 		clientIDs: map[string]bool{}, versions: map[string]int{}, kpts: map[[2]int32]*kpoint{}, tls: newTLSAgg(opts.MaxHosts),
 		packets: NewSeries(opts.Interval, MetricPackets), mqttSeries: NewSeries(opts.Interval, MetricMQTT)}
+	if opts.Origin != 0 {
+		a.SetOrigin(opts.Origin)
+	}
+	return a
+}
+
+// SetOrigin makes intervals and relative times count from ts, the run's
+// first frame (a live run's minutes then merge).
+func (a *Analyzer) SetOrigin(ts int64) {
+	a.started, a.start = true, ts
+	a.packets.SetOrigin(ts)
+	a.mqttSeries.SetOrigin(ts)
 }
 
 // OnMQTT counts the packet.
 func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 	p := ev.Pkt
+	a.sumMQTT(p)
 	if !a.frameMQTT {
 		a.frameMQTT = true
 		a.firstLen = p.RemainingLength
@@ -310,6 +330,7 @@ func (a *Analyzer) OnFrame(f *pipeline.Frame) {
 	if !a.started {
 		a.started, a.start = true, f.TS
 	}
+	a.sumFrame(f)
 	a.packets.OnFrame(f)
 	a.mqttSeries.OnFrame(f)
 	if r := f.Row; r != nil {
@@ -441,6 +462,7 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 	if ev.Kind != pipeline.FlowClosed {
 		return
 	}
+	a.sumFlow(ev)
 	c := ev.Conn
 	a.flowCount++
 	st := c.State.String()

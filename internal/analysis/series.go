@@ -48,11 +48,20 @@ type Series struct {
 	pipeline.Nop
 	Interval time.Duration
 	Metric   Metric
-	Values   []float64
-	Dropped  int64
-	started  bool
-	first    int64
+	// Values[i] is interval Offset+i counted from the origin (the first
+	// frame's time, or the one SetOrigin gave): the series of a window of
+	// a longer run starts where its first frame falls.
+	Values  []float64
+	Offset  int
+	Dropped int64
+	started bool
+	first   int64
 }
+
+// SetOrigin makes the intervals count from ts (the run's first frame)
+// rather than from this series' first frame, so that the series of the
+// minutes of a run line up when merged.
+func (s *Series) SetOrigin(ts int64) { s.started, s.first = true, ts }
 
 // NewSeries returns a series aggregator.
 func NewSeries(interval time.Duration, m Metric) *Series {
@@ -74,18 +83,38 @@ func (s *Series) bin(ts int64) int {
 }
 
 func (s *Series) add(ts int64, v float64) {
-	i := s.bin(ts)
+	i := s.index(ts)
 	if i < 0 {
 		return
 	}
-	if i >= MaxBins {
-		s.Dropped++
-		return
+	s.Values[i] += v
+}
+
+// index is the position of ts in Values, growing Values to hold it (-1:
+// before the series, or past MaxBins).
+func (s *Series) index(ts int64) int {
+	b := s.bin(ts)
+	if b < 0 {
+		return -1
 	}
+	if b-s.Offset >= MaxBins {
+		s.Dropped++
+		return -1
+	}
+	if len(s.Values) == 0 {
+		s.Offset = b
+	}
+	if b < s.Offset {
+		// Earlier than the first interval seen (frames out of order):
+		// extend the series back.
+		s.Values = append(make([]float64, s.Offset-b), s.Values...)
+		s.Offset = b
+	}
+	i := b - s.Offset
 	for len(s.Values) <= i {
 		s.Values = append(s.Values, 0)
 	}
-	s.Values[i] += v
+	return i
 }
 
 // OnFrame counts frames and bytes.
@@ -97,11 +126,7 @@ func (s *Series) OnFrame(f *pipeline.Frame) {
 		s.add(f.TS, float64(f.Len))
 	default:
 		// Every interval with a frame exists, even with no MQTT in it.
-		if i := s.bin(f.TS); i >= 0 && i < MaxBins {
-			for len(s.Values) <= i {
-				s.Values = append(s.Values, 0)
-			}
-		}
+		s.index(f.TS)
 	}
 }
 
@@ -112,5 +137,37 @@ func (s *Series) OnMQTT(ev *pipeline.MQTT) {
 	}
 }
 
-// Start is the time (ns) of the series' first interval.
-func (s *Series) Start() int64 { return s.first }
+// Start is the time (ns) of the series' first interval (Values[0]).
+func (s *Series) Start() int64 { return s.first + int64(s.Offset)*int64(s.Interval) }
+
+// Origin is the time (ns) intervals are counted from.
+func (s *Series) Origin() int64 { return s.first }
+
+// Merge adds o's values (a series of the same run, interval and metric).
+func (s *Series) Merge(o *Series) {
+	if len(o.Values) == 0 {
+		s.Dropped += o.Dropped
+		return
+	}
+	if !s.started {
+		s.started, s.first = true, o.first
+	}
+	// o's intervals in s's numbering (the same origin within a run).
+	shift := int((o.first - s.first) / int64(s.Interval))
+	lo := o.Offset + shift
+	if len(s.Values) == 0 {
+		s.Offset = lo
+	}
+	if lo < s.Offset {
+		s.Values = append(make([]float64, s.Offset-lo), s.Values...)
+		s.Offset = lo
+	}
+	for i, v := range o.Values {
+		j := lo + i - s.Offset
+		for len(s.Values) <= j {
+			s.Values = append(s.Values, 0)
+		}
+		s.Values[j] += v
+	}
+	s.Dropped += o.Dropped
+}

@@ -1,0 +1,147 @@
+package analysis_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/demo"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/report"
+)
+
+// minutes splits a run into one Analyzer per minute of capture time, as a
+// live run does, and keeps each minute's State (encoded, as the history
+// stores it).
+type minutes struct {
+	pipeline.Nop
+	opts   analysis.Options
+	width  time.Duration
+	cur    *analysis.Analyzer
+	min    int64
+	origin int64
+	states [][]byte
+}
+
+func (m *minutes) roll(ts int64) {
+	if m.cur == nil {
+		m.origin = ts
+	}
+	if k := ts / int64(m.width); m.cur == nil || k != m.min {
+		m.flush()
+		o := m.opts
+		o.Origin = m.origin
+		m.cur, m.min = analysis.New(o), k
+	}
+}
+
+func (m *minutes) flush() {
+	if m.cur == nil {
+		return
+	}
+	b, err := json.Marshal(m.cur.State())
+	if err != nil {
+		panic(err)
+	}
+	m.states = append(m.states, b)
+	m.cur = nil
+}
+
+func (m *minutes) OnFrame(f *pipeline.Frame) { m.roll(f.TS); m.cur.OnFrame(f) }
+func (m *minutes) OnMQTT(e *pipeline.MQTT) {
+	m.roll(e.Frame.TS)
+	m.cur.OnMQTT(e)
+}
+func (m *minutes) OnFlow(e *pipeline.Flow) {
+	if m.cur != nil {
+		m.cur.OnFlow(e)
+	}
+}
+func (m *minutes) OnAnomaly(a *pipeline.Anomaly) {
+	if m.cur != nil {
+		m.cur.OnAnomaly(a)
+	}
+}
+func (m *minutes) OnTLS(t *pipeline.TLS) {
+	if m.cur != nil {
+		m.cur.OnTLS(t)
+	}
+}
+func (m *minutes) Finish(*pipeline.Summary) { m.flush() }
+
+// TestMergedMinutesEqualAnalyze: a capture analysed whole, and the same
+// capture as one Analyzer per minute whose States are encoded, decoded and
+// merged, give the same Result (every section of analysis.json).
+func TestMergedMinutesEqualAnalyze(t *testing.T) {
+	demoPath := filepath.Join(t.TempDir(), "demo.pcapng.gz")
+	b, _ := io.ReadAll(demo.Open())
+	os.WriteFile(demoPath, b, 0o644)
+	files := []string{"../../testdata/real/mosquitto-attacks.pcap", "../../testdata/real/mosquitto-ward.pcap", "../../testdata/real/websocket-aedes.pcap",
+		demoPath}
+	fixed := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			opts := analysis.Options{Now: fixed}
+			in, err := pipeline.OpenInput(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole := analysis.New(opts)
+			width := time.Minute
+			if !strings.Contains(f, "demo") {
+				width = 2 * time.Second // short captures: parts of two seconds
+			}
+			mins := &minutes{opts: opts, width: width}
+			sum, err := pipeline.New(pipeline.Options{}, whole, mins).Run(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			merged := analysis.New(opts)
+			for _, b := range mins.states {
+				var st analysis.State
+				if err := json.Unmarshal(b, &st); err != nil {
+					t.Fatal(err)
+				}
+				merged.Merge(&st)
+			}
+			own := merged.OwnSummary()
+			own.Inputs, own.Warnings = sum.Inputs, sum.Warnings
+			a, b := whole.Result(sum, nil), merged.Result(own, nil)
+			ja, jb := encode(t, a), encode(t, b)
+			if ja != jb {
+				t.Fatalf("%d minutes merged differ from the whole:\n%s", len(mins.states), firstDiff(ja, jb))
+			}
+			if len(mins.states) < 2 {
+				t.Fatalf("only %d part: nothing merged", len(mins.states))
+			}
+			t.Logf("%d parts of %s merged: equal", len(mins.states), width)
+		})
+	}
+}
+
+func encode(t *testing.T, r *analysis.Result) string {
+	r.Timings = nil
+	var b bytes.Buffer
+	if err := report.JSON(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func firstDiff(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(la) && i < len(lb); i++ {
+		if la[i] != lb[i] {
+			lo := max(0, i-3)
+			return "whole:\n" + strings.Join(la[lo:min(len(la), i+3)], "\n") + "\nmerged:\n" + strings.Join(lb[lo:min(len(lb), i+3)], "\n")
+		}
+	}
+	return "lengths differ"
+}

@@ -1,0 +1,200 @@
+package stats
+
+import (
+	"math"
+	"slices"
+)
+
+// DescriberState is a Describer as plain values, for storage and for
+// sending to a hub: its moments, the small integers as sparse counts, the
+// other values held, and the sketch (levels of weight 2^h) once there is
+// one. Merging the Describers of the parts of a capture gives the
+// Describer of the whole: exactly while no part outgrew its cap, within
+// the sketch's rank error otherwise.
+type DescriberState struct {
+	N      int64           `json:"n"`
+	MinMax [2]float64      `json:"minmax"`
+	Sum    [2]float64      `json:"sum"` // Neumaier sum and its compensation
+	Small  map[int32]int64 `json:"small,omitempty"`
+	Vals   []float64       `json:"vals,omitempty"`
+	Sketch [][]float64     `json:"sketch,omitempty"`
+	// Moments is the mean and the sum of squared deviations of all N
+	// values, kept when Sketch is set (the values themselves are not).
+	Moments [2]float64 `json:"moments,omitempty"`
+}
+
+// State returns d as plain values (sharing nothing with d).
+func (d *Describer) State() DescriberState {
+	st := DescriberState{N: d.n, MinMax: [2]float64{d.min, d.max}, Sum: [2]float64{d.sum, d.sumC}}
+	if d.nSmall > 0 {
+		st.Small = map[int32]int64{}
+		for i, c := range d.small {
+			if c != 0 {
+				st.Small[int32(i)] = c
+			}
+		}
+	}
+	st.Vals = slices.Clone(d.vals)
+	if d.sketch != nil {
+		for _, lv := range d.sketch.levels {
+			st.Sketch = append(st.Sketch, slices.Clone(lv))
+		}
+		if len(st.Sketch) == 0 {
+			st.Sketch = [][]float64{{}}
+		}
+		st.Moments = [2]float64{d.shift + d.welfordM, d.welfordM2}
+	}
+	return st
+}
+
+// FromState makes a Describer from its state.
+func FromState(st DescriberState) *Describer {
+	d := &Describer{}
+	d.MergeState(st)
+	return d
+}
+
+// moments returns the count, mean and sum of squared deviations of what d
+// holds.
+func (d *Describer) moments() (n int64, mean, m2 float64) {
+	if d.n == 0 {
+		return 0, 0, 0
+	}
+	if d.sketch != nil {
+		return d.n, d.shift + d.welfordM, d.welfordM2
+	}
+	mean = d.mean()
+	d.each(func(v float64, c int64) {
+		dv := v - mean
+		m2 += float64(c) * dv * dv
+	})
+	return d.n, mean, m2
+}
+
+// MergeState adds the values st describes to d.
+func (d *Describer) MergeState(st DescriberState) {
+	if st.N == 0 {
+		return
+	}
+	an, amean, am2 := d.moments()
+	aSketch := d.sketch != nil
+	// Count, extremes and sum.
+	if d.n == 0 {
+		d.min, d.max = st.MinMax[0], st.MinMax[1]
+	} else {
+		d.min, d.max = math.Min(d.min, st.MinMax[0]), math.Max(d.max, st.MinMax[1])
+	}
+	d.n += st.N
+	for _, v := range st.Sum {
+		t := d.sum + v
+		if math.Abs(d.sum) >= math.Abs(v) {
+			d.sumC += (d.sum - t) + v
+		} else {
+			d.sumC += (v - t) + d.sum
+		}
+		d.sum = t
+	}
+	if st.Sketch == nil && !aSketch {
+		// Both exact: add the held values.
+		if len(st.Small) > 0 {
+			if d.small == nil {
+				d.small = make([]int64, smallInts)
+			}
+			for v, c := range st.Small {
+				d.small[v] += c
+				d.nSmall += c
+			}
+		}
+		d.vals = append(d.vals, st.Vals...)
+		limit := d.Cap
+		if limit <= 0 {
+			limit = DefaultCap
+		}
+		if len(d.vals) > limit {
+			// toSketch computes the moments from the values, exactly.
+			d.toSketch()
+		}
+		return
+	}
+	// At least one side is sketched: merge the sketches and combine the
+	// moments (Chan et al.'s parallel formula).
+	bn, bmean, bm2 := st.N, 0.0, 0.0
+	if st.Sketch != nil {
+		bmean, bm2 = st.Moments[0], st.Moments[1]
+	} else {
+		tmp := &Describer{}
+		tmp.MergeState(DescriberState{N: st.N, MinMax: st.MinMax, Sum: st.Sum, Small: st.Small, Vals: st.Vals})
+		_, bmean, bm2 = tmp.moments()
+	}
+	if !aSketch {
+		held := d.n - st.N // what d held before, exactly
+		d.sketch = newKLL(2048)
+		if held > 0 {
+			d.each(func(v float64, c int64) {
+				for i := int64(0); i < c; i++ {
+					d.sketch.add(v)
+				}
+			})
+		}
+		d.small, d.vals, d.nSmall = nil, nil, 0
+	}
+	if st.Sketch != nil {
+		d.sketch.merge(st.Sketch)
+	} else {
+		for v, c := range st.Small {
+			for i := int64(0); i < c; i++ {
+				d.sketch.add(float64(v))
+			}
+		}
+		for _, v := range st.Vals {
+			d.sketch.add(v)
+		}
+	}
+	n := an + bn
+	delta := bmean - amean
+	mean := amean + delta*float64(bn)/float64(n)
+	m2 := am2 + bm2 + delta*delta*float64(an)*float64(bn)/float64(n)
+	if an == 0 {
+		mean, m2 = bmean, bm2
+	}
+	d.shift, d.welfordM, d.welfordM2 = mean, 0, m2
+}
+
+// Merge adds o's values to d.
+func (d *Describer) Merge(o *Describer) { d.MergeState(o.State()) }
+
+// merge adds the levels of another sketch (level h items weigh 2^h), then
+// compacts.
+func (s *kll) merge(levels [][]float64) {
+	for h, lv := range levels {
+		for len(s.levels) <= h {
+			s.levels = append(s.levels, nil)
+		}
+		s.levels[h] = append(s.levels[h], lv...)
+	}
+	for h := 0; h < len(s.levels); h++ {
+		for len(s.levels[h]) >= s.capacity(h) {
+			if h+1 == len(s.levels) {
+				s.levels = append(s.levels, nil)
+			}
+			lv := s.levels[h]
+			slices.Sort(lv)
+			off := 0
+			if s.flip {
+				off = 1
+			}
+			s.flip = !s.flip
+			// An even number of items is compacted: every other one goes up
+			// with twice the weight; an odd last item stays.
+			even := len(lv) &^ 1
+			for i := off; i < even; i += 2 {
+				s.levels[h+1] = append(s.levels[h+1], lv[i])
+			}
+			if even < len(lv) {
+				s.levels[h] = append(lv[:0], lv[even])
+			} else {
+				s.levels[h] = lv[:0]
+			}
+		}
+	}
+}
