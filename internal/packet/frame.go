@@ -86,6 +86,10 @@ type Frame struct {
 	LinkType capture.LinkType
 
 	EtherType uint16 // 0x0800, 0x86dd, ... (0 when the link layer has none)
+	// SrcMAC and DstMAC are the Ethernet addresses (HasMAC: the link is
+	// Ethernet; a device's MAC is what the inventory lists beside its IP).
+	SrcMAC, DstMAC [6]byte
+	HasMAC         bool
 	VLAN      uint16 // outermost 802.1Q VLAN ID, 0 if untagged
 
 	IPVersion  uint8 // 4 or 6; 0 when not IP

@@ -10,6 +10,7 @@ func decodeEthernet(b []byte, f *Frame) {
 		return
 	}
 	et := binary.BigEndian.Uint16(b[12:])
+	f.DstMAC, f.SrcMAC, f.HasMAC = [6]byte(b[0:6]), [6]byte(b[6:12]), true
 	b = b[14:]
 	for et == 0x8100 || et == 0x88a8 || et == 0x9100 {
 		if len(b) < 4 {

@@ -1,0 +1,408 @@
+// Package inventory lists the devices on the network from what they do, as
+// a pipeline consumer: every MQTT client (by client ID) and every host seen
+// only through TLS or as a broker, with its addresses (and MAC on
+// Ethernet), identity, role, a guess of its kind with the evidence for it,
+// protocol versions, transport, credential kind, topics, rates, and first
+// and last seen. Live, it reports devices that appear and devices that go
+// silent. Memory is bounded: past MaxDevices the least recently seen
+// device is forgotten, and counted.
+package inventory
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+)
+
+// Device is one device.
+type Device struct {
+	Key          string    `json:"key"` // the client ID, or broker:ADDR:PORT, or host:ADDR
+	ClientID     string    `json:"client_id,omitempty"`
+	Identity     string    `json:"identity,omitempty"` // the client certificate's subject, where TLS shows it
+	Username     string    `json:"username,omitempty"`
+	Addrs        []string  `json:"addresses"`
+	MACs         []string  `json:"macs,omitempty"`
+	Role         string    `json:"role"` // broker, sensor, actuator, monitor, gateway, client
+	Kind         string    `json:"kind"` // ECG monitor, infusion pump, ... or unknown
+	KindEvidence string    `json:"kind_evidence,omitempty"`
+	Versions     []string  `json:"mqtt_versions,omitempty"`
+	Transport    string    `json:"transport"`  // cleartext, tls, websocket
+	Credential   string    `json:"credential"` // none, username, password, certificate, unknown (hidden by TLS)
+	Published    []string  `json:"published,omitempty"`
+	Subscribed   []string  `json:"subscribed,omitempty"`
+	Brokers      []string  `json:"brokers,omitempty"`
+	Connects     int64     `json:"connects"`
+	Publishes    int64     `json:"publishes"`
+	Bytes        int64     `json:"payload_bytes"`
+	RatePerMin   float64   `json:"publishes_per_minute"` // over its time on the network
+	FirstSeen    time.Time `json:"first_seen"`
+	LastSeen     time.Time `json:"last_seen"`
+	Silent       bool      `json:"silent,omitempty"`
+
+	subscribes   bool
+	cmdSubscribe bool
+	clientIDs    int // a host: client IDs seen from it
+}
+
+// Event is a device appearing, going silent, or coming back.
+type Event struct {
+	Kind   string    `json:"event"` // new, silent, back
+	At     time.Time `json:"at"`
+	Device Device    `json:"device"`
+}
+
+// Options of an inventory. Zero values give the defaults.
+type Options struct {
+	MaxDevices int           // default 10000
+	MaxTopics  int           // topics kept per device and direction (default 32)
+	Warmup     time.Duration // no "new" events before this much capture time (default 10 min: everything is new at first)
+	Silent     time.Duration // a device quiet for this long (and ten times its usual gap) is silent (default 10 min)
+}
+
+// Inventory is the pipeline consumer.
+type Inventory struct {
+	pipeline.Nop
+	opts    Options
+	devs    map[string]*Device
+	start   int64
+	now     int64
+	known   map[string]bool // keys restored from the history: not new
+	events  []Event
+	Evicted int64
+	byConn  map[*tcpstream.Conn]string
+}
+
+// New returns an inventory.
+func New(opts Options) *Inventory {
+	if opts.MaxDevices <= 0 {
+		opts.MaxDevices = 10000
+	}
+	if opts.MaxTopics <= 0 {
+		opts.MaxTopics = 32
+	}
+	if opts.Warmup <= 0 {
+		opts.Warmup = 10 * time.Minute
+	}
+	if opts.Silent <= 0 {
+		opts.Silent = 10 * time.Minute
+	}
+	return &Inventory{opts: opts, devs: map[string]*Device{}, known: map[string]bool{}, byConn: map[*tcpstream.Conn]string{}}
+}
+
+// Restore brings back a device from the history (it is not new).
+func (inv *Inventory) Restore(d Device) {
+	inv.known[d.Key] = true
+	if len(inv.devs) < inv.opts.MaxDevices {
+		cp := d
+		inv.devs[d.Key] = &cp
+	}
+}
+
+func (inv *Inventory) device(key string, ts int64) *Device {
+	d := inv.devs[key]
+	if d != nil {
+		if d.Silent {
+			d.Silent = false
+			inv.events = append(inv.events, Event{Kind: "back", At: time.Unix(0, ts).UTC(), Device: *d})
+		}
+		d.LastSeen = time.Unix(0, ts).UTC()
+		return d
+	}
+	if len(inv.devs) >= inv.opts.MaxDevices {
+		inv.evict()
+	}
+	t := time.Unix(0, ts).UTC()
+	d = &Device{Key: key, FirstSeen: t, LastSeen: t, Role: "client", Kind: "unknown", Transport: "cleartext", Credential: "none"}
+	inv.devs[key] = d
+	if !inv.known[key] && ts-inv.start >= int64(inv.opts.Warmup) {
+		inv.events = append(inv.events, Event{Kind: "new", At: t, Device: *d})
+	}
+	return d
+}
+
+func (inv *Inventory) evict() {
+	var oldest *Device
+	for _, d := range inv.devs {
+		if oldest == nil || d.LastSeen.Before(oldest.LastSeen) {
+			oldest = d
+		}
+	}
+	if oldest != nil {
+		delete(inv.devs, oldest.Key)
+		inv.Evicted++
+	}
+}
+
+func addOnce(list []string, v string, max int) []string {
+	if v == "" || slices.Contains(list, v) || len(list) >= max {
+		return list
+	}
+	return append(list, v)
+}
+
+// OnFrame follows the capture clock and the hosts' MAC addresses.
+func (inv *Inventory) OnFrame(f *pipeline.Frame) {
+	if inv.start == 0 {
+		inv.start = f.TS
+	}
+	inv.now = max(inv.now, f.TS)
+}
+
+// OnTick follows the capture clock on a quiet network.
+func (inv *Inventory) OnTick(ts int64) { inv.now = max(inv.now, ts) }
+
+func macString(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+// OnMQTT learns from each packet.
+func (inv *Inventory) OnMQTT(ev *pipeline.MQTT) {
+	p, s := ev.Pkt, ev.Session
+	ts := ev.Frame.TS
+	if inv.start == 0 {
+		inv.start = ts
+	}
+	client := ev.Conn.Src(s.ClientDir)
+	broker := ev.Conn.Dst(s.ClientDir)
+	key := s.ClientID
+	if key == "" {
+		if !s.ClientKnown {
+			return
+		}
+		key = "host:" + client.Addr().String()
+	}
+	d := inv.device(key, ts)
+	inv.byConn[ev.Conn] = key
+	d.ClientID = s.ClientID
+	d.Addrs = addOnce(d.Addrs, client.Addr().String(), 8)
+	if ev.FromClient && ev.Frame.L != nil && ev.Frame.L.HasMAC {
+		d.MACs = addOnce(d.MACs, macString(ev.Frame.L.SrcMAC), 4)
+	}
+	d.Brokers = addOnce(d.Brokers, broker.String(), 4)
+	if s.Transport == pipeline.TransportWebSocket {
+		d.Transport = "websocket"
+	}
+	if s.Level != 0 {
+		d.Versions = addOnce(d.Versions, s.Level.String(), 3)
+	}
+	switch {
+	case p.Type == mqtt.CONNECT && ev.FromClient:
+		d.Connects++
+		d.Username = s.Username
+		switch {
+		case p.PasswordPresent():
+			d.Credential = "password"
+		case p.UsernamePresent():
+			d.Credential = "username"
+		case d.Credential != "certificate":
+			d.Credential = "none"
+		}
+	case p.Type == mqtt.PUBLISH && ev.FromClient:
+		d.Publishes++
+		d.Bytes += int64(p.PayloadLen)
+		d.Published = addOnce(d.Published, string(p.TopicName()), inv.opts.MaxTopics)
+		if span := time.Unix(0, ts).Sub(d.FirstSeen).Minutes(); span >= 1 {
+			d.RatePerMin = float64(d.Publishes) / span
+		}
+	case p.Type == mqtt.SUBSCRIBE && ev.FromClient:
+		d.subscribes = true
+		for _, f := range p.Filters {
+			d.Subscribed = addOnce(d.Subscribed, string(f.Filter), inv.opts.MaxTopics)
+			if commandTopic(string(f.Filter)) {
+				d.cmdSubscribe = true
+			}
+		}
+	}
+	// The broker, as a device.
+	if p.Type == mqtt.CONNACK || (p.Type == mqtt.CONNECT && ev.FromClient) {
+		b := inv.device("broker:"+broker.String(), ts)
+		b.Role, b.Kind, b.KindEvidence = "broker", "MQTT broker", "accepts MQTT connections on "+broker.String()
+		b.Addrs = addOnce(b.Addrs, broker.Addr().String(), 8)
+		if p.Type == mqtt.CONNECT && ev.Frame.L != nil && ev.Frame.L.HasMAC {
+			b.MACs = addOnce(b.MACs, macString(ev.Frame.L.DstMAC), 4)
+		}
+		if s.Level != 0 {
+			b.Versions = addOnce(b.Versions, s.Level.String(), 3)
+		}
+		b.Credential = ""
+	}
+}
+
+// OnFlow learns about TLS clients (their MQTT is hidden) and forgets
+// connections.
+func (inv *Inventory) OnFlow(f *pipeline.Flow) {
+	if f.Kind != pipeline.FlowClosed {
+		return
+	}
+	delete(inv.byConn, f.Conn)
+	if f.Proto != pipeline.ProtoTLS || f.TLS == nil {
+		return
+	}
+	c := f.Conn
+	key := "host:" + c.A.Addr().String()
+	if cn := subjectCN(f.TLS.ClientCertSubject); cn != "" {
+		key = cn
+	}
+	d := inv.device(key, c.Last)
+	d.Transport = "tls"
+	d.Addrs = addOnce(d.Addrs, c.A.Addr().String(), 8)
+	d.Brokers = addOnce(d.Brokers, c.B.String(), 4)
+	if cn := subjectCN(f.TLS.ClientCertSubject); cn != "" {
+		d.Identity, d.Credential = cn, "certificate"
+	} else if d.Credential == "none" {
+		d.Credential = "unknown (TLS)"
+	}
+	if t := time.Unix(0, c.Start).UTC(); t.Before(d.FirstSeen) {
+		d.FirstSeen = t
+	}
+}
+
+// subjectCN is the CN of an X.509 subject string (CN=bed1-ecg,O=...).
+func subjectCN(s string) string {
+	for _, part := range strings.Split(s, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "CN") {
+			return v
+		}
+	}
+	return ""
+}
+
+// Events returns what happened since the last call (new, silent, back),
+// checking for silent devices at the capture time reached.
+func (inv *Inventory) Events() []Event {
+	now := inv.now
+	for _, d := range inv.devs {
+		if d.Silent || d.Role == "broker" {
+			continue
+		}
+		quiet := time.Unix(0, now).Sub(d.LastSeen)
+		usual := time.Duration(0)
+		if d.Publishes > 1 {
+			usual = d.LastSeen.Sub(d.FirstSeen) / time.Duration(d.Publishes-1)
+		}
+		if quiet >= inv.opts.Silent && quiet >= 10*usual {
+			d.Silent = true
+			inv.events = append(inv.events, Event{Kind: "silent", At: time.Unix(0, now).UTC(), Device: *d})
+		}
+	}
+	evs := inv.events
+	inv.events = nil
+	for i := range evs {
+		evs[i].Device = finish(evs[i].Device)
+	}
+	return evs
+}
+
+// Devices lists the devices, brokers first, then by key.
+func (inv *Inventory) Devices() []Device {
+	out := make([]Device, 0, len(inv.devs))
+	for _, d := range inv.devs {
+		out = append(out, finish(*d))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i].Role == "broker") != (out[j].Role == "broker") {
+			return out[i].Role == "broker"
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
+}
+
+// finish settles the role and the kind from everything seen.
+func finish(d Device) Device {
+	if d.Role != "broker" {
+		pub, sub := d.Publishes > 0 || len(d.Published) > 0, d.subscribes || len(d.Subscribed) > 0
+		switch {
+		case pub && d.cmdSubscribe:
+			d.Role = "actuator"
+		case pub && !sub:
+			d.Role = "sensor"
+		case sub && !pub:
+			d.Role = "monitor"
+		case pub && sub:
+			d.Role = "gateway"
+		}
+		d.Kind, d.KindEvidence = guessKind(&d)
+	}
+	slices.Sort(d.Published)
+	slices.Sort(d.Subscribed)
+	return d
+}
+
+// commandTopic says whether a topic or filter carries commands to a device.
+func commandTopic(t string) bool {
+	for _, w := range []string{"cmd", "command", "set", "dose", "control", "config", "alarm"} {
+		for _, lvl := range strings.Split(strings.ToLower(t), "/") {
+			if lvl == w || strings.HasPrefix(lvl, w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// kinds are the device kinds recognised, with the words that name them in
+// topics and client IDs (the ICU dataset's sensors, and common names).
+var kinds = []struct{ kind, words string }{
+	{"environment sensor", "barometer humidity co2 cogas smoke fire solar solarrad light noise airquality temperature"},
+	{"ECG monitor", "ecg ekg electrocardio"},
+	{"infusion pump", "pump infusion dose"},
+	{"pulse oximeter", "spo2 oximeter oximetry pulseox"},
+	{"blood pressure monitor", "bp nibp bloodpressure"},
+	{"glucometer", "glu glucose glucometer"},
+	{"airflow sensor", "air airflow breath resp respiration"},
+	{"body temperature sensor", "temp bodytemp"},
+	{"EMG sensor", "emg"},
+	{"GSR sensor", "gsr"},
+	{"ventilator", "vent ventilator"},
+	{"bed control unit", "control controller"},
+	{"nurse station", "nurse station dashboard"},
+}
+
+// guessKind names a device's kind from its client ID and topics, with the
+// evidence.
+func guessKind(d *Device) (string, string) {
+	words := func(s string) []string {
+		return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
+	}
+	try := func(source, text string) (string, string) {
+		ws := words(text)
+		for _, k := range kinds {
+			for _, kw := range strings.Fields(k.words) {
+				for _, w := range ws {
+					if w == kw || (len(kw) >= 4 && strings.HasPrefix(w, kw)) {
+						return k.kind, fmt.Sprintf("%s %q", source, text)
+					}
+				}
+			}
+		}
+		return "", ""
+	}
+	// A name says what a device is; a topic may be a command to another
+	// (a control unit publishes the pump's dose).
+	if k, ev := try("client ID", d.ClientID); k != "" {
+		return k, ev
+	}
+	if k, ev := try("identity", d.Identity); k != "" {
+		return k, ev
+	}
+	for _, t := range d.Published {
+		if k, ev := try("publishes", t); k != "" {
+			return k, ev
+		}
+	}
+	if d.Role == "monitor" && len(d.Subscribed) > 0 {
+		return "monitoring station", fmt.Sprintf("subscribes to %d filters and publishes nothing", len(d.Subscribed))
+	}
+	return "unknown", ""
+}
+
+// Len is the number of devices.
+func (inv *Inventory) Len() int { return len(inv.devs) }
+
