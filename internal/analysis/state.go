@@ -265,9 +265,16 @@ func (a *Analyzer) Merge(st *State) {
 			a.last = st.Last
 		}
 	}
+	// Relative times of another run count from its own first frame: shift
+	// them to this one's.
+	delta := float64(st.Origin-a.packets.Origin()) / 1e9
 	for i := range a.all {
-		a.all[i].MergeState(st.All[i])
-		a.mq[i].MergeState(st.MQ[i])
+		all, mq := st.All[i], st.MQ[i]
+		if i == fTimeRel && delta != 0 {
+			all, mq = all.Shifted(delta), mq.Shifted(delta)
+		}
+		a.all[i].MergeState(all)
+		a.mq[i].MergeState(mq)
 	}
 	for i, n := range st.MsgTypes {
 		a.msgTypes[i] += n

@@ -198,3 +198,43 @@ func (s *kll) merge(levels [][]float64) {
 		}
 	}
 }
+
+// Shifted returns the state of the same values plus delta (a relative time
+// measured from another origin). Small integers that stop being small
+// integers move to the held values.
+func (st DescriberState) Shifted(delta float64) DescriberState {
+	if delta == 0 || st.N == 0 {
+		return st
+	}
+	out := st
+	out.MinMax = [2]float64{st.MinMax[0] + delta, st.MinMax[1] + delta}
+	out.Sum = [2]float64{st.Sum[0] + float64(st.N)*delta, st.Sum[1]}
+	out.Small, out.Vals = nil, nil
+	for v, c := range st.Small {
+		x := float64(v) + delta
+		if x >= 0 && x < smallInts && x == math.Trunc(x) {
+			if out.Small == nil {
+				out.Small = map[int32]int64{}
+			}
+			out.Small[int32(x)] += c
+			continue
+		}
+		for i := int64(0); i < c; i++ {
+			out.Vals = append(out.Vals, x)
+		}
+	}
+	for _, v := range st.Vals {
+		out.Vals = append(out.Vals, v+delta)
+	}
+	if st.Sketch != nil {
+		out.Sketch = make([][]float64, len(st.Sketch))
+		for h, lv := range st.Sketch {
+			out.Sketch[h] = make([]float64, len(lv))
+			for i, v := range lv {
+				out.Sketch[h][i] = v + delta
+			}
+		}
+		out.Moments = [2]float64{st.Moments[0] + delta, st.Moments[1]}
+	}
+	return out
+}

@@ -1,0 +1,346 @@
+// Package history keeps what watch (and the hub) saw, in an embedded SQLite
+// database (pure Go, WAL): incidents, the device inventory, and the
+// analysis State of every minute, so that `iomtguard report --db` writes
+// the report of any period and a restart, even after kill -9, goes on with
+// every incident and device it had stored.
+//
+// Writes go through one goroutine with a bounded queue: incidents and
+// inventory changes are committed before they are announced (the caller
+// passes what to do after the commit), minute States are batched. A
+// retention period deletes what is older.
+package history
+
+import (
+	"bytes"
+	"compress/gzip"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/incident"
+	"github.com/iomtguard/iomtguard/internal/inventory"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+	seq INTEGER PRIMARY KEY, source TEXT NOT NULL DEFAULT '', finding TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
+	first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, count INTEGER NOT NULL, json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS incidents_last ON incidents(last_seen);
+CREATE TABLE IF NOT EXISTS devices (
+	source TEXT NOT NULL DEFAULT '', key TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, json TEXT NOT NULL,
+	PRIMARY KEY (source, key));
+CREATE TABLE IF NOT EXISTS minutes (
+	source TEXT NOT NULL DEFAULT '', run INTEGER NOT NULL, minute INTEGER NOT NULL, frames INTEGER NOT NULL, state BLOB NOT NULL,
+	PRIMARY KEY (source, run, minute));
+CREATE INDEX IF NOT EXISTS minutes_time ON minutes(minute);
+`
+
+// DB is a history database.
+type DB struct {
+	db      *sql.DB
+	path    string
+	q       chan op
+	done    chan struct{}
+	closing sync.Once
+	err     atomic.Pointer[error]
+	Dropped atomic.Int64 // minute States not stored: the queue was full
+	Written atomic.Int64
+}
+
+type op struct {
+	fn    func(*sql.Tx) error
+	after func() // run once committed
+	sync  chan error
+}
+
+// Open opens (creating) the database at path.
+func Open(path string) (*DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1) // one writer; SQLite serialises anyway
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("history %s: %w", path, err)
+	}
+	h := &DB{db: db, path: path, q: make(chan op, 4096), done: make(chan struct{})}
+	go h.run()
+	return h, nil
+}
+
+// run commits queued writes, several per transaction when they queue up.
+func (h *DB) run() {
+	defer close(h.done)
+	for o := range h.q {
+		batch := []op{o}
+	more:
+		for len(batch) < 256 {
+			select {
+			case o, ok := <-h.q:
+				if !ok {
+					break more
+				}
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		err := h.commit(batch)
+		for _, o := range batch {
+			if o.sync != nil {
+				o.sync <- err
+			}
+			if err == nil && o.after != nil {
+				o.after()
+			}
+		}
+		if err != nil {
+			h.err.Store(&err)
+		}
+	}
+}
+
+func (h *DB) commit(batch []op) error {
+	tx, err := h.db.Begin()
+	if err != nil {
+		return err
+	}
+	for _, o := range batch {
+		if err := o.fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	h.Written.Add(int64(len(batch)))
+	return nil
+}
+
+// Err is the last write error (nil: none).
+func (h *DB) Err() error {
+	if p := h.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// enqueue queues a write; important ones wait for room, others are
+// dropped (and counted) when the queue is full.
+func (h *DB) enqueue(o op, important bool) {
+	if important {
+		h.q <- o
+		return
+	}
+	select {
+	case h.q <- o:
+	default:
+		h.Dropped.Add(1)
+	}
+}
+
+// Sync waits until every queued write is committed.
+func (h *DB) Sync() error {
+	ch := make(chan error, 1)
+	h.q <- op{fn: func(*sql.Tx) error { return nil }, sync: ch}
+	return <-ch
+}
+
+// Close commits what is queued and closes the database.
+func (h *DB) Close() error {
+	h.closing.Do(func() { close(h.q) })
+	<-h.done
+	return h.db.Close()
+}
+
+// SaveIncident stores an incident event; after runs once it is committed
+// (announce it then: what was announced is stored).
+func (h *DB) SaveIncident(source string, ev incident.Event, after func()) {
+	in := ev.Incident
+	b, _ := json.Marshal(in)
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO incidents(seq, source, finding, severity, status, first_seen, last_seen, count, json) VALUES (?,?,?,?,?,?,?,?,?)
+			ON CONFLICT(seq) DO UPDATE SET severity=excluded.severity, status=excluded.status, last_seen=excluded.last_seen,
+			count=excluded.count, json=excluded.json`,
+			in.Seq, source, in.ID, string(in.Severity), string(in.Status), in.FirstSeen.UnixNano(), in.LastSeen.UnixNano(), in.Count, string(b))
+		return err
+	}, after: after}, true)
+}
+
+// SaveDevice stores a device (its latest view).
+func (h *DB) SaveDevice(source string, d inventory.Device, after func()) {
+	b, _ := json.Marshal(d)
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO devices(source, key, first_seen, last_seen, json) VALUES (?,?,?,?,?)
+			ON CONFLICT(source, key) DO UPDATE SET last_seen=excluded.last_seen, json=excluded.json`,
+			source, d.Key, d.FirstSeen.UnixNano(), d.LastSeen.UnixNano(), string(b))
+		return err
+	}, after: after}, true)
+}
+
+// SaveMinute stores the analysis State of one minute of a run (replacing
+// what an earlier save of the same minute held: a minute is saved again as
+// it fills).
+func (h *DB) SaveMinute(source string, run, minute int64, st *analysis.State) error {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err := json.NewEncoder(zw).Encode(st); err != nil {
+		return err
+	}
+	zw.Close()
+	blob, frames := buf.Bytes(), st.Summary.Frames
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO minutes(source, run, minute, frames, state) VALUES (?,?,?,?,?)
+			ON CONFLICT(source, run, minute) DO UPDATE SET frames=excluded.frames, state=excluded.state`, source, run, minute, frames, blob)
+		return err
+	}}, false)
+	return nil
+}
+
+// SetMeta stores a setting.
+func (h *DB) SetMeta(key, value string) {
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO meta(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, key, value)
+		return err
+	}}, true)
+}
+
+// Meta reads a setting ("" when unset).
+func (h *DB) Meta(key string) string {
+	var v string
+	h.db.QueryRow(`SELECT value FROM meta WHERE key=?`, key).Scan(&v)
+	return v
+}
+
+// Retain deletes what is older than before (incidents closed before it,
+// devices last seen before it, minutes before it).
+func (h *DB) Retain(before time.Time) {
+	ns := before.UnixNano()
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`DELETE FROM incidents WHERE status='closed' AND last_seen < ?`, ns); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM devices WHERE last_seen < ?`, ns); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`DELETE FROM minutes WHERE minute < ?`, before.Unix()/60)
+		return err
+	}}, false)
+}
+
+// Incidents reads the incidents last seen at or after since (zero: all),
+// newest first.
+func (h *DB) Incidents(source string, since time.Time) ([]incident.Incident, error) {
+	q := `SELECT json FROM incidents WHERE last_seen >= ?`
+	args := []any{since.UnixNano()}
+	if source != "" {
+		q += ` AND source = ?`
+		args = append(args, source)
+	}
+	rows, err := h.db.Query(q+` ORDER BY seq DESC`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []incident.Incident
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		var in incident.Incident
+		if err := json.Unmarshal([]byte(s), &in); err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// LastIncident is the highest incident number stored.
+func (h *DB) LastIncident() int64 {
+	var n sql.NullInt64
+	h.db.QueryRow(`SELECT MAX(seq) FROM incidents`).Scan(&n)
+	return n.Int64
+}
+
+// Devices reads the inventory.
+func (h *DB) Devices(source string) ([]inventory.Device, error) {
+	q := `SELECT json FROM devices`
+	var args []any
+	if source != "" {
+		q += ` WHERE source = ?`
+		args = append(args, source)
+	}
+	rows, err := h.db.Query(q+` ORDER BY key`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []inventory.Device
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		var d inventory.Device
+		if err := json.Unmarshal([]byte(s), &d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Minutes calls fn with every stored minute State from since on (zero:
+// all), in time order.
+func (h *DB) Minutes(source string, since time.Time, fn func(run, minute int64, st *analysis.State) error) error {
+	q := `SELECT run, minute, state FROM minutes WHERE minute >= ?`
+	args := []any{since.Unix() / 60}
+	if since.IsZero() {
+		args[0] = int64(-1 << 62)
+	}
+	if source != "" {
+		q += ` AND source = ?`
+		args = append(args, source)
+	}
+	rows, err := h.db.Query(q+` ORDER BY minute, run`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var run, minute int64
+		var blob []byte
+		if err := rows.Scan(&run, &minute, &blob); err != nil {
+			return err
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(blob))
+		if err != nil {
+			return fmt.Errorf("history: minute %d: %w", minute, err)
+		}
+		var st analysis.State
+		err = json.NewDecoder(zr).Decode(&st)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("history: minute %d: %w", minute, err)
+		}
+		if st.Version != analysis.StateVersion {
+			return fmt.Errorf("history: minute %d: state version %d, this iomtguard reads %d", minute, st.Version, analysis.StateVersion)
+		}
+		if err := fn(run, minute, &st); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
