@@ -76,7 +76,7 @@ func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result 
 	if findings != nil {
 		m := detect.Models{Start: time.Unix(0, a.start)}
 		for _, s := range r.Anomalies.Series {
-			m.SeriesAnomalies = append(m.SeriesAnomalies, detect.SeriesAnomaly{Time: time.Unix(0, a.start+int64(s.Time*1e9)),
+			m.SeriesAnomalies = append(m.SeriesAnomalies, detect.SeriesAnomaly{Time: time.Unix(0, a.packets.Start()+int64(s.Time*1e9)),
 				Observed: s.Observed, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper, Score: s.Score, Reason: s.Reason})
 		}
 		m.SeriesInterval, m.SeriesMetric = a.opts.Interval, "packets"

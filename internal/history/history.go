@@ -128,6 +128,9 @@ func (h *DB) commit(batch []op) error {
 	return nil
 }
 
+// Path is the database file.
+func (h *DB) Path() string { return h.path }
+
 // Err is the last write error (nil: none).
 func (h *DB) Err() error {
 	if p := h.err.Load(); p != nil {

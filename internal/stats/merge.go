@@ -238,3 +238,7 @@ func (st DescriberState) Shifted(delta float64) DescriberState {
 	}
 	return out
 }
+
+// Light is the state without the values (counts and sums only survive):
+// what a window keeps of a column it does not show.
+func (st DescriberState) Light() DescriberState { return DescriberState{} }

@@ -1,0 +1,397 @@
+// Package watch is continuous monitoring: the pipeline of analyze, run on a
+// live source, with the same detectors and aggregators, turned into what a
+// person watching a ward needs: incidents that open, update and close, the
+// device inventory with its changes, windows of recent traffic (5 minutes,
+// an hour, a day) with the ARIMA model refitted on the last hour and its
+// anomalies fed back to the detectors, alerts, and the history.
+//
+// One goroutine runs the pipeline and everything that touches its state;
+// the model fits run beside it on merged copies; the dashboard, the metrics
+// and the alert outputs read published snapshots and queues, never the
+// pipeline's data. Time is the capture's: windows roll and incidents close
+// as the frames' clock (or a live source's ticks) says.
+package watch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/alert"
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/detect"
+	"github.com/iomtguard/iomtguard/internal/history"
+	"github.com/iomtguard/iomtguard/internal/incident"
+	"github.com/iomtguard/iomtguard/internal/inventory"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/policy"
+	"github.com/iomtguard/iomtguard/internal/source"
+)
+
+// Options configure a watch. Zero values give the defaults.
+type Options struct {
+	Input      pipeline.Input
+	Stats      *source.Stats // the source's counters (drops), when it has them
+	SourceKind string        // interface, stream, directory, replay
+	Filter     string
+	Policy     *policy.Policy
+	Analysis   analysis.Options
+	Pipeline   pipeline.Options
+	History    *history.DB // nil: no history
+	Retain     time.Duration
+	Alerts     alert.Multi
+	Incidents  incident.Options
+	Inventory  inventory.Options
+	// Name labels alerts and stored rows (the sensor; "" for a lone watch).
+	Name string
+	// Evaluate is the most often findings are evaluated, in wall time
+	// (default 250 ms; at least once per second of capture time).
+	Evaluate time.Duration
+	Logger   *slog.Logger
+	// Publish, when set, receives each minute's State as it closes (a
+	// sensor sends it to its hub).
+	Publish func(minute int64, st *analysis.State)
+	// OnEvent, when set, receives every incident and inventory event once
+	// stored (a sensor sends them to its hub).
+	OnEvent func(alert.Alert)
+}
+
+// Watch runs one live analysis.
+type Watch struct {
+	opts Options
+	det  *detect.Engine
+	inv  *inventory.Inventory
+	trk  *incident.Tracker
+	log  *slog.Logger
+
+	// Pipeline goroutine state.
+	run      int64 // the run's ID in the history (its start, ns)
+	origin   int64
+	clock    int64 // capture time reached
+	cur      *analysis.Analyzer
+	curMin   int64
+	minutes  []*analysis.State // the last 60 closed minutes, light
+	hours    []*analysis.State // the last 24 closed hours, light
+	hourAcc  *analysis.Analyzer
+	hourOf   int64
+	lastEval time.Time
+	evalTS   int64
+	saveTS   int64
+	retainTS int64
+	totals   totals
+	rates    *rates
+	models   detect.Models
+	anoms    []detect.SeriesAnomaly
+	started  time.Time
+
+	// Windows computed beside the pipeline.
+	fitting atomic.Bool
+	winMu   sync.Mutex
+	windows map[string]*Window
+	fitDone chan fitResult
+
+	snap atomic.Pointer[Snapshot]
+}
+
+type totals struct {
+	frames, bytes, mqtt int64
+	byType              [16]int64
+}
+
+type fitResult struct {
+	name string
+	win  *Window
+	mod  *detect.Models
+}
+
+// New prepares a watch; Run starts it.
+func New(opts Options) (*Watch, error) {
+	if opts.Input == nil {
+		return nil, fmt.Errorf("watch: no input")
+	}
+	if opts.Policy == nil {
+		opts.Policy = &policy.Policy{}
+	}
+	if opts.Evaluate <= 0 {
+		opts.Evaluate = 250 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	det, err := detect.New(opts.Policy)
+	if err != nil {
+		return nil, err
+	}
+	w := &Watch{opts: opts, det: det, inv: inventory.New(opts.Inventory), log: opts.Logger, windows: map[string]*Window{},
+		fitDone: make(chan fitResult, 4), rates: newRates(300), started: time.Now()}
+	last := int64(0)
+	if h := opts.History; h != nil {
+		last = h.LastIncident()
+	}
+	w.trk = incident.New(opts.Incidents, last)
+	if h := opts.History; h != nil {
+		// Go on from the stored incidents and devices.
+		ins, err := h.Incidents(opts.Name, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		for i := len(ins) - 1; i >= 0; i-- {
+			w.trk.Restore(ins[i])
+		}
+		devs, err := h.Devices(opts.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range devs {
+			w.inv.Restore(d)
+		}
+	}
+	w.publish()
+	return w, nil
+}
+
+// Run reads the input to its end (or until ctx ends), then flushes
+// everything: the last minute, the incidents, the history.
+func (w *Watch) Run(ctx context.Context) (*pipeline.Summary, error) {
+	eng := pipeline.New(w.opts.Pipeline, w, w.det, w.inv)
+	sum, err := eng.Run(ctx, w.opts.Input)
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		err = nil
+	}
+	w.finish()
+	return sum, err
+}
+
+// Snapshot is the latest published view (never nil).
+func (w *Watch) Snapshot() *Snapshot { return w.snap.Load() }
+
+// Incidents are the incidents tracked (for tests and the final summary);
+// call after Run.
+func (w *Watch) Incidents() []incident.Incident { return w.trk.Incidents() }
+
+// --- the pipeline consumer -------------------------------------------------
+
+// roll makes sure the analyzer of ts's minute is the current one.
+func (w *Watch) roll(ts int64) {
+	if w.cur == nil {
+		w.origin, w.run = ts, ts
+		w.curMin = ts / int64(time.Minute)
+		w.cur = w.newAnalyzer()
+		w.hourOf = w.curMin / 60
+		return
+	}
+	if m := ts / int64(time.Minute); m > w.curMin {
+		w.closeMinute()
+		w.curMin = m
+		w.cur = w.newAnalyzer()
+	}
+}
+
+func (w *Watch) newAnalyzer() *analysis.Analyzer {
+	o := w.opts.Analysis
+	o.Origin = w.origin
+	return analysis.New(o)
+}
+
+// closeMinute stores the minute that ends and adds it to the windows.
+func (w *Watch) closeMinute() {
+	st := w.cur.State()
+	w.cur = nil
+	if h := w.opts.History; h != nil {
+		if err := h.SaveMinute(w.opts.Name, w.run, w.curMin, st); err != nil {
+			w.log.Error("history: minute not stored", "error", err)
+		}
+	}
+	if w.opts.Publish != nil {
+		w.opts.Publish(w.curMin, st)
+	}
+	light := lightState(st)
+	w.minutes = append(w.minutes, light)
+	if len(w.minutes) > 60 {
+		w.minutes = w.minutes[1:]
+	}
+	// Hours: merge the minutes of each hour as it closes.
+	if hr := w.curMin / 60; hr != w.hourOf || w.hourAcc == nil {
+		if w.hourAcc != nil {
+			w.hours = append(w.hours, lightState(w.hourAcc.State()))
+			if len(w.hours) > 24 {
+				w.hours = w.hours[1:]
+			}
+		}
+		w.hourAcc, w.hourOf = w.newAnalyzer(), hr
+	}
+	w.hourAcc.Merge(light)
+}
+
+// lightState drops what the windows do not show (the Figure 1 columns,
+// which hold values): the windows keep tables, series and points.
+func lightState(st *analysis.State) *analysis.State {
+	l := *st
+	for i := range l.All {
+		l.All[i] = l.All[i].Light()
+		l.MQ[i] = l.MQ[i].Light()
+	}
+	return &l
+}
+
+func (w *Watch) OnFrame(f *pipeline.Frame) {
+	w.roll(f.TS)
+	w.cur.OnFrame(f)
+	w.totals.frames++
+	w.totals.bytes += int64(f.Len)
+	w.rates.frame(f.TS)
+	w.advance(f.TS)
+}
+
+func (w *Watch) OnMQTT(m *pipeline.MQTT) {
+	w.roll(m.Frame.TS)
+	w.cur.OnMQTT(m)
+	w.totals.mqtt++
+	w.totals.byType[m.Pkt.Type&15]++
+	w.rates.mqtt(m.Frame.TS, m.Pkt.Type)
+}
+
+func (w *Watch) OnTLS(t *pipeline.TLS) {
+	if w.cur != nil {
+		w.cur.OnTLS(t)
+	}
+}
+
+func (w *Watch) OnFlow(f *pipeline.Flow) {
+	if w.cur != nil {
+		w.cur.OnFlow(f)
+	}
+}
+
+func (w *Watch) OnAnomaly(a *pipeline.Anomaly) {
+	if w.cur != nil {
+		w.cur.OnAnomaly(a)
+	}
+}
+
+// OnTick advances the capture clock on a quiet network.
+func (w *Watch) OnTick(ts int64) {
+	if w.cur != nil {
+		w.roll(ts)
+	}
+	w.rates.tick(ts)
+	w.advance(ts)
+}
+
+// advance runs what is due at capture time ts.
+func (w *Watch) advance(ts int64) {
+	if ts > w.clock {
+		w.clock = ts
+	}
+	now := time.Now()
+	// Findings: every Evaluate of wall time, and at least every second of
+	// capture time (a replay at full speed is not evaluated per second).
+	if w.evalTS == 0 {
+		w.evalTS = ts
+	}
+	if ts-w.evalTS < int64(time.Second) || (now.Sub(w.lastEval) < w.opts.Evaluate && ts-w.evalTS < int64(time.Minute)) {
+		return
+	}
+	w.evalTS, w.lastEval = ts, now
+	w.collectFits()
+	w.evaluate(time.Unix(0, ts).UTC())
+	// The current minute, stored every 10 s of capture time (a crash
+	// loses at most that), and retention.
+	if h := w.opts.History; h != nil && w.cur != nil && ts-w.saveTS >= int64(10*time.Second) {
+		w.saveTS = ts
+		if err := h.SaveMinute(w.opts.Name, w.run, w.curMin, w.cur.StateCopy()); err != nil {
+			w.log.Error("history: minute not stored", "error", err)
+		}
+		if w.opts.Retain > 0 && ts-w.retainTS >= int64(time.Hour) {
+			w.retainTS = ts
+			h.Retain(time.Unix(0, ts-int64(w.opts.Retain)))
+		}
+	}
+	w.startFits()
+	w.publish()
+}
+
+// evaluate asks the detectors, and passes incidents and inventory changes on.
+func (w *Watch) evaluate(now time.Time) {
+	w.models.Start = time.Unix(0, w.origin)
+	w.models.SeriesAnomalies = w.anoms
+	fs := w.det.Findings(w.models)
+	for _, ev := range w.trk.Observe(now, fs) {
+		w.emit(alert.FromIncident(ev, w.opts.Name), func(after func()) {
+			if h := w.opts.History; h != nil {
+				h.SaveIncident(w.opts.Name, ev, after)
+				return
+			}
+			after()
+		})
+	}
+	for _, ev := range w.inv.Events() {
+		a := alert.Alert{Kind: "inventory", Event: ev.Kind, ID: "inventory." + ev.Kind, Severity: "info", Title: deviceTitle(ev),
+			FirstSeen: ev.Device.FirstSeen, LastSeen: ev.Device.LastSeen, Device: ev.Device, Source: w.opts.Name, At: ev.At}
+		if ev.Kind == "new" {
+			a.Severity = "low"
+		}
+		w.emit(a, func(after func()) {
+			if h := w.opts.History; h != nil {
+				h.SaveDevice(w.opts.Name, ev.Device, after)
+				return
+			}
+			after()
+		})
+	}
+}
+
+func deviceTitle(ev inventory.Event) string {
+	d := ev.Device
+	switch ev.Kind {
+	case "new":
+		return fmt.Sprintf("New device on the network: %s (%s, %s) from %v", d.Key, d.Kind, d.Role, d.Addrs)
+	case "silent":
+		return fmt.Sprintf("Device gone silent: %s (%s), last seen %s", d.Key, d.Kind, d.LastSeen.Format(time.RFC3339))
+	}
+	return fmt.Sprintf("Device back: %s (%s)", d.Key, d.Kind)
+}
+
+// emit stores an event, then announces it (alerts, the hub): what was
+// announced is in the history.
+func (w *Watch) emit(a alert.Alert, store func(after func())) {
+	store(func() {
+		w.opts.Alerts.Send(a)
+		if w.opts.OnEvent != nil {
+			w.opts.OnEvent(a)
+		}
+	})
+}
+
+// finish closes the run: the last minute, the incidents' pending updates,
+// the inventory, the history.
+func (w *Watch) finish() {
+	w.collectFits()
+	if w.cur != nil {
+		w.evaluate(time.Unix(0, w.clock).UTC())
+		for _, ev := range w.trk.Flush(time.Unix(0, w.clock).UTC()) {
+			w.emit(alert.FromIncident(ev, w.opts.Name), func(after func()) {
+				if h := w.opts.History; h != nil {
+					h.SaveIncident(w.opts.Name, ev, after)
+					return
+				}
+				after()
+			})
+		}
+		w.closeMinute()
+	}
+	if h := w.opts.History; h != nil {
+		for _, d := range w.inv.Devices() {
+			h.SaveDevice(w.opts.Name, d, nil)
+		}
+		if err := h.Sync(); err != nil {
+			w.log.Error("history", "error", err)
+		}
+	}
+	w.fitAll()
+	w.publish()
+}
+
