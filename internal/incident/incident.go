@@ -26,20 +26,20 @@ const (
 
 // Incident is one finding while it goes on.
 type Incident struct {
-	Seq       int64            `json:"incident"` // unique, increasing, kept across restarts
-	ID        string           `json:"id"`       // the finding ID (attack.bruteforce, ...)
-	Severity  detect.Severity  `json:"severity"`
-	Category  string           `json:"category"`
-	Title     string           `json:"title"`
-	Status    Status           `json:"status"` // open (also after updates) or closed
-	FirstSeen time.Time        `json:"first_seen"`
-	LastSeen  time.Time        `json:"last_seen"`
-	Count     int64            `json:"count"` // the finding's largest evidence count within this incident
-	Updates   int              `json:"updates"`
-	Evidence  detect.Evidence  `json:"evidence"`
-	Controls  detect.Controls  `json:"controls"`
-	Defence   detect.Defence   `json:"defence"`
-	Detector  string           `json:"detector"`
+	Seq       int64           `json:"incident"` // unique, increasing, kept across restarts
+	ID        string          `json:"id"`       // the finding ID (attack.bruteforce, ...)
+	Severity  detect.Severity `json:"severity"`
+	Category  string          `json:"category"`
+	Title     string          `json:"title"`
+	Status    Status          `json:"status"` // open (also after updates) or closed
+	FirstSeen time.Time       `json:"first_seen"`
+	LastSeen  time.Time       `json:"last_seen"`
+	Count     int64           `json:"count"` // the finding's largest evidence count within this incident
+	Updates   int             `json:"updates"`
+	Evidence  detect.Evidence `json:"evidence"`
+	Controls  detect.Controls `json:"controls"`
+	Defence   detect.Defence  `json:"defence"`
+	Detector  string          `json:"detector"`
 }
 
 // Event is an incident opening, changing or closing.

@@ -405,4 +405,3 @@ func guessKind(d *Device) (string, string) {
 
 // Len is the number of devices.
 func (inv *Inventory) Len() int { return len(inv.devs) }
-

@@ -90,7 +90,7 @@ type Frame struct {
 	// Ethernet; a device's MAC is what the inventory lists beside its IP).
 	SrcMAC, DstMAC [6]byte
 	HasMAC         bool
-	VLAN      uint16 // outermost 802.1Q VLAN ID, 0 if untagged
+	VLAN           uint16 // outermost 802.1Q VLAN ID, 0 if untagged
 
 	IPVersion  uint8 // 4 or 6; 0 when not IP
 	Src, Dst   netip.Addr

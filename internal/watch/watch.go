@@ -394,4 +394,3 @@ func (w *Watch) finish() {
 	w.fitAll()
 	w.publish()
 }
-
