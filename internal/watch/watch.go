@@ -132,6 +132,11 @@ func New(opts Options) (*Watch, error) {
 		last = h.LastIncident()
 	}
 	w.trk = incident.New(opts.Incidents, last)
+	interval := opts.Analysis.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	w.models = detect.Models{SeriesInterval: interval, SeriesMetric: "packets"}
 	if h := opts.History; h != nil {
 		// Go on from the stored incidents and devices.
 		ins, err := h.Incidents(opts.Name, time.Time{})
@@ -371,8 +376,13 @@ func (w *Watch) emit(a alert.Alert, store func(after func())) {
 func (w *Watch) finish() {
 	w.collectFits()
 	if w.cur != nil {
-		w.evaluate(time.Unix(0, w.clock).UTC())
-		for _, ev := range w.trk.Flush(time.Unix(0, w.clock).UTC()) {
+		at := time.Unix(0, w.clock).UTC()
+		w.closeMinute()
+		// The windows with every minute, so that the last model's anomalies
+		// reach the detectors' last word.
+		w.fitAll()
+		w.evaluate(at)
+		for _, ev := range w.trk.Flush(at) {
 			w.emit(alert.FromIncident(ev, w.opts.Name), func(after func()) {
 				if h := w.opts.History; h != nil {
 					h.SaveIncident(w.opts.Name, ev, after)
@@ -381,7 +391,6 @@ func (w *Watch) finish() {
 				after()
 			})
 		}
-		w.closeMinute()
 	}
 	if h := w.opts.History; h != nil {
 		for _, d := range w.inv.Devices() {
@@ -391,6 +400,5 @@ func (w *Watch) finish() {
 			w.log.Error("history", "error", err)
 		}
 	}
-	w.fitAll()
 	w.publish()
 }

@@ -122,7 +122,7 @@ func (w *Watch) collectFits() {
 			w.winMu.Unlock()
 			if f.mod != nil {
 				w.models.Outliers = f.mod.Outliers
-				w.mergeAnomalies(f.mod.SeriesAnomalies)
+				w.mergeAnomalies(f.mod.SeriesAnomalies, f.win.Result.Series.Start)
 			}
 		default:
 			return
@@ -130,19 +130,17 @@ func (w *Watch) collectFits() {
 	}
 }
 
-// mergeAnomalies keeps the series anomalies found by every refit (each
-// refit judges the last hour again: the same interval is kept once), the
-// last 1000.
-func (w *Watch) mergeAnomalies(as []detect.SeriesAnomaly) {
-	seen := map[int64]bool{}
+// mergeAnomalies takes the anomalies of the latest fit of the hour: it
+// judged its whole window with the most data, so it replaces what earlier
+// fits said about that window; older ones stay (the last 1000).
+func (w *Watch) mergeAnomalies(as []detect.SeriesAnomaly, from time.Time) {
+	kept := w.anoms[:0]
 	for _, a := range w.anoms {
-		seen[a.Time.UnixNano()] = true
-	}
-	for _, a := range as {
-		if !seen[a.Time.UnixNano()] {
-			w.anoms = append(w.anoms, a)
+		if a.Time.Before(from) {
+			kept = append(kept, a)
 		}
 	}
+	w.anoms = append(kept, as...)
 	if len(w.anoms) > 1000 {
 		w.anoms = w.anoms[len(w.anoms)-1000:]
 	}
