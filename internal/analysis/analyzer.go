@@ -359,8 +359,13 @@ func (a *Analyzer) addFrame(f *pipeline.Frame) {
 		a.add(fHdrLen, float64(l.TCP.HdrLen))
 		a.add(fWindow, float64(l.TCP.Window))
 		a.kpoint(f, f.Len, l.PayloadLen)
+		// Hosts and conversations count each frame as it comes (a live
+		// window then shows connections that have not closed yet); the
+		// connection itself is counted when it closes (OnFlow).
+		if l.Src.IsValid() {
+			a.frameHosts(l.Src, l.Dst, int64(f.Len))
+		}
 	} else if l.Status == packet.OK || l.Status == packet.Fragment {
-		// Frames outside TCP flows are counted per host here; TCP at flow close.
 		if l.Src.IsValid() {
 			a.frameHosts(l.Src, l.Dst, int64(f.Len))
 			if l.IsUDP() {
@@ -517,23 +522,12 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 		}
 	}
 	src, dst := c.A.Addr(), c.B.Addr()
-	if h := a.host(src); h != nil {
-		h.h.Frames += pk
-		h.h.Bytes += by
-		h.h.SentBytes += c.Stat[0].Bytes
-		h.h.RecvBytes += c.Stat[1].Bytes
-		if len(h.peers) < 10000 {
-			h.peers[dst] = true
-		}
+	if a.fromCSV {
+		// Dataset rows carry no frame of their own per host: the connection
+		// counts them when it closes.
+		a.rowFlowHosts(c)
 	}
 	if h := a.host(dst); h != nil {
-		h.h.Frames += pk
-		h.h.Bytes += by
-		h.h.SentBytes += c.Stat[1].Bytes
-		h.h.RecvBytes += c.Stat[0].Bytes
-		if len(h.peers) < 10000 {
-			h.peers[src] = true
-		}
 		if ev.Proto == pipeline.ProtoMQTT && ev.Session != nil && ev.Session.ClientDir == tcpstream.FromA && ev.Session.Connects > 0 {
 			h.broker = true
 		}
@@ -554,9 +548,45 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 		a.pairs[kk] = e
 	}
 	if e != nil {
+		e.Flows++
+	}
+}
+
+// rowFlowHosts counts a connection of dataset rows in its hosts and
+// conversation (rows are not counted one by one).
+func (a *Analyzer) rowFlowHosts(c *tcpstream.Conn) {
+	src, dst := c.A.Addr(), c.B.Addr()
+	pk := c.Stat[0].Packets + c.Stat[1].Packets
+	by := c.Stat[0].Bytes + c.Stat[1].Bytes
+	if h := a.host(src); h != nil {
+		h.h.Frames += pk
+		h.h.Bytes += by
+		h.h.SentBytes += c.Stat[0].Bytes
+		h.h.RecvBytes += c.Stat[1].Bytes
+		if len(h.peers) < 10000 {
+			h.peers[dst] = true
+		}
+	}
+	if h := a.host(dst); h != nil {
+		h.h.Frames += pk
+		h.h.Bytes += by
+		h.h.SentBytes += c.Stat[1].Bytes
+		h.h.RecvBytes += c.Stat[0].Bytes
+		if len(h.peers) < 10000 {
+			h.peers[src] = true
+		}
+	}
+	kk := pairKey{src, dst}
+	if dst.Less(src) {
+		kk = pairKey{dst, src}
+	}
+	if e := a.pairs[kk]; e != nil || len(a.pairs) < 4*a.opts.MaxHosts {
+		if e == nil {
+			e = &Edge{A: kk.a.String(), B: kk.b.String()}
+			a.pairs[kk] = e
+		}
 		e.Packets += pk
 		e.Bytes += by
-		e.Flows++
 	}
 }
 

@@ -135,7 +135,7 @@ func Eval[T any](p *Page, expr string) (T, error) {
 
 // Screenshot captures the whole page as PNG.
 func (p *Page) Screenshot() ([]byte, error) {
-	return chromedp.Run(p.Ctx, chromedp.FullScreenshot(90))
+	return chromedp.Run(p.Ctx, chromedp.FullScreenshot(100)) // 100: PNG (below it, JPEG)
 }
 
 // PDF prints the page on A4.

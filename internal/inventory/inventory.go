@@ -75,7 +75,7 @@ type Inventory struct {
 	known   map[string]bool // keys restored from the history: not new
 	events  []Event
 	Evicted int64
-	byConn  map[*tcpstream.Conn]string
+	byConn  map[*tcpstream.Conn]*connDevs
 }
 
 // New returns an inventory.
@@ -92,7 +92,7 @@ func New(opts Options) *Inventory {
 	if opts.Silent <= 0 {
 		opts.Silent = 10 * time.Minute
 	}
-	return &Inventory{opts: opts, devs: map[string]*Device{}, known: map[string]bool{}, byConn: map[*tcpstream.Conn]string{}}
+	return &Inventory{opts: opts, devs: map[string]*Device{}, known: map[string]bool{}, byConn: map[*tcpstream.Conn]*connDevs{}}
 }
 
 // Restore brings back a device from the history (it is not new).
@@ -161,6 +161,13 @@ func macString(m [6]byte) string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
+// connDevs caches a connection's devices: the first packet sets them up,
+// the others only count (no string is built per packet).
+type connDevs struct {
+	key            string
+	client, broker *Device
+}
+
 // OnMQTT learns from each packet.
 func (inv *Inventory) OnMQTT(ev *pipeline.MQTT) {
 	p, s := ev.Pkt, ev.Session
@@ -168,33 +175,32 @@ func (inv *Inventory) OnMQTT(ev *pipeline.MQTT) {
 	if inv.start == 0 {
 		inv.start = ts
 	}
-	client := ev.Conn.Src(s.ClientDir)
-	broker := ev.Conn.Dst(s.ClientDir)
-	key := s.ClientID
-	if key == "" {
-		if !s.ClientKnown {
+	cd := inv.byConn[ev.Conn]
+	if cd == nil || cd.key != s.ClientID {
+		if cd = inv.setup(ev); cd == nil {
 			return
 		}
-		key = "host:" + client.Addr().String()
 	}
-	d := inv.device(key, ts)
-	inv.byConn[ev.Conn] = key
-	d.ClientID = s.ClientID
-	d.Addrs = addOnce(d.Addrs, client.Addr().String(), 8)
-	if ev.FromClient && ev.Frame.L != nil && ev.Frame.L.HasMAC {
-		d.MACs = addOnce(d.MACs, macString(ev.Frame.L.SrcMAC), 4)
+	d := cd.client
+	t := time.Unix(0, ts).UTC()
+	if d.Silent {
+		d.Silent = false
+		inv.events = append(inv.events, Event{Kind: "back", At: t, Device: *d})
 	}
-	d.Brokers = addOnce(d.Brokers, broker.String(), 4)
-	if s.Transport == pipeline.TransportWebSocket {
-		d.Transport = "websocket"
-	}
-	if s.Level != 0 {
-		d.Versions = addOnce(d.Versions, s.Level.String(), 3)
+	d.LastSeen = t
+	if cd.broker != nil {
+		cd.broker.LastSeen = t
 	}
 	switch {
 	case p.Type == mqtt.CONNECT && ev.FromClient:
 		d.Connects++
 		d.Username = s.Username
+		if s.Level != 0 {
+			d.Versions = addOnce(d.Versions, s.Level.String(), 3)
+			if cd.broker != nil {
+				cd.broker.Versions = addOnce(cd.broker.Versions, s.Level.String(), 3)
+			}
+		}
 		switch {
 		case p.PasswordPresent():
 			d.Credential = "password"
@@ -206,8 +212,10 @@ func (inv *Inventory) OnMQTT(ev *pipeline.MQTT) {
 	case p.Type == mqtt.PUBLISH && ev.FromClient:
 		d.Publishes++
 		d.Bytes += int64(p.PayloadLen)
-		d.Published = addOnce(d.Published, string(p.TopicName()), inv.opts.MaxTopics)
-		if span := time.Unix(0, ts).Sub(d.FirstSeen).Minutes(); span >= 1 {
+		if len(d.Published) < inv.opts.MaxTopics {
+			d.Published = addOnce(d.Published, string(p.TopicName()), inv.opts.MaxTopics)
+		}
+		if span := t.Sub(d.FirstSeen).Minutes(); span >= 1 {
 			d.RatePerMin = float64(d.Publishes) / span
 		}
 	case p.Type == mqtt.SUBSCRIBE && ev.FromClient:
@@ -219,19 +227,56 @@ func (inv *Inventory) OnMQTT(ev *pipeline.MQTT) {
 			}
 		}
 	}
-	// The broker, as a device.
-	if p.Type == mqtt.CONNACK || (p.Type == mqtt.CONNECT && ev.FromClient) {
-		b := inv.device("broker:"+broker.String(), ts)
-		b.Role, b.Kind, b.KindEvidence = "broker", "MQTT broker", "accepts MQTT connections on "+broker.String()
-		b.Addrs = addOnce(b.Addrs, broker.Addr().String(), 8)
-		if p.Type == mqtt.CONNECT && ev.Frame.L != nil && ev.Frame.L.HasMAC {
-			b.MACs = addOnce(b.MACs, macString(ev.Frame.L.DstMAC), 4)
+}
+
+// setup finds (or makes) the devices of a connection's first packet.
+func (inv *Inventory) setup(ev *pipeline.MQTT) *connDevs {
+	s := ev.Session
+	ts := ev.Frame.TS
+	client := ev.Conn.Src(s.ClientDir)
+	broker := ev.Conn.Dst(s.ClientDir)
+	key := s.ClientID
+	if key == "" {
+		if !s.ClientKnown {
+			return nil
 		}
-		if s.Level != 0 {
-			b.Versions = addOnce(b.Versions, s.Level.String(), 3)
-		}
-		b.Credential = ""
+		key = "host:" + client.Addr().String()
 	}
+	d := inv.device(key, ts)
+	d.ClientID = s.ClientID
+	d.Addrs = addOnce(d.Addrs, client.Addr().String(), 8)
+	if l := ev.Frame.L; l != nil && l.HasMAC {
+		mac := l.SrcMAC
+		if !ev.FromClient {
+			mac = l.DstMAC
+		}
+		d.MACs = addOnce(d.MACs, macString(mac), 4)
+	}
+	d.Brokers = addOnce(d.Brokers, broker.String(), 4)
+	if s.Transport == pipeline.TransportWebSocket {
+		d.Transport = "websocket"
+	}
+	if s.Level != 0 {
+		d.Versions = addOnce(d.Versions, s.Level.String(), 3)
+	}
+	cd := &connDevs{key: s.ClientID, client: d}
+	if s.ClientKnown {
+		b := inv.device("broker:"+broker.String(), ts)
+		b.Role, b.Kind, b.KindEvidence, b.Credential = "broker", "MQTT broker", "accepts MQTT connections on "+broker.String(), ""
+		b.Addrs = addOnce(b.Addrs, broker.Addr().String(), 8)
+		if l := ev.Frame.L; l != nil && l.HasMAC {
+			mac := l.DstMAC
+			if !ev.FromClient {
+				mac = l.SrcMAC
+			}
+			b.MACs = addOnce(b.MACs, macString(mac), 4)
+		}
+		cd.broker = b
+	}
+	if len(inv.byConn) < 4*inv.opts.MaxDevices {
+		inv.byConn[ev.Conn] = cd
+	}
+	return cd
 }
 
 // OnFlow learns about TLS clients (their MQTT is hidden) and forgets

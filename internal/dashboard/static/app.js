@@ -64,7 +64,7 @@ function render() {
     sumMin += v.slice(-61, -1).reduce((a, b) => a + b, 0);
   }
   $("v-rate").textContent = fmt(last);
-  $("s-rate").textContent = fmt(s.totals.mqtt) + " since start · " + fmt(s.totals.mqtt_by_type.PUBLISH || 0) + " PUBLISH";
+  $("s-rate").textContent = fmt(s.totals.mqtt_packets) + " since start · " + fmt(s.totals.mqtt_by_type.PUBLISH || 0) + " PUBLISH";
   const drops = (s.source.stats.kernel_drops || 0) + (s.source.stats.queue_drops || 0);
   $("v-drops").textContent = fmt(drops);
   $("s-drops").textContent = "kernel " + fmt(s.source.stats.kernel_drops) + " · queue " + fmt(s.source.stats.queue_drops) + " · of " + fmt(s.totals.frames) + " frames";
@@ -179,7 +179,7 @@ function renderDevices(devs) {
   for (const d of devs.slice(0, 500)) {
     const tr = el("tr", { class: d.silent ? "silent" : "" });
     const sec = d.transport === "tls" ? el("span", { class: "tag good" }, "TLS") : el("span", { class: "tag bad" }, d.transport);
-    const cred = el("span", { class: "tag" + (d.credential === "none" || d.credential === "password" && d.transport !== "tls" ? " bad" : "") }, d.credential || "");
+    const cred = d.credential ? el("span", { class: "tag" + (d.credential === "none" || d.credential === "password" && d.transport !== "tls" ? " bad" : "") }, d.credential) : "";
     tr.append(el("td", {}, d.key), el("td", { title: d.kind_evidence || "" }, d.kind), el("td", {}, d.role), el("td", {}, (d.addresses || []).join(", ")),
       el("td", {}, sec), el("td", {}, cred), el("td", { class: "num" }, d.publishes_per_minute ? d.publishes_per_minute.toFixed(1) : "–"),
       el("td", {}, (d.silent ? "silent · " : "") + ago(d.last_seen)));
