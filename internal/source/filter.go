@@ -16,6 +16,7 @@ import (
 //	[src|dst] port N         TCP or UDP port
 //	[src|dst] portrange A-B
 //	tcp | udp | icmp | icmp6 | ip | ip6 | vlan [ID]
+//	tcp port N, udp dst port N   (a protocol qualifying a port)
 //	not X, X and Y, X or Y, (X)   also !, &&, ||
 //
 // It is applied to every source alike (an interface, a stream, a
@@ -267,10 +268,21 @@ func (p *parser) primitive() (node, error) {
 		return nil, fmt.Errorf("%q after src/dst: want host, net, port or portrange", kw)
 	}
 	switch kw {
-	case "tcp":
-		return protoNode{packet.ProtoTCP}, nil
-	case "udp":
-		return protoNode{packet.ProtoUDP}, nil
+	case "tcp", "udp":
+		proto := protoNode{packet.ProtoTCP}
+		if kw == "udp" {
+			proto = protoNode{packet.ProtoUDP}
+		}
+		// "tcp port 1883", "udp dst port 53": the protocol qualifies a port.
+		switch p.peek() {
+		case "port", "portrange", "src", "dst":
+			n, err := p.primitive()
+			if err != nil {
+				return nil, err
+			}
+			return and{proto, n}, nil
+		}
+		return proto, nil
 	case "icmp":
 		return protoNode{1}, nil
 	case "icmp6":

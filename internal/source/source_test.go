@@ -157,6 +157,9 @@ func TestFilter(t *testing.T) {
 		{"(port 1883 or port 443) and not src host 10.9.0.1", true, false},
 		{"net 10.5.126.0 mask 255.255.255.0 && !port 443", true, false},
 		{"portrange 1000-2000", true, false},
+		{"tcp port 1883", true, false},
+		{"tcp dst port 443", false, true},
+		{"udp port 1883", false, false},
 		{"udp", false, false},
 	} {
 		f, err := ParseFilter(c.expr)

@@ -30,6 +30,9 @@ type Snapshot struct {
 		Bytes  int64            `json:"bytes"`
 		MQTT   int64            `json:"mqtt_packets"`
 		ByType map[string]int64 `json:"mqtt_by_type"`
+		// PUBLISH sent by clients (readings) and by brokers to subscribers.
+		Published int64 `json:"publish_from_clients"`
+		Delivered int64 `json:"publish_to_clients"`
 	} `json:"totals"`
 	Rates struct {
 		End    time.Time            `json:"end"` // the last (filling) second
@@ -65,6 +68,7 @@ func (w *Watch) publish() {
 		s.Source.Stats = w.opts.Stats.Snapshot()
 	}
 	s.Totals.Frames, s.Totals.Bytes, s.Totals.MQTT = w.totals.frames, w.totals.bytes, w.totals.mqtt
+	s.Totals.Published, s.Totals.Delivered = w.totals.published, w.totals.delivered
 	s.Totals.ByType = map[string]int64{}
 	for t, n := range w.totals.byType {
 		if n > 0 {

@@ -97,8 +97,9 @@ type Watch struct {
 }
 
 type totals struct {
-	frames, bytes, mqtt int64
-	byType              [16]int64
+	frames, bytes, mqtt  int64
+	byType               [16]int64
+	published, delivered int64 // PUBLISH from clients, and from brokers to clients
 }
 
 type fitResult struct {
@@ -256,6 +257,13 @@ func (w *Watch) OnMQTT(m *pipeline.MQTT) {
 	w.cur.OnMQTT(m)
 	w.totals.mqtt++
 	w.totals.byType[m.Pkt.Type&15]++
+	if m.Pkt.Type == 3 {
+		if m.FromClient {
+			w.totals.published++
+		} else {
+			w.totals.delivered++
+		}
+	}
 	w.rates.mqtt(m.Frame.TS, m.Pkt.Type)
 }
 

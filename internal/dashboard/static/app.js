@@ -64,7 +64,7 @@ function render() {
     sumMin += v.slice(-61, -1).reduce((a, b) => a + b, 0);
   }
   $("v-rate").textContent = fmt(last);
-  $("s-rate").textContent = fmt(s.totals.mqtt_packets) + " since start · " + fmt(s.totals.mqtt_by_type.PUBLISH || 0) + " PUBLISH";
+  $("s-rate").textContent = fmt(s.totals.mqtt_packets) + " since start · readings sent " + fmt(s.totals.publish_from_clients) + ", delivered " + fmt(s.totals.publish_to_clients);
   const drops = (s.source.stats.kernel_drops || 0) + (s.source.stats.queue_drops || 0);
   $("v-drops").textContent = fmt(drops);
   $("s-drops").textContent = "kernel " + fmt(s.source.stats.kernel_drops) + " · queue " + fmt(s.source.stats.queue_drops) + " · of " + fmt(s.totals.frames) + " frames";
