@@ -42,6 +42,9 @@ type Options struct {
 	// Now is the clock of Result.Generated and of the timings (default
 	// time.Now; a fixed clock makes the output reproducible for golden tests).
 	Now func() time.Time
+	// NoKMeans and NoModel skip the k-means and the ARIMA model in Result
+	// (a live window that shows only tables).
+	NoKMeans, NoModel bool
 	// Origin, when set, is the run's first frame (ns): series intervals
 	// and relative times count from it, so that the analyzers of the
 	// minutes of a live run merge (state.go). Zero: this analyzer's first frame.

@@ -44,12 +44,20 @@ func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
+		if a.opts.NoKMeans {
+			return
+		}
 		t := now()
 		r.KMeans = a.kmeans()
 		tKMeans = now().Sub(t).Seconds()
 	}()
 	go func() {
 		defer wg.Done()
+		if a.opts.NoModel {
+			r.Series = SeriesResult{Interval: a.opts.Interval.String(), IntervalSeconds: a.opts.Interval.Seconds(), Metric: "packets",
+				Start: time.Unix(0, a.packets.Start()).UTC(), Values: a.packets.Values, MQTT: a.mqttSeries.Values}
+			return
+		}
 		t := now()
 		a.model(r)
 		tARIMA = now().Sub(t).Seconds()

@@ -274,7 +274,7 @@ func (s *Source) Next(rec *pipeline.Record) error {
 			*rec = pipeline.Record{TS: p.Timestamp, Pkt: *p}
 			s.stats.Frames.Add(1)
 			s.stats.Bytes.Add(int64(p.OrigLen))
-			s.lastTS, s.lastWall = p.Timestamp, s.opts.Now()
+			s.lastTS = p.Timestamp
 			return nil
 		}
 		if s.cur != nil {
@@ -294,6 +294,7 @@ func (s *Source) Next(rec *pipeline.Record) error {
 		case b := <-s.full:
 			t.Stop()
 			s.cur, s.i = b, 0
+			s.lastWall = s.opts.Now() // per batch: the clock of ticks needs no better
 		case <-t.C:
 			*rec = pipeline.Record{TS: s.clock(), Tick: true}
 			return nil

@@ -1,6 +1,9 @@
 package stats
 
 import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"math"
 	"slices"
 )
@@ -27,10 +30,10 @@ type DescriberState struct {
 func (d *Describer) State() DescriberState {
 	st := DescriberState{N: d.n, MinMax: [2]float64{d.min, d.max}, Sum: [2]float64{d.sum, d.sumC}}
 	if d.nSmall > 0 {
-		st.Small = map[int32]int64{}
-		for i, c := range d.small {
-			if c != 0 {
-				st.Small[int32(i)] = c
+		st.Small = make(map[int32]int64, len(d.touched))
+		for _, i := range d.touched {
+			if c := d.small[i]; c != 0 {
+				st.Small[i] = c
 			}
 		}
 	}
@@ -96,13 +99,9 @@ func (d *Describer) MergeState(st DescriberState) {
 	}
 	if st.Sketch == nil && !aSketch {
 		// Both exact: add the held values.
-		if len(st.Small) > 0 {
-			if d.small == nil {
-				d.small = make([]int64, smallInts)
-			}
-			for v, c := range st.Small {
-				d.small[v] += c
-				d.nSmall += c
+		for v, c := range st.Small {
+			if v >= 0 && v < smallInts {
+				d.addSmall(int(v), c)
 			}
 		}
 		d.vals = append(d.vals, st.Vals...)
@@ -136,7 +135,7 @@ func (d *Describer) MergeState(st DescriberState) {
 				}
 			})
 		}
-		d.small, d.vals, d.nSmall = nil, nil, 0
+		d.small, d.touched, d.vals, d.nSmall = nil, nil, nil, 0
 	}
 	if st.Sketch != nil {
 		d.sketch.merge(st.Sketch)
@@ -242,3 +241,89 @@ func (st DescriberState) Shifted(delta float64) DescriberState {
 // Light is the state without the values (counts and sums only survive):
 // what a window keeps of a column it does not show.
 func (st DescriberState) Light() DescriberState { return DescriberState{} }
+
+// The held values travel compactly: values that are whole nanoseconds (the
+// time columns: frame and TCP deltas, relative times) are sent as sorted
+// nanosecond counts, delta- and varint-encoded ("vals_ns"); others as
+// floats. A minute of a busy ward holds thousands of them: this is most of
+// the history's size.
+type describerJSON struct {
+	N       int64           `json:"n"`
+	MinMax  [2]float64      `json:"minmax"`
+	Sum     [2]float64      `json:"sum"`
+	Small   map[int32]int64 `json:"small,omitempty"`
+	Vals    []float64       `json:"vals,omitempty"`
+	ValsNS  []byte          `json:"vals_ns,omitempty"`
+	Sketch  [][]float64     `json:"sketch,omitempty"`
+	Moments [2]float64      `json:"moments,omitempty"`
+}
+
+// MarshalJSON writes the state compactly (see describerJSON).
+func (st DescriberState) MarshalJSON() ([]byte, error) {
+	j := describerJSON{N: st.N, MinMax: st.MinMax, Sum: st.Sum, Small: st.Small, Sketch: st.Sketch, Moments: st.Moments}
+	if ns, ok := wholeNanos(st.Vals); ok && len(ns) > 0 {
+		slices.Sort(ns)
+		var prev int64
+		buf := make([]byte, 0, 4*len(ns))
+		for i, v := range ns {
+			if i == 0 {
+				buf = binary.AppendVarint(buf, v)
+			} else {
+				buf = binary.AppendUvarint(buf, uint64(v-prev))
+			}
+			prev = v
+		}
+		j.ValsNS = buf
+	} else {
+		j.Vals = st.Vals
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (st *DescriberState) UnmarshalJSON(b []byte) error {
+	var j describerJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*st = DescriberState{N: j.N, MinMax: j.MinMax, Sum: j.Sum, Small: j.Small, Vals: j.Vals, Sketch: j.Sketch, Moments: j.Moments}
+	if len(j.ValsNS) > 0 {
+		buf := j.ValsNS
+		var prev int64
+		for first := true; len(buf) > 0; first = false {
+			var v int64
+			var k int
+			if first {
+				v, k = binary.Varint(buf)
+			} else {
+				var d uint64
+				d, k = binary.Uvarint(buf)
+				v = prev + int64(d)
+			}
+			if k <= 0 {
+				return errors.New("stats: describer state: bad vals_ns")
+			}
+			buf = buf[k:]
+			st.Vals = append(st.Vals, float64(v)/1e9)
+			prev = v
+		}
+	}
+	return nil
+}
+
+// wholeNanos returns the values as nanosecond counts when each is one
+// exactly (float64(n)/1e9 gives it back).
+func wholeNanos(vals []float64) ([]int64, bool) {
+	out := make([]int64, len(vals))
+	for i, v := range vals {
+		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 9e6 {
+			return nil, false
+		}
+		n := int64(math.Round(v * 1e9))
+		if float64(n)/1e9 != v {
+			return nil, false
+		}
+		out[i] = n
+	}
+	return out, true
+}

@@ -89,6 +89,7 @@ type Watch struct {
 
 	// Windows computed beside the pipeline.
 	fitting atomic.Bool
+	lastFit time.Time
 	winMu   sync.Mutex
 	windows map[string]*Window
 	fitDone chan fitResult
@@ -299,13 +300,16 @@ func (w *Watch) advance(ts int64) {
 	if ts > w.clock {
 		w.clock = ts
 	}
-	now := time.Now()
 	// Findings: every Evaluate of wall time, and at least every second of
 	// capture time (a replay at full speed is not evaluated per second).
 	if w.evalTS == 0 {
 		w.evalTS = ts
 	}
-	if ts-w.evalTS < int64(time.Second) || (now.Sub(w.lastEval) < w.opts.Evaluate && ts-w.evalTS < int64(time.Minute)) {
+	if ts-w.evalTS < int64(time.Second) {
+		return // before the wall clock is read: this is the path of most frames
+	}
+	now := time.Now()
+	if now.Sub(w.lastEval) < w.opts.Evaluate && ts-w.evalTS < int64(time.Minute) {
 		return
 	}
 	w.evalTS, w.lastEval = ts, now

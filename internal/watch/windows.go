@@ -24,10 +24,12 @@ var windowSpecs = []struct {
 	every time.Duration
 }{{"5m", 10 * time.Second}, {"1h", time.Minute}, {"24h", 10 * time.Minute}}
 
-// startFits starts the next due window fit beside the pipeline (one at a
-// time: a fit that takes longer than its period is not queued twice).
+// startFits starts the next due window fit beside the pipeline: one at a
+// time (a fit that takes longer than its period is not queued twice), and
+// at most one a second of wall time (a replay at full speed would
+// otherwise spend a core on fits of windows nobody looks at that fast).
 func (w *Watch) startFits() {
-	if w.fitting.Load() || len(w.minutes) == 0 {
+	if w.fitting.Load() || len(w.minutes) == 0 || time.Since(w.lastFit) < time.Second {
 		return
 	}
 	w.winMu.Lock()
@@ -44,6 +46,7 @@ func (w *Watch) startFits() {
 		return
 	}
 	// Merge on this goroutine (the states are the pipeline's), fit beside it.
+	w.lastFit = time.Now()
 	a := w.merged(due)
 	to := time.Unix(0, w.clock).UTC()
 	w.fitting.Store(true)
@@ -58,6 +61,10 @@ func (w *Watch) merged(name string) *analysis.Analyzer {
 	o := w.opts.Analysis
 	o.Origin = w.origin
 	o.Now = time.Now
+	// Only the hour feeds the detectors (k-means outliers, series
+	// anomalies); the others show tables (and the day, its series).
+	o.NoKMeans = name != "1h"
+	o.NoModel = name == "5m"
 	a := analysis.New(o)
 	var parts []*analysis.State
 	switch name {
