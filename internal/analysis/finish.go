@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ type FindingsFunc func(detect.Models) []detect.Finding
 // Result assembles the Result after the pass: it runs k-means and the ARIMA
 // model (concurrently), then the detectors' final step.
 func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result {
+	a.flushConns()
 	now := a.opts.Now
 	t0 := now()
 	r := &Result{Tool: "iomtguard", Generated: now().UTC(), Inputs: sum.Inputs, Warnings: sum.Warnings,
@@ -136,12 +138,35 @@ func (a *Analyzer) overview(r *Result, sum *pipeline.Summary) {
 func (a *Analyzer) describe(r *Result) {
 	r.Describe, r.DescribeMQTT = map[string]stats.Summary{}, map[string]stats.Summary{}
 	r.DescribeOrder = describeFields
+	// The columns are independent: summarised side by side (each sorts
+	// what it holds).
+	var all, mq [nFields]stats.Summary
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i := range describeFields {
+		for _, d := range []struct {
+			des *stats.Describer
+			out *stats.Summary
+		}{{&a.all[i], &all[i]}, {&a.mq[i], &mq[i]}} {
+			if d.des.Count() == 0 {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				*d.out = d.des.Summary()
+				<-sem
+			}()
+		}
+	}
+	wg.Wait()
 	for i, name := range describeFields {
 		if a.all[i].Count() > 0 {
-			r.Describe[name] = a.all[i].Summary()
+			r.Describe[name] = all[i]
 		}
 		if a.mq[i].Count() > 0 {
-			r.DescribeMQTT[name] = a.mq[i].Summary()
+			r.DescribeMQTT[name] = mq[i]
 		}
 	}
 }

@@ -182,6 +182,8 @@ func addrList(m map[netip.Addr]bool) []string {
 // State returns the analyzer's data. The analyzer must not be used after
 // (the State may share its slices).
 func (a *Analyzer) State() *State {
+	// Connections still open count in their hosts up to now.
+	a.flushConns()
 	st := &State{Version: StateVersion, Origin: a.packets.Origin(), First: a.first, Last: a.last, MsgTypes: a.msgTypes,
 		Lengths: a.lengths, QoS: a.qos, Retained: a.retained, Publishes: a.publishes, Payload: a.payload,
 		Anomalies: a.anomalies, TopicOther: a.topicOther, HostsOver: a.hostsOver, Flows: a.flows, FlowStates: a.flowStates,

@@ -28,6 +28,7 @@ type DescriberState struct {
 
 // State returns d as plain values (sharing nothing with d).
 func (d *Describer) State() DescriberState {
+	d.settle()
 	st := DescriberState{N: d.n, MinMax: [2]float64{d.min, d.max}, Sum: [2]float64{d.sum, d.sumC}}
 	if d.nSmall > 0 {
 		st.Small = make(map[int32]int64, len(d.touched))
@@ -63,6 +64,7 @@ func (d *Describer) moments() (n int64, mean, m2 float64) {
 	if d.n == 0 {
 		return 0, 0, 0
 	}
+	d.settle()
 	if d.sketch != nil {
 		return d.n, d.shift + d.welfordM, d.welfordM2
 	}
@@ -77,6 +79,25 @@ func (d *Describer) moments() (n int64, mean, m2 float64) {
 // MergeState adds the values st describes to d.
 func (d *Describer) MergeState(st DescriberState) {
 	if st.N == 0 {
+		return
+	}
+	if st.Sketch == nil && d.sketch == nil {
+		// Both hold their values: add them (the extremes and the sum are
+		// computed from the values when needed).
+		d.n += st.N
+		for v, c := range st.Small {
+			if v >= 0 && v < smallInts {
+				d.addSmall(int(v), c)
+			}
+		}
+		d.vals = append(d.vals, st.Vals...)
+		limit := d.Cap
+		if limit <= 0 {
+			limit = DefaultCap
+		}
+		if len(d.vals) > limit {
+			d.toSketch()
+		}
 		return
 	}
 	an, amean, am2 := d.moments()

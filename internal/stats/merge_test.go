@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -88,4 +89,31 @@ func sameSummary(a, b Summary) bool {
 	eq := func(x, y float64) bool { return x == y || (math.IsNaN(x) && math.IsNaN(y)) }
 	return a.Count == b.Count && eq(a.Mean, b.Mean) && eq(a.Std, b.Std) && eq(a.Min, b.Min) && eq(a.Q25, b.Q25) &&
 		eq(a.Q50, b.Q50) && eq(a.Q75, b.Q75) && eq(a.Max, b.Max)
+}
+
+func TestSortFloats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 100, 5000, 100000} {
+		xs := make([]float64, n)
+		for i := range xs {
+			switch i % 4 {
+			case 0:
+				xs[i] = rng.NormFloat64() * 1e6
+			case 1:
+				xs[i] = -rng.ExpFloat64()
+			case 2:
+				xs[i] = 0
+			default:
+				xs[i] = math.Copysign(0, -1)
+			}
+		}
+		want := append([]float64(nil), xs...)
+		slices.Sort(want)
+		sortFloats(xs)
+		for i := range xs {
+			if xs[i] != want[i] {
+				t.Fatalf("n=%d: position %d: %v, want %v", n, i, xs[i], want[i])
+			}
+		}
+	}
 }
