@@ -46,10 +46,11 @@ type Describer struct {
 	Cap int
 
 	n         int64
-	min, max  float64 // while values are held, computed from them when needed (settle)
-	sum, sumC float64 // Neumaier-compensated sum (likewise)
-	small     []int64 // counts of integers in [0, len(small)), grown as values need, up to smallInts
-	touched   []int32 // the integers with a count (each once): State and each visit only these
+	min, max  float64  // while values are held, computed from them when needed (settle)
+	sum, sumC float64  // Neumaier-compensated sum (likewise)
+	small     []int64  // counts of integers in [0, len(small)), grown as values need, up to denseLow (or smallInts once dense)
+	hi        hiCounts // counts of integers in [denseLow, smallInts) while they are few
+	touched   []int32  // the integers with a count (each once): State and each visit only these
 	nSmall    int64
 	vals      []float64
 	sketch    *kll
@@ -168,29 +169,129 @@ func (d *Describer) toSketch() {
 	d.sketch = sk
 	d.shift = d.min
 	d.welfordM, d.welfordM2 = mean-d.shift, m2
-	d.small, d.touched, d.vals, d.nSmall = nil, nil, nil, 0
+	d.small, d.hi, d.touched, d.vals, d.nSmall = nil, hiCounts{}, nil, nil, 0
 }
+
+// denseLow is the end of the range that is always counted densely: lengths
+// and well-known ports. Integers above it (ephemeral ports, mostly) are
+// counted in a small hash table until there are more than hiSparseMax
+// distinct ones, and only then densely.
+const (
+	denseLow    = 1 << 12
+	hiSparseMax = 1 << 12
+)
 
 // addSmall counts c more of the small integer i. The dense array grows by
 // doubling to what the values need: a minute of a live run holds a few
-// hundred distinct lengths, not 65,536 counters (profiling watch showed
-// the clearing of those arrays at a quarter of its time).
+// hundred distinct lengths and ports, not 65,536 counters (profiling watch
+// showed the allocation and clearing of 512 KiB arrays, one per port column
+// per minute, at a quarter of its time; the sparse table for the high range
+// took that to nothing).
 func (d *Describer) addSmall(i int, c int64) {
 	if i >= len(d.small) {
-		n := max(256, len(d.small))
-		for n <= i {
-			n *= 2
+		if i >= denseLow && len(d.small) < smallInts {
+			if d.hi.add(i, c) {
+				d.touched = append(d.touched, int32(i))
+			}
+			d.nSmall += c
+			if d.hi.n > hiSparseMax {
+				d.densify()
+			}
+			return
 		}
-		n = min(n, smallInts)
-		grown := make([]int64, n)
-		copy(grown, d.small)
-		d.small = grown
+		d.growSmall(i)
 	}
 	if d.small[i] == 0 {
 		d.touched = append(d.touched, int32(i))
 	}
 	d.small[i] += c
 	d.nSmall += c
+}
+
+func (d *Describer) growSmall(i int) {
+	n := max(256, len(d.small))
+	for n <= i {
+		n *= 2
+	}
+	n = min(n, smallInts)
+	grown := make([]int64, n)
+	copy(grown, d.small)
+	d.small = grown
+}
+
+// densify moves the sparse high counts into the dense array, which then
+// covers every small integer.
+func (d *Describer) densify() {
+	d.growSmall(smallInts - 1)
+	d.hi.each(func(i int, c int64) { d.small[i] = c })
+	d.hi = hiCounts{}
+}
+
+// count returns the count of the small integer i.
+func (d *Describer) count(i int) int64 {
+	if i < len(d.small) {
+		return d.small[i]
+	}
+	return d.hi.get(i)
+}
+
+// hiCounts is an open-addressing table of counts for integers in
+// [denseLow, smallInts); key 0 marks an empty slot.
+type hiCounts struct {
+	keys []uint16
+	cnt  []int64
+	n    int
+}
+
+func hiSlot(k, mask int) int { return int((uint32(k)*0x9E3779B1)>>16) & mask }
+
+// add counts c more of k and reports whether k is new.
+func (h *hiCounts) add(k int, c int64) bool {
+	if 2*(h.n+1) > len(h.keys) {
+		h.grow()
+	}
+	mask := len(h.keys) - 1
+	for j := hiSlot(k, mask); ; j = (j + 1) & mask {
+		switch int(h.keys[j]) {
+		case k:
+			h.cnt[j] += c
+			return false
+		case 0:
+			h.keys[j], h.cnt[j] = uint16(k), c
+			h.n++
+			return true
+		}
+	}
+}
+
+func (h *hiCounts) get(k int) int64 {
+	if h.n == 0 {
+		return 0
+	}
+	mask := len(h.keys) - 1
+	for j := hiSlot(k, mask); ; j = (j + 1) & mask {
+		switch int(h.keys[j]) {
+		case k:
+			return h.cnt[j]
+		case 0:
+			return 0
+		}
+	}
+}
+
+func (h *hiCounts) grow() {
+	old := *h
+	size := max(64, 2*len(old.keys))
+	*h = hiCounts{keys: make([]uint16, size), cnt: make([]int64, size)}
+	old.each(func(k int, c int64) { h.add(k, c) })
+}
+
+func (h *hiCounts) each(fn func(k int, c int64)) {
+	for j, k := range h.keys {
+		if k != 0 {
+			fn(int(k), h.cnt[j])
+		}
+	}
 }
 
 // each calls fn for every held value with its count, in increasing order
@@ -203,7 +304,7 @@ func (d *Describer) each(fn func(v float64, c int64)) {
 	j := 0
 	for _, ti := range d.touched {
 		i := int(ti)
-		c := d.small[i]
+		c := d.count(i)
 		if c == 0 {
 			continue
 		}

@@ -33,7 +33,7 @@ func (d *Describer) State() DescriberState {
 	if d.nSmall > 0 {
 		st.Small = make(map[int32]int64, len(d.touched))
 		for _, i := range d.touched {
-			if c := d.small[i]; c != 0 {
+			if c := d.count(int(i)); c != 0 {
 				st.Small[i] = c
 			}
 		}
@@ -156,7 +156,7 @@ func (d *Describer) MergeState(st DescriberState) {
 				}
 			})
 		}
-		d.small, d.touched, d.vals, d.nSmall = nil, nil, nil, 0
+		d.small, d.hi, d.touched, d.vals, d.nSmall = nil, hiCounts{}, nil, nil, 0
 	}
 	if st.Sketch != nil {
 		d.sketch.merge(st.Sketch)

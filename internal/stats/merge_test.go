@@ -117,3 +117,53 @@ func TestSortFloats(t *testing.T) {
 		}
 	}
 }
+
+// TestHighSmallIntegers: ports above denseLow are counted sparsely while
+// they are few and densely once they are many; either way, and through a
+// merge of the two kinds, the summary is that of the sorted values
+// (checked against a plain sort with numpy's linear interpolation).
+func TestHighSmallIntegers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, distinct := range []int{1, 40, hiSparseMax - 1, hiSparseMax + 1, 30000} {
+		pool := make([]float64, distinct)
+		for i := range pool {
+			pool[i] = float64(denseLow + rng.IntN(smallInts-denseLow))
+		}
+		var d, sparse Describer
+		var vals []float64
+		for i := 0; i < 3*distinct+10; i++ {
+			v := pool[rng.IntN(distinct)]
+			if i%5 == 0 {
+				v = float64(rng.IntN(denseLow)) // a length among the ports
+			}
+			d.Add(v)
+			if i%2 == 0 {
+				sparse.Add(v)
+			}
+			vals = append(vals, v)
+		}
+		slices.Sort(vals)
+		q := func(p float64) float64 {
+			h := p * float64(len(vals)-1)
+			lo := math.Floor(h)
+			if int(lo)+1 >= len(vals) {
+				return vals[int(lo)]
+			}
+			return vals[int(lo)] + (h-lo)*(vals[int(lo)+1]-vals[int(lo)])
+		}
+		s := d.Summary()
+		if s.Count != int64(len(vals)) || s.Q25 != q(.25) || s.Q50 != q(.5) || s.Q75 != q(.75) || s.Min != vals[0] || s.Max != vals[len(vals)-1] || !s.Exact {
+			t.Fatalf("%d distinct: got %+v, want count %d quartiles %v %v %v", distinct, s, len(vals), q(.25), q(.5), q(.75))
+		}
+		// A sparse part merged into a dense one and back.
+		var m Describer
+		m.MergeState(sparse.State())
+		m.MergeState(d.State())
+		var m2 Describer
+		m2.MergeState(d.State())
+		m2.MergeState(sparse.State())
+		if a, b := m.Summary(), m2.Summary(); !sameSummary(a, b) {
+			t.Fatalf("%d distinct: merge order changes the summary: %+v / %+v", distinct, a, b)
+		}
+	}
+}
