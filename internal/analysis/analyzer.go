@@ -194,7 +194,7 @@ type Analyzer struct {
 	fromCSV    bool
 	sum        SummaryState // the frames' own Summary (state.go)
 	conns      map[*tcpstream.Conn]*connAcc
-	first      int64        // first and last frame (ns)
+	first      int64 // first and last frame (ns)
 	last       int64
 }
 
@@ -205,7 +205,7 @@ func New(opts Options) *Analyzer {
 		subs: map[string]map[string]bool{}, hosts: map[netip.Addr]*hostAgg{}, pairs: map[pairKey]*Edge{},
 		ports: map[portKey]*Port{}, flowStates: map[string]int{}, flowProtos: map[string]int{}, brokers: map[netip.Addr]bool{},
 		clientIDs: map[string]bool{}, versions: map[string]int{}, kpts: map[[2]int32]*kpoint{}, tls: newTLSAgg(opts.MaxHosts),
-		conns: map[*tcpstream.Conn]*connAcc{},
+		conns:   map[*tcpstream.Conn]*connAcc{},
 		packets: NewSeries(opts.Interval, MetricPackets), mqttSeries: NewSeries(opts.Interval, MetricMQTT)}
 	if opts.Origin != 0 {
 		a.SetOrigin(opts.Origin)

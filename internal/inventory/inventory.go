@@ -47,7 +47,6 @@ type Device struct {
 
 	subscribes   bool
 	cmdSubscribe bool
-	clientIDs    int // a host: client IDs seen from it
 }
 
 // Event is a device appearing, going silent, or coming back.
