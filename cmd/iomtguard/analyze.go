@@ -190,7 +190,8 @@ func analyzeInputs(ctx context.Context, inputs []pipeline.Input, ao analysis.Opt
 		return nil, usageError{err}
 	}
 	an := analysis.New(ao)
-	sum, err := pipeline.New(pipeline.Options{Progress: progress}, an, det).Run(ctx, inputs...)
+	// Aggregation and detection run behind decoding, on the other core.
+	sum, err := pipeline.New(pipeline.Options{Progress: progress}, pipeline.Async(an, det)).Run(ctx, inputs...)
 	if err != nil {
 		return nil, err
 	}

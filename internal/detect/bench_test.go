@@ -33,12 +33,12 @@ func BenchmarkAnalyze(b *testing.B) {
 		}
 		return in
 	}
-	for _, withDetect := range []bool{false, true} {
-		name := "without-detectors"
-		if withDetect {
-			name = "with-detectors"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, v := range []struct {
+		name              string
+		withDetect, async bool
+	}{{"without-detectors", false, false}, {"with-detectors", true, false}, {"with-detectors-async", true, true}} {
+		withDetect := v.withDetect
+		b.Run(v.name, func(b *testing.B) {
 			var frames int64
 			for b.Loop() {
 				in := open()
@@ -52,6 +52,9 @@ func BenchmarkAnalyze(b *testing.B) {
 					}
 					cons = append(cons, det)
 					fn = det.Findings
+				}
+				if v.async {
+					cons = []pipeline.Consumer{pipeline.Async(cons...)}
 				}
 				sum, err := pipeline.New(pipeline.Options{}, cons...).Run(context.Background(), in)
 				if err != nil {

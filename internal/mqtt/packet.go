@@ -353,3 +353,51 @@ func clone(b []byte) []byte {
 	}
 	return append(make([]byte, 0, len(b)), b...)
 }
+
+// CopyTo makes dst a copy of p whose byte fields live in arena and whose
+// filters live in subs (both appended to and returned): the pipeline's
+// asynchronous hand-over copies a batch of packets without an allocation
+// per packet. dst must not be used after arena or subs are reused.
+func (p *Packet) CopyTo(dst *Packet, arena []byte, subs []Subscription) ([]byte, []Subscription) {
+	*dst = *p
+	cp := func(b []byte) []byte {
+		if len(b) == 0 {
+			return b[:0:0] // nil stays nil, empty stays empty; nothing shared
+		}
+		off := len(arena)
+		arena = append(arena, b...)
+		return arena[off:len(arena):len(arena)]
+	}
+	dst.ProtocolName = cp(p.ProtocolName)
+	dst.ClientID = cp(p.ClientID)
+	dst.WillTopic = cp(p.WillTopic)
+	dst.WillPayload = cp(p.WillPayload)
+	dst.Username = cp(p.Username)
+	dst.Password = cp(p.Password)
+	dst.Topic = cp(p.Topic)
+	dst.AliasTopic = cp(p.AliasTopic)
+	dst.Payload = cp(p.Payload)
+	dst.ReasonCodes = cp(p.ReasonCodes)
+	if len(p.Filters) == 0 {
+		dst.Filters = p.Filters[:0:0]
+	} else {
+		off := len(subs)
+		for _, f := range p.Filters {
+			subs = append(subs, Subscription{Filter: cp(f.Filter), Options: f.Options})
+		}
+		dst.Filters = subs[off:len(subs):len(subs)]
+	}
+	for _, pr := range [2]*Properties{&dst.Props, &dst.WillProps} {
+		pr.ContentType = cp(pr.ContentType)
+		pr.ResponseTopic = cp(pr.ResponseTopic)
+		pr.CorrelationData = cp(pr.CorrelationData)
+		pr.AssignedClientID = cp(pr.AssignedClientID)
+		pr.AuthMethod = cp(pr.AuthMethod)
+		pr.AuthData = cp(pr.AuthData)
+		pr.ResponseInfo = cp(pr.ResponseInfo)
+		pr.ServerReference = cp(pr.ServerReference)
+		pr.ReasonString = cp(pr.ReasonString)
+		pr.Raw = cp(pr.Raw)
+	}
+	return arena, subs
+}

@@ -179,6 +179,9 @@ func (e *Engine) Run(ctx context.Context, inputs ...Input) (*Summary, error) {
 		} else {
 			e.packet(&recs[best].Pkt)
 		}
+		if recs[best].Idle {
+			e.idle()
+		}
 		n++
 		if n&0xffff == 0 {
 			if err := ctx.Err(); err != nil {
@@ -190,6 +193,15 @@ func (e *Engine) Run(ctx context.Context, inputs ...Input) (*Summary, error) {
 	}
 	e.progress()
 	return e.finish(), nil
+}
+
+// idle tells the consumers that hold events back to hand them on.
+func (e *Engine) idle() {
+	for _, c := range e.cons {
+		if i, ok := c.(Idler); ok {
+			i.OnIdle()
+		}
+	}
 }
 
 // tick passes the capture clock to the consumers that follow it; a tick

@@ -24,6 +24,10 @@ type Record struct {
 	Pkt  capture.Packet
 	Row  *dataset.Row // non-nil for CSV input
 	Tick bool
+	// Idle: the input may wait before its next record (a live source used
+	// up the frames it had); consumers that hold events back (Idler) hand
+	// them on after this one.
+	Idle bool
 }
 
 // Input is a source of records in time order.

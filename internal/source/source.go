@@ -271,7 +271,7 @@ func (s *Source) Next(rec *pipeline.Record) error {
 		if s.cur != nil && s.i < len(s.cur.pkts) {
 			p := &s.cur.pkts[s.i]
 			s.i++
-			*rec = pipeline.Record{TS: p.Timestamp, Pkt: *p}
+			*rec = pipeline.Record{TS: p.Timestamp, Pkt: *p, Idle: s.i == len(s.cur.pkts)}
 			s.stats.Frames.Add(1)
 			s.stats.Bytes.Add(int64(p.OrigLen))
 			s.lastTS = p.Timestamp

@@ -163,6 +163,14 @@ type Conn struct {
 	removed    bool
 }
 
+// CopyFacts sets the exported fields of dst (but App) to those of c: a
+// consumer on another goroutine reads the copy while the table goes on
+// updating c.
+func (c *Conn) CopyFacts(dst *Conn) {
+	dst.Index, dst.A, dst.B, dst.Start, dst.Last = c.Index, c.A, c.B, c.Start, c.Last
+	dst.State, dst.Reason, dst.Stat, dst.SynSeen, dst.FirstFrame = c.State, c.Reason, c.Stat, c.SynSeen, c.FirstFrame
+}
+
 // Duration is the time from first to last packet.
 func (c *Conn) Duration() time.Duration { return time.Duration(c.Last - c.Start) }
 

@@ -163,7 +163,10 @@ func New(opts Options) (*Watch, error) {
 // Run reads the input to its end (or until ctx ends), then flushes
 // everything: the last minute, the incidents, the history.
 func (w *Watch) Run(ctx context.Context) (*pipeline.Summary, error) {
-	eng := pipeline.New(w.opts.Pipeline, w, w.det, w.inv)
+	// The consumers run behind decoding, on the other core; a live
+	// source's quiet moments (Idle records) and ticks hand their events on
+	// at once, so nothing waits behind a quiet network.
+	eng := pipeline.New(w.opts.Pipeline, pipeline.Async(w, w.det, w.inv))
 	sum, err := eng.Run(ctx, w.opts.Input)
 	if err == context.Canceled || err == context.DeadlineExceeded {
 		err = nil
