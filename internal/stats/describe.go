@@ -23,13 +23,21 @@ type Summary struct {
 	Q75   float64 `json:"75%"`
 	Max   float64 `json:"max"`
 	// Exact is false when the column outgrew its memory cap and the quartiles
-	// come from a sketch (mean, std, min and max stay exact).
-	Exact bool `json:"exact"`
+	// come from a sketch (mean, std, min and max stay exact); RankError is
+	// then the sketch's bound on the quartiles' error, as a fraction of the
+	// count: each is a value whose rank is within RankError*Count of the
+	// exact quartile's (0 when exact).
+	Exact     bool    `json:"exact"`
+	RankError float64 `json:"rank_error,omitempty"`
 }
 
+// SketchRankError is the rank error a sketched column's quartiles stay
+// within (TestMergeSketched checks it).
+const SketchRankError = 0.005
+
 // DefaultCap is how many values other than small integers a Describer holds
-// before it falls back to a quantile sketch: 4 Mi values, 32 MiB.
-const DefaultCap = 1 << 22
+// before it falls back to a quantile sketch: 2 Mi values, 16 MiB.
+const DefaultCap = 1 << 21
 
 // smallInts is the range of values counted in a dense array: integers in
 // [0, smallInts) (lengths, ports, flags) take no memory per value.
@@ -330,6 +338,9 @@ func (d *Describer) mean() float64 { return (d.sum + d.sumC) / float64(d.n) }
 func (d *Describer) Summary() Summary {
 	d.settle()
 	s := Summary{Count: d.n, Exact: d.sketch == nil}
+	if !s.Exact {
+		s.RankError = SketchRankError
+	}
 	if d.n == 0 {
 		nan := math.NaN()
 		s.Mean, s.Std, s.Min, s.Q25, s.Q50, s.Q75, s.Max = nan, nan, nan, nan, nan, nan, nan
@@ -460,14 +471,19 @@ func (s Summary) MarshalJSON() ([]byte, error) {
 	}
 	b = append(b, `,"exact":`...)
 	b = strconv.AppendBool(b, s.Exact)
+	if s.RankError > 0 {
+		b = append(b, `,"rank_error":`...)
+		b = strconv.AppendFloat(b, s.RankError, 'g', -1, 64)
+	}
 	return append(b, '}'), nil
 }
 
 // UnmarshalJSON reads what MarshalJSON writes (null as NaN).
 func (s *Summary) UnmarshalJSON(b []byte) error {
 	var m struct {
-		Count int64
-		Exact bool
+		Count     int64
+		Exact     bool
+		RankError float64
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
@@ -480,6 +496,7 @@ func (s *Summary) UnmarshalJSON(b []byte) error {
 	}
 	json.Unmarshal(raw["count"], &m.Count)
 	json.Unmarshal(raw["exact"], &m.Exact)
+	json.Unmarshal(raw["rank_error"], &m.RankError)
 	nan := func(p *float64) float64 {
 		if p == nil {
 			return math.NaN()
@@ -487,6 +504,6 @@ func (s *Summary) UnmarshalJSON(b []byte) error {
 		return *p
 	}
 	*s = Summary{Count: m.Count, Mean: nan(get("mean")), Std: nan(get("std")), Min: nan(get("min")), Q25: nan(get("25%")),
-		Q50: nan(get("50%")), Q75: nan(get("75%")), Max: nan(get("max")), Exact: m.Exact}
+		Q50: nan(get("50%")), Q75: nan(get("75%")), Max: nan(get("max")), Exact: m.Exact, RankError: m.RankError}
 	return nil
 }
