@@ -119,8 +119,9 @@ func Dir(dir string, settle time.Duration, opts Options) (*Source, error) {
 		settle = time.Second
 	}
 	stats := &Stats{}
-	var s *Source
-	s = newSource(dir, "directory", opts, stats, false, nil, func(p *producer) error {
+	// The reader goroutine may start before newSource returns: it reaches
+	// its Source through p.s, never through a variable assigned here.
+	s := newSource(dir, "directory", opts, stats, false, nil, func(p *producer) error {
 		done := map[string]bool{}
 		for {
 			next, err := nextFile(dir, done)
@@ -131,7 +132,7 @@ func Dir(dir string, settle time.Duration, opts Options) (*Source, error) {
 				select {
 				case <-time.After(200 * time.Millisecond):
 					continue
-				case <-s.stop:
+				case <-p.s.stop:
 					return nil
 				}
 			}
@@ -149,7 +150,7 @@ func Dir(dir string, settle time.Duration, opts Options) (*Source, error) {
 			stats.Files.Add(1)
 			var r io.Reader = f
 			if !strings.HasSuffix(next, ".gz") {
-				r = &tail{f: f, dir: dir, name: next, settle: settle, stop: s.stop}
+				r = &tail{f: f, dir: dir, name: next, settle: settle, stop: p.s.stop}
 			}
 			err = readCapture(p, r, path)
 			f.Close()
