@@ -318,7 +318,7 @@ func TestUnderAttack(t *testing.T) {
 		if perMin >= 5 {
 			t.Errorf("%s: the audit log grew %.1f MB a minute", a.name, perMin)
 		}
-		if peak >= 300 {
+		if peak >= 300*rssScale {
 			t.Errorf("%s: RSS %.0f MB", a.name, peak)
 		}
 		if float64(g1) < 0.9*float64(s1)-2 {
