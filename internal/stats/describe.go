@@ -95,11 +95,7 @@ func (d *Describer) Add(v float64) {
 		}
 		d.n++
 		d.vals = append(d.vals, v)
-		limit := d.Cap
-		if limit <= 0 {
-			limit = DefaultCap
-		}
-		if len(d.vals) > limit {
+		if len(d.vals) > d.limit() {
 			d.toSketch()
 		}
 		return
@@ -118,14 +114,7 @@ func (d *Describer) Add(v float64) {
 		}
 	}
 	d.n++
-	// Neumaier summation.
-	t := d.sum + v
-	if math.Abs(d.sum) >= math.Abs(v) {
-		d.sumC += (d.sum - t) + v
-	} else {
-		d.sumC += (v - t) + d.sum
-	}
-	d.sum = t
+	d.addSum(v)
 	// Welford's moments once the values are no longer all held.
 	delta := (v - d.shift) - d.welfordM
 	d.welfordM += delta / float64(d.n)
@@ -150,14 +139,27 @@ func (d *Describer) settle() {
 		if c > 1 && v == math.Trunc(v) {
 			x = float64(int64(v) * c) // exact for the small integers
 		}
-		t := d.sum + x
-		if math.Abs(d.sum) >= math.Abs(x) {
-			d.sumC += (d.sum - t) + x
-		} else {
-			d.sumC += (x - t) + d.sum
-		}
-		d.sum = t
+		d.addSum(x)
 	})
+}
+
+// addSum adds x to the compensated sum (Neumaier's summation).
+func (d *Describer) addSum(x float64) {
+	t := d.sum + x
+	if math.Abs(d.sum) >= math.Abs(x) {
+		d.sumC += (d.sum - t) + x
+	} else {
+		d.sumC += (x - t) + d.sum
+	}
+	d.sum = t
+}
+
+// limit is how many values d holds before it sketches them.
+func (d *Describer) limit() int {
+	if d.Cap <= 0 {
+		return DefaultCap
+	}
+	return d.Cap
 }
 
 // toSketch moves the held values into a sketch and seeds Welford's running

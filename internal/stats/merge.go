@@ -91,15 +91,12 @@ func (d *Describer) MergeState(st DescriberState) {
 			}
 		}
 		d.vals = append(d.vals, st.Vals...)
-		limit := d.Cap
-		if limit <= 0 {
-			limit = DefaultCap
-		}
-		if len(d.vals) > limit {
+		if len(d.vals) > d.limit() {
 			d.toSketch()
 		}
 		return
 	}
+	// At least one side is sketched.
 	an, amean, am2 := d.moments()
 	aSketch := d.sketch != nil
 	// Count, extremes and sum.
@@ -110,34 +107,10 @@ func (d *Describer) MergeState(st DescriberState) {
 	}
 	d.n += st.N
 	for _, v := range st.Sum {
-		t := d.sum + v
-		if math.Abs(d.sum) >= math.Abs(v) {
-			d.sumC += (d.sum - t) + v
-		} else {
-			d.sumC += (v - t) + d.sum
-		}
-		d.sum = t
+		d.addSum(v)
 	}
-	if st.Sketch == nil && !aSketch {
-		// Both exact: add the held values.
-		for v, c := range st.Small {
-			if v >= 0 && v < smallInts {
-				d.addSmall(int(v), c)
-			}
-		}
-		d.vals = append(d.vals, st.Vals...)
-		limit := d.Cap
-		if limit <= 0 {
-			limit = DefaultCap
-		}
-		if len(d.vals) > limit {
-			// toSketch computes the moments from the values, exactly.
-			d.toSketch()
-		}
-		return
-	}
-	// At least one side is sketched: merge the sketches and combine the
-	// moments (Chan et al.'s parallel formula).
+	// Merge the sketches and combine the moments (Chan et al.'s parallel
+	// formula).
 	bn, bmean, bm2 := st.N, 0.0, 0.0
 	if st.Sketch != nil {
 		bmean, bm2 = st.Moments[0], st.Moments[1]
