@@ -246,30 +246,18 @@ func (a *Analyzer) connHosts(c *tcpstream.Conn, acc *connAcc) {
 		h.h.Bytes += by
 		h.h.SentBytes += acc.bytes[0]
 		h.h.RecvBytes += acc.bytes[1]
-		if len(h.peers) < 10000 {
-			h.peers[dst] = true
-		}
+		h.addPeer(dst)
 	}
 	if h := a.host(dst); h != nil {
 		h.h.Frames += pk
 		h.h.Bytes += by
 		h.h.SentBytes += acc.bytes[1]
 		h.h.RecvBytes += acc.bytes[0]
-		if len(h.peers) < 10000 {
-			h.peers[src] = true
-		}
+		h.addPeer(src)
 	}
-	k := pairKey{src, dst}
-	if dst.Less(src) {
-		k = pairKey{dst, src}
-	}
-	e := a.pairs[k]
+	e := a.edge(src, dst)
 	if e == nil {
-		if len(a.pairs) >= 4*a.opts.MaxHosts {
-			return
-		}
-		e = &Edge{A: k.a.String(), B: k.b.String()}
-		a.pairs[k] = e
+		return
 	}
 	e.Packets += pk
 	e.Bytes += by
@@ -512,29 +500,17 @@ func (a *Analyzer) frameHosts(src, dst netip.Addr, n int64) {
 		h.h.Frames++
 		h.h.Bytes += n
 		h.h.SentBytes += n
-		if len(h.peers) < 10000 {
-			h.peers[dst] = true
-		}
+		h.addPeer(dst)
 	}
 	if h := a.host(dst); h != nil {
 		h.h.Frames++
 		h.h.Bytes += n
 		h.h.RecvBytes += n
-		if len(h.peers) < 10000 {
-			h.peers[src] = true
-		}
+		h.addPeer(src)
 	}
-	k := pairKey{src, dst}
-	if dst.Less(src) {
-		k = pairKey{dst, src}
-	}
-	e := a.pairs[k]
+	e := a.edge(src, dst)
 	if e == nil {
-		if len(a.pairs) >= 4*a.opts.MaxHosts {
-			return
-		}
-		e = &Edge{A: k.a.String(), B: k.b.String()}
-		a.pairs[k] = e
+		return
 	}
 	e.Packets++
 	e.Bytes += n
@@ -620,16 +596,7 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 	if h := a.host(src); h != nil && mqttTLS {
 		h.tlsClient = true
 	}
-	kk := pairKey{src, dst}
-	if dst.Less(src) {
-		kk = pairKey{dst, src}
-	}
-	e := a.pairs[kk]
-	if e == nil && len(a.pairs) < 4*a.opts.MaxHosts {
-		e = &Edge{A: kk.a.String(), B: kk.b.String()}
-		a.pairs[kk] = e
-	}
-	if e != nil {
+	if e := a.edge(src, dst); e != nil {
 		e.Flows++
 	}
 }
@@ -645,30 +612,40 @@ func (a *Analyzer) rowFlowHosts(c *tcpstream.Conn) {
 		h.h.Bytes += by
 		h.h.SentBytes += c.Stat[0].Bytes
 		h.h.RecvBytes += c.Stat[1].Bytes
-		if len(h.peers) < 10000 {
-			h.peers[dst] = true
-		}
+		h.addPeer(dst)
 	}
 	if h := a.host(dst); h != nil {
 		h.h.Frames += pk
 		h.h.Bytes += by
 		h.h.SentBytes += c.Stat[1].Bytes
 		h.h.RecvBytes += c.Stat[0].Bytes
-		if len(h.peers) < 10000 {
-			h.peers[src] = true
-		}
+		h.addPeer(src)
 	}
-	kk := pairKey{src, dst}
-	if dst.Less(src) {
-		kk = pairKey{dst, src}
-	}
-	if e := a.pairs[kk]; e != nil || len(a.pairs) < 4*a.opts.MaxHosts {
-		if e == nil {
-			e = &Edge{A: kk.a.String(), B: kk.b.String()}
-			a.pairs[kk] = e
-		}
+	if e := a.edge(src, dst); e != nil {
 		e.Packets += pk
 		e.Bytes += by
+	}
+}
+
+// edge is the conversation between x and y (in either order), made when
+// new; nil when the table is full (4 × MaxHosts conversations).
+func (a *Analyzer) edge(x, y netip.Addr) *Edge {
+	k := pairKey{x, y}
+	if y.Less(x) {
+		k = pairKey{y, x}
+	}
+	e := a.pairs[k]
+	if e == nil && len(a.pairs) < 4*a.opts.MaxHosts {
+		e = &Edge{A: k.a.String(), B: k.b.String()}
+		a.pairs[k] = e
+	}
+	return e
+}
+
+// addPeer records a peer of the host, up to 10,000 of them.
+func (h *hostAgg) addPeer(p netip.Addr) {
+	if len(h.peers) < 10000 {
+		h.peers[p] = true
 	}
 }
 

@@ -363,8 +363,8 @@ func (a *Analyzer) Merge(st *State) {
 			}
 		}
 		for _, p := range hs.Peers {
-			if pa, err := netip.ParseAddr(p); err == nil && len(h.peers) < 10000 {
-				h.peers[pa] = true
+			if pa, err := netip.ParseAddr(p); err == nil {
+				h.addPeer(pa)
 			}
 		}
 		h.broker = h.broker || hs.Broker
