@@ -202,8 +202,7 @@ func (a *Analyzer) State() *State {
 			st.Subs[f] = setList(m)
 		}
 	}
-	for ip, h := range a.hosts {
-		_ = ip
+	for _, h := range a.hosts {
 		st.Hosts = append(st.Hosts, HostState{Host: h.h, ClientIDs: setList(h.clientIDs), Peers: addrList(h.peers), Broker: h.broker,
 			Publisher: h.publisher, Subscriber: h.subscriber, Client: h.client, TLSClient: h.tlsClient})
 	}
