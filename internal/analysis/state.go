@@ -181,7 +181,28 @@ func addrList(m map[netip.Addr]bool) []string {
 
 // State returns the analyzer's data. The analyzer must not be used after
 // (the State may share its slices).
-func (a *Analyzer) State() *State {
+func (a *Analyzer) State() *State { return a.state(true) }
+
+// LightState is State without the Figure 1 columns (which hold values and
+// are sorted to be summarised): what a live run's windows keep.
+func (a *Analyzer) LightState() *State { return a.state(false) }
+
+// ReuseColumns gives a the storage of old's Figure 1 columns, emptied; old
+// must not be used again (a live run's next minute takes the columns of the
+// one that closed).
+func (a *Analyzer) ReuseColumns(old *Analyzer) {
+	if old == nil || a.sum.Frames != 0 {
+		return
+	}
+	for i := range a.all {
+		a.all[i], a.mq[i] = old.all[i], old.mq[i]
+		a.all[i].Reset()
+		a.mq[i].Reset()
+		old.all[i], old.mq[i] = stats.Describer{}, stats.Describer{}
+	}
+}
+
+func (a *Analyzer) state(columns bool) *State {
 	// Connections still open count in their hosts up to now.
 	a.flushConns()
 	st := &State{Version: StateVersion, Origin: a.packets.Origin(), First: a.first, Last: a.last, MsgTypes: a.msgTypes,
@@ -190,7 +211,9 @@ func (a *Analyzer) State() *State {
 		FlowProtos: a.flowProtos, FlowCount: a.flowCount, Versions: a.versions, Cleartext: a.cleartext, KFrames: a.kFrames,
 		FromCSV: a.fromCSV, Summary: a.sum}
 	for i := range a.all {
-		st.All[i], st.MQ[i] = a.all[i].State(), a.mq[i].State()
+		if columns {
+			st.All[i], st.MQ[i] = a.all[i].State(), a.mq[i].State()
+		}
 	}
 	for _, t := range a.topics {
 		st.Topics = append(st.Topics, TopicState{Topic: t.t, Publishers: setList(t.publishers)})

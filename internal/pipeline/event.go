@@ -108,6 +108,16 @@ type Session struct {
 	gap         [2]bool              // bytes were lost in this direction since its last packet
 }
 
+// copyFacts sets dst's exported fields to s's, and leaves dst's decoder
+// state alone (Async gives consumers copies; TestSessionCopyFacts checks
+// that every exported field is copied).
+func (s *Session) copyFacts(dst *Session) {
+	dst.Level, dst.Version, dst.Guessed, dst.Transport, dst.ClientDir, dst.ClientKnown = s.Level, s.Version, s.Guessed, s.Transport, s.ClientDir, s.ClientKnown
+	dst.ClientID, dst.Username, dst.Password, dst.KeepAlive, dst.CleanStart, dst.Will, dst.WillRetain = s.ClientID, s.Username, s.Password, s.KeepAlive, s.CleanStart, s.Will, s.WillRetain
+	dst.Connects, dst.ConnAck, dst.Accepted, dst.ReturnCode, dst.Packets, dst.Publishes, dst.Subscribes = s.Connects, s.ConnAck, s.Accepted, s.ReturnCode, s.Packets, s.Publishes, s.Subscribes
+	dst.Disconnect, dst.Anomalies, dst.First, dst.Truncated, dst.Lost = s.Disconnect, s.Anomalies, s.First, s.Truncated, s.Lost
+}
+
 // MQTT is one MQTT control packet.
 type MQTT struct {
 	Frame      *Frame // the frame that completed the packet

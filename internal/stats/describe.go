@@ -182,6 +182,20 @@ func (d *Describer) toSketch() {
 	d.small, d.hi, d.touched, d.vals, d.nSmall = nil, hiCounts{}, nil, nil, 0
 }
 
+// Reset empties d for a new column and keeps its storage (a live run's
+// minute analyzers reuse their columns: profiling watch showed the columns'
+// growth, minute after minute, at half of all it allocated).
+func (d *Describer) Reset() {
+	for _, i := range d.touched {
+		if int(i) < len(d.small) {
+			d.small[i] = 0
+		}
+	}
+	d.hi.reset()
+	small, touched, vals, c := d.small, d.touched[:0], d.vals[:0], d.Cap
+	*d = Describer{Cap: c, small: small, hi: d.hi, touched: touched, vals: vals}
+}
+
 // denseLow is the end of the range that is always counted densely: lengths
 // and well-known ports. Integers above it (ephemeral ports, mostly) are
 // counted in a small hash table until there are more than hiSparseMax
@@ -271,6 +285,15 @@ func (h *hiCounts) add(k int, c int64) bool {
 			h.n++
 			return true
 		}
+	}
+}
+
+// reset empties the table and keeps its storage.
+func (h *hiCounts) reset() {
+	if h.n > 0 {
+		clear(h.keys)
+		clear(h.cnt)
+		h.n = 0
 	}
 }
 

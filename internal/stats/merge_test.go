@@ -167,3 +167,39 @@ func TestHighSmallIntegers(t *testing.T) {
 		}
 	}
 }
+
+// TestResetIsNew: a Describer reused after Reset (a live run's minutes)
+// summarises exactly as a new one, whatever it held before: small
+// integers, the sparse high range, the dense array, floats, a sketch.
+func TestResetIsNew(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	gens := []func() float64{
+		func() float64 { return float64(rng.IntN(200)) },
+		func() float64 { return float64(4096 + rng.IntN(60000)) },
+		func() float64 { return rng.NormFloat64() * 100 },
+		func() float64 { return float64(rng.IntN(65536)) },
+	}
+	var reused Describer
+	reused.Cap = 3000
+	for round := 0; round < 12; round++ {
+		fresh := Describer{Cap: 3000}
+		n := 1 + rng.IntN(6000)
+		g := gens[round%len(gens)]
+		g2 := gens[(round+1)%len(gens)]
+		for i := 0; i < n; i++ {
+			v := g()
+			if i%3 == 0 {
+				v = g2()
+			}
+			fresh.Add(v)
+			reused.Add(v)
+		}
+		if got, want := reused.Summary(), fresh.Summary(); got != want {
+			t.Fatalf("round %d (%d values): reused %+v, new %+v", round, n, got, want)
+		}
+		reused.Reset()
+		if reused.Count() != 0 || reused.Summary().Count != 0 {
+			t.Fatalf("round %d: Reset left %d values", round, reused.Count())
+		}
+	}
+}

@@ -171,6 +171,13 @@ func (c *Conn) CopyFacts(dst *Conn) {
 	dst.State, dst.Reason, dst.Stat, dst.SynSeen, dst.FirstFrame = c.State, c.Reason, c.Stat, c.SynSeen, c.FirstFrame
 }
 
+// SameFacts reports whether dst, a copy CopyFacts made of c, still holds
+// c's facts: nothing but these fields changes once a connection exists.
+func (c *Conn) SameFacts(dst *Conn) bool {
+	return dst.Last == c.Last && dst.Stat == c.Stat && dst.State == c.State && dst.Reason == c.Reason &&
+		dst.SynSeen == c.SynSeen && dst.FirstFrame == c.FirstFrame && dst.Index == c.Index && dst.Start == c.Start
+}
+
 // Duration is the time from first to last packet.
 func (c *Conn) Duration() time.Duration { return time.Duration(c.Last - c.Start) }
 
