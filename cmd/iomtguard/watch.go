@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/iomtguard/iomtguard/internal/alert"
@@ -223,6 +224,9 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 			return err
 		}
 		defer h.Close()
+		// A replay has no live traffic to keep up with: its minutes wait
+		// for the disk rather than be dropped.
+		h.Patient = kind == "replay"
 	}
 	w, err := watch.New(watch.Options{Input: src, Stats: src.Stats(), SourceKind: kind, Filter: o.filter, Policy: pol, History: h,
 		Retain: retain, Alerts: sinks, Incidents: incident.Options{CloseAfter: o.closeAfter, UpdateEvery: o.updateEvery}, Logger: log,
@@ -233,6 +237,9 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 	if o.http != "" && o.http != "off" {
 		reg := prometheus.NewRegistry()
 		registerWatchMetrics(reg, w)
+		// The process's own: resident memory, heap, goroutines (what a
+		// sensor box's owner watches, as the gateway's /metrics has them).
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		srv, token, err := dashboard.Start(dashboard.Options{Addr: o.http, Token: o.token, Registry: reg,
 			Snapshot: func() any { return w.Snapshot() },
 			Health: func() (string, any) {

@@ -54,12 +54,21 @@ type DB struct {
 	err     atomic.Pointer[error]
 	Dropped atomic.Int64 // minute States not stored: the queue was full
 	Written atomic.Int64
+	// Patient makes a minute State wait for room in the queue rather
+	// than be dropped (a replay, which has no live traffic to keep up with).
+	Patient bool
+	queued  atomic.Int64 // bytes of minute States waiting
 }
+
+// MaxQueuedBytes bounds the bytes of minute States waiting to be written:
+// a slow disk costs minutes of history (counted in Dropped), not memory.
+const MaxQueuedBytes = 16 << 20
 
 type op struct {
 	fn    func(*sql.Tx) error
 	after func() // run once committed
 	sync  chan error
+	size  int64 // bytes counted in queued
 }
 
 // Open opens (creating) the database at path.
@@ -97,6 +106,7 @@ func (h *DB) run() {
 		}
 		err := h.commit(batch)
 		for _, o := range batch {
+			h.queued.Add(-o.size)
 			if o.sync != nil {
 				o.sync <- err
 			}
@@ -149,6 +159,7 @@ func (h *DB) enqueue(o op, important bool) {
 	select {
 	case h.q <- o:
 	default:
+		h.queued.Add(-o.size)
 		h.Dropped.Add(1)
 	}
 }
@@ -203,11 +214,20 @@ func (h *DB) SaveMinute(source string, run, minute int64, st *analysis.State) er
 	}
 	zw.Close()
 	blob, frames := buf.Bytes(), st.Summary.Frames
-	h.enqueue(op{fn: func(tx *sql.Tx) error {
+	size := int64(len(blob))
+	for h.queued.Load()+size > MaxQueuedBytes {
+		if !h.Patient {
+			h.Dropped.Add(1)
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.queued.Add(size)
+	h.enqueue(op{size: size, fn: func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO minutes(source, run, minute, frames, state) VALUES (?,?,?,?,?)
 			ON CONFLICT(source, run, minute) DO UPDATE SET frames=excluded.frames, state=excluded.state`, source, run, minute, frames, blob)
 		return err
-	}}, false)
+	}}, h.Patient)
 	return nil
 }
 

@@ -66,3 +66,33 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("retention kept %d closed incidents", len(ins))
 	}
 }
+
+// TestQueueBytesBound: minute States waiting for a slow disk are bounded
+// in bytes: past MaxQueuedBytes a live run drops them (counted), a patient
+// one (a replay) waits for room and loses nothing.
+func TestQueueBytesBound(t *testing.T) {
+	h, err := Open(filepath.Join(t.TempDir(), "h.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	st := &analysis.State{Version: analysis.StateVersion}
+	h.queued.Store(MaxQueuedBytes) // the disk is behind by the whole budget
+	h.SaveMinute("", 1, 1, st)
+	if h.Dropped.Load() != 1 {
+		t.Fatalf("over the budget: dropped %d, want 1", h.Dropped.Load())
+	}
+	h.Patient = true
+	go func() { time.Sleep(100 * time.Millisecond); h.queued.Add(-MaxQueuedBytes) }()
+	t0 := time.Now()
+	h.SaveMinute("", 1, 2, st)
+	if h.Dropped.Load() != 1 || time.Since(t0) < 90*time.Millisecond {
+		t.Fatalf("patient: dropped %d after %v; want it to wait for room", h.Dropped.Load(), time.Since(t0))
+	}
+	if err := h.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if q := h.queued.Load(); q != 0 {
+		t.Fatalf("%d bytes still counted as queued after every write", q)
+	}
+}
