@@ -45,6 +45,10 @@ type Options struct {
 	// NoKMeans and NoModel skip the k-means and the ARIMA model in Result
 	// (a live window that shows only tables).
 	NoKMeans, NoModel bool
+	// NoColumns skips the Figure 1 columns (their State and Result are
+	// empty): a live run's minutes when nothing keeps them (no history, no
+	// hub), where they were a fifth of the consumers' time.
+	NoColumns bool
 	// Origin, when set, is the run's first frame (ns): series intervals
 	// and relative times count from it, so that the analyzers of the
 	// minutes of a live run merge (state.go). Zero: this analyzer's first frame.
@@ -373,6 +377,9 @@ func (a *Analyzer) host(ip netip.Addr) *hostAgg {
 }
 
 func (a *Analyzer) add(i int, v float64) {
+	if a.opts.NoColumns {
+		return
+	}
 	a.all[i].Add(v)
 	if a.frameMQTT {
 		a.mq[i].Add(v)

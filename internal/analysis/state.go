@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"encoding/json"
 	"net/netip"
 	"sort"
 
@@ -267,18 +266,6 @@ func (a *Analyzer) state(columns bool) *State {
 	st.Packets = SeriesState{Offset: a.packets.Offset, Values: a.packets.Values, Dropped: a.packets.Dropped}
 	st.MQTT = SeriesState{Offset: a.mqttSeries.Offset, Values: a.mqttSeries.Values, Dropped: a.mqttSeries.Dropped}
 	return st
-}
-
-// StateCopy returns a copy of the analyzer's data; the analyzer goes on
-// (the current minute of a live run, stored every few seconds).
-func (a *Analyzer) StateCopy() *State {
-	b, err := json.Marshal(a.State())
-	if err != nil {
-		return &State{Version: StateVersion}
-	}
-	var st State
-	json.Unmarshal(b, &st)
-	return &st
 }
 
 // Merge adds a State (of the same run: the same origin) to the analyzer.

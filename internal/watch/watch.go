@@ -79,7 +79,8 @@ type Watch struct {
 	hourOf    int64
 	lastEval  time.Time
 	lastPub   time.Time
-	unclocked int // frames since advance last read the wall clock
+	savedAt   time.Time // wall time of the last save of the minute under way
+	unclocked int       // frames since advance last read the wall clock
 	evalTS    int64
 	saveTS    int64
 	retainTS  int64
@@ -207,6 +208,9 @@ func (w *Watch) roll(ts int64) {
 func (w *Watch) newAnalyzer() *analysis.Analyzer {
 	o := w.opts.Analysis
 	o.Origin = w.origin
+	// The windows keep no Figure 1 columns (lightState): only the history
+	// and a hub read a minute's.
+	o.NoColumns = w.opts.History == nil && w.opts.Publish == nil
 	return analysis.New(o)
 }
 
@@ -221,9 +225,8 @@ func (w *Watch) closeMinute() {
 	} else {
 		st := w.cur.State()
 		if h := w.opts.History; h != nil {
-			if err := h.SaveMinute(w.opts.Name, w.run, w.curMin, st); err != nil {
-				w.log.Error("history: minute not stored", "error", err)
-			}
+			// The minute is over: nothing changes its State now.
+			h.SaveClosedMinute(w.opts.Name, w.run, w.curMin, st)
 		}
 		if w.opts.Publish != nil {
 			w.opts.Publish(w.curMin, st)
@@ -337,11 +340,13 @@ func (w *Watch) advance(ts int64, tick bool) {
 	w.evalTS, w.lastEval = ts, now
 	w.collectFits()
 	w.evaluate(time.Unix(0, ts).UTC())
-	// The current minute, stored every 10 s of capture time (a crash
-	// loses at most that), and retention.
-	if h := w.opts.History; h != nil && w.cur != nil && ts-w.saveTS >= int64(10*time.Second) {
-		w.saveTS = ts
-		if err := h.SaveMinute(w.opts.Name, w.run, w.curMin, w.cur.StateCopy()); err != nil {
+	// The current minute, stored every 10 s of capture time and 2 s of
+	// wall time (a crash loses at most that; a replay at full speed does
+	// not store each minute twice), and retention. SaveMinute encodes the
+	// State before it returns: the analyzer's own serves.
+	if h := w.opts.History; h != nil && w.cur != nil && ts-w.saveTS >= int64(10*time.Second) && now.Sub(w.savedAt) >= 2*time.Second {
+		w.saveTS, w.savedAt = ts, now
+		if err := h.SaveMinute(w.opts.Name, w.run, w.curMin, w.cur.State()); err != nil {
 			w.log.Error("history: minute not stored", "error", err)
 		}
 		if w.opts.Retain > 0 && ts-w.retainTS >= int64(time.Hour) {

@@ -35,6 +35,7 @@ func TestReplayDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.Patient = true // as watch --replay makes it: no minute dropped
 	src, err := source.Replay(path, 0, source.Options{})
 	if err != nil {
 		t.Fatal(err)
