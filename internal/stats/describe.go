@@ -60,7 +60,9 @@ type Describer struct {
 	hi        hiCounts // counts of integers in [denseLow, smallInts) while they are few
 	touched   []int32  // the integers with a count (each once): State and each visit only these
 	nSmall    int64
-	vals      []float64
+	vals      []float64   // held values (filled to its capacity, then more takes them)
+	more      [][]float64 // held values past vals' capacity, in chunks (see addMore)
+	nMore     int
 	sketch    *kll
 	welfordM  float64 // running mean of v - shift
 	welfordM2 float64
@@ -94,8 +96,12 @@ func (d *Describer) Add(v float64) {
 			return
 		}
 		d.n++
-		d.vals = append(d.vals, v)
-		if len(d.vals) > d.limit() {
+		if len(d.vals) < cap(d.vals) {
+			d.vals = append(d.vals, v)
+		} else {
+			d.addMore(v)
+		}
+		if len(d.vals)+d.nMore > d.limit() {
 			d.toSketch()
 		}
 		return
@@ -180,6 +186,43 @@ func (d *Describer) toSketch() {
 	d.shift = d.min
 	d.welfordM, d.welfordM2 = mean-d.shift, m2
 	d.small, d.hi, d.touched, d.vals, d.nSmall = nil, hiCounts{}, nil, nil, 0
+	d.more, d.nMore = nil, 0
+}
+
+// addMore holds v in the chunks past vals. Growing one slice by appending
+// copied each value about five times over (profiling analyze: a sixth of
+// its pass, and the old and new arrays side by side at each growth); the
+// chunks, doubling from 256 values to 64 Ki, are written once and joined
+// once, when the values are summarised.
+func (d *Describer) addMore(v float64) {
+	n := len(d.more)
+	if n == 0 || len(d.more[n-1]) == cap(d.more[n-1]) {
+		size := 256
+		if n > 0 {
+			size = min(2*cap(d.more[n-1]), 1<<16)
+		}
+		d.more = append(d.more, make([]float64, 0, size))
+		n++
+	}
+	d.more[n-1] = append(d.more[n-1], v)
+	d.nMore++
+}
+
+// flatten joins the chunks to vals, in one array of the exact size.
+func (d *Describer) flatten() {
+	if d.nMore == 0 {
+		return
+	}
+	if need := len(d.vals) + d.nMore; cap(d.vals) < need {
+		joined := make([]float64, len(d.vals), need)
+		copy(joined, d.vals)
+		d.vals = joined
+	}
+	for i, c := range d.more {
+		d.vals = append(d.vals, c...)
+		d.more[i] = nil // each chunk goes as soon as it is copied
+	}
+	d.more, d.nMore = nil, 0
 }
 
 // Reset empties d for a new column and keeps its storage (a live run's
@@ -193,6 +236,9 @@ func (d *Describer) Reset() {
 	}
 	d.hi.reset()
 	small, touched, vals, c := d.small, d.touched[:0], d.vals[:0], d.Cap
+	if d.nMore > 0 { // one array of the size the column needed
+		vals = make([]float64, 0, len(d.vals)+d.nMore)
+	}
 	*d = Describer{Cap: c, small: small, hi: d.hi, touched: touched, vals: vals}
 }
 
@@ -330,6 +376,7 @@ func (h *hiCounts) each(fn func(k int, c int64)) {
 // each calls fn for every held value with its count, in increasing order
 // (d.vals must be sorted).
 func (d *Describer) each(fn func(v float64, c int64)) {
+	d.flatten()
 	if !slices.IsSorted(d.vals) {
 		sortFloats(d.vals)
 	}

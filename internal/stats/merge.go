@@ -38,6 +38,7 @@ func (d *Describer) State() DescriberState {
 			}
 		}
 	}
+	d.flatten()
 	st.Vals = slices.Clone(d.vals)
 	if d.sketch != nil {
 		for _, lv := range d.sketch.levels {
@@ -90,6 +91,7 @@ func (d *Describer) MergeState(st DescriberState) {
 				d.addSmall(int(v), c)
 			}
 		}
+		d.flatten()
 		d.vals = append(d.vals, st.Vals...)
 		if len(d.vals) > d.limit() {
 			d.toSketch()
@@ -130,6 +132,7 @@ func (d *Describer) MergeState(st DescriberState) {
 			})
 		}
 		d.small, d.hi, d.touched, d.vals, d.nSmall = nil, hiCounts{}, nil, nil, 0
+		d.more, d.nMore = nil, 0
 	}
 	if st.Sketch != nil {
 		d.sketch.merge(st.Sketch)

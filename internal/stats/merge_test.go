@@ -203,3 +203,40 @@ func TestResetIsNew(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedValues: values held past the first array's capacity go to
+// chunks; the summary, the State and a merge see every one of them, in
+// any order of adds, states and resets.
+func TestChunkedValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var d Describer
+	var all []float64
+	for round, n := range []int{300, 70000, 200000} {
+		for i := 0; i < n; i++ {
+			v := rng.NormFloat64()*1e3 + 0.5
+			d.Add(v)
+			all = append(all, v)
+		}
+		// A State midway, then more values (a live minute saved as it fills).
+		st := d.State()
+		if len(st.Vals) != len(all) {
+			t.Fatalf("round %d: State holds %d values, want %d", round, len(st.Vals), len(all))
+		}
+		var m Describer
+		m.MergeState(st)
+		if g, w := m.Summary(), d.Summary(); g != w {
+			t.Fatalf("round %d: merged %+v, original %+v", round, g, w)
+		}
+	}
+	sorted := append([]float64(nil), all...)
+	slices.Sort(sorted)
+	s := d.Summary()
+	q := func(p float64) float64 {
+		h := float64(len(sorted)-1) * p
+		lo := int(math.Floor(h))
+		return sorted[lo] + (h-float64(lo))*(sorted[min(lo+1, len(sorted)-1)]-sorted[lo])
+	}
+	if s.Count != int64(len(all)) || s.Min != sorted[0] || s.Max != sorted[len(sorted)-1] || s.Q25 != q(0.25) || s.Q50 != q(0.5) || s.Q75 != q(0.75) {
+		t.Fatalf("summary %+v; want count %d min %v q25 %v q50 %v q75 %v max %v", s, len(all), sorted[0], q(0.25), q(0.5), q(0.75), sorted[len(sorted)-1])
+	}
+}

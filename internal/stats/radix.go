@@ -1,8 +1,8 @@
 package stats
 
 import (
-	"math"
 	"slices"
+	"unsafe"
 )
 
 // sortFloats sorts xs ascending. Long slices use an LSD radix sort on the
@@ -16,25 +16,26 @@ func sortFloats(xs []float64) {
 		slices.Sort(xs)
 		return
 	}
-	// Map each float to a uint64 whose order is the floats' order.
-	keys := make([]uint64, n)
-	for i, v := range xs {
-		b := math.Float64bits(v)
-		if b>>63 != 0 {
-			b = ^b
+	// Map each float, in place, to a uint64 whose order is the floats'
+	// order (the keys take the values' own memory: one scratch array, not
+	// two).
+	keys := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(xs))), n)
+	for i, k := range keys {
+		if k>>63 != 0 {
+			keys[i] = ^k
 		} else {
-			b |= 1 << 63
+			keys[i] = k | 1<<63
 		}
-		keys[i] = b
 	}
 	tmp := make([]uint64, n)
 	var count [256]int
+	src, dst := keys, tmp
 	for shift := uint(0); shift < 64; shift += 8 {
 		count = [256]int{}
-		for _, k := range keys {
+		for _, k := range src {
 			count[(k>>shift)&0xff]++
 		}
-		if count[(keys[0]>>shift)&0xff] == n {
+		if count[(src[0]>>shift)&0xff] == n {
 			continue // every key has the same byte here
 		}
 		sum := 0
@@ -42,19 +43,21 @@ func sortFloats(xs []float64) {
 			count[i] = sum
 			sum += c
 		}
-		for _, k := range keys {
+		for _, k := range src {
 			b := (k >> shift) & 0xff
-			tmp[count[b]] = k
+			dst[count[b]] = k
 			count[b]++
 		}
-		keys, tmp = tmp, keys
+		src, dst = dst, src
+	}
+	if &src[0] != &keys[0] {
+		copy(keys, src)
 	}
 	for i, b := range keys {
 		if b>>63 != 0 {
-			b &^= 1 << 63
+			keys[i] = b &^ (1 << 63)
 		} else {
-			b = ^b
+			keys[i] = ^b
 		}
-		xs[i] = math.Float64frombits(b)
 	}
 }
