@@ -241,14 +241,23 @@ func (w *Watch) closeMinute() {
 	// Hours: merge the minutes of each hour as it closes.
 	if hr := w.curMin / 60; hr != w.hourOf || w.hourAcc == nil {
 		if w.hourAcc != nil {
-			w.hours = append(w.hours, lightState(w.hourAcc.State()))
+			w.hours = append(w.hours, w.hourAcc.LightState())
 			if len(w.hours) > 24 {
 				w.hours = w.hours[1:]
 			}
 		}
 		w.hourAcc, w.hourOf = w.newAnalyzer(), hr
 	}
-	w.hourAcc.Merge(light)
+	w.hourAcc.Merge(withoutSeries(light))
+}
+
+// withoutSeries drops a state's per-interval series: the day's window
+// shows tables and the graph, not a series of 86,400 seconds (which made it
+// grow all day and weigh on the fits: TestLiveHeapFlat, watch_memory.sh).
+func withoutSeries(st *analysis.State) *analysis.State {
+	l := *st
+	l.Packets.Values, l.MQTT.Values = nil, nil
+	return &l
 }
 
 // lightState drops what the windows do not show (the Figure 1 columns,

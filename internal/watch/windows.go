@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"sync"
 	"time"
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
@@ -62,9 +63,10 @@ func (w *Watch) merged(name string) *analysis.Analyzer {
 	o.Origin = w.origin
 	o.Now = time.Now
 	// Only the hour feeds the detectors (k-means outliers, series
-	// anomalies); the others show tables (and the day, its series).
+	// anomalies) and has its series shown with the forecast; the others
+	// show tables and the graph.
 	o.NoKMeans = name != "1h"
-	o.NoModel = name == "5m"
+	o.NoModel = name != "1h"
 	a := analysis.New(o)
 	var parts []*analysis.State
 	switch name {
@@ -74,7 +76,10 @@ func (w *Watch) merged(name string) *analysis.Analyzer {
 		parts = w.minutes
 	case "24h":
 		// The closed hours, and the minutes of the hour under way.
-		parts = append(append([]*analysis.State{}, w.hours...), minutesSince(w.minutes, w.hourOf)...)
+		parts = append([]*analysis.State{}, w.hours...)
+		for _, m := range minutesSince(w.minutes, w.hourOf) {
+			parts = append(parts, withoutSeries(m))
+		}
 	}
 	for _, st := range parts {
 		a.Merge(st)
@@ -103,8 +108,22 @@ func (w *Watch) fitAll() {
 	if len(w.minutes) == 0 {
 		return
 	}
-	for _, s := range windowSpecs {
-		w.fitDone <- fit(s.name, w.merged(s.name), time.Unix(0, w.clock).UTC())
+	// Side by side: the merges on this goroutine (the states are its),
+	// the fits on one goroutine each.
+	to := time.Unix(0, w.clock).UTC()
+	res := make([]fitResult, len(windowSpecs))
+	var wg sync.WaitGroup
+	for i, s := range windowSpecs {
+		a := w.merged(s.name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = fit(s.name, a, to)
+		}()
+	}
+	wg.Wait()
+	for _, r := range res {
+		w.fitDone <- r
 		w.collectFits()
 	}
 }
