@@ -58,6 +58,8 @@ func TestFlagBoundaries(t *testing.T) {
 		{[]string{"gateway", "--pki", ca, "--policy", pol, "--listen", "127.0.0.1:0", "--metrics", "off", "--state", "none", "--audit-max-size", "{}"}, []string{"0", "x"}},
 		{[]string{"gateway", "--pki", ca, "--policy", pol, "--listen", "127.0.0.1:0", "--metrics", "off", "--state", "none", "--watch-interval", "{}"}, durs},
 		{[]string{"gateway", "bans", "--admin", "127.0.0.1:1", "--add", "identity:x", "--for", "{}"}, []string{"0s", "-5m", "x"}},
+		{[]string{"analyze", "--inventory", "{}"}, []string{"devices.txt", "devices"}},
+		{[]string{"inventory", "diff", "{}", "flags_test.go"}, []string{"missing.json", "flags_test.go", "root.go"}},
 	}
 	for _, c := range cases {
 		for _, v := range c.values {

@@ -6,6 +6,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/cluster"
 	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/forecast"
+	"github.com/iomtguard/iomtguard/internal/inventory"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/stats"
 )
@@ -38,7 +39,10 @@ type Result struct {
 	Forecast      *ForecastResult          `json:"forecast"`
 	Anomalies     Anomalies                `json:"anomalies"`
 	Findings      []detect.Finding         `json:"findings"`
-	Timings       map[string]float64       `json:"timings_seconds"`
+	// Inventory is every device, from what it did (filled by the caller
+	// that ran an inventory.Inventory beside the analyzer).
+	Inventory []inventory.Device `json:"inventory,omitempty"`
+	Timings   map[string]float64 `json:"timings_seconds"`
 }
 
 // Overview is section 1 of the report.

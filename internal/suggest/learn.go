@@ -1,0 +1,160 @@
+// Package suggest writes a least-privilege policy from what a baseline of
+// normal traffic did: the inventory (hosts and client IDs), zones by role
+// and subnet, the flows allowed between them, each identity's publish and
+// subscribe rights (generalised where a naming convention is clear), and
+// the gateway's limits from the observed rates with stated headroom. The
+// policy is YAML in the format analyze and the gateway read, with comments
+// that say what each rule was learned from, for a person to review before
+// it is enforced. Review replays the baseline against a policy and lists
+// what it would have refused.
+package suggest
+
+import (
+	"net/netip"
+
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+)
+
+// maxKeys bounds every table the learner keeps (a baseline is normal
+// traffic, but nothing an outsider sends may grow memory without bound).
+const maxKeys = 100000
+
+// Learner is the pipeline consumer that gathers what the policy needs
+// beyond the inventory: addresses, answered TCP flows by server port, and
+// per client the highest rates.
+type Learner struct {
+	pipeline.Nop
+	Hosts   map[netip.Addr]int64 // unicast addresses, frames
+	Flows   map[FlowKey]*FlowStat
+	Clients map[string]*ClientStat
+	// MaxPacket is the largest MQTT packet (remaining length) seen.
+	MaxPacket int
+	Dropped   int64 // keys not kept past maxKeys
+}
+
+// FlowKey is a TCP flow by its ends and the server's port.
+type FlowKey struct {
+	Client, Server netip.Addr
+	Port           uint16
+}
+
+// FlowStat counts a flow's connections.
+type FlowStat struct {
+	Conns   int64
+	Example string // "client:port → server:port"
+}
+
+// ClientStat is one client ID's rates.
+type ClientStat struct {
+	Connects                  int64
+	MaxConnectsPerMinute      int64
+	MaxPublishesPerSecond     int64
+	Publishes                 int64
+	Subscriptions             map[string]bool
+	connMinute, pubSecond     int64
+	connInMinute, pubInSecond int64
+}
+
+// NewLearner returns an empty learner.
+func NewLearner() *Learner {
+	return &Learner{Hosts: map[netip.Addr]int64{}, Flows: map[FlowKey]*FlowStat{}, Clients: map[string]*ClientStat{}}
+}
+
+func (l *Learner) host(a netip.Addr) {
+	a = a.Unmap()
+	if !a.IsValid() || a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return
+	}
+	if _, ok := l.Hosts[a]; !ok && len(l.Hosts) >= maxKeys {
+		l.Dropped++
+		return
+	}
+	l.Hosts[a]++
+}
+
+func (l *Learner) OnFrame(f *pipeline.Frame) {
+	if f.L == nil || f.L.IPVersion == 0 {
+		return
+	}
+	l.host(f.L.Src)
+	l.host(f.L.Dst)
+}
+
+func (l *Learner) client(id string) *ClientStat {
+	c := l.Clients[id]
+	if c == nil {
+		if len(l.Clients) >= maxKeys {
+			l.Dropped++
+			return nil
+		}
+		c = &ClientStat{Subscriptions: map[string]bool{}, connMinute: -1, pubSecond: -1}
+		l.Clients[id] = c
+	}
+	return c
+}
+
+func (l *Learner) OnMQTT(m *pipeline.MQTT) {
+	p := m.Pkt
+	if p.RemainingLength > l.MaxPacket {
+		l.MaxPacket = p.RemainingLength
+	}
+	if !m.FromClient || m.Session == nil {
+		return
+	}
+	id := m.Session.ClientID
+	if p.Type == mqtt.CONNECT {
+		id = string(p.ClientID)
+	}
+	c := l.client(id)
+	if c == nil {
+		return
+	}
+	ts := m.Frame.TS
+	switch p.Type {
+	case mqtt.CONNECT:
+		c.Connects++
+		if min := ts / 60e9; min != c.connMinute {
+			c.connMinute, c.connInMinute = min, 0
+		}
+		c.connInMinute++
+		c.MaxConnectsPerMinute = max(c.MaxConnectsPerMinute, c.connInMinute)
+	case mqtt.PUBLISH:
+		c.Publishes++
+		if sec := ts / 1e9; sec != c.pubSecond {
+			c.pubSecond, c.pubInSecond = sec, 0
+		}
+		c.pubInSecond++
+		c.MaxPublishesPerSecond = max(c.MaxPublishesPerSecond, c.pubInSecond)
+	case mqtt.SUBSCRIBE:
+		for _, f := range p.Filters {
+			if len(c.Subscriptions) < 1024 {
+				c.Subscriptions[string(f.Filter)] = true
+			}
+		}
+	}
+}
+
+// OnFlow keeps the answered TCP connections (as the segmentation detector
+// judges them).
+func (l *Learner) OnFlow(f *pipeline.Flow) {
+	if f.Kind != pipeline.FlowClosed {
+		return
+	}
+	c := f.Conn
+	if c.Stat[tcpstream.FromB].Packets == 0 && c.Stat[tcpstream.FromA].Payload == 0 {
+		return
+	}
+	k := FlowKey{c.A.Addr().Unmap(), c.B.Addr().Unmap(), c.B.Port()}
+	s := l.Flows[k]
+	if s == nil {
+		if len(l.Flows) >= maxKeys {
+			l.Dropped++
+			return
+		}
+		s = &FlowStat{Example: c.A.String() + " → " + c.B.String()}
+		l.Flows[k] = s
+	}
+	s.Conns++
+}

@@ -1,0 +1,197 @@
+package suggest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/detect"
+	"github.com/iomtguard/iomtguard/internal/inventory"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/policy"
+	"github.com/iomtguard/iomtguard/internal/sim"
+)
+
+// ward simulates a run and returns it as a pipeline input.
+func ward(t *testing.T, o sim.Options) (pipeline.Input, *sim.GroundTruth) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := capture.NewPcapngWriter(&buf, capture.LinkSLL, "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Link = capture.LinkSLL
+	g, err := sim.Generate(o, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := pipeline.NewInput(fmt.Sprintf("seed%d", o.Seed), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, g
+}
+
+func learn(t *testing.T, in pipeline.Input) ([]inventory.Device, *Learner) {
+	t.Helper()
+	inv := inventory.New(inventory.Options{MaxTopics: 1024})
+	l := NewLearner()
+	if _, err := pipeline.New(pipeline.Options{}, inv, l).Run(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	return inv.Devices(), l
+}
+
+// deviations runs the detectors with pol and returns the findings that
+// say the traffic left the policy.
+func deviations(t *testing.T, pol *policy.Policy, in pipeline.Input) map[string]detect.Finding {
+	t.Helper()
+	det, err := detect.New(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.New(pipeline.Options{}, det).Run(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]detect.Finding{}
+	for _, f := range det.Findings(detect.Models{}) {
+		switch f.ID {
+		case "posture.unknown-peer", "posture.segmentation-violation", "attack.wildcard-subscribe":
+			out[f.ID] = f
+		}
+	}
+	return out
+}
+
+// TestSuggestedPolicyLoop: the policy suggested from one benign run of a
+// 5-bed ICU refuses nothing in it (review) and finds no deviation in a
+// benign run of another seed; every simulated attack, and a bed that was
+// not in the baseline, is a deviation that names the device.
+func TestSuggestedPolicyLoop(t *testing.T) {
+	base := sim.Options{Beds: 5, Duration: 10 * time.Minute, Seed: 1}
+	in, _ := ward(t, base)
+	devs, l := learn(t, in)
+	s, err := Suggest(devs, l, Options{Inputs: []string{"baseline"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes of YAML: %d zones, %d flows, %d devices entries for %d devices", len(s.YAML), s.Zones, s.Flows, s.Entries, s.Devices)
+	if r := Review(s.Policy, devs, l); len(r) > 0 {
+		t.Fatalf("the policy refuses %d things in its own baseline, e.g. %v", len(r), r[0])
+	}
+	// The convention is learned, not listed: one entry per sensor kind.
+	if !strings.Contains(string(s.YAML), `"bed{bed}-pump":`) || s.Entries > 20 {
+		t.Errorf("devices entries: %d; want the bed{bed}-... conventions:\n%s", s.Entries, s.YAML)
+	}
+
+	other := base
+	other.Seed = 2
+	in2, _ := ward(t, other)
+	if d := deviations(t, s.Policy, in2); len(d) > 0 {
+		for id, f := range d {
+			t.Errorf("benign run of another seed: %s: %s %v", id, f.Title, f.Evidence.Notes)
+		}
+	}
+
+	attacks := sim.AttackNames()
+	if raceOn {
+		attacks = attacks[:2] // the race detector makes each run ten times slower
+	}
+	for _, attack := range attacks {
+		o := base
+		o.Seed, o.Attacks = 3, []string{attack}
+		in, g := ward(t, o)
+		d := deviations(t, s.Policy, in)
+		up, ok := d["posture.unknown-peer"]
+		if !ok {
+			t.Errorf("%s: no posture.unknown-peer (deviations: %v)", attack, keys(d))
+			continue
+		}
+		for _, a := range g.Attacks {
+			for _, src := range a.Sources {
+				named := slices.Contains(up.Evidence.Sources, src)
+				// A spoofing attacker is a range ("spoofed 172.16.0.0/12"):
+				// some of its addresses must be named.
+				f := strings.Fields(src)
+				if pfx, err := netip.ParsePrefix(f[len(f)-1]); err == nil {
+					for _, n := range up.Evidence.Sources {
+						if a, err := netip.ParseAddr(n); err == nil && pfx.Contains(a) {
+							named = true
+						}
+					}
+				}
+				if !named {
+					t.Errorf("%s: the attacker %s is not named (sources %v)", attack, src, up.Evidence.Sources)
+				}
+			}
+		}
+	}
+
+	// A sixth bed, not in the baseline: its devices are unknown peers.
+	more := base
+	more.Seed, more.Beds = 4, 6
+	in6, _ := ward(t, more)
+	d := deviations(t, s.Policy, in6)
+	up := d["posture.unknown-peer"]
+	if !slices.Contains(up.Evidence.ClientIDs, "bed6-pump") || len(up.Evidence.Sources) == 0 {
+		t.Fatalf("bed 6: unknown peer %+v", up.Evidence)
+	}
+	for _, src := range up.Evidence.Sources {
+		if a, _ := netip.ParseAddr(src); s.Policy.KnownHost(a) {
+			t.Errorf("%s named unknown but the inventory lists it", src)
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestAggregate: the prefixes cover exactly the addresses given.
+func TestAggregate(t *testing.T) {
+	var addrs []netip.Addr
+	for _, s := range []string{"10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.1.255", "10.0.2.0", "fe80::1", "10.0.0.1"} {
+		addrs = append(addrs, netip.MustParseAddr(s))
+	}
+	got := aggregate(addrs)
+	var s []string
+	for _, p := range got {
+		s = append(s, p.String())
+	}
+	want := "10.0.0.0/30 10.0.0.5/32 10.0.0.6/31 10.0.0.8/32 10.0.1.255/32 10.0.2.0/32 fe80::1/128"
+	if strings.Join(s, " ") != want {
+		t.Fatalf("got %s\nwant %s", strings.Join(s, " "), want)
+	}
+}
+
+// TestGeneralise: numbers the topics repeat become placeholders named
+// after the letters before them; others stay.
+func TestGeneralise(t *testing.T) {
+	for _, c := range []struct {
+		id, pub, sub string
+		name         string
+		wantPub      string
+	}{
+		{"bed12-pump", "12/pump", "", "bed{bed}-pump", "{bed}/pump"},
+		{"bed2-spo2", "2/spo2", "", "bed{bed}-spo2", "{bed}/spo2"},
+		{"ward3-bed7-ecg", "w/3/7/ecg", "", "ward{ward}-bed{bed}-ecg", "w/{ward}/{bed}/ecg"},
+		{"sensor-9", "icu/data", "", "sensor-9", "icu/data"},
+		{"x1y1", "1/a", "", "x{x}y1", "{x}/a"},
+	} {
+		name, pub, _ := generalise(c.id, strings.Fields(c.pub), strings.Fields(c.sub))
+		if name != c.name || strings.Join(pub, " ") != c.wantPub {
+			t.Errorf("%s: %s %v; want %s %s", c.id, name, pub, c.name, c.wantPub)
+		}
+	}
+}
