@@ -16,12 +16,74 @@ import (
 	"github.com/iomtguard/iomtguard/internal/analysis"
 	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/sim"
 )
 
 // labels is the form of ../shared/data/labels.yaml (and of the ground truth
 // that iomtguard simulate writes).
 type labels struct {
 	Captures map[string]expect `yaml:"captures"`
+	// Inventory is what each device of a capture is (simulate --labels
+	// writes it): eval scores the inventory's guesses of kind and role.
+	Inventory map[string][]sim.DeviceTruth `yaml:"inventory"`
+}
+
+// inventoryScore is how well the inventory named a capture's devices.
+type inventoryScore struct {
+	Capture string `json:"capture"`
+	Devices int    `json:"devices"` // in the truth
+	Found   int    `json:"found"`   // listed by the inventory (by client ID)
+	// Guessed have a kind other than unknown; Correct, the truth's kind.
+	Guessed       int      `json:"kind_guessed"`
+	Correct       int      `json:"kind_correct"`
+	KindPrecision *float64 `json:"kind_precision"`
+	KindRecall    *float64 `json:"kind_recall"`
+	RoleCorrect   int      `json:"role_correct"`
+	Wrong         []string `json:"wrong,omitempty"` // "id: guessed kind (role), truth kind (role)"
+}
+
+// scoreInventory compares the inventory of res with the truth.
+func scoreInventory(name string, truth []sim.DeviceTruth, res *analysis.Result) inventoryScore {
+	s := inventoryScore{Capture: name, Devices: len(truth)}
+	byID := map[string]int{}
+	for i, d := range res.Inventory {
+		// Through TLS a device is known by its certificate's name.
+		for _, id := range []string{d.ClientID, d.Identity} {
+			if id != "" {
+				byID[id] = i
+			}
+		}
+	}
+	for _, t := range truth {
+		i, ok := byID[t.ClientID]
+		if !ok {
+			s.Wrong = append(s.Wrong, t.ClientID+": not listed")
+			continue
+		}
+		d := res.Inventory[i]
+		s.Found++
+		if d.Kind != "unknown" {
+			s.Guessed++
+		}
+		if d.Kind == t.Kind {
+			s.Correct++
+		}
+		if d.Role == t.Role {
+			s.RoleCorrect++
+		}
+		if d.Kind != t.Kind || d.Role != t.Role {
+			s.Wrong = append(s.Wrong, fmt.Sprintf("%s: %s (%s), truth %s (%s)", t.ClientID, d.Kind, d.Role, t.Kind, t.Role))
+		}
+	}
+	if s.Guessed > 0 {
+		p := float64(s.Correct) / float64(s.Guessed)
+		s.KindPrecision = &p
+	}
+	if s.Devices > 0 {
+		r := float64(s.Correct) / float64(s.Devices)
+		s.KindRecall = &r
+	}
+	return s
 }
 
 type expect struct {
@@ -65,7 +127,16 @@ at severity high or above. The ground truth that 'iomtguard simulate --labels' w
 
 Per finding ID: a true positive is a required ID reported, a false negative a required ID missed,
 a false positive a forbidden ID reported; IDs neither required nor forbidden are not scored.
-The exit status is 1 when a capture fails.`,
+The exit status is 1 when a capture fails.
+
+A labels file may also say what each device is (simulate --labels writes it):
+
+  inventory:
+    ward.pcapng:
+      - {client_id: bed1-pump, address: 10.5.126.114, kind: infusion pump, role: sensor}
+
+eval then scores the device inventory: devices listed, precision of the kind guessed (the
+share right of those guessed, unknown aside), its recall (right of all), and role accuracy.`,
 		Example: `  iomtguard eval --labels ../shared/data/labels.yaml
   iomtguard simulate --attack scan,syn-flood --labels truth.yaml -o attacked.pcapng && iomtguard eval --labels truth.yaml attacked.pcapng`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runEval(cmd, o, args, stdout, stderr) },
@@ -147,6 +218,7 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 	}
 
 	var scores []captureScore
+	var invScores []inventoryScore
 	ids := map[string]*idScore{}
 	score := func(id string) *idScore {
 		if ids[id] == nil {
@@ -172,6 +244,9 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 			scores = append(scores, cs)
 			failed++
 			continue
+		}
+		if truth, ok := lab.Inventory[filepath.Base(j.path)]; ok {
+			invScores = append(invScores, scoreInventory(filepath.Base(j.path), truth, res))
 		}
 		found := map[string]detect.Severity{}
 		for _, f := range res.Findings {
@@ -238,7 +313,11 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", " ")
-		if err := enc.Encode(map[string]any{"captures": scores, "ids": idList, "passed": len(scores) - failed, "failed": failed}); err != nil {
+		doc := map[string]any{"captures": scores, "ids": idList, "passed": len(scores) - failed, "failed": failed}
+		if len(invScores) > 0 {
+			doc["inventory"] = invScores
+		}
+		if err := enc.Encode(doc); err != nil {
 			return err
 		}
 	} else {
@@ -278,6 +357,27 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", s.ID, s.TP, s.FP, s.FN, ratio(s.Precision), ratio(s.Recall))
 		}
 		tw.Flush()
+		if len(invScores) > 0 {
+			fmt.Fprintln(stdout)
+			tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "INVENTORY\tDEVICES\tLISTED\tKIND PRECISION\tKIND RECALL\tROLE ACCURACY\tWRONG")
+			for _, s := range invScores {
+				role := "-"
+				if s.Found > 0 {
+					role = fmt.Sprintf("%.2f", float64(s.RoleCorrect)/float64(s.Found))
+				}
+				wrong := "-"
+				if len(s.Wrong) > 0 {
+					wrong = strings.Join(s.Wrong[:min(3, len(s.Wrong))], "; ")
+					if len(s.Wrong) > 3 {
+						wrong += fmt.Sprintf("; and %d more", len(s.Wrong)-3)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s (%d of %d)\t%s\t%s\t%s\n", s.Capture, s.Devices, s.Found, ratio(s.KindPrecision), s.Correct, s.Guessed,
+					ratio(s.KindRecall), role, wrong)
+			}
+			tw.Flush()
+		}
 		fmt.Fprintf(stdout, "\n%d of %d captures pass\n", len(scores)-failed, len(scores))
 	}
 	if failed > 0 {

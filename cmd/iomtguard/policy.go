@@ -190,4 +190,3 @@ something would be refused, 2 when the file is not valid.`,
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
 }
-

@@ -111,7 +111,7 @@ divides every sensor's period. Attacks are simulated offline only.`,
 	f.DurationVar(&o.attackDuration, "attack-duration", 0, "how long they last (default: a fifth of the duration)")
 	f.BoolVar(&o.anonymous, "anonymous", false, "devices connect without credentials (the broker allows anonymous access)")
 	f.BoolVar(&o.retainPHI, "retain-phi", false, "control units publish retained patient records (MRN, name, date of birth)")
-	f.StringVar(&o.labels, "labels", "", "write the ground truth (YAML) to this file")
+	f.StringVar(&o.labels, "labels", "", "write the ground truth (YAML) to this file: the findings eval expects, the attacks with their frames, what each device is")
 	f.BoolVar(&o.reveal, "reveal-credentials", false, "icu-csv: write the CONNECT passwords in tcp.payload as sent instead of masked")
 	f.StringVar(&o.frames, "frames", "mqtt", "icu-csv: mqtt (only frames that complete an MQTT packet, as the released files) or all (a row per frame, as export)")
 	f.IntVar(&o.beds, "beds", 2, "number of beds")

@@ -118,11 +118,13 @@ func (w *world) addBed(bed int) {
 		c := w.newClient(h, fmt.Sprintf("bed%d-%s", bed, s.topic), frameTag{class: "patientMonitoring"})
 		d := &device{c: c, s: s, topic: prefix + s.topic, value: s.lo + (s.hi-s.lo)*(0.4+0.2*w.e.rng.Float64())}
 		w.devices = append(w.devices, d)
+		w.truth = append(w.truth, DeviceTruth{ClientID: c.id, Address: bedAddr(bed, i), Kind: truthKinds[s.topic], Role: "sensor"})
 		w.startDevice(d, w.e.start+w.e.jitter(0, 3e9))
 	}
 	// The bed control unit sets the pump's dose (Table 2's control unit).
 	h := w.e.newHost(bedAddr(bed, 9), fmt.Sprintf("bed%d-control", bed), "patientMonitoring")
 	cu := w.newClient(h, fmt.Sprintf("bed%d-control", bed), frameTag{class: "patientMonitoring"})
+	w.truth = append(w.truth, DeviceTruth{ClientID: cu.id, Address: bedAddr(bed, 9), Kind: "bed control unit", Role: "actuator"})
 	w.e.at(w.e.start+w.e.jitter(0, 3e9), func() {
 		cu.onConnack = func(rc byte) {
 			if rc != 0 {
@@ -157,6 +159,7 @@ func (w *world) addEnvironment() {
 		c := w.newClient(h, fmt.Sprintf("env-%s", s.topic), frameTag{class: "environmentMonitoring"})
 		d := &device{c: c, s: s, topic: s.topic, value: s.lo + (s.hi-s.lo)*(0.3+0.4*w.e.rng.Float64())}
 		w.devices = append(w.devices, d)
+		w.truth = append(w.truth, DeviceTruth{ClientID: c.id, Address: fmt.Sprintf("10.5.126.%d", 131+i), Kind: "environment sensor", Role: "sensor"})
 		w.startDevice(d, w.e.start+w.e.jitter(0, 3e9))
 	}
 }
@@ -167,6 +170,7 @@ func (w *world) addNurseStation() {
 	h := w.e.newHost("10.5.126.90", "nurse-station", "patientMonitoring")
 	c := w.newClient(h, "nurse-station", frameTag{class: "patientMonitoring"})
 	c.keepalive = 60
+	w.truth = append(w.truth, DeviceTruth{ClientID: c.id, Address: "10.5.126.90", Kind: "nurse station", Role: "monitor"})
 	w.e.at(w.e.start+w.e.jitter(0, 2e9), func() {
 		c.onConnack = func(rc byte) {
 			if rc == 0 {

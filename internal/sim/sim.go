@@ -42,6 +42,7 @@ var ErrOptions = errors.New("sim: invalid options")
 
 // world is a running simulation.
 type world struct {
+	truth   []DeviceTruth // the benign devices, as they were added
 	e       *engine
 	opts    Options
 	broker  *broker
@@ -133,7 +134,7 @@ func Generate(opts Options, w capture.Writer) (*GroundTruth, error) {
 	if opts.Scenario == "icu" {
 		wd.addNurseStation()
 	}
-	truth := &GroundTruth{Scenario: opts.Scenario, Seed: opts.Seed, Start: opts.Start, Duration: opts.Duration}
+	truth := &GroundTruth{Scenario: opts.Scenario, Seed: opts.Seed, Start: opts.Start, Duration: opts.Duration, Devices: wd.truth}
 	var runs []*attackRun
 	for _, name := range opts.Attacks {
 		a, _ := AttackByName(name)

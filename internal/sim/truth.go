@@ -21,8 +21,25 @@ type GroundTruth struct {
 	Anonymous bool
 	RetainPHI bool
 	TLS       bool
-	tags      []frameTag
+	// Devices are the ward's benign devices: what each is, in the words
+	// of iomtguard's inventory (iomtguard eval scores its guesses).
+	Devices []DeviceTruth
+	tags    []frameTag
 }
+
+// DeviceTruth is what a simulated device is.
+type DeviceTruth struct {
+	ClientID string `yaml:"client_id"`
+	Address  string `yaml:"address"`
+	Kind     string `yaml:"kind"`
+	Role     string `yaml:"role"`
+}
+
+// truthKinds name each patient sensor's kind (by its topic) as the
+// inventory does; the simulator's own names follow the dataset's tables.
+var truthKinds = map[string]string{"ecg": "ECG monitor", "spo2": "pulse oximeter", "air": "airflow sensor",
+	"bp": "blood pressure monitor", "pump": "infusion pump", "glu": "glucometer", "temp": "body temperature sensor",
+	"emg": "EMG sensor", "gsr": "GSR sensor"}
 
 // AttackTruth is one mounted attack.
 type AttackTruth struct {
@@ -122,8 +139,14 @@ func (g *GroundTruth) WriteYAML(w io.Writer, captureName string) error {
 		Captures map[string]map[string][]string `yaml:"captures"`
 		Attacks  []attackYAML                   `yaml:"attacks,omitempty"`
 		Summary  map[string]any                 `yaml:"summary"`
+		// Inventory is what each device is, per capture (eval scores the
+		// inventory's kind and role guesses against it): last, as it is long.
+		Inventory map[string][]DeviceTruth `yaml:"inventory,omitempty"`
 	}
 	d := doc{Captures: map[string]map[string][]string{captureName: {"must": g.Must(), "must_not": g.MustNot()}}}
+	if len(g.Devices) > 0 {
+		d.Inventory = map[string][]DeviceTruth{captureName: g.Devices}
+	}
 	attackFrames := 0
 	for _, a := range g.Attacks {
 		ay := attackYAML{Name: a.Name, Finding: a.Finding, About: a.About, Start: a.Start.Format(time.RFC3339Nano),

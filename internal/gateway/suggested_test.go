@@ -1,0 +1,101 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/inventory"
+	"github.com/iomtguard/iomtguard/internal/mosquittotest"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/sim"
+	"github.com/iomtguard/iomtguard/internal/source"
+	"github.com/iomtguard/iomtguard/internal/suggest"
+)
+
+// TestSuggestedPolicyEnforced: the policy 'policy suggest' writes from a
+// capture of the ward is what the gateway enforces. The baseline is the
+// simulated ward live through Mosquitto in cleartext, captured on lo (as a
+// hospital would capture a normal day before it deploys the gateway); then
+// the same ward, live through the gateway with TLS and a certificate per
+// device, connects and publishes without one refusal, and a device that
+// publishes outside what it did in the baseline is refused, the audit log
+// naming the learned rule.
+func TestSuggestedPolicyEnforced(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("capturing the baseline on lo needs root (CI runs as root)")
+	}
+	b := mosquittotest.Start(t, "listener {{PORT}} 127.0.0.1\nallow_anonymous true\n")
+	f, err := source.ParseFilter(fmt.Sprintf("tcp port %d", b.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := source.Interface("lo", source.InterfaceOptions{RingMB: 16}, source.Options{Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := inventory.New(inventory.Options{MaxTopics: 1024})
+	l := suggest.NewLearner()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := pipeline.New(pipeline.Options{}, inv, l).Run(ctx, src)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	base, err := sim.Live(context.Background(), sim.LiveOptions{Broker: b.Addr(), Duration: 6 * time.Second, Beds: 2})
+	if err != nil {
+		t.Fatalf("baseline through Mosquitto: %v\n%s", err, b.Log())
+	}
+	time.Sleep(time.Second)
+	cancel()
+	if err := <-done; err != nil && err != context.Canceled {
+		t.Fatal(err)
+	}
+	devs := inv.Devices()
+	s, err := suggest.Suggest(devs, l, suggest.Options{Inputs: []string{"lo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("baseline: %d published through Mosquitto; the policy: %d devices, %d entries", base.Published, s.Devices, s.Entries)
+	var ids []string
+	for _, d := range devs {
+		if d.ClientID != "" && !slices.Contains([]string{"bed1-ecg", "bed1-control", "nurse-station"}, d.ClientID) {
+			ids = append(ids, d.ClientID) // start issues those three itself
+		}
+	}
+	tg := startTB(t, string(s.YAML), ids, 0)
+
+	st, err := sim.Live(context.Background(), sim.LiveOptions{Broker: tg.g.Addr(), Duration: 6 * time.Second, Beds: 2,
+		TLS: tg.tlsConfig(t, ""),
+		ClientCert: func(id string) (*tls.Certificate, error) {
+			c, err := tls.LoadX509KeyPair(filepath.Join(tg.dir, id+".crt"), filepath.Join(tg.dir, id+".key"))
+			return &c, err
+		}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, tg.audit.raw())
+	}
+	for _, r := range tg.audit.records(t) {
+		if r.Verdict == "deny" {
+			t.Errorf("refused in the live ward: %+v", r)
+		}
+	}
+	t.Logf("live through the gateway: %d clients, %d connected, %d published, %d received by the nurse station", st.Clients, st.Connected, st.Published, st.Received)
+	if st.Connected != st.Clients || st.Published == 0 || st.PublishErrors != 0 || st.Received < st.Published*9/10 {
+		t.Fatalf("the ward through the gateway: %+v", st)
+	}
+
+	// bed1-ecg publishes another bed's topic: refused, with the rule.
+	out, _ := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-t", "2/ecg", "-m", "80", "-q", "1")
+	rec := find(tg.audit.records(t), "publish", "deny", "outside the identity's publish rights")
+	if rec == nil || rec.Topic != "2/ecg" || !strings.Contains(rec.Rule, "bed{bed}-ecg") {
+		t.Fatalf("bed1-ecg publishing 2/ecg: %+v (mosquitto_pub: %s)\n%s", rec, out, tg.audit.raw())
+	}
+	t.Logf("refused: %s %s: %s (rule %s)", rec.Identity, rec.Topic, rec.Reason, rec.Rule)
+}
