@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iomtguard/iomtguard/internal/capture"
 	"github.com/iomtguard/iomtguard/internal/inventory"
 	"github.com/iomtguard/iomtguard/internal/mosquittotest"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
@@ -90,6 +92,60 @@ func TestSuggestedPolicyEnforced(t *testing.T) {
 	if st.Connected != st.Clients || st.Published == 0 || st.PublishErrors != 0 || st.Received < st.Published*9/10 {
 		t.Fatalf("the ward through the gateway: %+v", st)
 	}
+
+	// The policy suggested from an offline capture of the ward (the
+	// simulator's ICU, 10 minutes) loaded by a second gateway: the live
+	// ward's devices connect and publish without one refusal; the live
+	// nurse station, which follows every device topic where the captured
+	// one followed +/alarm, +/pump and +/patient, is refused exactly the
+	// subscriptions it never made in that baseline.
+	t.Run("offline baseline", func(t *testing.T) {
+		var buf bytes.Buffer
+		w, err := capture.NewPcapngWriter(&buf, capture.LinkSLL, "sim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sim.Generate(sim.Options{Beds: 2, Duration: 10 * time.Minute, Seed: 1, Link: capture.LinkSLL}, w); err != nil {
+			t.Fatal(err)
+		}
+		in, err := pipeline.NewInput("offline", &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv := inventory.New(inventory.Options{MaxTopics: 1024})
+		l := suggest.NewLearner()
+		if _, err := pipeline.New(pipeline.Options{}, inv, l).Run(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+		off, err := suggest.Suggest(inv.Devices(), l, suggest.Options{Inputs: []string{"offline"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg2 := startTB(t, string(off.YAML), ids, 0)
+		st, err := sim.Live(context.Background(), sim.LiveOptions{Broker: tg2.g.Addr(), Duration: 4 * time.Second, Beds: 2,
+			TLS: tg2.tlsConfig(t, ""),
+			ClientCert: func(id string) (*tls.Certificate, error) {
+				c, err := tls.LoadX509KeyPair(filepath.Join(tg2.dir, id+".crt"), filepath.Join(tg2.dir, id+".key"))
+				return &c, err
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusedSubs := 0
+		for _, r := range tg2.audit.records(t) {
+			if r.Verdict != "deny" {
+				continue
+			}
+			if r.Action != "subscribe" || r.Identity != "nurse-station" || strings.HasPrefix(r.Topic, "+/") {
+				t.Errorf("refused: %+v", r)
+			}
+			refusedSubs++
+		}
+		t.Logf("offline-learned policy: %d connected of %d, %d published, %d publish errors; the nurse station's %d per-device subscriptions refused", st.Connected, st.Clients, st.Published, st.PublishErrors, refusedSubs)
+		if st.Connected != st.Clients || st.Published == 0 || st.PublishErrors != 0 || refusedSubs == 0 {
+			t.Fatalf("%+v", st)
+		}
+	})
 
 	// bed1-ecg publishes another bed's topic: refused, with the rule.
 	out, _ := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-t", "2/ecg", "-m", "80", "-q", "1")

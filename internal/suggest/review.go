@@ -98,14 +98,18 @@ func Review(pol *policy.Policy, devs []inventory.Device, l *Learner) []Refusal {
 	sort.Strings(ids)
 	for _, id := range ids {
 		c := l.Clients[id]
+		who := id
+		if who == "" {
+			who = "(an empty client ID)"
+		}
 		if c.MaxPublishesPerSecond > int64(lim.PublishesPerSecond) {
-			out = append(out, Refusal{What: "limit", Who: id, Rule: "limits.publishes_per_second", Note: fmt.Sprintf("%d a second, limit %d", c.MaxPublishesPerSecond, lim.PublishesPerSecond)})
+			out = append(out, Refusal{What: "limit", Who: who, Rule: "limits.publishes_per_second", Note: fmt.Sprintf("%d a second, limit %d", c.MaxPublishesPerSecond, lim.PublishesPerSecond)})
 		}
 		if c.MaxConnectsPerMinute > int64(lim.ConnectsPerMinutePerIdentity) {
-			out = append(out, Refusal{What: "limit", Who: id, Rule: "limits.connects_per_minute_per_identity", Note: fmt.Sprintf("%d a minute, limit %d", c.MaxConnectsPerMinute, lim.ConnectsPerMinutePerIdentity)})
+			out = append(out, Refusal{What: "limit", Who: who, Rule: "limits.connects_per_minute_per_identity", Note: fmt.Sprintf("%d a minute, limit %d", c.MaxConnectsPerMinute, lim.ConnectsPerMinutePerIdentity)})
 		}
 		if n := len(c.Subscriptions); n > lim.MaxSubscriptionsPerClient {
-			out = append(out, Refusal{What: "limit", Who: id, Rule: "limits.max_subscriptions_per_client", Note: fmt.Sprintf("%d filters, limit %d", n, lim.MaxSubscriptionsPerClient)})
+			out = append(out, Refusal{What: "limit", Who: who, Rule: "limits.max_subscriptions_per_client", Note: fmt.Sprintf("%d filters, limit %d", n, lim.MaxSubscriptionsPerClient)})
 		}
 	}
 	if l.MaxPacket > lim.MaxPacketSize {

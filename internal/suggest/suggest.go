@@ -142,7 +142,7 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 		for _, a := range addrs {
 			zoneOf[a] = name
 		}
-		w("  - name: %s # %d hosts\n    hosts:\n", q(name), len(addrs))
+		w("  - name: %s # %s\n    hosts:\n", q(name), plural(len(addrs), "host"))
 		for _, p := range aggregate(addrs) {
 			w("      - %s\n", prefixString(p))
 		}
@@ -186,7 +186,7 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 			conns += n
 		}
 		sort.Ints(ps)
-		w("  - {from: %s, to: %s, ports: %s} # %d connections, e.g. %s\n", q(k.from), q(k.to), intList(ps), conns, examples[k])
+		w("  - {from: %s, to: %s, ports: %s} # %s, e.g. %s\n", q(k.from), q(k.to), intList(ps), plural(int(conns), "connection"), examples[k])
 	}
 	s.Flows = len(fkeys)
 	w("\n")
@@ -282,6 +282,16 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 	}
 	s.Policy = pol
 	return s, nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	if strings.HasSuffix(what, "sh") {
+		return fmt.Sprintf("%d %ses", n, what)
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func orNone(s string) string {
@@ -442,7 +452,7 @@ func rights(devs []inventory.Device) ([]entry, []string) {
 			}
 			if id == g.ids[0] && d.Role != "broker" {
 				out = append(out, entry{name: id, pub: sortedCopy(d.Published), sub: sortedCopy(d.Subscribed),
-					comment: fmt.Sprintf("%s (%s, %s): %d publishes", id, d.Kind, d.Role, d.Publishes)})
+					comment: fmt.Sprintf("%s (%s, %s): %s", id, d.Kind, d.Role, plural(int(d.Publishes), "publish"))})
 				break
 			}
 		}
