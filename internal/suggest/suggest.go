@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/iomtguard/iomtguard/internal/inventory"
 	"github.com/iomtguard/iomtguard/internal/policy"
@@ -68,7 +69,7 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 			role[a] = r
 		}
 	}
-	var clients []string
+	var clients, odd []string
 	for _, d := range devs {
 		for _, s := range d.Addrs {
 			if a, err := netip.ParseAddr(s); err == nil {
@@ -78,6 +79,12 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 		if d.Role != "broker" {
 			for _, id := range []string{d.ClientID, d.Identity} {
 				if id != "" && !slices.Contains(clients, id) {
+					if strings.ContainsAny(id, "*?{}") {
+						// A glob or a placeholder would admit others: left
+						// out, it stays an unknown peer (the safe side).
+						odd = append(odd, id)
+						continue
+					}
 					clients = append(clients, id)
 				}
 			}
@@ -101,6 +108,10 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 	w("  hosts:\n")
 	for _, p := range aggregate(all) {
 		w("    - %s\n", prefixString(p))
+	}
+	if len(odd) > 0 {
+		sort.Strings(odd)
+		w("  # Left out: %d client IDs with pattern characters (* ? { }), which would admit others: %s\n", len(odd), strings.Join(quoteEach(firstN(odd, 5)), ", "))
 	}
 	if len(clients) > 0 {
 		w("  # %d MQTT client IDs (and certificate identities) seen; any other is an unknown peer.\n", len(clients))
@@ -198,7 +209,7 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 	w("# may publish and subscribe to; the gateway refuses the rest. {name} in an entry stands for the\n")
 	w("# part of the identity it matches, where a naming convention was clear in the baseline.\n")
 	if len(unlearned) > 0 {
-		w("# TLS hid the topics of %d identities (%s): they get no rights here; add them by hand.\n", len(unlearned), strings.Join(firstN(unlearned, 10), ", "))
+		w("# TLS hid the topics of %d identities (%s): they get no rights here; add them by hand.\n", len(unlearned), strings.Join(safeEach(firstN(unlearned, 10)), ", "))
 	}
 	if len(entries) == 0 {
 		w("devices: {}\n")
@@ -244,9 +255,9 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 	lim := func(seen int64, floor int) int { return max(floor, int(math.Ceil(float64(seen)*o.Headroom))) }
 	w("# The gateway's limits: the highest rate seen, times %g (headroom), or a floor.\n", o.Headroom)
 	w("limits:\n")
-	w("  publishes_per_second: %d # at most %d a second seen (%s)\n", lim(maxPPS, 10), maxPPS, orNone(ppsBy))
-	w("  connects_per_minute_per_identity: %d # at most %d a minute seen (%s)\n", lim(maxCPM, 4), maxCPM, orNone(cpmBy))
-	w("  max_subscriptions_per_client: %d # at most %d filters seen (%s)\n", lim(maxSubs, 8), maxSubs, orNone(subsBy))
+	w("  publishes_per_second: %d # at most %d a second seen (%s)\n", lim(maxPPS, 10), maxPPS, safe(orNone(ppsBy)))
+	w("  connects_per_minute_per_identity: %d # at most %d a minute seen (%s)\n", lim(maxCPM, 4), maxCPM, safe(orNone(cpmBy)))
+	w("  max_subscriptions_per_client: %d # at most %d filters seen (%s)\n", lim(maxSubs, 8), maxSubs, safe(orNone(subsBy)))
 	w("  max_packet_size: %d # the largest MQTT packet seen: %d bytes\n", lim(int64(l.MaxPacket), 4096), l.MaxPacket)
 	w("\n")
 
@@ -366,6 +377,33 @@ func aggregate(addrs []netip.Addr) []netip.Prefix {
 
 func q(s string) string { return strconv.Quote(s) }
 
+// safe is s as a comment may hold it: as it is when it is printable on one
+// line, else quoted (client IDs are what an attacker sends).
+func safe(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+func safeEach(xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = safe(x)
+	}
+	return out
+}
+
+func quoteEach(xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = q(x)
+	}
+	return out
+}
+
 func quoteList(xs []string) string {
 	qs := make([]string, len(xs))
 	for i, x := range xs {
@@ -406,6 +444,7 @@ func rights(devs []inventory.Device) ([]entry, []string) {
 		pub, sub []string
 		ids      []string
 		pubs     int64
+		exact    entry // the entry of the first identity, on its own
 	}
 	groups := map[string]*group{}
 	var unlearned []string
@@ -417,9 +456,10 @@ func rights(devs []inventory.Device) ([]entry, []string) {
 		if id == "" {
 			id = d.ClientID
 		}
-		if id == "" {
-			continue
+		if id == "" || strings.ContainsAny(id, "*?{}") {
+			continue // an entry named so would be a pattern: no rights (refused)
 		}
+		d.Published, d.Subscribed = validTopics(d.Published, false), validTopics(d.Subscribed, true)
 		if len(d.Published) == 0 && len(d.Subscribed) == 0 {
 			if d.Transport == "tls" {
 				unlearned = append(unlearned, id)
@@ -430,7 +470,8 @@ func rights(devs []inventory.Device) ([]entry, []string) {
 		key := name + "\x00" + strings.Join(pub, "\x01") + "\x00" + strings.Join(sub, "\x01")
 		g := groups[key]
 		if g == nil {
-			g = &group{name: name, pub: pub, sub: sub}
+			g = &group{name: name, pub: pub, sub: sub, exact: entry{name: id, pub: sortedCopy(d.Published), sub: sortedCopy(d.Subscribed),
+				comment: fmt.Sprintf("%s (%s, %s): %s", safe(id), d.Kind, d.Role, plural(int(d.Publishes), "publish"))}}
 			groups[key] = g
 		}
 		g.ids = append(g.ids, id)
@@ -441,25 +482,44 @@ func rights(devs []inventory.Device) ([]entry, []string) {
 		if len(g.ids) >= 2 {
 			sort.Strings(g.ids)
 			out = append(out, entry{name: g.name, pub: g.pub, sub: g.sub,
-				comment: fmt.Sprintf("%d identities follow this convention (%s); %d publishes", len(g.ids), strings.Join(firstN(g.ids, 4), ", "), g.pubs)})
+				comment: fmt.Sprintf("%d identities follow this convention (%s); %d publishes", len(g.ids), strings.Join(safeEach(firstN(g.ids, 4)), ", "), g.pubs)})
 			continue
 		}
-		// One identity: its exact topics, no placeholder.
-		for _, d := range devs {
-			id := d.Identity
-			if id == "" {
-				id = d.ClientID
-			}
-			if id == g.ids[0] && d.Role != "broker" {
-				out = append(out, entry{name: id, pub: sortedCopy(d.Published), sub: sortedCopy(d.Subscribed),
-					comment: fmt.Sprintf("%s (%s, %s): %s", id, d.Kind, d.Role, plural(int(d.Publishes), "publish"))})
-				break
-			}
+		out = append(out, g.exact) // one identity: its exact topics, no placeholder
+	}
+	// One entry per name: two devices may share an identity (a client ID
+	// seen in cleartext and a certificate name through TLS; a clone).
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	merged := out[:0]
+	for _, e := range out {
+		if n := len(merged); n > 0 && merged[n-1].name == e.name {
+			m := &merged[n-1]
+			m.pub = slices.Compact(slices.Sorted(slices.Values(append(m.pub, e.pub...))))
+			m.sub = slices.Compact(slices.Sorted(slices.Values(append(m.sub, e.sub...))))
+			m.comment += "; " + e.comment
+			continue
+		}
+		merged = append(merged, e)
+	}
+	sort.Strings(unlearned)
+	return merged, unlearned
+}
+
+// validTopics keeps the topic names (or filters) a policy can state:
+// a name with a wildcard or NUL is a protocol violation (MQTT-3.3.2-2), a
+// filter must be valid, and neither may hold a '{' (a placeholder).
+func validTopics(xs []string, filters bool) []string {
+	var out []string
+	for _, x := range xs {
+		switch {
+		case x == "" || strings.ContainsAny(x, "{}\x00"):
+		case !filters && strings.ContainsAny(x, "+#"):
+		case filters && policy.CheckFilter(x) != nil:
+		default:
+			out = append(out, x)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	sort.Strings(unlearned)
-	return out, unlearned
+	return out
 }
 
 func sortedCopy(xs []string) []string {

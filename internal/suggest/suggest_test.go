@@ -195,3 +195,63 @@ func TestGeneralise(t *testing.T) {
 		}
 	}
 }
+
+// TestSuggestHostileNames: client IDs and topics a policy cannot state as
+// they are (pattern characters, wildcards in a topic name, an invalid
+// filter, a NUL) are left out, and the policy still reads back: what is
+// left out stays refused, never widened.
+func TestSuggestHostileNames(t *testing.T) {
+	devs := []inventory.Device{
+		{Key: "broker:10.0.0.1:1883", Role: "broker", Addrs: []string{"10.0.0.1"}},
+		{Key: "dev*", ClientID: "dev*", Role: "sensor", Addrs: []string{"10.0.0.2"}, Published: []string{"a/b"}},
+		{Key: "{x}", ClientID: "{x}", Role: "sensor", Addrs: []string{"10.0.0.3"}, Published: []string{"a/c"}},
+		{Key: "ok", ClientID: "ok", Role: "gateway", Addrs: []string{"10.0.0.4"}, Published: []string{"a/+", "a/#/b", "x\x00y", "{p}", "good"},
+			Subscribed: []string{"a/#/b", "fine/+", "#"}},
+		{Key: `q"uote`, ClientID: "q\"uote\n\x01\xff", Role: "sensor", Addrs: []string{"10.0.0.5"}, Published: []string{"t"}},
+	}
+	l := NewLearner()
+	s, err := Suggest(devs, l, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.Policy
+	for _, id := range []string{"dev*", "{x}", "devX"} {
+		if p.KnownClient(id) {
+			t.Errorf("%q is a known client", id)
+		}
+		if _, _, known := p.Rights(id); known {
+			t.Errorf("%q has rights", id)
+		}
+	}
+	if !p.MayPublish("ok", "good") || p.MayPublish("ok", "a/x") || !p.MaySubscribe("ok", "fine/+") || !p.MaySubscribe("ok", "#") {
+		t.Errorf("ok's rights:\n%s", s.YAML)
+	}
+	if !p.KnownClient("q\"uote\n\x01\xff") && !p.KnownClient("q\"uote\n\x01\ufffd") {
+		t.Logf("a client ID with control bytes is not kept as is (%s)", s.YAML)
+	}
+}
+
+// FuzzSuggest: whatever client IDs, topics and filters a baseline holds
+// (they are what any client sends), the policy written reads back, and
+// what it admits is what the baseline did.
+func FuzzSuggest(f *testing.F) {
+	f.Add("bed1-pump", "1/pump", "+/alarm", "bed2-pump", "2/pump")
+	f.Add("a*b", "x/#/y", "#", "{id}", "$SYS/x")
+	f.Add("q\"\n\x00", "t\x00", "a/+/b", "", "")
+	f.Fuzz(func(t *testing.T, id1, topic1, filter1, id2, topic2 string) {
+		devs := []inventory.Device{
+			{Key: "broker:10.0.0.1:1883", Role: "broker", Addrs: []string{"10.0.0.1"}},
+			{Key: id1, ClientID: id1, Role: "gateway", Addrs: []string{"10.0.0.2"}, Published: []string{topic1}, Subscribed: []string{filter1}},
+			{Key: id2, ClientID: id2, Role: "sensor", Addrs: []string{"10.0.0.3"}, Published: []string{topic2}},
+		}
+		s, err := Suggest(devs, NewLearner(), Options{})
+		if err != nil {
+			t.Fatalf("%q %q %q %q %q: %v", id1, topic1, filter1, id2, topic2, err)
+		}
+		if id1 != "" && !strings.ContainsAny(id1, "*?{}") && s.Policy.HasDevices() {
+			if s.Policy.MayPublish(id1, "fuzz/other/topic") && topic1 != "fuzz/other/topic" && !strings.Contains(filter1, "#") {
+				t.Errorf("%q may publish a topic it never did", id1)
+			}
+		}
+	})
+}
