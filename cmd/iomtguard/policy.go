@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/inventory"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/suggest"
@@ -30,26 +31,37 @@ analyze and the gateway read it, and with captures lists what it would refuse in
 	return cmd
 }
 
-// baseline reads captures once with the inventory and the learner.
-func baseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) ([]inventory.Device, *suggest.Learner, []string, error) {
+// baseline reads captures once with the inventory, the learner and the
+// detectors (a baseline with attacks in it is not normal traffic: the
+// policy would allow the attacker).
+func baseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) ([]inventory.Device, *suggest.Learner, []string, []string, error) {
 	inputs, err := openInputs(args)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	defer closeInputs(inputs)
 	inv := inventory.New(inventory.Options{MaxTopics: 1024})
 	l := suggest.NewLearner()
+	det, err := detect.New(nil)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	prog := newProgress(stderr, quiet, "baseline")
-	_, err = pipeline.New(pipeline.Options{Progress: prog.update}, inv, l).Run(ctx, inputs...)
+	_, err = pipeline.New(pipeline.Options{Progress: prog.update}, inv, l, det).Run(ctx, inputs...)
 	prog.done()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	var names []string
+	var names, attacks []string
 	for _, a := range args {
 		names = append(names, filepath.Base(a))
 	}
-	return inv.Devices(), l, names, nil
+	for _, f := range det.Findings(detect.Models{}) {
+		if f.Category == "attack" {
+			attacks = append(attacks, fmt.Sprintf("%s (%s): %s", f.ID, f.Severity, f.Title))
+		}
+	}
+	return inv.Devices(), l, names, attacks, nil
 }
 
 func policySuggestCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -85,11 +97,14 @@ baseline itself (nothing, unless the baseline is not what the policy can express
 			if headroom < 1 || headroom > 1000 {
 				return usageError{fmt.Errorf("--headroom %g: want 1 to 1000 (the limits are the highest rate seen times this)", headroom)}
 			}
-			devs, l, names, err := baseline(cmd.Context(), args, quiet, stderr)
+			devs, l, names, attacks, err := baseline(cmd.Context(), args, quiet, stderr)
 			if err != nil {
 				return err
 			}
-			s, err := suggest.Suggest(devs, l, suggest.Options{Headroom: headroom, Inputs: names, Generated: time.Now().UTC()})
+			for _, a := range attacks {
+				fmt.Fprintf(stderr, "warning: the baseline holds an attack, which the policy would allow: %s\n", a)
+			}
+			s, err := suggest.Suggest(devs, l, suggest.Options{Headroom: headroom, Inputs: names, Generated: time.Now().UTC(), Warnings: attacks})
 			if err != nil {
 				return err
 			}
@@ -180,7 +195,7 @@ something would be refused, 2 when the file is not valid.`,
 			if len(args) == 1 {
 				return nil
 			}
-			devs, l, names, err := baseline(cmd.Context(), args[1:], quiet, stderr)
+			devs, l, names, _, err := baseline(cmd.Context(), args[1:], quiet, stderr)
 			if err != nil {
 				return err
 			}

@@ -41,6 +41,11 @@ func TestPolicySuggestShared(t *testing.T) {
 			t.Errorf("%s: policy check: exit %d\n%s\n%s", c.capture, code, so, errs)
 		}
 	}
+	// A baseline with an attack in it is said to be one.
+	_, errs, code := runCLI(t, "policy", "suggest", filepath.Join(dir, "data", "captures", "bruteforce.pcapng"), "-o", filepath.Join(tmp, "bf.yaml"), "-q")
+	if code != 0 || !strings.Contains(errs, "warning: the baseline holds an attack") || !strings.Contains(errs, "attack.bruteforce") {
+		t.Errorf("suggest from the brute force: exit %d, stderr %s", code, errs)
+	}
 	pol := filepath.Join(tmp, "benign.pcap.yaml")
 	bf := filepath.Join(dir, "data", "captures", "bruteforce.pcapng")
 	so, _, code := runCLI(t, "policy", "check", pol, bf, "-q")

@@ -25,6 +25,8 @@ type Options struct {
 	Inputs []string
 	// Generated is the time written in the header (default now).
 	Generated time.Time
+	// Warnings go into the header (the attacks found in the baseline).
+	Warnings []string
 }
 
 // Suggestion is a policy and what it was learned from.
@@ -60,7 +62,11 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 	w("# on %s from: %s.\n", o.Generated.Format("2006-01-02 15:04 MST"), strings.Join(o.Inputs, ", "))
 	w("# Least privilege: what the baseline did is allowed, nothing else. Review every rule (the comments\n")
 	w("# say what each was learned from) and run 'iomtguard policy suggest ... --review' or\n")
-	w("# 'iomtguard analyze --policy FILE' on more normal traffic before the gateway enforces it.\n\n")
+	w("# 'iomtguard analyze --policy FILE' on more normal traffic before the gateway enforces it.\n")
+	for _, warn := range o.Warnings {
+		w("# WARNING: the baseline holds an attack, which this policy allows: %s\n", safe(warn))
+	}
+	w("\n")
 
 	// The role of each address.
 	role := map[netip.Addr]string{}
