@@ -17,8 +17,8 @@ import (
 	"github.com/iomtguard/iomtguard/internal/report"
 )
 
-// sections are the report's nine sections, in order.
-var sections = []string{"overview", "describe", "mqtt", "network", "kmeans", "graph", "forecast", "anomalies", "findings"}
+// sections are the report's ten sections, in order.
+var sections = []string{"overview", "describe", "mqtt", "network", "kmeans", "graph", "forecast", "anomalies", "findings", "inventory"}
 
 // demoReport analyses the built-in demo capture and writes its report.
 func demoReport(t *testing.T, dir string) *analysis.Result {
@@ -41,7 +41,7 @@ func demoReport(t *testing.T, dir string) *analysis.Result {
 
 // TestReportInBrowser opens the demo report in headless Chromium: no console
 // message of level warning or error, no request other than the page itself,
-// the nine sections present, every figure drawn with data marks and no two
+// the ten sections present, every figure drawn with data marks and no two
 // labels of a figure overlapping; it saves a full-page screenshot and a PDF
 // print (to $IOMTGUARD_ARTIFACTS when set) for a person to look at.
 //
