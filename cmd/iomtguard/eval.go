@@ -65,8 +65,8 @@ func scoreInventory(name string, truth []sim.DeviceTruth, res *analysis.Result) 
 		if d.Kind != "unknown" {
 			s.Guessed++
 		}
-		if d.Kind == t.Kind {
-			s.Correct++
+		if d.Kind == t.Kind && d.Kind != "unknown" {
+			s.Correct++ // of those guessed: "unknown" is no guess, right or not
 		}
 		if d.Role == t.Role {
 			s.RoleCorrect++

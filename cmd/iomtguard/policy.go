@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,23 +35,43 @@ analyze and the gateway read it, and with captures lists what it would refuse in
 // baseline reads captures once with the inventory, the learner and the
 // detectors (a baseline with attacks in it is not normal traffic: the
 // policy would allow the attacker).
-func baseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) ([]inventory.Device, *suggest.Learner, []string, []string, error) {
+// The attacks and the problems found (a damaged capture; what the tables
+// could not keep, which a review then cannot judge) come back beside the
+// devices: problems are printed, and fail a review.
+func baseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) ([]inventory.Device, *suggest.Learner, []string, []string, []string, error) {
 	inputs, err := openInputs(args)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	defer closeInputs(inputs)
-	inv := inventory.New(inventory.Options{MaxTopics: 1024})
+	inv := inventory.New(inventory.Options{MaxTopics: 4096, MaxDevices: 100000})
 	l := suggest.NewLearner()
 	det, err := detect.New(nil)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	prog := newProgress(stderr, quiet, "baseline")
-	_, err = pipeline.New(pipeline.Options{Progress: prog.update}, inv, l, det).Run(ctx, inputs...)
+	sum, err := pipeline.New(pipeline.Options{Progress: prog.update}, inv, l, det).Run(ctx, inputs...)
 	prog.done()
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
+	}
+	printWarnings(stderr, sum.Warnings)
+	devs := inv.Devices()
+	if sum.Frames == 0 || len(devs) == 0 {
+		return nil, nil, nil, nil, nil, usageError{fmt.Errorf("%s: no MQTT device in %d frames: nothing to learn a policy from", strings.Join(args, ", "), sum.Frames)}
+	}
+	var problems []string
+	if inv.Evicted > 0 || l.Dropped > 0 {
+		problems = append(problems, fmt.Sprintf("the baseline is larger than the tables: %d devices and %d addresses, flows or clients not kept", inv.Evicted, l.Dropped))
+	}
+	for _, d := range devs {
+		if len(d.Published) >= 4096 || len(d.Subscribed) >= 4096 {
+			problems = append(problems, fmt.Sprintf("%s used more than 4096 topics or filters: its rights are not all kept", d.Key))
+		}
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stderr, "warning:", p)
 	}
 	var names, attacks []string
 	for _, a := range args {
@@ -61,7 +82,7 @@ func baseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) 
 			attacks = append(attacks, fmt.Sprintf("%s (%s): %s", f.ID, f.Severity, f.Title))
 		}
 	}
-	return inv.Devices(), l, names, attacks, nil
+	return devs, l, names, attacks, problems, nil
 }
 
 func policySuggestCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -94,17 +115,17 @@ baseline itself (nothing, unless the baseline is not what the policy can express
   iomtguard analyze --policy site.yaml wednesday.pcapng`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if headroom < 1 || headroom > 1000 {
+			if !(headroom >= 1 && headroom <= 1000) { // NaN fails too
 				return usageError{fmt.Errorf("--headroom %g: want 1 to 1000 (the limits are the highest rate seen times this)", headroom)}
 			}
-			devs, l, names, attacks, err := baseline(cmd.Context(), args, quiet, stderr)
+			devs, l, names, attacks, problems, err := baseline(cmd.Context(), args, quiet, stderr)
 			if err != nil {
 				return err
 			}
 			for _, a := range attacks {
 				fmt.Fprintf(stderr, "warning: the baseline holds an attack, which the policy would allow: %s\n", a)
 			}
-			s, err := suggest.Suggest(devs, l, suggest.Options{Headroom: headroom, Inputs: names, Generated: time.Now().UTC(), Warnings: attacks})
+			s, err := suggest.Suggest(devs, l, suggest.Options{Headroom: headroom, Inputs: names, Generated: time.Now().UTC(), Warnings: append(attacks, problems...)})
 			if err != nil {
 				return err
 			}
@@ -113,7 +134,7 @@ baseline itself (nothing, unless the baseline is not what the policy can express
 					return err
 				}
 			} else if err := os.WriteFile(out, s.YAML, 0o644); err != nil {
-				return err
+				return usageError{err}
 			}
 			msgs := stderr
 			if out != "-" {
@@ -131,7 +152,7 @@ baseline itself (nothing, unless the baseline is not what the policy can express
 				}
 			}
 			if review {
-				return printReview(msgs, "the baseline", suggest.Review(s.Policy, devs, l))
+				return printReview(msgs, "the baseline", suggest.Review(s.Policy, devs, l), problems)
 			}
 			return nil
 		},
@@ -144,10 +165,16 @@ baseline itself (nothing, unless the baseline is not what the policy can express
 	return cmd
 }
 
-func printReview(w io.Writer, what string, refusals []suggest.Refusal) error {
-	if len(refusals) == 0 {
+func printReview(w io.Writer, what string, refusals []suggest.Refusal, problems []string) error {
+	if len(problems) > 0 {
+		fmt.Fprintf(w, "review: incomplete, %s could not be judged whole: %s\n", what, strings.Join(problems, "; "))
+	}
+	if len(refusals) == 0 && len(problems) == 0 {
 		fmt.Fprintf(w, "review: the policy refuses nothing in %s\n", what)
 		return nil
+	}
+	if len(refusals) == 0 {
+		return silentError{1}
 	}
 	fmt.Fprintf(w, "review: the policy would refuse %d things in %s:\n", len(refusals), what)
 	for i, r := range refusals {
@@ -195,11 +222,11 @@ something would be refused, 2 when the file is not valid.`,
 			if len(args) == 1 {
 				return nil
 			}
-			devs, l, names, _, err := baseline(cmd.Context(), args[1:], quiet, stderr)
+			devs, l, names, _, problems, err := baseline(cmd.Context(), args[1:], quiet, stderr)
 			if err != nil {
 				return err
 			}
-			return printReview(stdout, fmt.Sprint(names), suggest.Review(pol, devs, l))
+			return printReview(stdout, strings.Join(names, ", "), suggest.Review(pol, devs, l), problems)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")

@@ -53,3 +53,24 @@ func TestPolicySuggestShared(t *testing.T) {
 		t.Errorf("the brute force under the benign policy: exit %d\n%s", code, so)
 	}
 }
+
+// TestPolicySuggestRefuses: nothing is learned from a capture without a
+// device, nor with a headroom that is not a number.
+func TestPolicySuggestRefuses(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.pcap")
+	// A pcap header and no frame.
+	os.WriteFile(empty, []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}, 0o644)
+	if _, errs, code := runCLI(t, "policy", "suggest", empty, "-q"); code != 2 || !strings.Contains(errs, "nothing to learn") {
+		t.Errorf("empty baseline: exit %d: %s", code, errs)
+	}
+	ward := filepath.Join(dir, "w.pcapng")
+	if _, errs, code := runCLI(t, "simulate", "--duration", "1m", "-o", ward); code != 0 {
+		t.Fatal(errs)
+	}
+	for _, h := range []string{"NaN", "0.5", "1e9"} {
+		if _, errs, code := runCLI(t, "policy", "suggest", ward, "--headroom", h, "-q"); code != 2 || !strings.Contains(errs, "headroom") {
+			t.Errorf("--headroom %s: exit %d: %s", h, code, errs)
+		}
+	}
+}

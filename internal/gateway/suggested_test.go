@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -121,7 +122,11 @@ func TestSuggestedPolicyEnforced(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tg2 := startTB(t, string(off.YAML), ids, 0)
+		// On loopback the whole ward connects from one address, which the
+		// captured ward (an address per device) never did: its learned
+		// per-address connect limit is taken out for this run.
+		yaml := regexp.MustCompile(`(?m)^  connects_per_minute_per_ip: .*\n`).ReplaceAllString(string(off.YAML), "")
+		tg2 := startTB(t, yaml, ids, 0)
 		st, err := sim.Live(context.Background(), sim.LiveOptions{Broker: tg2.g.Addr(), Duration: 4 * time.Second, Beds: 2,
 			TLS: tg2.tlsConfig(t, ""),
 			ClientCert: func(id string) (*tls.Certificate, error) {

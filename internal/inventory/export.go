@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // File is an inventory as `analyze --inventory FILE.json` writes it.
@@ -27,21 +29,66 @@ func WriteJSON(w io.Writer, inputs []string, generated time.Time, devs []Device)
 	return enc.Encode(File{Tool: "iomtguard", Generated: generated, Inputs: inputs, Devices: devs})
 }
 
-// CSVHeader are the columns of WriteCSV; lists are joined with spaces.
+// joinList writes a list in a cell: its elements joined by spaces, or, when
+// one holds a space or is empty (a space would split it) or the first
+// starts with '[', as a JSON array.
+func joinList(xs []string) string {
+	for i, x := range xs {
+		if x == "" || strings.ContainsFunc(x, unicode.IsSpace) || i == 0 && strings.HasPrefix(x, "[") {
+			b, _ := json.Marshal(xs)
+			return string(b)
+		}
+	}
+	return strings.Join(xs, " ")
+}
+
+func splitList(c string) []string {
+	if strings.HasPrefix(c, "[") {
+		var xs []string
+		if json.Unmarshal([]byte(c), &xs) == nil {
+			return xs
+		}
+	}
+	return strings.Fields(c)
+}
+
+// CSVHeader are the columns of WriteCSV; lists are joined with spaces (or
+// written as a JSON array when an element holds a space).
 var CSVHeader = []string{"key", "client_id", "identity", "username", "role", "kind", "kind_evidence", "addresses", "macs",
 	"mqtt_versions", "transport", "credential", "published", "subscribed", "brokers", "connects", "publishes",
 	"payload_bytes", "publishes_per_minute", "first_seen", "last_seen"}
+
+// cellOut keeps a spreadsheet from reading a cell as a formula (client IDs
+// and topics are what any client sends): a cell that starts with = + - @
+// or a tab or CR gets a leading '. cellIn takes it away.
+func cellOut(c string) string {
+	if c != "" && strings.ContainsRune("=+-@\t\r'", rune(c[0])) {
+		return "'" + c
+	}
+	return c
+}
+
+func cellIn(c string) string {
+	if len(c) >= 2 && c[0] == '\'' && strings.ContainsRune("=+-@\t\r'", rune(c[1])) {
+		return c[1:]
+	}
+	return c
+}
 
 // WriteCSV writes one row per device (RFC 4180).
 func WriteCSV(w io.Writer, devs []Device) error {
 	cw := csv.NewWriter(w)
 	cw.Write(CSVHeader)
 	for _, d := range devs {
-		cw.Write([]string{d.Key, d.ClientID, d.Identity, d.Username, d.Role, d.Kind, d.KindEvidence,
-			strings.Join(d.Addrs, " "), strings.Join(d.MACs, " "), strings.Join(d.Versions, " "), d.Transport, d.Credential,
-			strings.Join(d.Published, " "), strings.Join(d.Subscribed, " "), strings.Join(d.Brokers, " "),
+		row := []string{d.Key, d.ClientID, d.Identity, d.Username, d.Role, d.Kind, d.KindEvidence,
+			joinList(d.Addrs), joinList(d.MACs), joinList(d.Versions), d.Transport, d.Credential,
+			joinList(d.Published), joinList(d.Subscribed), joinList(d.Brokers),
 			strconv.FormatInt(d.Connects, 10), strconv.FormatInt(d.Publishes, 10), strconv.FormatInt(d.Bytes, 10),
-			strconv.FormatFloat(d.RatePerMin, 'f', 2, 64), d.FirstSeen.Format(time.RFC3339Nano), d.LastSeen.Format(time.RFC3339Nano)})
+			strconv.FormatFloat(d.RatePerMin, 'f', 2, 64), d.FirstSeen.Format(time.RFC3339Nano), d.LastSeen.Format(time.RFC3339Nano)}
+		for i, c := range row {
+			row[i] = cellOut(c)
+		}
+		cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()
@@ -54,13 +101,17 @@ func ReadJSON(r io.Reader) ([]Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	var list []Device
-	if err := json.Unmarshal(b, &list); err == nil {
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
+		var list []Device
+		if err := json.Unmarshal(b, &list); err != nil {
+			return nil, fmt.Errorf("not an inventory: %w", err)
+		}
 		return list, nil
 	}
 	var doc struct {
-		Devices   *[]Device `json:"devices"`
-		Inventory *[]Device `json:"inventory"`
+		Devices   *[]Device        `json:"devices"`
+		Inventory *[]Device        `json:"inventory"`
+		Overview  *json.RawMessage `json:"overview"` // an analysis.json
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("not an inventory (iomtguard analyze --inventory FILE.json, or an analysis.json): %w", err)
@@ -70,6 +121,8 @@ func ReadJSON(r io.Reader) ([]Device, error) {
 		return *doc.Devices, nil
 	case doc.Inventory != nil:
 		return *doc.Inventory, nil
+	case doc.Overview != nil:
+		return []Device{}, nil // an analysis.json of a capture without devices
 	}
 	return nil, errors.New(`not an inventory: no "devices" (iomtguard analyze --inventory FILE.json) nor "inventory" (analysis.json)`)
 }
@@ -100,11 +153,11 @@ func ReadCSV(r io.Reader) ([]Device, error) {
 		}
 		get := func(name string) string {
 			if i, ok := col[name]; ok && i < len(rec) {
-				return rec[i]
+				return cellIn(rec[i])
 			}
 			return ""
 		}
-		list := func(name string) []string { return strings.Fields(get(name)) }
+		list := func(name string) []string { return splitList(get(name)) }
 		num := func(name string) int64 { n, _ := strconv.ParseInt(get(name), 10, 64); return n }
 		d := Device{Key: get("key"), ClientID: get("client_id"), Identity: get("identity"), Username: get("username"),
 			Role: get("role"), Kind: get("kind"), KindEvidence: get("kind_evidence"), Addrs: list("addresses"), MACs: list("macs"),

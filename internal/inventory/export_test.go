@@ -3,7 +3,9 @@ package inventory
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +131,47 @@ func FuzzReadInventory(f *testing.F) {
 		ReadJSON(bytes.NewReader(b))
 		ReadCSV(bytes.NewReader(b))
 	})
+}
+
+// TestCSVHostileCells: a cell that a spreadsheet would run as a formula is
+// defused, lists whose elements hold spaces survive, and both read back.
+func TestCSVHostileCells(t *testing.T) {
+	devs := []Device{
+		{Key: "=cmd|' /C calc'!A0", ClientID: "=cmd|' /C calc'!A0", Role: "sensor", Published: []string{"key: val", "a b", "+x"}},
+		{Key: "@sum", ClientID: "-1+1", Published: []string{"[x", "y"}, Subscribed: []string{"a", "b"}},
+		{Key: "'=quoted", Addrs: []string{"10.0.0.1", "10.0.0.2"}},
+	}
+	var b bytes.Buffer
+	if err := WriteCSV(&b, devs); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(b.Bytes())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs[1:] {
+		for _, c := range rec {
+			if c != "" && strings.ContainsRune("=+-@", rune(c[0])) {
+				t.Errorf("cell %q starts a formula", c)
+			}
+		}
+	}
+	got, err := ReadCSV(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range devs {
+		if got[i].Key != devs[i].Key || got[i].ClientID != devs[i].ClientID || !slices.Equal(got[i].Published, devs[i].Published) ||
+			!slices.Equal(got[i].Subscribed, devs[i].Subscribed) || !slices.Equal(got[i].Addrs, devs[i].Addrs) {
+			t.Errorf("device %d: read %+v, wrote %+v", i, got[i], devs[i])
+		}
+	}
+	// An analysis.json of a capture without devices is an empty inventory;
+	// a bare null is not an inventory.
+	if d, err := ReadJSON(strings.NewReader(`{"tool":"iomtguard","overview":{},"inventory":null}`)); err != nil || len(d) != 0 {
+		t.Errorf("analysis.json without devices: %v %v", d, err)
+	}
+	if _, err := ReadJSON(strings.NewReader(`null`)); err == nil {
+		t.Error("null read as an inventory")
+	}
 }

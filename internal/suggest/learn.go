@@ -10,6 +10,7 @@
 package suggest
 
 import (
+	"bytes"
 	"net/netip"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -29,9 +30,28 @@ type Learner struct {
 	Hosts   map[netip.Addr]int64 // unicast addresses, frames
 	Flows   map[FlowKey]*FlowStat
 	Clients map[string]*ClientStat
-	// MaxPacket is the largest MQTT packet (remaining length) seen.
+	// MaxPacket is the largest MQTT packet seen, whole (fixed header
+	// included, as the gateway counts it).
 	MaxPacket int
-	Dropped   int64 // keys not kept past maxKeys
+	// MaxTopicLen and MaxTopicLevels are the longest topic name or filter
+	// seen, in bytes and in levels.
+	MaxTopicLen, MaxTopicLevels int
+	// SourceConnects counts CONNECTs per source address and minute.
+	SourceConnects map[netip.Addr]*rateMax
+	Dropped        int64 // keys not kept past maxKeys
+}
+
+// rateMax is the highest count in one time bucket.
+type rateMax struct {
+	bucket, n, Max int64
+}
+
+func (r *rateMax) add(bucket int64) {
+	if bucket != r.bucket {
+		r.bucket, r.n = bucket, 0
+	}
+	r.n++
+	r.Max = max(r.Max, r.n)
 }
 
 // FlowKey is a TCP flow by its ends and the server's port.
@@ -40,10 +60,12 @@ type FlowKey struct {
 	Port           uint16
 }
 
-// FlowStat counts a flow's connections.
+// FlowStat counts a flow's connections: those the segmentation detector
+// judges, and of them those the server took (Answered).
 type FlowStat struct {
-	Conns   int64
-	Example string // "client:port → server:port"
+	Conns    int64
+	Answered int64
+	Example  string // "client:port → server:port"
 }
 
 // ClientStat is one client ID's rates.
@@ -59,7 +81,8 @@ type ClientStat struct {
 
 // NewLearner returns an empty learner.
 func NewLearner() *Learner {
-	return &Learner{Hosts: map[netip.Addr]int64{}, Flows: map[FlowKey]*FlowStat{}, Clients: map[string]*ClientStat{}}
+	return &Learner{Hosts: map[netip.Addr]int64{}, Flows: map[FlowKey]*FlowStat{}, Clients: map[string]*ClientStat{},
+		SourceConnects: map[netip.Addr]*rateMax{}}
 }
 
 func (l *Learner) host(a netip.Addr) {
@@ -97,8 +120,18 @@ func (l *Learner) client(id string) *ClientStat {
 
 func (l *Learner) OnMQTT(m *pipeline.MQTT) {
 	p := m.Pkt
-	if p.RemainingLength > l.MaxPacket {
-		l.MaxPacket = p.RemainingLength
+	if whole := 1 + p.LenBytes + p.RemainingLength; whole > l.MaxPacket {
+		l.MaxPacket = whole
+	}
+	topic := func(t []byte) {
+		l.MaxTopicLen = max(l.MaxTopicLen, len(t))
+		l.MaxTopicLevels = max(l.MaxTopicLevels, 1+bytes.Count(t, []byte("/")))
+	}
+	if p.Type == mqtt.PUBLISH {
+		topic(p.TopicName())
+	}
+	for _, f := range p.Filters {
+		topic(f.Filter)
 	}
 	if !m.FromClient || m.Session == nil {
 		return
@@ -114,6 +147,17 @@ func (l *Learner) OnMQTT(m *pipeline.MQTT) {
 	ts := m.Frame.TS
 	switch p.Type {
 	case mqtt.CONNECT:
+		if m.Conn != nil {
+			a := m.Conn.Src(m.Dir).Addr().Unmap()
+			r := l.SourceConnects[a]
+			if r == nil && len(l.SourceConnects) < maxKeys {
+				r = &rateMax{bucket: -1}
+				l.SourceConnects[a] = r
+			}
+			if r != nil {
+				r.add(ts / 60e9)
+			}
+		}
 		c.Connects++
 		if min := ts / 60e9; min != c.connMinute {
 			c.connMinute, c.connInMinute = min, 0
@@ -136,6 +180,14 @@ func (l *Learner) OnMQTT(m *pipeline.MQTT) {
 	}
 }
 
+// Answered reports whether the server took the connection: it answered
+// the SYN (a SYN-ACK) or sent data. A RST alone is a refusal, as a closed
+// port gives to a scan.
+func Answered(c *tcpstream.Conn) bool {
+	b := c.Stat[tcpstream.FromB]
+	return b.SYNs > 0 || b.Payload > 0
+}
+
 // OnFlow keeps the answered TCP connections (as the segmentation detector
 // judges them).
 func (l *Learner) OnFlow(f *pipeline.Flow) {
@@ -144,7 +196,7 @@ func (l *Learner) OnFlow(f *pipeline.Flow) {
 	}
 	c := f.Conn
 	if c.Stat[tcpstream.FromB].Packets == 0 && c.Stat[tcpstream.FromA].Payload == 0 {
-		return
+		return // not judged by the segmentation detector either
 	}
 	k := FlowKey{c.A.Addr().Unmap(), c.B.Addr().Unmap(), c.B.Port()}
 	s := l.Flows[k]
@@ -157,4 +209,7 @@ func (l *Learner) OnFlow(f *pipeline.Flow) {
 		l.Flows[k] = s
 	}
 	s.Conns++
+	if Answered(c) {
+		s.Answered++
+	}
 }

@@ -19,9 +19,9 @@ type Refusal struct {
 }
 
 func (r Refusal) String() string {
-	s := fmt.Sprintf("%-9s %s: %s", r.What, r.Who, r.Rule)
+	s := fmt.Sprintf("%-9s %s: %s", r.What, safe(r.Who), safe(r.Rule))
 	if r.Note != "" {
-		s += " (" + r.Note + ")"
+		s += " (" + safe(r.Note) + ")"
 	}
 	return s
 }
@@ -64,7 +64,20 @@ func Review(pol *policy.Policy, devs []inventory.Device, l *Learner) []Refusal {
 				Rule: fmt.Sprintf("flows: %s → %s port %d", pol.ZoneOf(k.Client), pol.ZoneOf(k.Server), k.Port), Note: fmt.Sprintf("%d connections", l.Flows[k].Conns)})
 		}
 	}
-	if pol.HasDevices() {
+	if !pol.HasDevices() {
+		// The gateway refuses to start without a devices section; analyze
+		// then judges no rights at all.
+		n := 0
+		for _, d := range devs {
+			if d.Role != "broker" && (d.Identity != "" || d.ClientID != "") {
+				n++
+			}
+		}
+		if n > 0 {
+			out = append(out, Refusal{What: "gateway", Who: fmt.Sprintf("all %d devices", n), Rule: "devices: none",
+				Note: "no devices section: the gateway cannot use this policy (it denies by default)"})
+		}
+	} else {
 		for _, d := range devs {
 			id := d.Identity
 			if id == "" {
@@ -77,6 +90,9 @@ func Review(pol *policy.Policy, devs []inventory.Device, l *Learner) []Refusal {
 			rule := "devices: no entry for this identity"
 			if len(entries) > 0 {
 				rule = fmt.Sprintf("devices.%s", entries[0])
+			} else if d.Transport == "tls" && len(d.Published) == 0 && len(d.Subscribed) == 0 {
+				out = append(out, Refusal{What: "publish", Who: id, Rule: rule, Note: "TLS hid its topics: the gateway would refuse all it does"})
+				continue
 			}
 			for _, t := range d.Published {
 				if !pol.MayPublish(id, t) {
@@ -111,6 +127,23 @@ func Review(pol *policy.Policy, devs []inventory.Device, l *Learner) []Refusal {
 		if n := len(c.Subscriptions); n > lim.MaxSubscriptionsPerClient {
 			out = append(out, Refusal{What: "limit", Who: who, Rule: "limits.max_subscriptions_per_client", Note: fmt.Sprintf("%d filters, limit %d", n, lim.MaxSubscriptionsPerClient)})
 		}
+	}
+	var addrs []netip.Addr
+	for a, r := range l.SourceConnects {
+		if r.Max > int64(lim.ConnectsPerMinutePerIP) {
+			addrs = append(addrs, a)
+		}
+	}
+	sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
+	for _, a := range addrs {
+		out = append(out, Refusal{What: "limit", Who: a.String(), Rule: "limits.connects_per_minute_per_ip",
+			Note: fmt.Sprintf("%d a minute, limit %d", l.SourceConnects[a].Max, lim.ConnectsPerMinutePerIP)})
+	}
+	if l.MaxTopicLen > lim.MaxTopicLength {
+		out = append(out, Refusal{What: "limit", Who: "a topic", Rule: "limits.max_topic_length", Note: fmt.Sprintf("%d bytes, limit %d", l.MaxTopicLen, lim.MaxTopicLength)})
+	}
+	if l.MaxTopicLevels > lim.MaxTopicLevels {
+		out = append(out, Refusal{What: "limit", Who: "a topic", Rule: "limits.max_topic_levels", Note: fmt.Sprintf("%d levels, limit %d", l.MaxTopicLevels, lim.MaxTopicLevels)})
 	}
 	if l.MaxPacket > lim.MaxPacketSize {
 		out = append(out, Refusal{What: "limit", Who: "a packet", Rule: "limits.max_packet_size", Note: fmt.Sprintf("%d bytes, limit %d", l.MaxPacket, lim.MaxPacketSize)})

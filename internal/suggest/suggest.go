@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -172,11 +173,14 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 	ports := map[fkey]map[uint16]int64{}
 	examples := map[fkey]string{}
 	for k, st := range l.Flows {
+		if st.Answered == 0 {
+			continue // refused by the server every time (a scan's RSTs): not allowed
+		}
 		fk := fkey{zoneOrOther(zoneOf, k.Client), zoneOrOther(zoneOf, k.Server)}
 		if ports[fk] == nil {
 			ports[fk] = map[uint16]int64{}
 		}
-		ports[fk][k.Port] += st.Conns
+		ports[fk][k.Port] += st.Answered
 		if examples[fk] == "" || st.Example < examples[fk] {
 			examples[fk] = st.Example
 		}
@@ -259,13 +263,32 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 		}
 	}
 	lim := func(seen int64, floor int) int { return max(floor, int(math.Ceil(float64(seen)*o.Headroom))) }
-	w("# The gateway's limits: the highest rate seen, times %g (headroom), or a floor.\n", o.Headroom)
-	w("limits:\n")
-	w("  publishes_per_second: %d # at most %d a second seen (%s)\n", lim(maxPPS, 10), maxPPS, safe(orNone(ppsBy)))
-	w("  connects_per_minute_per_identity: %d # at most %d a minute seen (%s)\n", lim(maxCPM, 4), maxCPM, safe(orNone(cpmBy)))
-	w("  max_subscriptions_per_client: %d # at most %d filters seen (%s)\n", lim(maxSubs, 8), maxSubs, safe(orNone(subsBy)))
-	w("  max_packet_size: %d # the largest MQTT packet seen: %d bytes\n", lim(int64(l.MaxPacket), 4096), l.MaxPacket)
-	w("\n")
+	var maxIP int64
+	var ipBy string
+	for a, r := range l.SourceConnects {
+		if r.Max > maxIP || r.Max == maxIP && a.String() < ipBy {
+			maxIP, ipBy = r.Max, a.String()
+		}
+	}
+	if len(l.Clients) == 0 {
+		// Nothing of MQTT was visible (TLS, or no MQTT): a limit learned
+		// from nothing would refuse what the capture could not show.
+		w("# No MQTT packet was visible in the baseline (TLS hides them): the gateway's defaults apply.\n")
+		w("limits: {}\n\n")
+	} else {
+		d := policy.DefaultLimits
+		w("# The gateway's limits: the highest rate seen, times %g (headroom), or a floor; the topic\n", o.Headroom)
+		w("# limits never below the defaults.\n")
+		w("limits:\n")
+		w("  publishes_per_second: %d # at most %d a second seen (%s)\n", lim(maxPPS, 10), maxPPS, who(ppsBy, maxPPS))
+		w("  connects_per_minute_per_identity: %d # at most %d a minute seen (%s)\n", lim(maxCPM, 4), maxCPM, who(cpmBy, maxCPM))
+		w("  connects_per_minute_per_ip: %d # at most %d a minute from one address (%s)\n", lim(maxIP, 8), maxIP, who(ipBy, maxIP))
+		w("  max_subscriptions_per_client: %d # at most %d filters seen (%s)\n", lim(maxSubs, 8), maxSubs, who(subsBy, maxSubs))
+		w("  max_packet_size: %d # the largest MQTT packet seen: %d bytes\n", lim(int64(l.MaxPacket), 4096), l.MaxPacket)
+		w("  max_topic_length: %d # the longest topic or filter seen: %d bytes\n", max(d.MaxTopicLength, 2*l.MaxTopicLen), l.MaxTopicLen)
+		w("  max_topic_levels: %d # the deepest: %d levels\n", max(d.MaxTopicLevels, l.MaxTopicLevels+4), l.MaxTopicLevels)
+		w("\n")
+	}
 
 	// Transport.
 	var tlsN, clearN, certN, mqttN int
@@ -311,11 +334,15 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-func orNone(s string) string {
-	if s == "" {
+// who names the client (or address) a highest rate came from.
+func who(id string, seen int64) string {
+	switch {
+	case seen == 0:
 		return "none"
+	case id == "":
+		return "an empty client ID"
 	}
-	return s
+	return safe(id)
 }
 
 func zoneOrOther(z map[netip.Addr]string, a netip.Addr) string {
@@ -445,14 +472,14 @@ type entry struct {
 // their topics repeat (bed1-pump publishing 1/pump and bed2-pump
 // publishing 2/pump give "bed{bed}-pump": publish "{bed}/pump").
 func rights(devs []inventory.Device) ([]entry, []string) {
-	type group struct {
-		name     string
+	type ident struct {
+		id       string
+		exact    entry
+		name     string // generalised
 		pub, sub []string
-		ids      []string
 		pubs     int64
-		exact    entry // the entry of the first identity, on its own
 	}
-	groups := map[string]*group{}
+	var ids []ident
 	var unlearned []string
 	for _, d := range devs {
 		if d.Role == "broker" {
@@ -473,25 +500,46 @@ func rights(devs []inventory.Device) ([]entry, []string) {
 			continue
 		}
 		name, pub, sub := generalise(id, d.Published, d.Subscribed)
-		key := name + "\x00" + strings.Join(pub, "\x01") + "\x00" + strings.Join(sub, "\x01")
+		ids = append(ids, ident{id: id, name: name, pub: pub, sub: sub, pubs: d.Publishes,
+			exact: entry{name: id, pub: sortedCopy(d.Published), sub: sortedCopy(d.Subscribed),
+				comment: fmt.Sprintf("%s (%s, %s): %s", safe(id), d.Kind, d.Role, plural(int(d.Publishes), "publish"))}})
+	}
+	// Groups of identities with one convention.
+	type group struct {
+		name     string
+		pub, sub []string
+		members  []int
+	}
+	groups := map[string]*group{}
+	byName := map[string]int{}
+	for i, x := range ids {
+		key := x.name + "\x00" + strings.Join(x.pub, "\x01") + "\x00" + strings.Join(x.sub, "\x01")
 		g := groups[key]
 		if g == nil {
-			g = &group{name: name, pub: pub, sub: sub, exact: entry{name: id, pub: sortedCopy(d.Published), sub: sortedCopy(d.Subscribed),
-				comment: fmt.Sprintf("%s (%s, %s): %s", safe(id), d.Kind, d.Role, plural(int(d.Publishes), "publish"))}}
+			g = &group{name: x.name, pub: x.pub, sub: x.sub}
 			groups[key] = g
+			byName[x.name]++
 		}
-		g.ids = append(g.ids, id)
-		g.pubs += d.Publishes
+		g.members = append(g.members, i)
 	}
 	var out []entry
 	for _, g := range groups {
-		if len(g.ids) >= 2 {
-			sort.Strings(g.ids)
+		if len(g.members) >= 2 && clearConvention(g.name, byName[g.name], g.members, func(k int) string { return ids[k].id }, len(ids)) {
+			var names []string
+			var pubs int64
+			for _, k := range g.members {
+				names = append(names, ids[k].id)
+				pubs += ids[k].pubs
+			}
+			sort.Strings(names)
 			out = append(out, entry{name: g.name, pub: g.pub, sub: g.sub,
-				comment: fmt.Sprintf("%d identities follow this convention (%s); %d publishes", len(g.ids), strings.Join(safeEach(firstN(g.ids, 4)), ", "), g.pubs)})
+				comment: fmt.Sprintf("%d identities follow this convention (%s); %s. It also admits a name of the same form the baseline did not show, with the topics of its own number: who may hold such a name is the PKI's decision",
+					len(g.members), strings.Join(safeEach(firstN(names, 4)), ", "), plural(int(pubs), "publish"))})
 			continue
 		}
-		out = append(out, g.exact) // one identity: its exact topics, no placeholder
+		for _, k := range g.members {
+			out = append(out, ids[k].exact) // its exact topics, no placeholder
+		}
 	}
 	// One entry per name: two devices may share an identity (a client ID
 	// seen in cleartext and a certificate name through TLS; a clone).
@@ -510,6 +558,39 @@ func rights(devs []inventory.Device) ([]entry, []string) {
 	sort.Strings(unlearned)
 	return merged, unlearned
 }
+
+// clearConvention reports whether a generalised name may stand for its
+// members: it keeps a literal letter (a name that is only placeholders
+// would admit every identity), no other group has the same name, and no
+// identity of the baseline outside the group matches it (bed3-pump
+// publishing elsewhere makes "bed{bed}-pump" unclear: it would get 3/pump).
+func clearConvention(name string, groupsNamed int, members []int, id func(int) string, n int) bool {
+	if groupsNamed > 1 {
+		return false
+	}
+	literal := placeholder.ReplaceAllString(name, "")
+	if !strings.ContainsFunc(literal, unicode.IsLetter) {
+		return false
+	}
+	re, err := regexp.Compile("^" + placeholder.ReplaceAllStringFunc(regexp.QuoteMeta(name), func(string) string { return "(.+?)" }) + "$")
+	if err != nil {
+		return false
+	}
+	in := map[int]bool{}
+	for _, k := range members {
+		in[k] = true
+	}
+	for k := 0; k < n; k++ {
+		if !in[k] && re.MatchString(id(k)) {
+			return false
+		}
+	}
+	return true
+}
+
+// placeholder is a {name} in a generalised name (QuoteMeta escapes the
+// braces: \{name\}).
+var placeholder = regexp.MustCompile(`\\?\{[a-z_][a-z0-9_]*\\?\}`)
 
 // validTopics keeps the topic names (or filters) a policy can state:
 // a name with a wildcard or NUL is a protocol violation (MQTT-3.3.2-2), a

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -254,4 +255,86 @@ func FuzzSuggest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConventionOnlyWhenClear: a convention is written only where it
+// covers the baseline exactly: not for a name that is only placeholders
+// (numeric client IDs: it would admit anyone), not when another identity of
+// the same form did something else (bed3-pump would get 3/pump).
+func TestConventionOnlyWhenClear(t *testing.T) {
+	dev := func(id string, pub, sub []string) inventory.Device {
+		return inventory.Device{Key: id, ClientID: id, Role: "sensor", Addrs: []string{"10.0.0.9"}, Published: pub, Subscribed: sub}
+	}
+	cases := []struct {
+		devs  []inventory.Device
+		not   []string // identities that must not get a right
+		topic string
+		conv  bool
+	}{
+		{[]inventory.Device{dev("100234", []string{"dev/100234/vitals"}, []string{"dev/100234/cmd"}), dev("100877", []string{"dev/100877/vitals"}, []string{"dev/100877/cmd"})},
+			[]string{"attacker", "999999", "nurse-station"}, "dev/attacker/vitals", false},
+		{[]inventory.Device{dev("bed1-pump", []string{"1/pump"}, nil), dev("bed2-pump", []string{"2/pump"}, nil), dev("bed3-pump", []string{"other/topic"}, nil)},
+			[]string{"bed3-pump"}, "3/pump", false},
+		{[]inventory.Device{dev("bed1-pump", []string{"1/pump"}, nil), dev("bed2-pump", []string{"2/pump"}, nil)},
+			nil, "", true},
+	}
+	for i, c := range cases {
+		s, err := Suggest(c.devs, NewLearner(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := regexp.MustCompile(`(?m)^  "[^"]*\{[a-z_0-9]+\}[^"]*":`).Match(s.YAML); got != c.conv {
+			t.Errorf("case %d: convention written %v, want %v:\n%s", i, got, c.conv, s.YAML)
+		}
+		for _, id := range c.not {
+			topic := strings.ReplaceAll(c.topic, "attacker", id)
+			if s.Policy.MayPublish(id, topic) {
+				t.Errorf("case %d: %s may publish %s", i, id, topic)
+			}
+		}
+		for _, d := range c.devs {
+			for _, p := range d.Published {
+				if !s.Policy.MayPublish(d.ClientID, p) {
+					t.Errorf("case %d: %s may not publish its own %s", i, d.ClientID, p)
+				}
+			}
+		}
+	}
+}
+
+// TestReviewSeesWhatTheGatewayWould: limits the gateway enforces beyond
+// the learned rates (per address, topic length and depth, whole packet
+// size) are learned and reviewed; a policy without devices is said to be
+// unusable by the gateway; a scan's refused connections are not allowed
+// flows.
+func TestReviewSeesWhatTheGatewayWould(t *testing.T) {
+	devs := []inventory.Device{
+		{Key: "broker:10.0.0.1:1883", Role: "broker", Addrs: []string{"10.0.0.1"}},
+		{Key: "d", ClientID: "d", Role: "sensor", Addrs: []string{"10.0.0.2"}, Published: []string{"t"}},
+	}
+	l := NewLearner()
+	l.MaxTopicLen, l.MaxTopicLevels, l.MaxPacket = 900, 40, 6010
+	l.SourceConnects[netip.MustParseAddr("10.0.0.2")] = &rateMax{Max: 45}
+	l.Clients["d"] = &ClientStat{Subscriptions: map[string]bool{}, MaxPublishesPerSecond: 1, MaxConnectsPerMinute: 1}
+	l.Flows[FlowKey{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1"), 1883}] = &FlowStat{Conns: 3, Answered: 3, Example: "10.0.0.2:5 → 10.0.0.1:1883"}
+	l.Flows[FlowKey{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1"), 22}] = &FlowStat{Conns: 1, Example: "10.0.0.2:6 → 10.0.0.1:22"}
+	for _, h := range []float64{1, 4} {
+		s, err := Suggest(devs, l, Options{Headroom: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := Review(s.Policy, devs, l); len(r) != 1 || r[0].What != "flow" || !strings.Contains(r[0].Rule, "port 22") {
+			t.Errorf("headroom %g: review %v; want only the refused port-22 attempt:\n%s", h, r, s.YAML)
+		}
+		if s.Policy.FlowAllowed(s.Policy.ZoneOf(netip.MustParseAddr("10.0.0.2")), s.Policy.ZoneOf(netip.MustParseAddr("10.0.0.1")), 22) {
+			t.Errorf("a connection the server refused became an allowed flow")
+		}
+	}
+	empty, err := policy.Parse("p", strings.NewReader("inventory: {hosts: [10.0.0.0/8]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := Review(empty, devs, NewLearner()); len(r) != 1 || r[0].What != "gateway" {
+		t.Errorf("a policy without devices: %v", r)
+	}
 }
