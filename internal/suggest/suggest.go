@@ -77,6 +77,7 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 		}
 	}
 	var clients, odd []string
+	seenClient := map[string]bool{}
 	for _, d := range devs {
 		for _, s := range d.Addrs {
 			if a, err := netip.ParseAddr(s); err == nil {
@@ -85,7 +86,8 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 		}
 		if d.Role != "broker" {
 			for _, id := range []string{d.ClientID, d.Identity} {
-				if id != "" && !slices.Contains(clients, id) {
+				if id != "" && !seenClient[id] {
+					seenClient[id] = true
 					if strings.ContainsAny(id, "*?{}") {
 						// A glob or a placeholder would admit others: left
 						// out, it stays an unknown peer (the safe side).
