@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -174,9 +175,18 @@ func (u *upstream) send() {
 
 // receive delivers a message from upstream to the local subscribers.
 func (u *upstream) receive(_ paho.Client, m paho.Message) {
+	retain := m.Retained()
+	if retain {
+		// Upstream sends its retained messages again at every
+		// (re)subscription: one the local broker already holds is not news
+		// (delivering it again gave subscribers duplicates when the
+		// upstream connection came back under load).
+		if held, ok := u.g.srv.Topics.Retained.Get(m.Topic()); ok && bytes.Equal(held.Payload, m.Payload()) {
+			return
+		}
+	}
 	u.received.Add(1)
 	u.g.metrics.upstream.WithLabelValues("in", "delivered").Inc()
-	retain := m.Retained()
 	if retain && len(m.Payload()) > 0 && u.g.srv.Topics.Retained.Len() >= u.g.limits().MaxRetained {
 		if _, held := u.g.srv.Topics.Retained.Get(m.Topic()); !held {
 			retain = false // the local copy of upstream's retained messages is bounded too
