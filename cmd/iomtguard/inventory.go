@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -86,21 +83,10 @@ Exit status as diff(1): 0 when the inventories are the same, 1 when they differ,
 	return cmd
 }
 
-// printable is s as a terminal may show it: quoted when it holds what is
-// not printable (client IDs and topics are what a client sends).
-func printable(s string) string {
-	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
 func printableAll(xs []string) string {
 	out := make([]string, len(xs))
 	for i, x := range xs {
-		out[i] = printable(x)
+		out[i] = inventory.Printable(x)
 	}
 	return strings.Join(out, " ")
 }
@@ -113,19 +99,19 @@ func printDiff(w io.Writer, a, b string, na, nb int, d inventory.Diff) {
 	}
 	fmt.Fprintf(w, "%d new, %d gone, %d changed\n", len(d.New), len(d.Gone), len(d.Changed))
 	for _, x := range d.New {
-		fmt.Fprintf(w, "+ %s  new %s (%s) at %s, %s, credential %s\n", printable(x.Key), x.Kind, x.Role, printableAll(x.Addrs), x.Transport, x.Credential)
+		fmt.Fprintf(w, "+ %s  new %s (%s) at %s, %s, credential %s\n", inventory.Printable(x.Key), x.Kind, x.Role, printableAll(x.Addrs), x.Transport, x.Credential)
 	}
 	for _, x := range d.Gone {
-		fmt.Fprintf(w, "- %s  gone: %s (%s), last seen %s\n", printable(x.Key), x.Kind, x.Role, x.LastSeen.Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(w, "- %s  gone: %s (%s), last seen %s\n", inventory.Printable(x.Key), x.Kind, x.Role, x.LastSeen.Format("2006-01-02 15:04:05"))
 	}
 	for _, c := range d.Changed {
 		mark := "~"
 		if c.Worse {
 			mark = "!"
 		}
-		fmt.Fprintf(w, "%s %s  (%s)\n", mark, printable(c.Key), c.Kind)
+		fmt.Fprintf(w, "%s %s  (%s)\n", mark, inventory.Printable(c.Key), c.Kind)
 		for _, ch := range c.Changes {
-			fmt.Fprintf(w, "    %s\n", printable(ch))
+			fmt.Fprintf(w, "    %s\n", inventory.Printable(ch))
 		}
 	}
 }

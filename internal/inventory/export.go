@@ -12,7 +12,20 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
+
+// Printable is s as a terminal, a log line or a comment may show it: as it
+// is when every rune is printable on one line, else Go-quoted (client IDs
+// and topics are what any client sends).
+func Printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
 
 // File is an inventory as `analyze --inventory FILE.json` writes it.
 type File struct {

@@ -19,9 +19,9 @@ type Refusal struct {
 }
 
 func (r Refusal) String() string {
-	s := fmt.Sprintf("%-9s %s: %s", r.What, safe(r.Who), safe(r.Rule))
+	s := fmt.Sprintf("%-9s %s: %s", r.What, inventory.Printable(r.Who), inventory.Printable(r.Rule))
 	if r.Note != "" {
-		s += " (" + safe(r.Note) + ")"
+		s += " (" + inventory.Printable(r.Note) + ")"
 	}
 	return s
 }

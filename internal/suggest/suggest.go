@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/iomtguard/iomtguard/internal/inventory"
 	"github.com/iomtguard/iomtguard/internal/policy"
@@ -65,7 +64,7 @@ func Suggest(devs []inventory.Device, l *Learner, o Options) (*Suggestion, error
 	w("# say what each was learned from) and run 'iomtguard policy suggest ... --review' or\n")
 	w("# 'iomtguard analyze --policy FILE' on more normal traffic before the gateway enforces it.\n")
 	for _, warn := range o.Warnings {
-		w("# WARNING: the baseline holds an attack, which this policy allows: %s\n", safe(warn))
+		w("# WARNING: the baseline holds an attack, which this policy allows: %s\n", inventory.Printable(warn))
 	}
 	w("\n")
 
@@ -344,7 +343,7 @@ func who(id string, seen int64) string {
 	case id == "":
 		return "an empty client ID"
 	}
-	return safe(id)
+	return inventory.Printable(id)
 }
 
 func zoneOrOther(z map[netip.Addr]string, a netip.Addr) string {
@@ -412,21 +411,10 @@ func aggregate(addrs []netip.Addr) []netip.Prefix {
 
 func q(s string) string { return strconv.Quote(s) }
 
-// safe is s as a comment may hold it: as it is when it is printable on one
-// line, else quoted (client IDs are what an attacker sends).
-func safe(s string) string {
-	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
 func safeEach(xs []string) []string {
 	out := make([]string, len(xs))
 	for i, x := range xs {
-		out[i] = safe(x)
+		out[i] = inventory.Printable(x)
 	}
 	return out
 }
@@ -504,7 +492,7 @@ func rights(devs []inventory.Device) ([]entry, []string) {
 		name, pub, sub := generalise(id, d.Published, d.Subscribed)
 		ids = append(ids, ident{id: id, name: name, pub: pub, sub: sub, pubs: d.Publishes,
 			exact: entry{name: id, pub: sortedCopy(d.Published), sub: sortedCopy(d.Subscribed),
-				comment: fmt.Sprintf("%s (%s, %s): %s", safe(id), d.Kind, d.Role, plural(int(d.Publishes), "publish"))}})
+				comment: fmt.Sprintf("%s (%s, %s): %s", inventory.Printable(id), d.Kind, d.Role, plural(int(d.Publishes), "publish"))}})
 	}
 	// Groups of identities with one convention.
 	type group struct {
