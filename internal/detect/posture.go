@@ -410,8 +410,22 @@ func (i *inventory) uses() events {
 	return ev
 }
 
+// Peer reports whether a is an address the inventory judges: a unicast
+// host (not multicast, unspecified or the limited broadcast). Whoever
+// learns an inventory for this detector (policy suggest) counts the same.
+func Peer(a netip.Addr) bool {
+	return a.IsValid() && !a.IsMulticast() && !a.IsUnspecified() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// JudgedFlow reports whether the segmentation rule judges a connection:
+// one that got an answer or carried data (unanswered attempts are scans'
+// business). Whoever learns flows for it (policy suggest) counts the same.
+func JudgedFlow(c *tcpstream.Conn) bool {
+	return c.Stat[tcpstream.FromB].Packets > 0 || c.Stat[tcpstream.FromA].Payload > 0
+}
+
 func (i *inventory) host(a netip.Addr, f *pipeline.Frame) {
-	if !a.IsValid() || a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	if !Peer(a) {
 		return
 	}
 	known, ok := i.known[a]
@@ -469,8 +483,7 @@ func (i *inventory) OnFlow(f *pipeline.Flow) {
 		return
 	}
 	c := f.Conn
-	if c.Stat[tcpstream.FromB].Packets == 0 && c.Stat[tcpstream.FromA].Payload == 0 {
-		// Unanswered attempts are scans' business; a flow needs an answer.
+	if !JudgedFlow(c) {
 		return
 	}
 	za, zb := i.p.ZoneOf(c.A.Addr()), i.p.ZoneOf(c.B.Addr())

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"net/netip"
 
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
@@ -87,7 +88,7 @@ func NewLearner() *Learner {
 
 func (l *Learner) host(a netip.Addr) {
 	a = a.Unmap()
-	if !a.IsValid() || a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	if !detect.Peer(a) {
 		return
 	}
 	if _, ok := l.Hosts[a]; !ok && len(l.Hosts) >= maxKeys {
@@ -195,8 +196,8 @@ func (l *Learner) OnFlow(f *pipeline.Flow) {
 		return
 	}
 	c := f.Conn
-	if c.Stat[tcpstream.FromB].Packets == 0 && c.Stat[tcpstream.FromA].Payload == 0 {
-		return // not judged by the segmentation detector either
+	if !detect.JudgedFlow(c) {
+		return
 	}
 	k := FlowKey{c.A.Addr().Unmap(), c.B.Addr().Unmap(), c.B.Port()}
 	s := l.Flows[k]
