@@ -44,33 +44,21 @@ func baseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) 
 		return nil, nil, nil, nil, nil, err
 	}
 	defer closeInputs(inputs)
-	inv := inventory.New(inventory.Options{MaxTopics: 4096, MaxDevices: 100000})
-	l := suggest.NewLearner()
 	det, err := detect.New(nil)
 	if err != nil {
 		return nil, nil, nil, nil, nil, err
 	}
 	prog := newProgress(stderr, quiet, "baseline")
-	sum, err := pipeline.New(pipeline.Options{Progress: prog.update}, inv, l, det).Run(ctx, inputs...)
+	b, err := suggest.Learn(ctx, pipeline.Options{Progress: prog.update}, inputs, det)
 	prog.done()
 	if err != nil {
 		return nil, nil, nil, nil, nil, err
 	}
-	printWarnings(stderr, sum.Warnings)
-	devs := inv.Devices()
-	if sum.Frames == 0 || len(devs) == 0 {
-		return nil, nil, nil, nil, nil, usageError{fmt.Errorf("%s: no MQTT device in %d frames: nothing to learn a policy from", strings.Join(args, ", "), sum.Frames)}
+	printWarnings(stderr, b.Summary.Warnings)
+	if b.Summary.Frames == 0 || len(b.Devices) == 0 {
+		return nil, nil, nil, nil, nil, usageError{fmt.Errorf("%s: no MQTT device in %d frames: nothing to learn a policy from", strings.Join(args, ", "), b.Summary.Frames)}
 	}
-	var problems []string
-	if inv.Evicted > 0 || l.Dropped > 0 {
-		problems = append(problems, fmt.Sprintf("the baseline is larger than the tables: %d devices and %d addresses, flows or clients not kept", inv.Evicted, l.Dropped))
-	}
-	for _, d := range devs {
-		if len(d.Published) >= 4096 || len(d.Subscribed) >= 4096 {
-			problems = append(problems, fmt.Sprintf("%s used more than 4096 topics or filters: its rights are not all kept", d.Key))
-		}
-	}
-	for _, p := range problems {
+	for _, p := range b.Problems {
 		fmt.Fprintln(stderr, "warning:", p)
 	}
 	var names, attacks []string
@@ -82,7 +70,7 @@ func baseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) 
 			attacks = append(attacks, fmt.Sprintf("%s (%s): %s", f.ID, f.Severity, f.Title))
 		}
 	}
-	return devs, l, names, attacks, problems, nil
+	return b.Devices, b.Learner, names, attacks, b.Problems, nil
 }
 
 func policySuggestCmd(stdout, stderr io.Writer) *cobra.Command {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/iomtguard/iomtguard/internal/capture"
-	"github.com/iomtguard/iomtguard/internal/inventory"
 	"github.com/iomtguard/iomtguard/internal/mosquittotest"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/sim"
@@ -43,13 +42,15 @@ func TestSuggestedPolicyEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := inventory.New(inventory.Options{MaxTopics: 1024})
-	l := suggest.NewLearner()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	type learned struct {
+		b   *suggest.Baseline
+		err error
+	}
+	done := make(chan learned, 1)
 	go func() {
-		_, err := pipeline.New(pipeline.Options{}, inv, l).Run(ctx, src)
-		done <- err
+		b, err := suggest.Learn(ctx, pipeline.Options{}, []pipeline.Input{src})
+		done <- learned{b, err}
 	}()
 	time.Sleep(300 * time.Millisecond)
 	base, err := sim.Live(context.Background(), sim.LiveOptions{Broker: b.Addr(), Duration: 6 * time.Second, Beds: 2})
@@ -58,11 +59,12 @@ func TestSuggestedPolicyEnforced(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	cancel()
-	if err := <-done; err != nil && err != context.Canceled {
-		t.Fatal(err)
+	lb := <-done
+	if lb.err != nil && lb.err != context.Canceled {
+		t.Fatal(lb.err)
 	}
-	devs := inv.Devices()
-	s, err := suggest.Suggest(devs, l, suggest.Options{Inputs: []string{"lo"}})
+	devs := lb.b.Devices
+	s, err := suggest.Suggest(devs, lb.b.Learner, suggest.Options{Inputs: []string{"lo"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,12 +115,11 @@ func TestSuggestedPolicyEnforced(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		inv := inventory.New(inventory.Options{MaxTopics: 1024})
-		l := suggest.NewLearner()
-		if _, err := pipeline.New(pipeline.Options{}, inv, l).Run(context.Background(), in); err != nil {
+		ob, err := suggest.Learn(context.Background(), pipeline.Options{}, []pipeline.Input{in})
+		if err != nil {
 			t.Fatal(err)
 		}
-		off, err := suggest.Suggest(inv.Devices(), l, suggest.Options{Inputs: []string{"offline"}})
+		off, err := suggest.Suggest(ob.Devices, ob.Learner, suggest.Options{Inputs: []string{"offline"}})
 		if err != nil {
 			t.Fatal(err)
 		}

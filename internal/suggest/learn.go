@@ -11,9 +11,12 @@ package suggest
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/iomtguard/iomtguard/internal/detect"
+	"github.com/iomtguard/iomtguard/internal/inventory"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
@@ -213,4 +216,46 @@ func (l *Learner) OnFlow(f *pipeline.Flow) {
 	if Answered(c) {
 		s.Answered++
 	}
+}
+
+// The inventory's bounds for a baseline: larger than a live run's (a
+// policy needs every device and topic), and what a review reports as
+// incomplete when a baseline outgrows them.
+const (
+	BaselineDevices = 100000
+	BaselineTopics  = 4096 // per device and direction
+)
+
+// Baseline is what one pass over normal traffic gave.
+type Baseline struct {
+	Devices []inventory.Device
+	Learner *Learner
+	Summary *pipeline.Summary
+	// Problems say what the tables could not keep: a review of this
+	// baseline is then incomplete.
+	Problems []string
+}
+
+// Learn reads inputs once with an inventory and a learner, and the other
+// consumers given (the detectors, to say whether the baseline held an
+// attack). On an error it returns what was read with it, when anything was.
+func Learn(ctx context.Context, po pipeline.Options, inputs []pipeline.Input, also ...pipeline.Consumer) (*Baseline, error) {
+	inv := inventory.New(inventory.Options{MaxTopics: BaselineTopics, MaxDevices: BaselineDevices})
+	l := NewLearner()
+	sum, err := pipeline.New(po, append([]pipeline.Consumer{inv, l}, also...)...).Run(ctx, inputs...)
+	if sum == nil {
+		return nil, err
+	}
+	// What was read is kept with the error (a live baseline ends when its
+	// context does).
+	b := &Baseline{Devices: inv.Devices(), Learner: l, Summary: sum}
+	if inv.Evicted > 0 || l.Dropped > 0 {
+		b.Problems = append(b.Problems, fmt.Sprintf("the baseline is larger than the tables: %d devices and %d addresses, flows or clients not kept", inv.Evicted, l.Dropped))
+	}
+	for _, d := range b.Devices {
+		if len(d.Published) >= BaselineTopics || len(d.Subscribed) >= BaselineTopics {
+			b.Problems = append(b.Problems, fmt.Sprintf("%s used more than %d topics or filters: its rights are not all kept", d.Key, BaselineTopics))
+		}
+	}
+	return b, err
 }

@@ -41,12 +41,11 @@ func ward(t *testing.T, o sim.Options) (pipeline.Input, *sim.GroundTruth) {
 
 func learn(t *testing.T, in pipeline.Input) ([]inventory.Device, *Learner) {
 	t.Helper()
-	inv := inventory.New(inventory.Options{MaxTopics: 1024})
-	l := NewLearner()
-	if _, err := pipeline.New(pipeline.Options{}, inv, l).Run(context.Background(), in); err != nil {
+	b, err := Learn(context.Background(), pipeline.Options{}, []pipeline.Input{in})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return inv.Devices(), l
+	return b.Devices, b.Learner
 }
 
 // deviations runs the detectors with pol and returns the findings that
