@@ -225,7 +225,10 @@ func (h *DB) SaveMinute(source string, run, minute int64, st *analysis.State) er
 	if !h.room(&h.queued, size, MaxQueuedBytes) {
 		return nil
 	}
-	h.enqueue(op{size: size, fn: func(tx *sql.Tx) error { return putMinute(tx, source, run, minute, st.Summary.Frames, blob) }}, h.Patient)
+	// The queued write holds the encoded bytes only (what MaxQueuedBytes
+	// counts), not the State.
+	frames := st.Summary.Frames
+	h.enqueue(op{size: size, fn: func(tx *sql.Tx) error { return putMinute(tx, source, run, minute, frames, blob) }}, h.Patient)
 	return nil
 }
 
