@@ -178,14 +178,6 @@ func addrList(m map[netip.Addr]bool) []string {
 	return out
 }
 
-// State returns the analyzer's data. The analyzer must not be used after
-// (the State may share its slices).
-func (a *Analyzer) State() *State { return a.state(true) }
-
-// LightState is State without the Figure 1 columns (which hold values and
-// are sorted to be summarised): what a live run's windows keep.
-func (a *Analyzer) LightState() *State { return a.state(false) }
-
 // ReuseColumns gives a the storage of old's Figure 1 columns, emptied; old
 // must not be used again (a live run's next minute takes the columns of the
 // one that closed).
@@ -201,7 +193,11 @@ func (a *Analyzer) ReuseColumns(old *Analyzer) {
 	}
 }
 
-func (a *Analyzer) state(columns bool) *State {
+// State returns the analyzer's data. The State shares the analyzer's
+// slices: an analyzer that goes on (a live minute saved as it fills) must
+// have its State read at once, as the history encodes it before it
+// returns.
+func (a *Analyzer) State() *State {
 	// Connections still open count in their hosts up to now.
 	a.flushConns()
 	st := &State{Version: StateVersion, Origin: a.packets.Origin(), First: a.first, Last: a.last, MsgTypes: a.msgTypes,
@@ -210,9 +206,7 @@ func (a *Analyzer) state(columns bool) *State {
 		FlowProtos: a.flowProtos, FlowCount: a.flowCount, Versions: a.versions, Cleartext: a.cleartext, KFrames: a.kFrames,
 		FromCSV: a.fromCSV, Summary: a.sum}
 	for i := range a.all {
-		if columns {
-			st.All[i], st.MQ[i] = a.all[i].State(), a.mq[i].State()
-		}
+		st.All[i], st.MQ[i] = a.all[i].State(), a.mq[i].State()
 	}
 	for _, t := range a.topics {
 		st.Topics = append(st.Topics, TopicState{Topic: t.t, Publishers: setList(t.publishers)})
