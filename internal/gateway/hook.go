@@ -31,6 +31,7 @@ type client struct {
 	aliases map[uint16]string // MQTT 5 topic aliases from the client, resolved before any check
 	cur     pubDecision       // the PUBLISH being processed (OnPacketRead to OnPublish)
 	sub     *subDecision      // the SUBSCRIBE being processed (OnSubscribe to OnSubscribed)
+	upSubs  []string          // its allowed filters, subscribed upstream once it is processed (OnPacketProcessed)
 }
 
 // pubDecision is the verdict on the PUBLISH in flight through the hooks.
@@ -68,7 +69,7 @@ func (h *hook) ID() string { return "iomtguard-gateway" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnPublish, mqtt.OnSubscribe, mqtt.OnSubscribed,
-		mqtt.OnUnsubscribed, mqtt.OnWill}, []byte{b})
+		mqtt.OnUnsubscribed, mqtt.OnWill, mqtt.OnPacketProcessed}, []byte{b})
 }
 
 func (h *hook) get(cl *mqtt.Client) *client {
@@ -490,7 +491,11 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 			rec.Verdict, rec.Code = "allow", code(codes[i])
 			g.audit.log(rec)
 			g.metrics.subAllowed.Inc()
-			g.upstreamSubscribe(cl.ID, f)
+			if g.up != nil {
+				c.mu.Lock()
+				c.upSubs = append(c.upSubs, f)
+				c.mu.Unlock()
+			}
 		}
 		g.bridge.subscribe(s, f, v.ok() && codes[i] < 0x80, now)
 	}
@@ -512,6 +517,31 @@ func brokerRefusal(c byte) string {
 		return "no-local on a shared subscription [MQTT-3.8.3-4]"
 	}
 	return fmt.Sprintf("refused by the broker (reason code 0x%02x)", c)
+}
+
+// OnPacketProcessed subscribes upstream the filters of a SUBSCRIBE once
+// the broker has finished it, retained messages included. Upstream answers
+// a subscription with its retained messages; one that arrived while the
+// broker was between adding the subscription and reading its retained
+// store reached the client twice (live, then from the store), which a
+// loaded machine made happen. Now a retained message from upstream is
+// either in the store already (and not delivered again, see receive) or
+// arrives after the client's retained delivery and is delivered once.
+func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if pk.FixedHeader.Type != packets.Subscribe || h.g.up == nil {
+		return
+	}
+	c := h.get(cl)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	fs := c.upSubs
+	c.upSubs = nil
+	c.mu.Unlock()
+	for _, f := range fs {
+		h.g.upstreamSubscribe(cl.ID, f)
+	}
 }
 
 // OnUnsubscribed releases upstream subscriptions no local client needs.

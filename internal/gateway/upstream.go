@@ -42,6 +42,11 @@ type upstream struct {
 	mu   sync.Mutex
 	subs map[string]map[string]bool // upstream filter -> local client IDs holding it
 
+	// retainMu makes "is it held already? store and deliver" one step:
+	// paho runs callbacks concurrently (OrderMatters false), and upstream
+	// sends a retained message once per overlapping subscription.
+	retainMu sync.Mutex
+
 	connected atomic.Bool
 	dropped   atomic.Int64
 	sent      atomic.Int64
@@ -177,6 +182,8 @@ func (u *upstream) send() {
 func (u *upstream) receive(_ paho.Client, m paho.Message) {
 	retain := m.Retained()
 	if retain {
+		u.retainMu.Lock()
+		defer u.retainMu.Unlock()
 		// Upstream sends its retained messages again at every
 		// (re)subscription: one the local broker already holds is not news
 		// (delivering it again gave subscribers duplicates when the
