@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/iomtguard/iomtguard/internal/gateway"
@@ -51,6 +53,12 @@ func TestUpstreamMosquitto(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
+	// The broker paused between acknowledging a subscription and sending its
+	// retained messages, as a loaded machine pauses it: upstream's retained
+	// copy must still arrive once.
+	if err := g.AddBrokerHook(&slowSubscribed{}); err != nil {
+		t.Fatal(err)
+	}
 	tg := &testGW{g: g, dir: dir, audit: audit, pool: poolOf(t, dir)}
 	waitFor(t, 5*time.Second, "the upstream connection", func() bool {
 		up, _ := g.Health()["upstream"].(map[string]any)
@@ -116,6 +124,18 @@ func TestUpstreamMosquitto(t *testing.T) {
 	}
 	if strings.Contains(up, "forged") {
 		t.Errorf("a refused publish reached upstream:\n%s", up)
+	}
+}
+
+// slowSubscribed holds the broker after it has sent a SUBACK and before it
+// reads its retained messages for the new subscriptions.
+type slowSubscribed struct{ mochi.HookBase }
+
+func (slowSubscribed) ID() string           { return "slow-subscribed" }
+func (slowSubscribed) Provides(b byte) bool { return b == mochi.OnPacketSent }
+func (slowSubscribed) OnPacketSent(_ *mochi.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type == packets.Suback {
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 
