@@ -10,6 +10,7 @@
 #   default CAPTURE: /tmp/iomtguard-bench/icu20-24h.pcapng, made with
 #   iomtguard simulate --beds 20 --duration 24h
 #   CSV=FILE keeps the samples (capture_h,wall_s,rss_mb,heap_mb).
+#   NODB=1 runs without the history (to tell its memory from the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cap=${1:-/tmp/iomtguard-bench/icu20-24h.pcapng}
@@ -26,7 +27,9 @@ db=$dir/history.db
 csv=${CSV:-$dir/memory.csv}
 port=$((20000 + RANDOM % 20000))
 start=$(date +%s.%N)
-"$bin" watch --replay "$cap" --speed max --http 127.0.0.1:$port --db "$db" -q "$@" 2>"$dir/err" &
+dbflag=(--db "$db")
+[ -n "${NODB:-}" ] && dbflag=()
+"$bin" watch --replay "$cap" --speed max --http 127.0.0.1:$port "${dbflag[@]}" -q "$@" 2>"$dir/err" &
 pid=$!
 echo "capture_h,wall_s,rss_mb,heap_mb" >"$csv"
 first=""
@@ -64,4 +67,5 @@ print(f"peak RSS {peak:.1f} MB over {span:.1f} h of capture ({rows[-1][1]:.0f} s
       f"second half ({len(half)} samples): RSS {sr:+.2f} MB/h of capture ({sr * span / 2:+.1f} MB over it), "
       f"heap in use {sh:+.2f} MB/h ({sh * span / 2:+.1f} MB)")
 PY
-echo "history: $(du -h "$db" | cut -f1) in $db; samples in $csv"
+[ -f "$db" ] && echo "history: $(du -h "$db" | cut -f1) in $db"
+echo "samples in $csv"

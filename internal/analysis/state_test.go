@@ -3,7 +3,6 @@ package analysis_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,7 +18,7 @@ import (
 
 // minutes splits a run into one Analyzer per minute of capture time, as a
 // live run does, and keeps each minute's State (encoded, as the history
-// stores it).
+// stores it: State.Pack).
 type minutes struct {
 	pipeline.Nop
 	opts   analysis.Options
@@ -46,7 +45,7 @@ func (m *minutes) flush() {
 	if m.cur == nil {
 		return
 	}
-	b, err := json.Marshal(m.cur.State())
+	b, err := m.cur.State().Pack()
 	if err != nil {
 		panic(err)
 	}
@@ -105,11 +104,11 @@ func TestMergedMinutesEqualAnalyze(t *testing.T) {
 			}
 			merged := analysis.New(opts)
 			for _, b := range mins.states {
-				var st analysis.State
-				if err := json.Unmarshal(b, &st); err != nil {
+				st, err := analysis.Unpack(b)
+				if err != nil {
 					t.Fatal(err)
 				}
-				merged.Merge(&st)
+				merged.Merge(st)
 			}
 			own := merged.OwnSummary()
 			own.Inputs, own.Warnings = sum.Inputs, sum.Warnings
@@ -144,4 +143,42 @@ func firstDiff(a, b string) string {
 		}
 	}
 	return "lengths differ"
+}
+
+// FuzzUnpack: what a history file or a hub hands Unpack may be damaged or
+// hostile; it is refused with an error, never a panic, and what it accepts
+// packs again.
+func FuzzUnpack(f *testing.F) {
+	st := analysis.New(analysis.Options{}).State()
+	b, _ := st.Pack()
+	f.Add(b)
+	f.Add(b[:len(b)/2])
+	f.Add([]byte{0x1f, 0x8b})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := analysis.Unpack(b)
+		if err != nil {
+			return
+		}
+		if _, err := st.Pack(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestUnpackRefuses: another version, a cut blob, not gzip.
+func TestUnpackRefuses(t *testing.T) {
+	st := analysis.New(analysis.Options{}).State()
+	st.Version = analysis.StateVersion + 1
+	b, _ := st.Pack()
+	if _, err := analysis.Unpack(b); err == nil || !strings.Contains(err.Error(), "version") {
+		t.Errorf("another version: %v", err)
+	}
+	st.Version = analysis.StateVersion
+	b, _ = st.Pack()
+	if _, err := analysis.Unpack(b[:len(b)-9]); err == nil {
+		t.Error("a cut blob was accepted")
+	}
+	if _, err := analysis.Unpack([]byte("{}")); err == nil {
+		t.Error("not gzip was accepted")
+	}
 }

@@ -11,13 +11,9 @@
 package history
 
 import (
-	"bytes"
-	"compress/gzip"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -217,7 +213,7 @@ func (h *DB) SaveDevice(source string, d inventory.Device, after func()) {
 // it fills). It encodes st before it returns: the caller may go on
 // changing what st shares with its analyzer.
 func (h *DB) SaveMinute(source string, run, minute int64, st *analysis.State) error {
-	blob, err := encodeState(st)
+	blob, err := st.Pack()
 	if err != nil {
 		return err
 	}
@@ -241,7 +237,7 @@ func (h *DB) SaveClosedMinute(source string, run, minute int64, st *analysis.Sta
 		return
 	}
 	h.enqueue(op{states: 1, fn: func(tx *sql.Tx) error {
-		blob, err := encodeState(st)
+		blob, err := st.Pack()
 		if err != nil {
 			return err
 		}
@@ -263,15 +259,6 @@ func (h *DB) room(used *atomic.Int64, n, limit int64) bool {
 	return true
 }
 
-func encodeState(st *analysis.State) ([]byte, error) {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err := json.NewEncoder(zw).Encode(st); err != nil {
-		return nil, err
-	}
-	zw.Close()
-	return buf.Bytes(), nil
-}
 
 func putMinute(tx *sql.Tx, source string, run, minute, frames int64, blob []byte) error {
 	_, err := tx.Exec(`INSERT INTO minutes(source, run, minute, frames, state) VALUES (?,?,?,?,?)
@@ -397,19 +384,11 @@ func (h *DB) Minutes(source string, since time.Time, fn func(run, minute int64, 
 		if err := rows.Scan(&run, &minute, &blob); err != nil {
 			return err
 		}
-		zr, err := gzip.NewReader(bytes.NewReader(blob))
+		st, err := analysis.Unpack(blob)
 		if err != nil {
 			return fmt.Errorf("history: minute %d: %w", minute, err)
 		}
-		var st analysis.State
-		err = json.NewDecoder(zr).Decode(&st)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("history: minute %d: %w", minute, err)
-		}
-		if st.Version != analysis.StateVersion {
-			return fmt.Errorf("history: minute %d: state version %d, this iomtguard reads %d", minute, st.Version, analysis.StateVersion)
-		}
-		if err := fn(run, minute, &st); err != nil {
+		if err := fn(run, minute, st); err != nil {
 			return err
 		}
 	}

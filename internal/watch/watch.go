@@ -74,7 +74,7 @@ type Watch struct {
 	cur       *analysis.Analyzer
 	curMin    int64
 	minutes   []*analysis.State // the last 60 closed minutes, light
-	hours     []*analysis.State // the last 24 closed hours, light
+	hours     [][]byte          // the last 24 closed hours, light and packed (analysis.State.Pack)
 	hourAcc   *analysis.Analyzer
 	hourOf    int64
 	lastEval  time.Time
@@ -235,7 +235,11 @@ func (w *Watch) closeMinute() {
 	// Hours: merge the minutes of each hour as it closes.
 	if hr := w.curMin / 60; hr != w.hourOf || w.hourAcc == nil {
 		if w.hourAcc != nil {
-			w.hours = append(w.hours, lightState(w.hourAcc.State()))
+			if b, err := lightState(w.hourAcc.State()).Pack(); err != nil {
+				w.log.Warn("watch: the day window loses an hour", "error", err)
+			} else {
+				w.hours = append(w.hours, b)
+			}
 			if len(w.hours) > 24 {
 				w.hours = w.hours[1:]
 			}

@@ -76,7 +76,14 @@ func (w *Watch) merged(name string) *analysis.Analyzer {
 		parts = w.minutes
 	case "24h":
 		// The closed hours, and the minutes of the hour under way.
-		parts = append([]*analysis.State{}, w.hours...)
+		for _, b := range w.hours {
+			st, err := analysis.Unpack(b)
+			if err != nil {
+				w.log.Warn("watch: the day window skips an hour", "error", err)
+				continue
+			}
+			parts = append(parts, st)
+		}
 		for _, m := range minutesSince(w.minutes, w.hourOf) {
 			parts = append(parts, withoutSeries(m))
 		}

@@ -1,0 +1,55 @@
+package analysis
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// Pack encodes a State compactly: JSON compressed at gzip's fastest level.
+// It is the form the history stores minutes in, and the form in which a
+// live day window keeps its closed hours (a quarter of a megabyte each as
+// values, a few kilobytes packed; kept as values, the 24 of them were what
+// made watch's memory climb through its first day).
+func (st *State) Pack() ([]byte, error) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err := json.NewEncoder(zw).Encode(st); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// maxUnpacked bounds what Unpack inflates (a damaged or hostile blob must
+// not inflate without end); the largest States, minutes holding their
+// Figure 1 columns at the Describer's cap, are far below it.
+const maxUnpacked = 1 << 30
+
+// Unpack decodes what Pack wrote: the whole blob, its checksum verified; a
+// State of another StateVersion is refused.
+func Unpack(b []byte) (*State, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, maxUnpacked+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > maxUnpacked {
+		return nil, fmt.Errorf("state larger than %d bytes unpacked", maxUnpacked)
+	}
+	var st State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, err
+	}
+	if st.Version != StateVersion {
+		return nil, fmt.Errorf("state version %d, this iomtguard reads %d", st.Version, StateVersion)
+	}
+	return &st, nil
+}
