@@ -259,7 +259,6 @@ func (h *DB) room(used *atomic.Int64, n, limit int64) bool {
 	return true
 }
 
-
 func putMinute(tx *sql.Tx, source string, run, minute, frames int64, blob []byte) error {
 	_, err := tx.Exec(`INSERT INTO minutes(source, run, minute, frames, state) VALUES (?,?,?,?,?)
 			ON CONFLICT(source, run, minute) DO UPDATE SET frames=excluded.frames, state=excluded.state`, source, run, minute, frames, blob)
