@@ -53,3 +53,16 @@ func Unpack(b []byte) (*State, error) {
 	}
 	return &st, nil
 }
+
+// Sketched is st with its Figure 1 columns' values moved into sketches
+// (stats.DescriberState.Sketched): what a sensor sends when the exact
+// minute would not fit in one message; the Result then states the
+// quartiles' error bound, as it does for any column past its cap.
+func (st *State) Sketched() *State {
+	c := *st
+	for i := range c.All {
+		c.All[i] = c.All[i].Sketched()
+		c.MQ[i] = c.MQ[i].Sketched()
+	}
+	return &c
+}

@@ -13,6 +13,7 @@ package history
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,10 @@ CREATE TABLE IF NOT EXISTS minutes (
 	source TEXT NOT NULL DEFAULT '', run INTEGER NOT NULL, minute INTEGER NOT NULL, frames INTEGER NOT NULL, state BLOB NOT NULL,
 	PRIMARY KEY (source, run, minute));
 CREATE INDEX IF NOT EXISTS minutes_time ON minutes(minute);
+CREATE TABLE IF NOT EXISTS sensor_runs (
+	source TEXT NOT NULL, run INTEGER NOT NULL, max_seq INTEGER NOT NULL, PRIMARY KEY (source, run));
+CREATE TABLE IF NOT EXISTS sensor_incidents (
+	source TEXT NOT NULL, sensor_seq INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (source, sensor_seq));
 `
 
 // DB is a history database.
@@ -195,6 +200,99 @@ func (h *DB) SaveIncident(source string, ev incident.Event, after func()) {
 			in.Seq, source, in.ID, string(in.Severity), string(in.Status), in.FirstSeen.UnixNano(), in.LastSeen.UnixNano(), in.Count, string(b))
 		return err
 	}, after: after}, true)
+}
+
+// SaveSensorIncident stores an incident event a sensor sent its hub. A
+// sensor numbers its incidents itself, so the hub gives each (source,
+// sensor's number) a number of its own, the first time it sees it, in the
+// same transaction as the incident: the same event stored twice (a
+// redelivery) changes nothing, and incidents of different sensors never
+// share a number.
+func (h *DB) SaveSensorIncident(source string, ev incident.Event, after func()) {
+	in := ev.Incident
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		var seq int64
+		err := tx.QueryRow(`SELECT seq FROM sensor_incidents WHERE source = ? AND sensor_seq = ?`, source, in.Seq).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			if err = tx.QueryRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM incidents`).Scan(&seq); err != nil {
+				return err
+			}
+			_, err = tx.Exec(`INSERT INTO sensor_incidents(source, sensor_seq, seq) VALUES (?,?,?)`, source, in.Seq, seq)
+		}
+		if err != nil {
+			return err
+		}
+		in := in
+		in.Seq = seq
+		b, _ := json.Marshal(in)
+		_, err = tx.Exec(`INSERT INTO incidents(seq, source, finding, severity, status, first_seen, last_seen, count, json) VALUES (?,?,?,?,?,?,?,?,?)
+			ON CONFLICT(seq) DO UPDATE SET severity=excluded.severity, status=excluded.status, last_seen=excluded.last_seen,
+			count=excluded.count, json=excluded.json`,
+			seq, source, in.ID, string(in.Severity), string(in.Status), in.FirstSeen.UnixNano(), in.LastSeen.UnixNano(), in.Count, string(b))
+		return err
+	}, after: after}, true)
+}
+
+// SaveSensorMinute stores a minute State already packed (State.Pack) and
+// checked, the seq-th minute of a sensor's run: what a hub receives. The
+// highest seq of each run is kept beside, so that Intervals can tell a
+// minute that never arrived.
+func (h *DB) SaveSensorMinute(source string, run, seq, minute, frames int64, blob []byte, after func()) {
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		if err := putMinute(tx, source, run, minute, frames, blob); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO sensor_runs(source, run, max_seq) VALUES (?,?,?)
+			ON CONFLICT(source, run) DO UPDATE SET max_seq = MAX(max_seq, excluded.max_seq)`, source, run, seq)
+		return err
+	}, after: after}, true)
+}
+
+// Interval accounting of one sensor run: Stored minutes of the Sent the
+// sensor numbered (the highest number received); Sent - Stored were lost.
+type RunIntervals struct {
+	Source string `json:"source"`
+	Run    int64  `json:"run"`
+	Sent   int64  `json:"sent"`
+	Stored int64  `json:"stored"`
+}
+
+// Intervals lists the sensor runs a hub received, with their accounting.
+func (h *DB) Intervals() ([]RunIntervals, error) {
+	rows, err := h.db.Query(`SELECT r.source, r.run, r.max_seq, (SELECT COUNT(*) FROM minutes m WHERE m.source = r.source AND m.run = r.run)
+		FROM sensor_runs r ORDER BY r.source, r.run`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RunIntervals
+	for rows.Next() {
+		var r RunIntervals
+		if err := rows.Scan(&r.Source, &r.Run, &r.Sent, &r.Stored); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Sources lists the sources with stored minutes, with how many each has.
+func (h *DB) Sources() (map[string]int64, error) {
+	rows, err := h.db.Query(`SELECT source, COUNT(*) FROM minutes GROUP BY source`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
 }
 
 // SaveDevice stores a device (its latest view).

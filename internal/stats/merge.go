@@ -52,6 +52,22 @@ func (d *Describer) State() DescriberState {
 	return st
 }
 
+// Sketched is st with its held values moved into a sketch (the small
+// integers stay counted exactly): a few kilobytes however many values st
+// held, with quartiles within SketchRankError. A sensor sends a minute
+// sketched when its values would not fit in one message to its hub.
+func (st DescriberState) Sketched() DescriberState {
+	if st.Sketch != nil || len(st.Vals) == 0 {
+		return st
+	}
+	d := &Describer{Cap: 1}
+	d.MergeState(st)
+	if d.sketch == nil {
+		d.toSketch()
+	}
+	return d.State()
+}
+
 // FromState makes a Describer from its state.
 func FromState(st DescriberState) *Describer {
 	d := &Describer{}

@@ -54,9 +54,18 @@ type Options struct {
 	// Publish, when set, receives each minute's State as it closes (a
 	// sensor sends it to its hub).
 	Publish func(minute int64, st *analysis.State)
-	// OnEvent, when set, receives every incident and inventory event once
-	// stored (a sensor sends them to its hub).
-	OnEvent func(alert.Alert)
+	// Uplink, when set, receives what a sensor sends its hub: each closed
+	// minute's State, every incident event and device change once stored
+	// (internal/hub.Sensor).
+	Uplink Uplink
+}
+
+// Uplink is a sensor's link to its hub. Its methods must not block the
+// pipeline; a minute's State must not be changed once handed over.
+type Uplink interface {
+	Minute(minute int64, st *analysis.State)
+	Incident(incident.Event)
+	Device(inventory.Device)
 }
 
 // Watch runs one live analysis.
@@ -210,7 +219,7 @@ func (w *Watch) newAnalyzer() *analysis.Analyzer {
 	o.Origin = w.origin
 	// The windows keep no Figure 1 columns (lightState): only the history
 	// and a hub read a minute's.
-	o.NoColumns = w.opts.History == nil && w.opts.Publish == nil
+	o.NoColumns = w.opts.History == nil && w.opts.Publish == nil && w.opts.Uplink == nil
 	return analysis.New(o)
 }
 
@@ -226,6 +235,9 @@ func (w *Watch) closeMinute() {
 	}
 	if w.opts.Publish != nil {
 		w.opts.Publish(w.curMin, st)
+	}
+	if w.opts.Uplink != nil {
+		w.opts.Uplink.Minute(w.curMin, st)
 	}
 	light := lightState(st)
 	w.minutes = append(w.minutes, light)
@@ -379,7 +391,7 @@ func (w *Watch) evaluate(now time.Time) {
 	w.models.SeriesAnomalies = w.anoms
 	fs := w.det.Findings(w.models)
 	for _, ev := range w.trk.Observe(now, fs) {
-		w.emit(alert.FromIncident(ev, w.opts.Name), func(after func()) {
+		w.emit(alert.FromIncident(ev, w.opts.Name), func(u Uplink) { u.Incident(ev) }, func(after func()) {
 			if h := w.opts.History; h != nil {
 				h.SaveIncident(w.opts.Name, ev, after)
 				return
@@ -393,7 +405,7 @@ func (w *Watch) evaluate(now time.Time) {
 		if ev.Kind == "new" {
 			a.Severity = "low"
 		}
-		w.emit(a, func(after func()) {
+		w.emit(a, func(u Uplink) { u.Device(ev.Device) }, func(after func()) {
 			if h := w.opts.History; h != nil {
 				h.SaveDevice(w.opts.Name, ev.Device, after)
 				return
@@ -416,11 +428,11 @@ func deviceTitle(ev inventory.Event) string {
 
 // emit stores an event, then announces it (alerts, the hub): what was
 // announced is in the history.
-func (w *Watch) emit(a alert.Alert, store func(after func())) {
+func (w *Watch) emit(a alert.Alert, up func(Uplink), store func(after func())) {
 	store(func() {
 		w.opts.Alerts.Send(a)
-		if w.opts.OnEvent != nil {
-			w.opts.OnEvent(a)
+		if w.opts.Uplink != nil {
+			up(w.opts.Uplink)
 		}
 	})
 }
@@ -437,13 +449,18 @@ func (w *Watch) finish() {
 		w.fitAll()
 		w.evaluate(at)
 		for _, ev := range w.trk.Flush(at) {
-			w.emit(alert.FromIncident(ev, w.opts.Name), func(after func()) {
+			w.emit(alert.FromIncident(ev, w.opts.Name), func(u Uplink) { u.Incident(ev) }, func(after func()) {
 				if h := w.opts.History; h != nil {
 					h.SaveIncident(w.opts.Name, ev, after)
 					return
 				}
 				after()
 			})
+		}
+	}
+	if u := w.opts.Uplink; u != nil {
+		for _, d := range w.inv.Devices() {
+			u.Device(d)
 		}
 	}
 	if h := w.opts.History; h != nil {

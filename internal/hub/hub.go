@@ -1,0 +1,338 @@
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/history"
+)
+
+// Options configure a hub.
+type Options struct {
+	// Data is the hub's directory: history.db, and nats/ (the embedded
+	// server's JetStream store).
+	Data string
+	// Listen is the embedded NATS server's address (default
+	// 127.0.0.1:4222; port 0 picks a free one).
+	Listen string
+	// NATS is an external NATS server or cluster to use instead of the
+	// embedded one: nats://HOST:PORT, several comma-separated.
+	NATS string
+	// Name names this hub's durable consumer (default: the host name).
+	// Hubs with different names each keep a whole history from the same
+	// stream; a hub restarted with its name goes on where it stopped.
+	Name string
+	// Replicas of the stream on an external cluster (default 1).
+	Replicas int
+	// MaxAge is how long the stream keeps messages (default 7 days): how
+	// long a hub may be down and still catch up.
+	MaxAge time.Duration
+	// TLS is the client side (the hub's certificate and the CA) for an
+	// external NATS or an embedded server with Security.
+	TLS *tls.Config
+	// Security, when set, makes the embedded server require TLS and a
+	// client certificate, and gives each identity its permissions.
+	Security *Security
+	Logger   *slog.Logger
+}
+
+// Stats are a hub's counters.
+type Stats struct {
+	Minutes     int64  `json:"minutes"`     // minute messages stored
+	Events      int64  `json:"events"`      // event messages stored
+	Redelivered int64  `json:"redelivered"` // messages delivered again (a crash or a lost ack; stored once)
+	Rejected    int64  `json:"rejected"`    // messages refused (damaged, unknown subject, another version)
+	LastError   string `json:"last_error,omitempty"`
+}
+
+// Hub consumes every sensor's messages into its history.
+type Hub struct {
+	o    Options
+	srv  *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	cons jetstream.Consumer
+	db   *history.DB
+	url  string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+
+	minutes, events, redelivered, rejected atomic.Int64
+	lastErr                                atomic.Value
+}
+
+// Start opens the history, starts the embedded NATS server (unless
+// Options.NATS names one), makes sure the stream exists and starts
+// consuming.
+func Start(o Options) (*Hub, error) {
+	if o.Data == "" {
+		return nil, errors.New("hub: a data directory is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Name == "" {
+		o.Name, _ = os.Hostname()
+	}
+	if err := CheckName("hub name", o.Name); err != nil {
+		return nil, err
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 7 * 24 * time.Hour
+	}
+	if err := os.MkdirAll(o.Data, 0o700); err != nil {
+		return nil, err
+	}
+	h := &Hub{o: o, done: make(chan struct{})}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	var err error
+	defer func() {
+		if err != nil {
+			h.shutdown()
+		}
+	}()
+	if o.NATS == "" {
+		if h.srv, err = startServer(o); err != nil {
+			return nil, err
+		}
+		h.url = h.srv.ClientURL()
+	} else {
+		h.url = o.NATS
+	}
+	opts := []nats.Option{nats.Name("iomtguard-hub " + o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+	if o.TLS != nil {
+		opts = append(opts, nats.Secure(o.TLS))
+	}
+	if h.nc, err = nats.Connect(h.url, opts...); err != nil {
+		return nil, fmt.Errorf("hub: NATS %s: %w", h.url, err)
+	}
+	if h.js, err = jetstream.New(h.nc); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	if _, err = h.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: Stream, Subjects: []string{SubjectRoot + ".>"},
+		Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxAge: o.MaxAge, Duplicates: 10 * time.Minute,
+		MaxMsgSize: DefaultMaxPayload, Description: "iomtguard sensors: minutes and events"}); err != nil {
+		return nil, fmt.Errorf("hub: stream %s: %w", Stream, err)
+	}
+	if h.cons, err = h.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{Durable: "hub-" + o.Name,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096, Replicas: o.Replicas,
+		Description: "iomtguard hub " + o.Name}); err != nil {
+		return nil, fmt.Errorf("hub: consumer: %w", err)
+	}
+	if h.db, err = history.Open(filepath.Join(o.Data, "history.db")); err != nil {
+		return nil, err
+	}
+	go h.consume()
+	return h, nil
+}
+
+// startServer starts the embedded NATS server with JetStream on disk.
+func startServer(o Options) (*server.Server, error) {
+	addr := o.Listen
+	if addr == "" {
+		addr = "127.0.0.1:4222"
+	}
+	host, portS, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("hub: --listen %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portS)
+	if err != nil {
+		return nil, fmt.Errorf("hub: --listen %q: bad port", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	so := &server.Options{ServerName: "iomtguard-hub-" + o.Name, Host: host, Port: port, JetStream: true,
+		StoreDir: filepath.Join(o.Data, "nats"), NoSigs: true, NoLog: true, MaxPayload: DefaultMaxPayload}
+	if o.Security != nil {
+		if err := o.Security.apply(so); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := server.NewServer(so)
+	if err != nil {
+		return nil, fmt.Errorf("hub: NATS server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(15 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("hub: the NATS server did not start on %s", addr)
+	}
+	return srv, nil
+}
+
+// URL is where sensors connect (the embedded server's, or Options.NATS).
+func (h *Hub) URL() string { return h.url }
+
+// DB is the hub's history.
+func (h *Hub) DB() *history.DB { return h.db }
+
+// consume fetches batches, stores them, and acknowledges them once the
+// history has committed them: a crash before the commit gets them again,
+// and storing them again changes nothing.
+func (h *Hub) consume() {
+	defer close(h.done)
+	for h.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(h.ctx, time.Second)
+		batch, err := h.cons.Fetch(256, jetstream.FetchContext(ctx))
+		if err != nil {
+			cancel()
+			if h.ctx.Err() == nil {
+				h.fail(err)
+				time.Sleep(250 * time.Millisecond)
+			}
+			continue
+		}
+		var stored []jetstream.Msg
+		for m := range batch.Messages() {
+			if h.handle(m) {
+				stored = append(stored, m)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			h.fail(err)
+		}
+		cancel()
+		if len(stored) == 0 {
+			continue
+		}
+		if err := h.db.Sync(); err != nil {
+			h.fail(err) // not acknowledged: delivered again
+			continue
+		}
+		for _, m := range stored {
+			if err := m.Ack(); err != nil {
+				h.fail(err)
+			}
+		}
+	}
+}
+
+// handle queues one message's writes; false when it was refused
+// (terminated: a damaged message is not delivered again).
+func (h *Hub) handle(m jetstream.Msg) bool {
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+		h.redelivered.Add(1)
+	}
+	refuse := func(why string) bool {
+		h.rejected.Add(1)
+		h.fail(fmt.Errorf("%s: %s", m.Subject(), why))
+		m.Term()
+		return false
+	}
+	site, sensor, kind, ok := parseSubject(m.Subject())
+	if !ok {
+		return refuse("not a sensor subject")
+	}
+	src := Source(site, sensor)
+	switch kind {
+	case KindMinute:
+		hd := m.Headers()
+		num := func(k string) (int64, bool) {
+			v, err := strconv.ParseInt(hd.Get(k), 10, 64)
+			return v, err == nil
+		}
+		run, ok1 := num(HeaderRun)
+		seq, ok2 := num(HeaderSeq)
+		minute, ok3 := num(HeaderMinute)
+		if !ok1 || !ok2 || !ok3 || seq < 1 {
+			return refuse("minute without its run, number or minute")
+		}
+		st, err := analysis.Unpack(m.Data())
+		if err != nil {
+			return refuse(err.Error())
+		}
+		h.db.SaveSensorMinute(src, run, seq, minute, st.Summary.Frames, m.Data(), nil)
+		h.minutes.Add(1)
+	case KindEvent:
+		var ev Event
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			return refuse(err.Error())
+		}
+		switch {
+		case ev.Incident != nil:
+			h.db.SaveSensorIncident(src, *ev.Incident, nil)
+		case ev.Device != nil:
+			h.db.SaveDevice(src, *ev.Device, nil)
+		default:
+			return refuse("an event with neither incident nor device")
+		}
+		h.events.Add(1)
+	default:
+		return refuse("unknown kind " + kind)
+	}
+	return true
+}
+
+func (h *Hub) fail(err error) {
+	h.lastErr.Store(err.Error())
+	h.o.Logger.Warn("hub", "error", err)
+}
+
+// Stats reads the hub's counters.
+func (h *Hub) Stats() Stats {
+	s := Stats{Minutes: h.minutes.Load(), Events: h.events.Load(), Redelivered: h.redelivered.Load(), Rejected: h.rejected.Load()}
+	s.LastError, _ = h.lastErr.Load().(string)
+	return s
+}
+
+// Pending is how many stream messages this hub has not acknowledged yet
+// (-1 when the server cannot say).
+func (h *Hub) Pending(ctx context.Context) int64 {
+	ci, err := h.cons.Info(ctx)
+	if err != nil {
+		return -1
+	}
+	return int64(ci.NumPending) + int64(ci.NumAckPending)
+}
+
+// Close stops consuming, then closes the history and the embedded server.
+func (h *Hub) Close() error {
+	var err error
+	h.once.Do(func() {
+		h.cancel()
+		<-h.done
+		err = h.shutdown()
+	})
+	return err
+}
+
+func (h *Hub) shutdown() error {
+	var err error
+	if h.nc != nil {
+		h.nc.Close()
+	}
+	if h.db != nil {
+		err = h.db.Close()
+	}
+	if h.srv != nil {
+		h.srv.Shutdown()
+		h.srv.WaitForShutdown()
+	}
+	return err
+}

@@ -1,0 +1,340 @@
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/incident"
+	"github.com/iomtguard/iomtguard/internal/inventory"
+)
+
+// SensorOptions configure a sensor's link to its hub.
+type SensorOptions struct {
+	URL          string      // nats://HOST:PORT (several, comma-separated, for a cluster)
+	Site, Sensor string      // names (CheckName)
+	TLS          *tls.Config // client certificate and CA (nil: plain TCP)
+	// Spool is the directory holding what the hub has not acknowledged
+	// yet (default: memory only, lost if the sensor stops before the hub
+	// is back).
+	Spool string
+	// MaxSpool bounds the spool (default 1 GiB on disk, 64 MiB in memory);
+	// past it new messages are dropped and counted.
+	MaxSpool int64
+	// Patient makes Minute and Event wait for room (a replay) rather than
+	// drop (a live source, which must not fall behind the wire).
+	Patient bool
+	Logger  *slog.Logger
+}
+
+// Event is what a sensor tells its hub besides minutes: an incident event
+// or a device's latest view.
+type Event struct {
+	Run      int64             `json:"run"`
+	Seq      int64             `json:"seq"` // the event's number in the run
+	Incident *incident.Event   `json:"incident,omitempty"`
+	Device   *inventory.Device `json:"device,omitempty"`
+}
+
+// SensorStats are a sensor's counters.
+type SensorStats struct {
+	Connected   bool   `json:"connected"`
+	Minutes     int64  `json:"minutes"`      // minutes handed to the sensor
+	Events      int64  `json:"events"`       // events handed to the sensor
+	Published   int64  `json:"published"`    // messages the hub's stream acknowledged
+	Dropped     int64  `json:"dropped"`      // messages lost: the spool or the intake was full
+	Sketched    int64  `json:"sketched"`     // minutes sent with sketched columns (too large for one message)
+	Spooled     int    `json:"spooled"`      // messages waiting for the hub
+	SpoolBytes  int64  `json:"spool_bytes"`  // their size
+	LastError   string `json:"last_error,omitempty"`
+	Unreachable int64  `json:"unreachable"` // failed publish attempts (the hub's NATS unreachable or slow)
+}
+
+type intake struct {
+	seq    int64
+	minute int64
+	st     *analysis.State
+	ev     *Event
+}
+
+// Sensor publishes a watch's minutes and events to the hub. Minute and
+// Event never block a live source: they queue, a goroutine packs each into
+// the spool, another publishes the spool in order and removes what the
+// stream acknowledged, retrying while the hub's NATS is unreachable.
+type Sensor struct {
+	o   SensorOptions
+	run int64
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	in  chan intake
+	sp  *spool
+
+	seq, evSeq atomic.Int64
+	stats      struct {
+		minutes, events, published, dropped, sketched, unreachable atomic.Int64
+	}
+	lastErr atomic.Value
+	packed  chan struct{}
+	sent    chan struct{}
+	stop    chan struct{}
+	once    sync.Once
+}
+
+// NewSensor connects to the hub (in the background: a hub that is not up
+// yet is retried) and starts publishing.
+func NewSensor(o SensorOptions) (*Sensor, error) {
+	if err := CheckName("site", o.Site); err != nil {
+		return nil, err
+	}
+	if err := CheckName("sensor", o.Sensor); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxSpool <= 0 {
+		o.MaxSpool = 64 << 20
+		if o.Spool != "" {
+			o.MaxSpool = 1 << 30
+		}
+	}
+	sp, err := openSpool(o.Spool, o.MaxSpool)
+	if err != nil {
+		return nil, fmt.Errorf("hub spool: %w", err)
+	}
+	s := &Sensor{o: o, run: time.Now().UnixNano(), in: make(chan intake, 64), sp: sp,
+		packed: make(chan struct{}), sent: make(chan struct{}), stop: make(chan struct{})}
+	opts := []nats.Option{nats.Name("iomtguard-sensor " + Source(o.Site, o.Sensor)), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500 * time.Millisecond),
+		// Nothing waits in the client's buffer while disconnected: the
+		// spool is the one buffer, bounded and on disk.
+		nats.ReconnectBufSize(-1)}
+	if o.TLS != nil {
+		opts = append(opts, nats.Secure(o.TLS))
+	}
+	s.nc, err = nats.Connect(o.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("hub %s: %w", o.URL, err)
+	}
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		s.nc.Close()
+		return nil, err
+	}
+	go s.pack()
+	go s.send()
+	return s, nil
+}
+
+// Minute hands over a closed minute's State (it must not change after).
+func (s *Sensor) Minute(minute int64, st *analysis.State) {
+	s.stats.minutes.Add(1)
+	s.put(intake{seq: s.seq.Add(1), minute: minute, st: st})
+}
+
+// Incident hands over an incident event.
+func (s *Sensor) Incident(ev incident.Event) {
+	s.stats.events.Add(1)
+	s.put(intake{ev: &Event{Run: s.run, Seq: s.evSeq.Add(1), Incident: &ev}})
+}
+
+// Device hands over a device's latest view.
+func (s *Sensor) Device(d inventory.Device) {
+	s.stats.events.Add(1)
+	s.put(intake{ev: &Event{Run: s.run, Seq: s.evSeq.Add(1), Device: &d}})
+}
+
+func (s *Sensor) put(it intake) {
+	select {
+	case <-s.stop:
+		s.stats.dropped.Add(1)
+		return
+	default:
+	}
+	if s.o.Patient {
+		select {
+		case s.in <- it:
+		case <-s.stop:
+			s.stats.dropped.Add(1)
+		}
+		return
+	}
+	select {
+	case s.in <- it:
+	default:
+		s.stats.dropped.Add(1)
+	}
+}
+
+// pack turns what is handed over into spool records, in order.
+func (s *Sensor) pack() {
+	defer close(s.packed)
+	for it := range s.in {
+		r, err := s.record(it)
+		if err != nil {
+			s.fail(err)
+			s.stats.dropped.Add(1)
+			continue
+		}
+		for {
+			ok, err := s.sp.push(r)
+			if err != nil {
+				s.fail(err)
+			}
+			if ok {
+				break
+			}
+			if !s.o.Patient || err != nil {
+				s.stats.dropped.Add(1)
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // a replay waits for the hub
+		}
+	}
+}
+
+func (s *Sensor) record(it intake) (*record, error) {
+	id := fmt.Sprintf("%s.%s.%d.", s.o.Site, s.o.Sensor, s.run)
+	if it.ev != nil {
+		b, err := json.Marshal(it.ev)
+		if err != nil {
+			return nil, err
+		}
+		return &record{Subject: Subject(s.o.Site, s.o.Sensor, KindEvent), Body: b,
+			Header: map[string][]string{jetstream.MsgIDHeader: {id + "e" + strconv.FormatInt(it.ev.Seq, 10)}}}, nil
+	}
+	b, err := it.st.Pack()
+	if err != nil {
+		return nil, err
+	}
+	if limit := s.maxPayload(); int64(len(b)) > limit-4096 {
+		// Too large for one message: the columns go as sketches (the hub's
+		// quartiles then carry the sketch's stated error).
+		if b, err = it.st.Sketched().Pack(); err != nil {
+			return nil, err
+		}
+		s.stats.sketched.Add(1)
+		if int64(len(b)) > limit-4096 {
+			return nil, fmt.Errorf("minute %d: %d bytes packed, above the hub's message limit of %d even sketched", it.minute, len(b), limit)
+		}
+	}
+	return &record{Subject: Subject(s.o.Site, s.o.Sensor, KindMinute), Body: b, Header: map[string][]string{
+		jetstream.MsgIDHeader: {id + "m" + strconv.FormatInt(it.seq, 10)},
+		HeaderRun:             {strconv.FormatInt(s.run, 10)},
+		HeaderSeq:             {strconv.FormatInt(it.seq, 10)},
+		HeaderMinute:          {strconv.FormatInt(it.minute, 10)},
+		HeaderFrames:          {strconv.FormatInt(it.st.Summary.Frames, 10)},
+	}}, nil
+}
+
+// maxPayload is the server's message limit (the embedded hub's default
+// before the first connection).
+func (s *Sensor) maxPayload() int64 {
+	if m := s.nc.MaxPayload(); m > 0 {
+		return m
+	}
+	return DefaultMaxPayload
+}
+
+// send publishes the spool in order, each message acknowledged by the
+// stream before the next.
+func (s *Sensor) send() {
+	defer close(s.sent)
+	wait := 250 * time.Millisecond
+	for {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		r, err := s.sp.peek(true)
+		if r == nil && err == nil {
+			return // closed and drained
+		}
+		if err != nil {
+			// A damaged spool file: dropped, counted, never retried.
+			s.fail(err)
+			s.stats.dropped.Add(1)
+			s.sp.pop(r)
+			continue
+		}
+		m := &nats.Msg{Subject: r.Subject, Header: nats.Header(r.Header), Data: r.Body}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = s.js.PublishMsg(ctx, m)
+		cancel()
+		if err != nil {
+			s.stats.unreachable.Add(1)
+			s.fail(err)
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
+		wait = 250 * time.Millisecond
+		s.stats.published.Add(1)
+		s.sp.pop(r)
+	}
+}
+
+func (s *Sensor) fail(err error) {
+	s.lastErr.Store(err.Error())
+	s.o.Logger.Warn("hub", "error", err)
+}
+
+// Stats reads the sensor's counters.
+func (s *Sensor) Stats() SensorStats {
+	n, b := s.sp.len()
+	st := SensorStats{Connected: s.nc.IsConnected(), Minutes: s.stats.minutes.Load(), Events: s.stats.events.Load(),
+		Published: s.stats.published.Load(), Dropped: s.stats.dropped.Load(), Sketched: s.stats.sketched.Load(),
+		Spooled: n, SpoolBytes: b, Unreachable: s.stats.unreachable.Load()}
+	st.LastError, _ = s.lastErr.Load().(string)
+	return st
+}
+
+// Run is the sensor's run number (its start, ns), as its messages carry it.
+func (s *Sensor) Run() int64 { return s.run }
+
+// Close delivers what is handed over, waiting at most until ctx ends; what
+// is left stays in a disk spool for the next run (and is lost with a
+// memory spool: the error says how much).
+func (s *Sensor) Close(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		close(s.in)
+		<-s.packed
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-stop:
+			}
+			close(s.stop)
+		}()
+		s.sp.waitEmpty(s.stop)
+		close(stop)
+		s.sp.close()
+		<-s.sent
+		s.nc.Close()
+		if n, _ := s.sp.len(); n > 0 {
+			where := "lost (memory spool)"
+			if s.o.Spool != "" {
+				where = "left in " + s.o.Spool + " for the next run"
+			}
+			err = fmt.Errorf("hub: %d messages not acknowledged by the hub: %s", n, where)
+		}
+	})
+	return err
+}
