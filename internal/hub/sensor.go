@@ -49,13 +49,13 @@ type Event struct {
 // SensorStats are a sensor's counters.
 type SensorStats struct {
 	Connected   bool   `json:"connected"`
-	Minutes     int64  `json:"minutes"`      // minutes handed to the sensor
-	Events      int64  `json:"events"`       // events handed to the sensor
-	Published   int64  `json:"published"`    // messages the hub's stream acknowledged
-	Dropped     int64  `json:"dropped"`      // messages lost: the spool or the intake was full
-	Sketched    int64  `json:"sketched"`     // minutes sent with sketched columns (too large for one message)
-	Spooled     int    `json:"spooled"`      // messages waiting for the hub
-	SpoolBytes  int64  `json:"spool_bytes"`  // their size
+	Minutes     int64  `json:"minutes"`     // minutes handed to the sensor
+	Events      int64  `json:"events"`      // events handed to the sensor
+	Published   int64  `json:"published"`   // messages the hub's stream acknowledged
+	Dropped     int64  `json:"dropped"`     // messages lost: the spool or the intake was full
+	Sketched    int64  `json:"sketched"`    // minutes sent with sketched columns (too large for one message)
+	Spooled     int    `json:"spooled"`     // messages waiting for the hub
+	SpoolBytes  int64  `json:"spool_bytes"` // their size
 	LastError   string `json:"last_error,omitempty"`
 	Unreachable int64  `json:"unreachable"` // failed publish attempts (the hub's NATS unreachable or slow)
 }

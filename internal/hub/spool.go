@@ -194,4 +194,3 @@ func (s *spool) len() (n int, bytes int64) {
 	defer s.mu.Unlock()
 	return len(s.recs), s.bytes
 }
-
