@@ -131,16 +131,27 @@ func Start(o Options) (*Hub, error) {
 	if h.js, err = jetstream.New(h.nc); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	// A cluster that is starting, or electing a leader after losing a
+	// node, answers "temporarily unavailable" for a few seconds: retry.
+	ctx, cancel := context.WithTimeout(h.ctx, 60*time.Second)
 	defer cancel()
-	if _, err = h.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: Stream, Subjects: []string{SubjectRoot + ".>"},
-		Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxAge: o.MaxAge, Duplicates: 10 * time.Minute,
-		MaxMsgSize: DefaultMaxPayload, Description: "iomtguard sensors: minutes and events"}); err != nil {
+	err = retry(ctx, func(ctx context.Context) error {
+		_, err := h.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: Stream, Subjects: []string{SubjectRoot + ".>"},
+			Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxAge: o.MaxAge, Duplicates: 10 * time.Minute,
+			MaxMsgSize: DefaultMaxPayload, Description: "iomtguard sensors: minutes and events"})
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("hub: stream %s: %w", Stream, err)
 	}
-	if h.cons, err = h.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{Durable: "hub-" + o.Name,
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096, Replicas: o.Replicas,
-		Description: "iomtguard hub " + o.Name}); err != nil {
+	err = retry(ctx, func(ctx context.Context) error {
+		var err error
+		h.cons, err = h.js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{Durable: "hub-" + o.Name,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096, Replicas: o.Replicas,
+			Description: "iomtguard hub " + o.Name})
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("hub: consumer: %w", err)
 	}
 	if h.db, err = history.Open(filepath.Join(o.Data, "history.db")); err != nil {
@@ -148,6 +159,23 @@ func Start(o Options) (*Hub, error) {
 	}
 	go h.consume()
 	return h, nil
+}
+
+// retry calls fn until it succeeds or ctx ends (the last error then).
+func retry(ctx context.Context, fn func(context.Context) error) error {
+	for {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(c)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // startServer starts the embedded NATS server with JetStream on disk.

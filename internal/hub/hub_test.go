@@ -2,11 +2,17 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
 	"github.com/iomtguard/iomtguard/internal/detect"
@@ -200,4 +206,104 @@ func TestHubEqualsAnalyze(t *testing.T) {
 	}
 	compareWithAnalyze(t, h, paths...)
 	t.Logf("hub: %+v; runs %+v", h.Stats(), runs)
+}
+
+// startCluster starts an n-node NATS cluster with JetStream in this
+// process, on loopback, and returns its servers and client URLs.
+func startCluster(t *testing.T, n int) ([]*server.Server, string) {
+	t.Helper()
+	ports := make([]int, 2*n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	var srvs []*server.Server
+	var urls []string
+	for i := 0; i < n; i++ {
+		var routes []*url.URL
+		for j := 0; j < n; j++ {
+			if j != i {
+				routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[n+j])})
+			}
+		}
+		s, err := server.NewServer(&server.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: ports[i],
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true, MaxPayload: hub.DefaultMaxPayload,
+			Cluster: server.ClusterOpts{Name: "iomtguard", Host: "127.0.0.1", Port: ports[n+i]}, Routes: routes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		t.Cleanup(s.Shutdown)
+		srvs = append(srvs, s)
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	}
+	for _, s := range srvs {
+		if !s.ReadyForConnections(15 * time.Second) {
+			t.Fatal("a NATS node did not start")
+		}
+	}
+	return srvs, strings.Join(urls, ",")
+}
+
+// TestHubClusterFailover: a three-node JetStream cluster, three sensors,
+// two hubs. After the first sensor's run one NATS node and one hub die;
+// the other two sensors run on the surviving nodes. The surviving hub's
+// group-wide report equals analyze of the three captures, every minute
+// accounted for; the dead hub, restarted with its name and data, carries
+// on from the stream to the same result.
+func TestHubClusterFailover(t *testing.T) {
+	paths := sharedCaptures(t, "benign.pcap", "bruteforce.pcapng", "flood.pcap")
+	nodes, urls := startCluster(t, 3)
+	dataB := t.TempDir()
+	ha, err := hub.Start(hub.Options{Data: t.TempDir(), NATS: urls, Name: "a", Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ha.Close()
+	hb, err := hub.Start(hub.Options{Data: dataB, NATS: urls, Name: "b", Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := [][2]string{{"icu", "s1"}, {"icu", "s2"}, {"ward4", "s1"}}
+	sent := map[string]int64{}
+	for i, p := range paths {
+		if i == 1 {
+			nodes[0].Shutdown()
+			nodes[0].WaitForShutdown()
+			hb.Close()
+		}
+		st := sensorRun(t, hub.SensorOptions{URL: urls, Site: names[i][0], Sensor: names[i][1]}, p)
+		if st.Dropped != 0 || st.Published != st.Minutes+st.Events {
+			t.Errorf("sensor %v: %+v", names[i], st)
+		}
+		sent[hub.Source(names[i][0], names[i][1])] = st.Minutes
+	}
+	check := func(name string, h *hub.Hub) {
+		waitDrained(t, h)
+		runs, err := h.DB().Intervals()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 3 {
+			t.Fatalf("hub %s: runs %+v", name, runs)
+		}
+		for _, r := range runs {
+			if r.Sent != r.Stored || r.Sent != sent[r.Source] {
+				t.Errorf("hub %s, %s: the sensor sent %d minutes, numbered up to %d, the hub stored %d", name, r.Source, sent[r.Source], r.Sent, r.Stored)
+			}
+		}
+		compareWithAnalyze(t, h, paths...)
+		t.Logf("hub %s: %+v", name, h.Stats())
+	}
+	check("a", ha)
+	hb, err = hub.Start(hub.Options{Data: dataB, NATS: urls, Name: "b", Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hb.Close()
+	check("b (restarted)", hb)
 }
