@@ -41,6 +41,9 @@ type watchOptions struct {
 	policy                    string
 	closeAfter, updateEvery   time.Duration
 	quiet                     bool
+	hub, site, sensor, pki    string
+	spool                     string
+	spoolMB                   int
 }
 
 func watchCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -79,12 +82,18 @@ block capture; what is lost is counted. --db FILE keeps the history (SQLite, WAL
 devices and every minute's analysis, for --retain (default 90d); a restart, even after kill -9,
 goes on with them, and 'iomtguard report --db FILE' writes the report of any period.
 
+Sensor of a hub: --hub nats://HOST:PORT --site S --sensor N sends the hub (iomtguard hub) each
+minute's analysis, every incident event and device change, not packets; with --pki DIR it
+connects with the certificate sensor.S.N of that PKI. What the hub has not acknowledged waits in
+--spool DIR (bounded by --spool-mb) and is sent, in order, when the hub is reachable again.
+
 A finite source (stdin, a replay) ends the run once it is read and everything is flushed;
 --duration ends any run, as SIGINT and SIGTERM do.`,
 		Example: `  iomtguard watch --interface eth1 --db ward.db --alerts alerts.jsonl
   tcpdump -i eth1 -U -w - | iomtguard watch - --filter "port 1883 or port 8883"
   iomtguard watch --dir /var/capture/ring --syslog udp://siem.hospital:514 --webhook https://soc.hospital/hook
-  iomtguard watch --replay ward.pcapng --speed 10 --http 127.0.0.1:9109`,
+  iomtguard watch --replay ward.pcapng --speed 10 --http 127.0.0.1:9109
+  iomtguard watch --interface eth1 --hub nats://hub.hospital:4222 --site icu --sensor s1 --pki /etc/iomtguard/pki`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 || (len(args) == 1 && args[0] != "-") {
 				return fmt.Errorf("watch takes - (stdin) or a source flag, not %q", strings.Join(args, " "))
@@ -116,6 +125,12 @@ A finite source (stdin, a replay) ends the run once it is read and everything is
 	f.DurationVar(&o.closeAfter, "close-after", 5*time.Minute, "close an incident that showed nothing new for this long (capture time)")
 	f.DurationVar(&o.updateEvery, "update-every", 5*time.Minute, "report an open incident again at most this often")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no status lines on stderr (errors and drops are still printed)")
+	f.StringVar(&o.hub, "hub", "", "send minutes, incidents and devices to this hub's NATS (nats://HOST:PORT, several comma-separated)")
+	f.StringVar(&o.site, "site", "", "--hub: this sensor's site (letters, digits, - and _)")
+	f.StringVar(&o.sensor, "sensor", "", "--hub: this sensor's name within its site")
+	f.StringVar(&o.pki, "pki", "", "--hub: connect with TLS and the certificate sensor.SITE.SENSOR of this PKI directory")
+	f.StringVar(&o.spool, "spool", "", "--hub: directory for what the hub has not acknowledged (default: under the user's cache directory)")
+	f.IntVar(&o.spoolMB, "spool-mb", 1024, "--hub: the spool's bound in MB; past it new messages are dropped and counted")
 	return cmd
 }
 
@@ -228,15 +243,35 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 		// for the disk rather than be dropped.
 		h.Patient = kind == "replay"
 	}
-	w, err := watch.New(watch.Options{Input: src, Stats: src.Stats(), SourceKind: kind, Filter: o.filter, Policy: pol, History: h,
+	sensor, name, err := startSensor(o, kind == "replay", log)
+	if err != nil {
+		return err
+	}
+	wo := watch.Options{Input: src, Stats: src.Stats(), SourceKind: kind, Filter: o.filter, Policy: pol, History: h, Name: name,
 		Retain: retain, Alerts: sinks, Incidents: incident.Options{CloseAfter: o.closeAfter, UpdateEvery: o.updateEvery}, Logger: log,
-		Pipeline: pipeline.Options{Logger: log}})
+		Pipeline: pipeline.Options{Logger: log}}
+	if sensor != nil {
+		wo.Uplink = sensor
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := sensor.Close(ctx); err != nil {
+				fmt.Fprintln(stderr, "iomtguard:", err)
+			}
+			st := sensor.Stats()
+			fmt.Fprintf(stderr, "hub: %d minutes and %d events sent, %d acknowledged, %d dropped, %d sketched\n", st.Minutes, st.Events, st.Published, st.Dropped, st.Sketched)
+		}()
+	}
+	w, err := watch.New(wo)
 	if err != nil {
 		return err
 	}
 	if o.http != "" && o.http != "off" {
 		reg := prometheus.NewRegistry()
 		registerWatchMetrics(reg, w)
+		if sensor != nil {
+			registerSensorMetrics(reg, sensor)
+		}
 		// The process's own: resident memory, heap, goroutines (what a
 		// sensor box's owner watches, as the gateway's /metrics has them).
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

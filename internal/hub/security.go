@@ -4,11 +4,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -56,7 +59,9 @@ func (s *Security) apply(so *server.Options) error {
 	if err != nil {
 		return err
 	}
-	so.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	crl := &crlCheck{dir: s.Dir}
+	so.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
+		MinVersion: tls.VersionTLS12, VerifyConnection: crl.verify}
 	so.TLS, so.TLSVerify, so.TLSMap, so.TLSTimeout = true, true, true, 5
 	users, err := s.users()
 	if err != nil {
@@ -130,6 +135,80 @@ func caPool(dir string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("hub: %s holds no certificate", filepath.Join(dir, "ca.crt"))
 	}
 	return pool, nil
+}
+
+// crlCheck refuses a certificate the PKI revoked (DIR/ca.crl, read again
+// when it changes): a renewed certificate keeps its name, so the name alone
+// cannot tell the revoked one from its successor; the serial can.
+type crlCheck struct {
+	dir     string
+	mu      sync.Mutex
+	mod     time.Time
+	revoked map[string]bool
+	err     error
+}
+
+func (c *crlCheck) verify(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("no client certificate")
+	}
+	revoked, err := c.load()
+	if err != nil {
+		return err // fail closed: a CRL that cannot be read refuses everyone
+	}
+	if revoked[cs.PeerCertificates[0].SerialNumber.Text(16)] {
+		return fmt.Errorf("certificate %s revoked", cs.PeerCertificates[0].Subject.CommonName)
+	}
+	return nil
+}
+
+func (c *crlCheck) load() (map[string]bool, error) {
+	path := filepath.Join(c.dir, "ca.crl")
+	fi, err := os.Stat(path)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // nothing revoked yet
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi.ModTime().Equal(c.mod) && c.revoked != nil {
+		return c.revoked, c.err
+	}
+	c.mod, c.revoked, c.err = fi.ModTime(), map[string]bool{}, nil
+	b, err := os.ReadFile(path)
+	if err != nil {
+		c.err = err
+		return nil, err
+	}
+	der := b
+	if blk, _ := pem.Decode(b); blk != nil {
+		der = blk.Bytes
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err == nil {
+		var ca *x509.Certificate
+		if ca, err = loadCert(filepath.Join(c.dir, "ca.crt")); err == nil {
+			err = rl.CheckSignatureFrom(ca)
+		}
+	}
+	if err != nil {
+		c.err = fmt.Errorf("hub: %s: %w", path, err)
+		return nil, c.err
+	}
+	for _, e := range rl.RevokedCertificateEntries {
+		c.revoked[e.SerialNumber.Text(16)] = true
+	}
+	return c.revoked, nil
+}
+
+func loadCert(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return pki.ParseCertPEM(b)
 }
 
 // ClientTLS is the TLS configuration of a sensor or hub connecting with its

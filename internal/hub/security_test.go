@@ -1,0 +1,132 @@
+package hub_test
+
+import (
+	"context"
+	"crypto/tls"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/hub"
+	"github.com/iomtguard/iomtguard/internal/pki"
+)
+
+// TestHubSecurity: with --pki the hub's NATS takes TLS connections with a
+// certificate of its PKI only; a sensor publishes under its own subjects
+// and not another's; other certificates of the PKI can do nothing; no
+// certificate, another CA's, a revoked one, or no TLS at all: refused.
+func TestHubSecurity(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(pki.Init(dir, pki.Options{}))
+	must(pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}}))
+	for _, n := range []string{"hub.a", "sensor.icu.s1", "sensor.icu.s2", "bed1-ecg", "sensor.icu.old"} {
+		must(pki.Issue(dir, n, pki.Options{}))
+	}
+	if err := pki.Revoke(dir, "sensor.icu.old", "key-compromise", pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	must(pki.WriteCRL(dir, pki.Options{}))
+	must(pki.Init(other, pki.Options{}))
+	must(pki.Issue(other, "sensor.icu.s1", pki.Options{}))
+
+	tc, err := hub.ClientTLS(dir, "hub.a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a", Security: &hub.Security{Dir: dir}, TLS: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	perms, err := (&hub.Security{Dir: dir}).Permissions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := perms["sensor.icu.s1"]; len(p) != 1 || p[0] != "iomtguard.sensor.icu.s1.>" || perms["bed1-ecg"] != nil || perms["hub.a"][0] != "*" {
+		t.Errorf("permissions: %v", perms)
+	}
+
+	// The sensor, with its own certificate: stored.
+	stc, _ := hub.ClientTLS(dir, "sensor.icu.s1")
+	s, err := hub.NewSensor(hub.SensorOptions{URL: h.URL(), Site: "icu", Sensor: "s1", TLS: stc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Minute(1, analysis.New(analysis.Options{}).State())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, h)
+
+	// The same certificate publishing as another sensor: refused by the
+	// server (no acknowledgement), nothing stored.
+	nc, err := nats.Connect(h.URL(), nats.Secure(stc), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = js.Publish(pctx, hub.Subject("icu", "s2", hub.KindMinute), []byte("forged"))
+	pcancel()
+	if err == nil {
+		t.Error("sensor.icu.s1 published under icu/s2")
+	}
+	nc.Close()
+	// A device's certificate of the same PKI: connects, may publish nothing.
+	dtc, _ := hub.ClientTLS(dir, "bed1-ecg")
+	if nc, err := nats.Connect(h.URL(), nats.Secure(dtc), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})); err == nil {
+		js, _ := jetstream.New(nc)
+		pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if _, err := js.Publish(pctx, hub.Subject("icu", "s1", hub.KindMinute), []byte("forged")); err == nil {
+			t.Error("a device certificate published as a sensor")
+		}
+		pcancel()
+		nc.Close()
+	}
+	runs, _ := h.DB().Intervals()
+	if len(runs) != 1 || runs[0].Source != "icu/s1" || runs[0].Stored != 1 {
+		t.Errorf("stored: %+v (stats %+v)", runs, h.Stats())
+	}
+
+	// Refused connections.
+	pool := stc.RootCAs
+	otc, _ := hub.ClientTLS(other, "sensor.icu.s1")
+	otc.RootCAs = pool // trusts the hub, but its certificate is another CA's
+	rtc, _ := hub.ClientTLS(dir, "sensor.icu.old")
+	refused := func(opt nats.Option) error {
+		nc, err := nats.Connect(h.URL(), opt, nats.Timeout(3*time.Second))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		// Some refusals come after the handshake: the first request fails.
+		_, err = nc.Request("$JS.API.INFO", nil, 2*time.Second)
+		return err
+	}
+	if err := refused(nats.Secure(tc)); err != nil {
+		t.Fatalf("the hub's own certificate: %v", err)
+	}
+	for name, opt := range map[string]nats.Option{
+		"no certificate": nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+		"another CA":     nats.Secure(otc),
+		"revoked":        nats.Secure(rtc),
+		"no TLS":         nats.Name("plain"),
+	} {
+		if err := refused(opt); err == nil {
+			t.Errorf("%s: connected", name)
+		} else {
+			t.Logf("%s: refused: %v", name, err)
+		}
+	}
+}
