@@ -55,6 +55,16 @@ Thresholds are set in the policy file, per detector:
 				}
 				fmt.Fprintln(stdout)
 			}
+			fmt.Fprintln(stdout, "Cross-site detectors (iomtguard hub, over its sensors' session facts; default thresholds):")
+			fmt.Fprintln(stdout)
+			for _, s := range detect.GroupRegistry {
+				fmt.Fprintf(stdout, "%s  (%s)\n", s.Name, strings.Join(s.IDs, ", "))
+				fmt.Fprintf(stdout, "%s\n", indentWrap(s.Rule, "    ", 96))
+				for _, pr := range s.Params {
+					fmt.Fprintf(stdout, "    %-16s %-8s  %s\n", pr.Name, fmtParam(pr.Default, pr.Unit), pr.Doc)
+				}
+				fmt.Fprintln(stdout)
+			}
 			return nil
 		},
 	}

@@ -30,6 +30,9 @@ type simulateOptions struct {
 	attacks        []string
 	attackStart    time.Duration
 	attackDuration time.Duration
+	ward           string
+	clones         []string
+	guesses        int
 	anonymous      bool
 	retainPHI      bool
 	labels         string
@@ -110,6 +113,9 @@ divides every sensor's period. Attacks are simulated offline only.`,
 	f.DurationVar(&o.attackStart, "attack-start", 0, "when the attacks start (default: a third of the way in)")
 	f.DurationVar(&o.attackDuration, "attack-duration", 0, "how long they last (default: a fifth of the duration)")
 	f.BoolVar(&o.anonymous, "anonymous", false, "devices connect without credentials (the broker allows anonymous access)")
+	f.StringVar(&o.ward, "ward", "", "prefix every device's client ID with WARD- (the wards of a simulated hospital group: distinct identities)")
+	f.StringArrayVar(&o.clones, "clone", nil, "add a device using this client ID, copied from another ward (repeatable): what the hub's attack.cloned-identity finds")
+	f.IntVar(&o.guesses, "bruteforce-guesses", 0, "stop the bruteforce attack after this many guesses (0: for the attack's whole duration)")
 	f.BoolVar(&o.retainPHI, "retain-phi", false, "control units publish retained patient records (MRN, name, date of birth)")
 	f.StringVar(&o.labels, "labels", "", "write the ground truth (YAML) to this file: the findings eval expects, the attacks with their frames, what each device is")
 	f.BoolVar(&o.reveal, "reveal-credentials", false, "icu-csv: write the CONNECT passwords in tcp.payload as sent instead of masked")
@@ -186,7 +192,7 @@ func runSimulate(ctx context.Context, o simulateOptions, stdout, stderr io.Write
 	}
 	opts := sim.Options{Scenario: o.scenario, Duration: o.duration, Seed: o.seed, Start: start, Beds: o.beds,
 		Attacks: o.attacks, AttackStart: o.attackStart, AttackDuration: o.attackDuration, Anonymous: o.anonymous,
-		RetainPHI: o.retainPHI, TLS: o.tls, Link: link}
+		RetainPHI: o.retainPHI, TLS: o.tls, Link: link, Ward: o.ward, Clones: o.clones, Guesses: o.guesses}
 	var buf bytes.Buffer
 	var w capture.Writer
 	switch format {

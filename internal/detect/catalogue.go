@@ -256,6 +256,34 @@ var catalogue = map[string]Entry{
 	},
 }
 
+// The cross-site findings (GroupRegistry): a hub's, from its sensors' facts.
+func init() {
+	catalogue["attack.cloned-identity"] = Entry{
+		Category: "attack", Severity: Critical,
+		Title:       "One device identity active on two wards at once",
+		Explanation: "The same MQTT client ID sent traffic to the brokers of two wards (or two sites) in the same minutes. A device is on one ward at a time: two live copies of one identity mean its certificate, password or firmware was copied, and the copy can read patient data and send commands as the real device. No single ward can see this; the hub compares them.",
+		Controls: Controls{HIPAA: []string{"164.312(d) person or entity authentication", "164.312(a)(1) access control", "164.312(b) audit controls"},
+			IEC62443: []string{"FR1 identification and authentication control (SR 1.2 software process and device identification)", "FR6 timely response to events"},
+			FDA:      []string{"authentication", "cryptography (key protection)", "event detection and logging"}},
+		Defence: Defence{Framework: "certificate authentication and monitoring",
+			Change:    "Revoke the identity's certificate (iomtguard pki revoke) and issue the real device a new one; bind each identity to its ward's addresses so that a copy elsewhere is refused.",
+			Gateway:   "devices:                      # one certificate per device; a revoked one is refused at once\n  bed1-ecg: {publish: [\"1/ecg\"]}\ninventory:\n  hosts: [10.5.126.0/24]        # the ward's devices only",
+			Mosquitto: "require_certificate true\nuse_identity_as_username true\ncrlfile /etc/mosquitto/ca.crl"},
+	}
+	catalogue["attack.distributed-bruteforce"] = Entry{
+		Category: "attack", Severity: High,
+		Title:       "Password guessing spread over several wards",
+		Explanation: "CONNECTs refused for bad credentials at the brokers of several wards add up to a guessing attack although each broker saw too few to call it one: an intruder spreading its guesses to stay under every single ward's threshold. The hub sums them.",
+		Controls: Controls{HIPAA: []string{"164.312(d) person or entity authentication", "164.312(b) audit controls"},
+			IEC62443: []string{"FR1 identification and authentication control (SR 1.11 unsuccessful login attempts)", "FR6 timely response to events"},
+			FDA:      []string{"authentication", "event detection and logging"}},
+		Defence: Defence{Framework: "certificate authentication and monitoring",
+			Change:    "Authenticate devices with certificates instead of passwords on every ward, and share bans between the wards' gateways (a gateway cluster over NATS applies a ban at all of them).",
+			Gateway:   "limits:\n  auth_failures_before_ban: 5\n  ban: 15m",
+			Mosquitto: "allow_anonymous false\nrequire_certificate true\nuse_identity_as_username true"},
+	}
+}
+
 // IDs lists the catalogue's finding IDs in a stable order.
 func IDs() []string {
 	order := []string{"attack.bruteforce", "attack.connect-flood", "attack.publish-flood", "attack.slow-dos", "attack.malformed",

@@ -635,7 +635,7 @@ func TestRegistry(t *testing.T) {
 // valid policy file (or a command line, in comments), so that the defence a
 // report gives can be pasted into the gateway's policy.
 func TestDefenceSnippetsParse(t *testing.T) {
-	for _, id := range detect.IDs() {
+	for _, id := range append(detect.IDs(), detect.GroupIDs()...) {
 		e, _ := detect.Lookup(id)
 		if e.Defence.Gateway == "" {
 			continue

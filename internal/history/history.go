@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS minutes (
 	source TEXT NOT NULL DEFAULT '', run INTEGER NOT NULL, minute INTEGER NOT NULL, frames INTEGER NOT NULL, state BLOB NOT NULL,
 	PRIMARY KEY (source, run, minute));
 CREATE INDEX IF NOT EXISTS minutes_time ON minutes(minute);
+CREATE TABLE IF NOT EXISTS facts (
+	source TEXT NOT NULL, run INTEGER NOT NULL, seq INTEGER NOT NULL, minute INTEGER NOT NULL, json TEXT NOT NULL,
+	PRIMARY KEY (source, run, seq));
+CREATE INDEX IF NOT EXISTS facts_minute ON facts(minute);
 CREATE TABLE IF NOT EXISTS sensor_runs (
 	source TEXT NOT NULL, run INTEGER NOT NULL, max_seq INTEGER NOT NULL, PRIMARY KEY (source, run));
 CREATE TABLE IF NOT EXISTS sensor_incidents (
@@ -246,6 +250,57 @@ func (h *DB) SaveSensorMinute(source string, run, seq, minute, frames int64, blo
 			ON CONFLICT(source, run) DO UPDATE SET max_seq = MAX(max_seq, excluded.max_seq)`, source, run, seq)
 		return err
 	}, after: after}, true)
+}
+
+// SaveFacts stores a sensor's session facts of one minute (JSON), the
+// seq-th event of its run; the hub reads them back (RecentFacts) to rebuild
+// its cross-site detectors after a restart.
+func (h *DB) SaveFacts(source string, run, seq, minute int64, js []byte, after func()) {
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO facts(source, run, seq, minute, json) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING`,
+			source, run, seq, minute, string(js))
+		return err
+	}, after: after}, true)
+}
+
+// RecentFacts calls fn with the facts stored for minute from on, in time
+// order; it also deletes those older than before (zero: none).
+func (h *DB) RecentFacts(from, before int64, fn func(source string, run, seq int64, js []byte) error) error {
+	if before > 0 {
+		if _, err := h.db.Exec(`DELETE FROM facts WHERE minute < ?`, before); err != nil {
+			return err
+		}
+	}
+	rows, err := h.db.Query(`SELECT source, run, seq, json FROM facts WHERE minute >= ? ORDER BY minute, source, run, seq`, from)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var src, js string
+		var run, seq int64
+		if err := rows.Scan(&src, &run, &seq, &js); err != nil {
+			return err
+		}
+		if err := fn(src, run, seq, []byte(js)); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// LastFactsMinute is the newest minute with stored facts (0: none).
+func (h *DB) LastFactsMinute() int64 {
+	var n sql.NullInt64
+	h.db.QueryRow(`SELECT MAX(minute) FROM facts`).Scan(&n)
+	return n.Int64
+}
+
+// MaxSensorSeq is the highest number a source gave its incidents (0: none).
+func (h *DB) MaxSensorSeq(source string) int64 {
+	var n sql.NullInt64
+	h.db.QueryRow(`SELECT MAX(sensor_seq) FROM sensor_incidents WHERE source = ?`, source).Scan(&n)
+	return n.Int64
 }
 
 // Interval accounting of one sensor run: Stored minutes of the Sent the

@@ -20,7 +20,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/history"
+	"github.com/iomtguard/iomtguard/internal/incident"
 )
 
 // Options configure a hub.
@@ -58,6 +60,7 @@ type Stats struct {
 	Events      int64  `json:"events"`      // event messages stored
 	Redelivered int64  `json:"redelivered"` // messages delivered again (a crash or a lost ack; stored once)
 	Rejected    int64  `json:"rejected"`    // messages refused (damaged, unknown subject, another version)
+	Incidents   int64  `json:"incidents"`   // cross-site incidents opened
 	LastError   string `json:"last_error,omitempty"`
 }
 
@@ -78,7 +81,16 @@ type Hub struct {
 
 	minutes, events, redelivered, rejected atomic.Int64
 	lastErr                                atomic.Value
+
+	// The cross-site detectors, on the consumer's goroutine.
+	group     *detect.Group
+	trk       *incident.Tracker
+	factsSeen map[string]int64 // source and run -> the last facts event applied (a redelivery is not added twice)
+	incidents atomic.Int64
 }
+
+// GroupSource is the history's source of the cross-site incidents.
+const GroupSource = "group"
 
 // Start opens the history, starts the embedded NATS server (unless
 // Options.NATS names one), makes sure the stream exists and starts
@@ -157,6 +169,9 @@ func Start(o Options) (*Hub, error) {
 	if h.db, err = history.Open(filepath.Join(o.Data, "history.db")); err != nil {
 		return nil, err
 	}
+	if err = h.restoreGroup(); err != nil {
+		return nil, err
+	}
 	go h.consume()
 	return h, nil
 }
@@ -214,6 +229,54 @@ func startServer(o Options) (*server.Server, error) {
 	return srv, nil
 }
 
+// restoreGroup rebuilds the cross-site detectors from the facts of the
+// last hour in the history (the stream may not hold them any more), and
+// continues the numbering of the group's incidents.
+func (h *Hub) restoreGroup() error {
+	h.group, h.factsSeen = detect.NewGroup(), map[string]int64{}
+	h.trk = incident.New(incident.Options{}, h.db.MaxSensorSeq(GroupSource))
+	last := h.db.LastFactsMinute()
+	if last == 0 {
+		return nil
+	}
+	return h.db.RecentFacts(last-60, last-48*60, func(src string, run, seq int64, js []byte) error {
+		var f detect.Facts
+		if json.Unmarshal(js, &f) == nil {
+			h.addFacts(src, run, seq, &f)
+		}
+		return nil
+	})
+}
+
+func (h *Hub) addFacts(src string, run, seq int64, f *detect.Facts) {
+	k := src + "\x00" + strconv.FormatInt(run, 10)
+	if seq <= h.factsSeen[k] {
+		return // a redelivery
+	}
+	if len(h.factsSeen) > 100000 {
+		clear(h.factsSeen) // bounded; the group's windows make a rare double count harmless
+	}
+	h.factsSeen[k] = seq
+	h.group.Add(src, f)
+}
+
+// evaluate runs the cross-site detectors and stores their incidents.
+func (h *Hub) evaluate() {
+	if h.group.Newest() == 0 {
+		return
+	}
+	now := time.Unix(0, h.group.Newest()).UTC()
+	evs := h.trk.Observe(now, h.group.Findings())
+	evs = append(evs, h.trk.Tick(now)...)
+	for _, ev := range evs {
+		h.db.SaveSensorIncident(GroupSource, ev, nil)
+		if ev.Kind == incident.Open {
+			h.incidents.Add(1)
+			h.o.Logger.Warn("hub: cross-site incident", "id", ev.Incident.ID, "title", ev.Incident.Title)
+		}
+	}
+}
+
 // URL is where sensors connect (the embedded server's, or Options.NATS).
 func (h *Hub) URL() string { return h.url }
 
@@ -249,6 +312,7 @@ func (h *Hub) consume() {
 		if len(stored) == 0 {
 			continue
 		}
+		h.evaluate()
 		if err := h.db.Sync(); err != nil {
 			h.fail(err) // not acknowledged: delivered again
 			continue
@@ -303,6 +367,10 @@ func (h *Hub) handle(m jetstream.Msg) bool {
 			return refuse(err.Error())
 		}
 		switch {
+		case ev.Facts != nil:
+			js, _ := json.Marshal(ev.Facts)
+			h.db.SaveFacts(src, ev.Run, ev.Seq, ev.Minute, js, nil)
+			h.addFacts(src, ev.Run, ev.Seq, ev.Facts)
 		case ev.Incident != nil:
 			h.db.SaveSensorIncident(src, *ev.Incident, nil)
 		case ev.Device != nil:
@@ -324,7 +392,8 @@ func (h *Hub) fail(err error) {
 
 // Stats reads the hub's counters.
 func (h *Hub) Stats() Stats {
-	s := Stats{Minutes: h.minutes.Load(), Events: h.events.Load(), Redelivered: h.redelivered.Load(), Rejected: h.rejected.Load()}
+	s := Stats{Minutes: h.minutes.Load(), Events: h.events.Load(), Redelivered: h.redelivered.Load(), Rejected: h.rejected.Load(),
+		Incidents: h.incidents.Load()}
 	s.LastError, _ = h.lastErr.Load().(string)
 	return s
 }
@@ -345,6 +414,11 @@ func (h *Hub) Close() error {
 	h.once.Do(func() {
 		h.cancel()
 		<-h.done
+		if h.trk != nil && h.group.Newest() != 0 {
+			for _, ev := range h.trk.Flush(time.Unix(0, h.group.Newest()).UTC()) {
+				h.db.SaveSensorIncident(GroupSource, ev, nil)
+			}
+		}
 		err = h.shutdown()
 	})
 	return err

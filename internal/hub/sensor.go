@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/incident"
 	"github.com/iomtguard/iomtguard/internal/inventory"
 )
@@ -44,6 +45,9 @@ type Event struct {
 	Seq      int64             `json:"seq"` // the event's number in the run
 	Incident *incident.Event   `json:"incident,omitempty"`
 	Device   *inventory.Device `json:"device,omitempty"`
+	// Facts are a minute's session facts, for the cross-site detectors.
+	Facts  *detect.Facts `json:"facts,omitempty"`
+	Minute int64         `json:"minute,omitempty"`
 }
 
 // SensorStats are a sensor's counters.
@@ -146,6 +150,12 @@ func (s *Sensor) Minute(minute int64, st *analysis.State) {
 func (s *Sensor) Incident(ev incident.Event) {
 	s.stats.events.Add(1)
 	s.put(intake{ev: &Event{Run: s.run, Seq: s.evSeq.Add(1), Incident: &ev}})
+}
+
+// Facts hands over a minute's session facts.
+func (s *Sensor) Facts(minute int64, f *detect.Facts) {
+	s.stats.events.Add(1)
+	s.put(intake{ev: &Event{Run: s.run, Seq: s.evSeq.Add(1), Facts: f, Minute: minute}})
 }
 
 // Device hands over a device's latest view.

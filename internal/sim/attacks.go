@@ -144,6 +144,9 @@ func bruteforce(w *world, a *attackRun) {
 	n := 0
 	// A guess every 250 ms, each on a fresh connection, as MQTTset's brute force did.
 	w.loop(a, 250e6, func() {
+		if w.opts.Guesses > 0 && n >= w.opts.Guesses {
+			return
+		}
 		c := w.attacker(h, fmt.Sprintf("bf-%d", n), a)
 		c.user = target
 		c.pass = fmt.Sprintf("%s%d", guesses[n%len(guesses)], n/len(guesses))

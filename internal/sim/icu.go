@@ -184,6 +184,14 @@ func (w *world) addNurseStation() {
 
 // newClient makes a benign client with the world's credentials policy.
 func (w *world) newClient(h *host, id string, tag frameTag) *client {
+	if w.opts.Ward != "" {
+		id = w.opts.Ward + "-" + id
+	}
+	return w.client(h, id, tag)
+}
+
+// client makes a benign client with exactly this ID.
+func (w *world) client(h *host, id string, tag frameTag) *client {
 	c := &client{e: w.e, b: w.broker, h: h, id: id, version: mqtt.V311, keepalive: 60, tag: tag, tls: w.pki}
 	if !w.opts.Anonymous {
 		c.user = id
@@ -192,4 +200,15 @@ func (w *world) newClient(h *host, id string, tag frameTag) *client {
 	}
 	w.clients = append(w.clients, c)
 	return c
+}
+
+// addClone adds a device that uses another ward's identity id and
+// publishes as that ward's bed 1 ECG does.
+func (w *world) addClone(i int, id string) {
+	s := patientSensors[0]
+	h := w.e.newHost(fmt.Sprintf("10.5.126.%d", 200+i), fmt.Sprintf("clone-%d", i), "patientMonitoring")
+	c := w.client(h, id, frameTag{class: "patientMonitoring"})
+	d := &device{c: c, s: s, topic: "1/" + s.topic, value: s.lo + (s.hi-s.lo)*(0.4+0.2*w.e.rng.Float64())}
+	w.devices = append(w.devices, d)
+	w.startDevice(d, w.e.start+w.e.jitter(0, 3e9))
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -35,6 +36,20 @@ type Options struct {
 	TLS bool
 	// Link is the link type: LinkSLL (default, as the dataset) or LinkEthernet.
 	Link capture.LinkType
+	// Ward prefixes every device's client ID ("icu" makes bed1-ecg
+	// icu-bed1-ecg), so that the wards of a simulated hospital group have
+	// distinct identities, as a group's PKI gives them.
+	Ward string
+	// Clones adds, for each client ID given, a device on this ward that
+	// uses that identity (another ward's, copied: its certificate or
+	// password) and publishes as an ECG does: what the hub's
+	// attack.cloned-identity finds. Not in the ground truth (no single
+	// ward's analysis can find it).
+	Clones []string
+	// Guesses stops the bruteforce attack after this many guesses (0: it
+	// runs for the attack's duration): a run spread over several wards,
+	// each below the single-ward threshold.
+	Guesses int
 }
 
 // ErrOptions reports invalid options.
@@ -51,6 +66,8 @@ type world struct {
 	pki     *wardPKI // the ward's CA with --tls
 	stop    int64    // benign devices stop publishing; the capture ends with them connected, as a capture of a running ward does
 }
+
+var wardRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // MaxBeds is the largest ward the address plan holds (see bedAddr).
 const MaxBeds = 1000
@@ -96,6 +113,20 @@ func (o *Options) defaults() error {
 	if o.Link == 0 {
 		o.Link = capture.LinkSLL
 	}
+	if o.Ward != "" && !wardRE.MatchString(o.Ward) {
+		return fmt.Errorf("%w: ward %q: use letters, digits, - and _", ErrOptions, o.Ward)
+	}
+	if len(o.Clones) > 50 {
+		return fmt.Errorf("%w: %d clones: at most 50", ErrOptions, len(o.Clones))
+	}
+	for _, c := range o.Clones {
+		if c == "" || len(c) > 64 {
+			return fmt.Errorf("%w: clone client ID %q: 1 to 64 bytes", ErrOptions, c)
+		}
+	}
+	if o.Guesses < 0 {
+		return fmt.Errorf("%w: guesses %d", ErrOptions, o.Guesses)
+	}
 	if o.Link != capture.LinkSLL && o.Link != capture.LinkEthernet {
 		return fmt.Errorf("%w: link type %v: want sll or ethernet", ErrOptions, o.Link)
 	}
@@ -133,6 +164,9 @@ func Generate(opts Options, w capture.Writer) (*GroundTruth, error) {
 	}
 	if opts.Scenario == "icu" {
 		wd.addNurseStation()
+	}
+	for i, id := range opts.Clones {
+		wd.addClone(i, id)
 	}
 	truth := &GroundTruth{Scenario: opts.Scenario, Seed: opts.Seed, Start: opts.Start, Duration: opts.Duration, Devices: wd.truth}
 	var runs []*attackRun

@@ -64,6 +64,9 @@ type Options struct {
 // pipeline; a minute's State must not be changed once handed over.
 type Uplink interface {
 	Minute(minute int64, st *analysis.State)
+	// Facts are the minute's session facts for the hub's cross-site
+	// detectors (detect.Group).
+	Facts(minute int64, f *detect.Facts)
 	Incident(incident.Event)
 	Device(inventory.Device)
 }
@@ -97,6 +100,7 @@ type Watch struct {
 	rates     *rates
 	models    detect.Models
 	anoms     []detect.SeriesAnomaly
+	facts     *detect.FactCollector // with an Uplink: what the hub's cross-site detectors need
 	started   time.Time
 
 	// Windows computed beside the pipeline.
@@ -141,6 +145,9 @@ func New(opts Options) (*Watch, error) {
 	}
 	w := &Watch{opts: opts, det: det, inv: inventory.New(opts.Inventory), log: opts.Logger, windows: map[string]*Window{},
 		fitDone: make(chan fitResult, 4), rates: newRates(300), started: time.Now()}
+	if opts.Uplink != nil {
+		w.facts = detect.NewFactCollector()
+	}
 	last := int64(0)
 	if h := opts.History; h != nil {
 		last = h.LastIncident()
@@ -238,6 +245,9 @@ func (w *Watch) closeMinute() {
 	}
 	if w.opts.Uplink != nil {
 		w.opts.Uplink.Minute(w.curMin, st)
+		if f := w.facts.Take(); f != nil {
+			w.opts.Uplink.Facts(w.curMin, f)
+		}
 	}
 	light := lightState(st)
 	w.minutes = append(w.minutes, light)
@@ -303,6 +313,9 @@ func (w *Watch) OnMQTT(m *pipeline.MQTT) {
 		}
 	}
 	w.rates.mqtt(m.Frame.TS, m.Pkt.Type)
+	if w.facts != nil {
+		w.facts.OnMQTT(m)
+	}
 }
 
 func (w *Watch) OnTLS(t *pipeline.TLS) {
@@ -314,6 +327,9 @@ func (w *Watch) OnTLS(t *pipeline.TLS) {
 func (w *Watch) OnFlow(f *pipeline.Flow) {
 	if w.cur != nil {
 		w.cur.OnFlow(f)
+	}
+	if w.facts != nil {
+		w.facts.OnFlow(f)
 	}
 }
 
