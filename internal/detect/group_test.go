@@ -71,4 +71,3 @@ func TestGroupDistributedBruteforce(t *testing.T) {
 		t.Error("refusals 19 minutes apart counted together")
 	}
 }
-
