@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -28,7 +29,7 @@ func (st *State) Pack() ([]byte, error) {
 // maxUnpacked bounds what Unpack inflates (a damaged or hostile blob must
 // not inflate without end); the largest States, minutes holding their
 // Figure 1 columns at the Describer's cap, are far below it.
-const maxUnpacked = 1 << 30
+const maxUnpacked = 512 << 20
 
 // Unpack decodes what Pack wrote: the whole blob, its checksum verified; a
 // State of another StateVersion is refused.
@@ -52,6 +53,35 @@ func Unpack(b []byte) (*State, error) {
 		return nil, fmt.Errorf("state version %d, this iomtguard reads %d", st.Version, StateVersion)
 	}
 	return &st, nil
+}
+
+// CheckPacked verifies a packed State without decoding it: a whole gzip
+// stream (its checksum), at most maxUnpacked bytes inflated, holding a
+// State of this StateVersion. A hub checks what sensors send with it (the
+// full decoding was half of a hub's work); Unpack decodes when the State
+// is read, and a reader skips what it cannot decode.
+func CheckPacked(b []byte) error {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	head := make([]byte, 64)
+	n, err := io.ReadFull(zr, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
+	}
+	want := fmt.Sprintf(`{"version":%d,`, StateVersion)
+	if !bytes.HasPrefix(head[:n], []byte(want)) {
+		return fmt.Errorf("not a State of version %d", StateVersion)
+	}
+	rest, err := io.Copy(io.Discard, io.LimitReader(zr, maxUnpacked+1))
+	if err != nil {
+		return err
+	}
+	if int64(n)+rest > maxUnpacked {
+		return fmt.Errorf("state larger than %d bytes unpacked", maxUnpacked)
+	}
+	return nil
 }
 
 // Sketched is st with its Figure 1 columns' values moved into sketches

@@ -182,3 +182,17 @@ func TestUnpackRefuses(t *testing.T) {
 		t.Error("not gzip was accepted")
 	}
 }
+
+// FuzzCheckPacked: CheckPacked never panics, and what Unpack accepts it
+// accepts too.
+func FuzzCheckPacked(f *testing.F) {
+	b, _ := analysis.New(analysis.Options{}).State().Pack()
+	f.Add(b)
+	f.Add(b[:len(b)-3])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := analysis.CheckPacked(b)
+		if _, uerr := analysis.Unpack(b); uerr == nil && err != nil {
+			t.Fatalf("Unpack accepts what CheckPacked refuses: %v", err)
+		}
+	})
+}

@@ -48,8 +48,24 @@ type Group struct {
 	clients                          map[string]map[string]*presence // client ID -> sensor -> presence
 	auth                             map[groupAuthKey]map[string]*groupAuth
 	newest                           int64
-	Dropped                          int64 // keys not kept: past the bound
+	expired                          int64                   // newest when expire last ran
+	dirty                            map[string]bool         // client IDs with new presence since cloned last ran
+	clones                           map[string]*cloneResult // client IDs judged cloned, as last judged
+	Dropped                          int64                   // keys not kept: past the bound
 }
+
+// cloneResult is one client ID's clone evidence.
+type cloneResult struct {
+	overlap       int64
+	notes         []string
+	srcs, brokers map[string]bool
+	first, last   int64
+}
+
+// maxCloneSensors bounds the sensors compared per client ID (an identity
+// seen at more wards than this is reported from its first ones): a client
+// ID at every sensor must not cost sensors squared comparisons.
+const maxCloneSensors = 16
 
 type presence struct {
 	minutes map[int64]bool
@@ -78,7 +94,8 @@ type groupAuth struct {
 // NewGroup makes the cross-site detectors with their default thresholds.
 func NewGroup() *Group {
 	return &Group{minOverlap: 2, minFail: 10, minDistinct: 3, window: 600e9,
-		clients: map[string]map[string]*presence{}, auth: map[groupAuthKey]map[string]*groupAuth{}}
+		clients: map[string]map[string]*presence{}, auth: map[groupAuthKey]map[string]*groupAuth{},
+		dirty: map[string]bool{}, clones: map[string]*cloneResult{}}
 }
 
 // Add takes one interval's facts from a sensor.
@@ -103,8 +120,11 @@ func (g *Group) Add(sensor string, f *Facts) {
 			bySensor[sensor] = p
 		}
 		if c.Packets+c.Accepted > 0 {
-			for m := c.First / 60e9; m <= c.Last/60e9 && len(p.minutes) < 100000; m++ {
+			for m := c.First / 60e9; m <= c.Last/60e9 && len(p.minutes) < 2*1440; m++ {
 				p.minutes[m] = true
+			}
+			if len(bySensor) > 1 {
+				g.dirty[c.ClientID] = true
 			}
 		}
 		p.first, p.last = min(p.first, c.First), max(p.last, c.Last)
@@ -141,7 +161,10 @@ func (g *Group) Add(sensor string, f *Facts) {
 			addAll(ga.brokers, a.Brokers, maxFactAddrs)
 		}
 	}
-	g.expire()
+	if g.newest-g.expired >= 60e9 {
+		g.expire()
+		g.expired = g.newest
+	}
 }
 
 func addAll(set map[string]bool, vs []string, n int) {
@@ -175,7 +198,17 @@ func (g *Group) expire() {
 		for s, p := range bySensor {
 			if p.last < g.newest-24*3600e9 {
 				delete(bySensor, s)
+				continue
 			}
+			for m := range p.minutes {
+				if m < (g.newest-24*3600e9)/60e9 {
+					delete(p.minutes, m)
+					g.dirty[id] = true
+				}
+			}
+		}
+		if len(bySensor) < 2 {
+			delete(g.clones, id)
 		}
 		if len(bySensor) == 0 {
 			delete(g.clients, id)
@@ -198,48 +231,89 @@ func (g *Group) Findings() []Finding {
 	return out
 }
 
+// judgeClone compares one client ID's presence at each pair of sensors.
+func (g *Group) judgeClone(id string) *cloneResult {
+	bySensor := g.clients[id]
+	if len(bySensor) < 2 {
+		return nil
+	}
+	sensors := sortedKeys(bySensor)
+	if len(sensors) > maxCloneSensors {
+		sensors = sensors[:maxCloneSensors]
+	}
+	r := &cloneResult{srcs: map[string]bool{}, brokers: map[string]bool{}}
+	var sp span
+	for i := 0; i < len(sensors); i++ {
+		for j := i + 1; j < len(sensors); j++ {
+			a, b := bySensor[sensors[i]], bySensor[sensors[j]]
+			small, large := a.minutes, b.minutes
+			if len(small) > len(large) {
+				small, large = large, small
+			}
+			overlap := 0
+			for m := range small {
+				if large[m] {
+					overlap++
+				}
+			}
+			if overlap < g.minOverlap {
+				continue
+			}
+			r.overlap += int64(overlap)
+			r.notes = append(r.notes, fmt.Sprintf("%s active at %s (from %s) and at %s (from %s) in %d of the same minutes, %s to %s",
+				idString(id), sensors[i], joinShort(sortedKeys(a.sources), 3), sensors[j], joinShort(sortedKeys(b.sources), 3),
+				overlap, fmtTime(max(a.first, b.first)), fmtTime(min(a.last, b.last))))
+			for _, p := range []*presence{a, b} {
+				for s := range p.sources {
+					r.srcs[s] = true
+				}
+				for s := range p.brokers {
+					r.brokers[s] = true
+				}
+			}
+			sp.add(max(a.first, b.first))
+			sp.add(min(a.last, b.last))
+		}
+	}
+	if r.overlap == 0 {
+		return nil
+	}
+	r.first, r.last = sp.first, sp.last
+	return r
+}
+
+// cloned judges the client IDs seen anew since it last ran (the others'
+// judgement stands) and reports every clone.
 func (g *Group) cloned() (Finding, bool) {
+	for id := range g.dirty {
+		if r := g.judgeClone(id); r != nil {
+			g.clones[id] = r
+		} else {
+			delete(g.clones, id)
+		}
+	}
+	clear(g.dirty)
+	if len(g.clones) == 0 {
+		return Finding{}, false
+	}
 	ev := Evidence{Counts: map[string]int64{}}
 	var sp span
 	ids, srcs, brokers := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, id := range sortedKeys(g.clients) {
-		bySensor := g.clients[id]
-		if len(bySensor) < 2 {
-			continue
+	for _, id := range sortedKeys(g.clones) {
+		r := g.clones[id]
+		ids[idString(id)] = true
+		ev.Counts["overlapping_minutes"] += r.overlap
+		if len(ev.Notes) < 20 {
+			ev.Notes = append(ev.Notes, r.notes...)
 		}
-		sensors := sortedKeys(bySensor)
-		for i := 0; i < len(sensors); i++ {
-			for j := i + 1; j < len(sensors); j++ {
-				a, b := bySensor[sensors[i]], bySensor[sensors[j]]
-				overlap := 0
-				for m := range a.minutes {
-					if b.minutes[m] {
-						overlap++
-					}
-				}
-				if overlap < g.minOverlap {
-					continue
-				}
-				ids[idString(id)] = true
-				ev.Counts["overlapping_minutes"] += int64(overlap)
-				ev.Notes = append(ev.Notes, fmt.Sprintf("%s active at %s (from %s) and at %s (from %s) in %d of the same minutes, %s to %s",
-					idString(id), sensors[i], joinShort(sortedKeys(a.sources), 3), sensors[j], joinShort(sortedKeys(b.sources), 3),
-					overlap, fmtTime(max(a.first, b.first)), fmtTime(min(a.last, b.last))))
-				for _, p := range []*presence{a, b} {
-					for s := range p.sources {
-						srcs[s] = true
-					}
-					for s := range p.brokers {
-						brokers[s] = true
-					}
-				}
-				sp.add(max(a.first, b.first))
-				sp.add(min(a.last, b.last))
-			}
+		for s := range r.srcs {
+			srcs[s] = true
 		}
-	}
-	if len(ids) == 0 {
-		return Finding{}, false
+		for s := range r.brokers {
+			brokers[s] = true
+		}
+		sp.add(r.first)
+		sp.add(r.last)
 	}
 	ev.Counts["cloned_identities"] = int64(len(ids))
 	ev.ClientIDs, ev.Sources, ev.Targets = sorted(ids, 20), sorted(srcs, 20), sorted(brokers, 10)

@@ -62,6 +62,7 @@ type SensorStats struct {
 	SpoolBytes  int64  `json:"spool_bytes"` // their size
 	LastError   string `json:"last_error,omitempty"`
 	Unreachable int64  `json:"unreachable"` // failed publish attempts (the hub's NATS unreachable or slow)
+	WireBytes   uint64 `json:"wire_bytes"`  // bytes written to NATS (messages, headers and protocol; before TLS)
 }
 
 type intake struct {
@@ -309,7 +310,7 @@ func (s *Sensor) Stats() SensorStats {
 	n, b := s.sp.len()
 	st := SensorStats{Connected: s.nc.IsConnected(), Minutes: s.stats.minutes.Load(), Events: s.stats.events.Load(),
 		Published: s.stats.published.Load(), Dropped: s.stats.dropped.Load(), Sketched: s.stats.sketched.Load(),
-		Spooled: n, SpoolBytes: b, Unreachable: s.stats.unreachable.Load()}
+		Spooled: n, SpoolBytes: b, Unreachable: s.stats.unreachable.Load(), WireBytes: s.nc.Stats().OutBytes}
 	st.LastError, _ = s.lastErr.Load().(string)
 	return st
 }

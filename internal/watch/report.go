@@ -33,6 +33,7 @@ func Report(h *history.DB, source string, since time.Duration, opts analysis.Opt
 	a := analysis.New(opts)
 	n := 0
 	runs := map[int64]bool{}
+	damaged := h.Damaged.Load()
 	err := h.Minutes(source, from, func(run, minute int64, st *analysis.State) error {
 		if st.Summary.Frames == 0 || (!from.IsZero() && st.Last < from.UnixNano()) {
 			return nil
@@ -50,6 +51,9 @@ func Report(h *history.DB, source string, since time.Duration, opts analysis.Opt
 	}
 	sum := a.OwnSummary()
 	sum.Inputs = []pipeline.InputSummary{{Name: h.Path(), Format: "iomtguard history", Frames: sum.Frames}}
+	if d := h.Damaged.Load() - damaged; d > 0 {
+		sum.Warnings = append(sum.Warnings, fmt.Sprintf("%d stored minutes could not be read and are left out (the last: %s)", d, h.DamageNote()))
+	}
 	if len(runs) > 1 {
 		sum.Warnings = append(sum.Warnings, fmt.Sprintf("the period spans %d runs of watch (restarts): relative times count from the first, and flows open at a restart are counted where they closed", len(runs)))
 	}

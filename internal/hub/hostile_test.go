@@ -1,0 +1,97 @@
+package hub_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/hub"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/sim"
+	"github.com/iomtguard/iomtguard/internal/watch"
+)
+
+func gz(s string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write([]byte(s))
+	w.Close()
+	return b.Bytes()
+}
+
+// TestHubRefusesDamage: what a broken or hostile sensor sends. Refused and
+// counted at once: a minute that is not gzip, of another version, cut
+// short, without its headers; an event that is not JSON. A minute whose
+// gzip and version are right but whose JSON is not is stored (the hub
+// checks, it does not decode) and the report leaves it out with a warning,
+// with the good minutes still reported.
+func TestHubRefusesDamage(t *testing.T) {
+	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	nc, err := nats.Connect(h.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	path := simulate(t, sim.Options{Ward: "icu", Duration: time.Minute, Seed: 3})
+	in, err := pipeline.OpenInput(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := analysis.New(analysis.Options{})
+	if _, err := pipeline.New(pipeline.Options{}, a).Run(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	st := a.State()
+	good, _ := st.Pack()
+	other := gz(`{"version":99,"origin":0}`)
+	minute := func(seq, min string, body []byte, hdr bool) {
+		m := nats.NewMsg(hub.Subject("icu", "s1", hub.KindMinute))
+		if hdr {
+			m.Header.Set(hub.HeaderRun, "1")
+			m.Header.Set(hub.HeaderSeq, seq)
+			m.Header.Set(hub.HeaderMinute, min)
+			m.Header.Set(hub.HeaderFrames, "1")
+		}
+		m.Data = body
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	minute("1", "100", []byte("not gzip"), true)
+	minute("2", "101", other, true)
+	minute("3", "102", good[:len(good)-4], true)
+	minute("4", "103", good, false)
+	minute("5", "104", gz(`{"version":1,"origin":[[[`), true) // checked, not decoded: stored
+	minute("6", "105", good, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	js.Publish(ctx, hub.Subject("icu", "s1", hub.KindEvent), []byte("{not json"))
+	js.Publish(ctx, "iomtguard.sensor.icu.s1.other", []byte("x"))
+	waitDrained(t, h)
+	if st := h.Stats(); st.Rejected != 6 || st.Minutes != 2 {
+		t.Errorf("stats: %+v", st)
+	}
+	// A report of the history: the damaged minute left out, said so; the
+	// good one reported.
+	res, err := watch.Report(h.DB(), "", 0, analysis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Overview.Frames != st.Summary.Frames || len(res.Warnings) == 0 || !strings.Contains(strings.Join(res.Warnings, " "), "1 stored minutes could not be read") {
+		t.Errorf("report: %d frames (want %d), warnings %q", res.Overview.Frames, st.Summary.Frames, res.Warnings)
+	}
+}
