@@ -69,7 +69,7 @@ type DB struct {
 	queued  atomic.Int64 // bytes of encoded minute States waiting
 
 	putMinute, putRun, putFacts *sql.Stmt
-	states  atomic.Int64 // minute States waiting to be encoded
+	states                      atomic.Int64 // minute States waiting to be encoded
 }
 
 // MaxQueuedBytes bounds the bytes of minute States waiting to be written:
