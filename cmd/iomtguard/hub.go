@@ -15,9 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/iomtguard/iomtguard/internal/dashboard"
 	"github.com/iomtguard/iomtguard/internal/hub"
 )
 
@@ -81,6 +81,7 @@ func registerSensorMetrics(reg *prometheus.Registry, s *hub.Sensor) {
 
 type hubOptions struct {
 	data, listen, nats, http, pki, name string
+	token                               string
 	replicas                            int
 	maxAge                              string
 	quiet                               bool
@@ -102,6 +103,16 @@ server or cluster instead (--replicas 3 on a three-node cluster). Several hubs m
 stream: each (--name) keeps a whole history, and a hub restarted with its name goes on where it
 stopped; a message stored twice changes nothing.
 
+--http ADDR (default 127.0.0.1:9110) serves watch's dashboard for the group and for each site (a
+selector at the top): the last 5 minutes and hour of the sensors' minutes, the incidents of the
+day (the cross-site ones in every view), the devices; with /status (per sensor run: minutes sent
+and stored), /metrics and /healthz. Away from loopback it requires a token (--token, or one is
+made and printed).
+
+Cross-site detectors run on what every sensor reports about its sessions: attack.cloned-identity
+(one client ID active on two wards at once) and attack.distributed-bruteforce (password guesses
+spread over several brokers); 'iomtguard detectors' lists their rules.
+
 --pki DIR (an 'iomtguard pki' directory): the embedded server takes TLS connections with a
 certificate of that PKI only; sensor.SITE.SENSOR may publish under its own subjects only,
 hub.NAME may do everything, any other certificate nothing. The server's certificate is DIR/hub.crt
@@ -120,7 +131,8 @@ hub.NAME may do everything, any other certificate nothing. The server's certific
 	f.StringVar(&o.data, "data", "", "the hub's directory: history.db, and the embedded server's JetStream store")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:4222", "the embedded NATS server's address (not loopback: requires --pki)")
 	f.StringVar(&o.nats, "nats", "", "use this NATS server or cluster (nats://HOST:PORT, comma-separated) instead of the embedded one")
-	f.StringVar(&o.http, "http", "127.0.0.1:9110", "/status (JSON), /metrics and /healthz (off: none)")
+	f.StringVar(&o.http, "http", "127.0.0.1:9110", "the dashboard (the group and each site), /status (JSON), /metrics and /healthz (off: none)")
+	f.StringVar(&o.token, "token", "", "token the dashboard requires (default on a non-loopback address: a random one, printed)")
 	f.StringVar(&o.pki, "pki", "", "PKI directory: TLS with certificates, permissions from their names (see above)")
 	f.StringVar(&o.name, "name", "", "this hub's name: its durable consumer and its certificate hub.NAME (default: the host name)")
 	f.IntVar(&o.replicas, "replicas", 1, "--nats: the stream's replicas (3 on a three-node cluster)")
@@ -175,12 +187,16 @@ func runHub(ctx context.Context, o hubOptions, stdout, stderr io.Writer) error {
 	defer h.Close()
 	fmt.Fprintf(stderr, "hub %s: NATS %s, history %s\n", o.name, h.URL(), filepath.Join(o.data, "history.db"))
 	if o.http != "" && o.http != "off" {
-		srv, addr, err := serveHubHTTP(o.http, h)
+		srv, token, err := hubDashboard(o.http, o.token, h)
 		if err != nil {
 			return usageError{err}
 		}
 		defer srv.Close()
-		fmt.Fprintf(stderr, "status: http://%s/status\n", addr)
+		url := srv.URL
+		if token != "" {
+			url += "?token=" + token
+		}
+		fmt.Fprintf(stderr, "dashboard: %s (status: %sstatus)\n", url, srv.URL)
 	}
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -231,14 +247,9 @@ type hubIntervalsSummary struct {
 	Lost   int64  `json:"lost"`
 }
 
-func serveHubHTTP(addr string, h *hub.Hub) (*http.Server, string, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("--http %q: %v", addr, err)
-	}
-	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		return nil, "", fmt.Errorf("--http %s: the hub's status binds to loopback only (put a reverse proxy with authentication in front)", addr)
-	}
+// hubDashboard serves the dashboard of the group and of each site, with
+// /status, /metrics and /healthz.
+func hubDashboard(addr, token string, h *hub.Hub) (*dashboard.Server, string, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gauge := func(name, help string, f func(hub.Stats) float64) {
@@ -248,16 +259,8 @@ func serveHubHTTP(addr string, h *hub.Hub) (*http.Server, string, error) {
 	gauge("events_total", "Sensor events stored.", func(s hub.Stats) float64 { return float64(s.Events) })
 	gauge("redelivered_total", "Messages delivered again (stored once).", func(s hub.Stats) float64 { return float64(s.Redelivered) })
 	gauge("rejected_total", "Messages refused.", func(s hub.Stats) float64 { return float64(s.Rejected) })
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := h.DB().Err(); err != nil {
-			http.Error(w, "history failing: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+	gauge("incidents_total", "Cross-site incidents opened.", func(s hub.Stats) float64 { return float64(s.Incidents) })
+	status := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		st := hubStatus{Hub: h.Stats(), Pending: h.Pending(ctx)}
@@ -272,11 +275,13 @@ func serveHubHTTP(addr string, h *hub.Hub) (*http.Server, string, error) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
 	})
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(l)
-	return srv, l.Addr().String(), nil
+	return dashboard.Start(dashboard.Options{Addr: addr, Token: token, Registry: reg, Title: "iomtguard hub",
+		Views: h.Views, SnapshotOf: func(v string) any { return h.View(v) },
+		Handlers: map[string]http.Handler{"/status": status},
+		Health: func() (string, any) {
+			if err := h.DB().Err(); err != nil {
+				return "history failing: " + err.Error(), nil
+			}
+			return "ok", h.Stats()
+		}})
 }

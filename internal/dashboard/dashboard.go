@@ -43,6 +43,15 @@ type Options struct {
 	// Snapshot returns the view to show (JSON-encodable), called once a
 	// second.
 	Snapshot func() any
+	// Views, when set, lists the views a page may choose (a hub's sites),
+	// and SnapshotOf returns one of them ("" is the first); the page sends
+	// ?view=NAME. Only views listed are served, so a page cannot make the
+	// server compute views without end.
+	Views      func() []string
+	SnapshotOf func(view string) any
+	// Handlers are more read-only endpoints (path -> handler), behind the
+	// same token and headers.
+	Handlers map[string]http.Handler
 	// Health returns the health status ("ok" or what is wrong) and details.
 	Health func() (string, any)
 	// Registry holds the Prometheus metrics (nil: /metrics is not served).
@@ -57,8 +66,8 @@ type Server struct {
 	ln      net.Listener
 	srv     *http.Server
 	mu      sync.Mutex
-	clients map[chan []byte]bool
-	latest  []byte
+	clients map[chan []byte]string // each page's view
+	latest  map[string][]byte
 	stop    chan struct{}
 	URL     string
 }
@@ -95,7 +104,7 @@ func Start(opts Options) (*Server, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("dashboard: %w", err)
 	}
-	s := &Server{opts: opts, ln: ln, clients: map[chan []byte]bool{}, stop: make(chan struct{})}
+	s := &Server{opts: opts, ln: ln, clients: map[chan []byte]string{}, latest: map[string][]byte{}, stop: make(chan struct{})}
 	s.URL = "http://" + ln.Addr().String() + "/"
 	mux := http.NewServeMux()
 	sub, _ := fs.Sub(static, "static")
@@ -106,6 +115,9 @@ func Start(opts Options) (*Server, string, error) {
 	mux.HandleFunc("/healthz", s.health)
 	if opts.Registry != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	}
+	for path, h := range opts.Handlers {
+		mux.Handle(path, h)
 	}
 	s.srv = &http.Server{Handler: s.guard(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go s.srv.Serve(ln)
@@ -162,34 +174,98 @@ func (s *Server) loop() {
 	}
 }
 
+// refresh encodes the snapshot of every view a page follows (and the
+// first view, for /api/snapshot) and sends it to those pages.
 func (s *Server) refresh() {
-	b, err := json.Marshal(s.opts.Snapshot())
-	if err != nil {
-		return
-	}
 	s.mu.Lock()
-	s.latest = b
-	for c := range s.clients {
-		select {
-		case c <- b:
-		default: // a page that does not keep up misses this one
-		}
+	views := map[string]bool{"": true}
+	for _, v := range s.clients {
+		views[v] = true
 	}
 	s.mu.Unlock()
+	for v := range views {
+		var snap any
+		if s.opts.SnapshotOf != nil {
+			snap = s.opts.SnapshotOf(v)
+		} else {
+			snap = s.opts.Snapshot()
+		}
+		b, err := json.Marshal(snap)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		s.latest[v] = b
+		for c, cv := range s.clients {
+			if cv != v {
+				continue
+			}
+			select {
+			case c <- b:
+			default: // a page that does not keep up misses this one
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// view is the view a request asks for: "" or one of Views.
+func (s *Server) view(r *http.Request) (string, bool) {
+	v := r.URL.Query().Get("view")
+	if v == "" || s.opts.Views == nil {
+		return "", v == ""
+	}
+	for _, ok := range s.opts.Views() {
+		if ok == v {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.view(r)
+	if !ok {
+		http.Error(w, "no such view", http.StatusNotFound)
+		return
+	}
 	s.mu.Lock()
-	b := s.latest
+	b := s.latest[v]
 	s.mu.Unlock()
+	if b == nil {
+		s.refreshView(v)
+		s.mu.Lock()
+		b = s.latest[v]
+		s.mu.Unlock()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
+}
+
+// refreshView computes one view now (a page's first request for it).
+func (s *Server) refreshView(v string) {
+	var snap any
+	if s.opts.SnapshotOf != nil {
+		snap = s.opts.SnapshotOf(v)
+	} else {
+		snap = s.opts.Snapshot()
+	}
+	if b, err := json.Marshal(snap); err == nil {
+		s.mu.Lock()
+		s.latest[v] = b
+		s.mu.Unlock()
+	}
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	v, ok := s.view(r)
+	if !ok {
+		http.Error(w, "no such view", http.StatusNotFound)
 		return
 	}
 	c := make(chan []byte, 1)
@@ -199,9 +275,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many pages follow this dashboard", http.StatusServiceUnavailable)
 		return
 	}
-	s.clients[c] = true
-	first := s.latest
+	s.clients[c] = v
+	first := s.latest[v]
 	s.mu.Unlock()
+	if first == nil {
+		s.refreshView(v)
+		s.mu.Lock()
+		first = s.latest[v]
+		s.mu.Unlock()
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.clients, c)

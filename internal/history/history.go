@@ -311,6 +311,18 @@ func (h *DB) LastFactsMinute() int64 {
 	return n.Int64
 }
 
+// LastMinute is the newest stored minute of a source ("" for all; 0:
+// none).
+func (h *DB) LastMinute(source string) int64 {
+	var n sql.NullInt64
+	if source == "" {
+		h.db.QueryRow(`SELECT MAX(minute) FROM minutes`).Scan(&n)
+	} else {
+		h.db.QueryRow(`SELECT MAX(minute) FROM minutes WHERE source = ?`, source).Scan(&n)
+	}
+	return n.Int64
+}
+
 // MaxSensorSeq is the highest number a source gave its incidents (0: none).
 func (h *DB) MaxSensorSeq(source string) int64 {
 	var n sql.NullInt64

@@ -89,6 +89,9 @@ type Hub struct {
 	evalAt    time.Time        // when the detectors last ran
 	pending   bool             // facts added since
 	incidents atomic.Int64
+
+	started time.Time
+	views   viewCache
 }
 
 // GroupSource is the history's source of the cross-site incidents.
@@ -119,7 +122,7 @@ func Start(o Options) (*Hub, error) {
 	if err := os.MkdirAll(o.Data, 0o700); err != nil {
 		return nil, err
 	}
-	h := &Hub{o: o, done: make(chan struct{})}
+	h := &Hub{o: o, done: make(chan struct{}), started: time.Now().UTC()}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	var err error
 	defer func() {

@@ -64,7 +64,9 @@ function render() {
     sumMin += v.slice(-61, -1).reduce((a, b) => a + b, 0);
   }
   $("v-rate").textContent = fmt(last);
-  $("s-rate").textContent = fmt(s.totals.mqtt_packets) + " since start · readings sent " + fmt(s.totals.publish_from_clients) + ", delivered " + fmt(s.totals.publish_to_clients);
+  $("s-rate").textContent = s.source.kind === "hub"
+    ? fmt(s.totals.mqtt_packets) + " in the last hour · PUBLISH " + fmt(s.totals.publish_from_clients)
+    : fmt(s.totals.mqtt_packets) + " since start · readings sent " + fmt(s.totals.publish_from_clients) + ", delivered " + fmt(s.totals.publish_to_clients);
   const drops = (s.source.stats.kernel_drops || 0) + (s.source.stats.queue_drops || 0);
   $("v-drops").textContent = fmt(drops);
   $("s-drops").textContent = "kernel " + fmt(s.source.stats.kernel_drops) + " · queue " + fmt(s.source.stats.queue_drops) + " · of " + fmt(s.totals.frames) + " frames";
@@ -232,9 +234,32 @@ document.querySelectorAll("#window-tabs button").forEach((b) => b.addEventListen
   render();
 }));
 
+// A hub's dashboard has views (the group, each site): ?view=NAME.
+let view = new URLSearchParams(location.search).get("view") || "";
+let es = null;
+function renderViews(s) {
+  if (!s.views || !s.views.length) return;
+  const sel = $("view");
+  if (sel.options.length !== s.views.length) {
+    sel.textContent = "";
+    for (const v of s.views) sel.append(el("option", { value: v }, v));
+    $("view-box").hidden = false;
+    document.querySelector(".brand span").textContent = "hub";
+  }
+  sel.value = s.view || s.views[0];
+}
+$("view").addEventListener("change", (e) => {
+  view = e.target.value;
+  const u = new URL(location.href);
+  u.searchParams.set("view", view);
+  history.replaceState(null, "", u);
+  snap = null;
+  connect();
+});
 function connect() {
-  const es = new EventSource("events");
-  es.addEventListener("snapshot", (e) => { snap = JSON.parse(e.data); lastUpdate = Date.now(); render(); });
+  if (es) es.close();
+  es = new EventSource("events" + (view ? "?view=" + encodeURIComponent(view) : ""));
+  es.addEventListener("snapshot", (e) => { snap = JSON.parse(e.data); lastUpdate = Date.now(); renderViews(snap); render(); });
   es.onerror = () => { $("status").textContent = "reconnecting…"; $("status").className = "pill warn"; };
 }
 setInterval(() => {

@@ -1,0 +1,177 @@
+package hub
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/incident"
+	"github.com/iomtguard/iomtguard/internal/inventory"
+	"github.com/iomtguard/iomtguard/internal/watch"
+)
+
+// GroupView is the dashboard's view of every site.
+const GroupView = "group"
+
+// Snapshot is what the hub's dashboard shows of one view: watch's
+// dashboard snapshot, built from the sensors' stored minutes, incidents and
+// devices, with the views a page may choose.
+type Snapshot struct {
+	*watch.Snapshot
+	Views []string `json:"views"`
+	View  string   `json:"view"`
+}
+
+// viewCache keeps each view's snapshot for a few seconds: building one
+// merges an hour of minutes and fits the hour's model.
+type viewCache struct {
+	mu   sync.Mutex
+	at   map[string]time.Time
+	snap map[string]*Snapshot
+}
+
+// viewEvery is how long a view's snapshot is reused.
+const viewEvery = 5 * time.Second
+
+// Views lists the dashboard's views: the group, then each site with
+// stored minutes.
+func (h *Hub) Views() []string {
+	srcs, _ := h.db.Sources()
+	sites := map[string]bool{}
+	for s := range srcs {
+		if site, _, ok := strings.Cut(s, "/"); ok {
+			sites[site] = true
+		}
+	}
+	out := []string{GroupView}
+	for _, s := range sortedSet(sites) {
+		out = append(out, s)
+	}
+	return out
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// View is the dashboard's snapshot of a view ("" or GroupView: every
+// site; else one site): the last 5 minutes and hour of its sensors'
+// minutes merged (the hour with its k-means and ARIMA model), the
+// incidents of the last day (the group's cross-site ones in every view),
+// and the devices.
+func (h *Hub) View(view string) *Snapshot {
+	if view == "" {
+		view = GroupView
+	}
+	h.views.mu.Lock()
+	defer h.views.mu.Unlock()
+	if h.views.snap == nil {
+		h.views.snap, h.views.at = map[string]*Snapshot{}, map[string]time.Time{}
+	}
+	if s := h.views.snap[view]; s != nil && time.Since(h.views.at[view]) < viewEvery {
+		return s
+	}
+	s := &Snapshot{Snapshot: h.build(view), Views: h.Views(), View: view}
+	if len(h.views.snap) > 1000 {
+		clear(h.views.snap)
+	}
+	h.views.snap[view], h.views.at[view] = s, time.Now()
+	return s
+}
+
+func (h *Hub) build(view string) *watch.Snapshot {
+	s := &watch.Snapshot{Generated: time.Now().UTC(), Started: h.started, Name: view, Status: "ok",
+		Windows: map[string]*watch.Window{}, Evicted: map[string]int64{}}
+	s.Source.Kind = "hub"
+	s.Totals.ByType = map[string]int64{}
+	s.Rates.MQTT = map[string][]float64{}
+	if err := h.db.Err(); err != nil {
+		s.Status = "history failing: " + err.Error()
+	}
+	all, _ := h.db.Sources()
+	var srcs []string
+	for src := range all {
+		if view == GroupView || strings.HasPrefix(src, view+"/") {
+			srcs = append(srcs, src)
+		}
+	}
+	sort.Strings(srcs)
+	sites := map[string]bool{}
+	for _, src := range srcs {
+		site, _, _ := strings.Cut(src, "/")
+		sites[site] = true
+	}
+	s.Source.Input = view + ": " + plural(len(sites), "site") + ", " + plural(len(srcs), "sensor")
+	s.Notes = []string{"Built from the sensors' stored minutes: the last 5 minutes and the last hour of each view."}
+	var newest int64
+	for _, src := range srcs {
+		newest = max(newest, h.db.LastMinute(src))
+	}
+	if newest > 0 {
+		h5 := analysis.New(analysis.Options{NoKMeans: true, NoModel: true})
+		h1 := analysis.New(analysis.Options{})
+		since := time.Unix((newest-59)*60, 0)
+		for _, src := range srcs {
+			h.db.Minutes(src, since, func(_, minute int64, st *analysis.State) error {
+				h1.Merge(st)
+				if minute >= newest-4 {
+					h5.Merge(st)
+				}
+				return nil
+			})
+		}
+		to := time.Unix((newest+1)*60, 0).UTC()
+		s.Capture = to
+		for name, a := range map[string]*analysis.Analyzer{"5m": h5, "1h": h1} {
+			t := time.Now()
+			r := a.Result(a.OwnSummary(), nil)
+			s.Windows[name] = &watch.Window{Name: name, From: r.Overview.First, To: to, Result: r, Took: time.Since(t).Seconds()}
+		}
+		r := s.Windows["1h"].Result
+		s.Totals.Frames, s.Totals.Bytes, s.Totals.MQTT = r.Overview.Frames, r.Overview.Bytes, r.Overview.MQTTPackets
+		for k, v := range r.MQTT.MsgTypes {
+			s.Totals.ByType[k] = v
+		}
+		s.Totals.Published = r.MQTT.MsgTypes["3"]
+		r5 := s.Windows["5m"].Result
+		s.Rates.End = to
+		s.Rates.Frames = r5.Series.Values
+		s.Rates.MQTT["MQTT"] = r5.Series.MQTT
+	}
+	since := time.Unix(newest*60, 0).Add(-24 * time.Hour)
+	for _, src := range append(srcs, GroupSource) {
+		ins, _ := h.db.Incidents(src, since)
+		s.Incidents = append(s.Incidents, ins...)
+		if src == GroupSource {
+			continue
+		}
+		devs, _ := h.db.Devices(src)
+		s.Devices = append(s.Devices, devs...)
+	}
+	sort.SliceStable(s.Incidents, func(i, j int) bool {
+		a, b := s.Incidents[i], s.Incidents[j]
+		if (a.Status == incident.Closed) != (b.Status == incident.Closed) {
+			return b.Status == incident.Closed
+		}
+		return a.Severity.Rank() > b.Severity.Rank()
+	})
+	if s.Devices == nil {
+		s.Devices = []inventory.Device{}
+	}
+	return s
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
