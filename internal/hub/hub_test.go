@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,13 +40,18 @@ func sharedCaptures(t *testing.T, names ...string) []string {
 // sensorRun replays a capture through watch with a sensor linked to url,
 // and returns the sensor's counters once it has delivered everything.
 func sensorRun(t *testing.T, o hub.SensorOptions, path string) hub.SensorStats {
-	t.Helper()
+	return sensorRunAt(t, o, path, 0)
+}
+
+// sensorRunAt is sensorRun at speed times real time (0: as fast as it
+// can).
+func sensorRunAt(t *testing.T, o hub.SensorOptions, path string, speed float64) hub.SensorStats {
 	o.Patient = true
 	s, err := hub.NewSensor(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := source.Replay(path, 0, source.Options{})
+	src, err := source.Replay(path, speed, source.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,8 +256,8 @@ func startCluster(t *testing.T, n int) ([]*server.Server, string) {
 }
 
 // TestHubClusterFailover: a three-node JetStream cluster, three sensors,
-// two hubs. After the first sensor's run one NATS node and one hub die;
-// the other two sensors run on the surviving nodes. The surviving hub's
+// two hubs. While the sensors run (at once, paced), one NATS node and one
+// hub die; the sensors carry on with the surviving nodes. The surviving hub's
 // group-wide report equals analyze of the three captures, every minute
 // accounted for; the dead hub, restarted with its name and data, carries
 // on from the stream to the same result.
@@ -270,18 +276,36 @@ func TestHubClusterFailover(t *testing.T) {
 	}
 	names := [][2]string{{"icu", "s1"}, {"icu", "s2"}, {"ward4", "s1"}}
 	sent := map[string]int64{}
+	// The three sensors run at once, paced to last about five seconds each
+	// (the captures span 548, 1929 and 24 seconds); a NATS node and hub b die
+	// two seconds in.
+	speeds := []float64{110, 385, 5}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for i, p := range paths {
-		if i == 1 {
-			nodes[0].Shutdown()
-			nodes[0].WaitForShutdown()
-			hb.Close()
-		}
-		st := sensorRun(t, hub.SensorOptions{URL: urls, Site: names[i][0], Sensor: names[i][1]}, p)
-		if st.Dropped != 0 || st.Published != st.Minutes+st.Events {
-			t.Errorf("sensor %v: %+v", names[i], st)
-		}
-		sent[hub.Source(names[i][0], names[i][1])] = st.Minutes
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Connected to the node that dies: the sensor must find the
+			// others (the cluster tells its clients of them).
+			st := sensorRunAt(t, hub.SensorOptions{URL: strings.Split(urls, ",")[0], Site: names[i][0], Sensor: names[i][1]}, p, speeds[i])
+			if st.Dropped != 0 || st.Published != st.Minutes+st.Events {
+				t.Errorf("sensor %v: %+v", names[i], st)
+			}
+			mu.Lock()
+			sent[hub.Source(names[i][0], names[i][1])] = st.Minutes
+			mu.Unlock()
+			t.Logf("sensor %v: %d minutes, %d events, %d reconnections, %d failed attempts", names[i], st.Minutes, st.Events, st.Reconnects, st.Unreachable)
+			if st.Reconnects == 0 {
+				t.Errorf("sensor %v did not reconnect: did its node die?", names[i])
+			}
+		}()
 	}
+	time.Sleep(2 * time.Second)
+	nodes[0].Shutdown()
+	nodes[0].WaitForShutdown()
+	hb.Close()
+	wg.Wait()
 	check := func(name string, h *hub.Hub) {
 		waitDrained(t, h)
 		runs, err := h.DB().Intervals()

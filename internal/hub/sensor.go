@@ -63,6 +63,7 @@ type SensorStats struct {
 	LastError   string `json:"last_error,omitempty"`
 	Unreachable int64  `json:"unreachable"` // failed publish attempts (the hub's NATS unreachable or slow)
 	WireBytes   uint64 `json:"wire_bytes"`  // bytes written to NATS (messages, headers and protocol; before TLS)
+	Reconnects  uint64 `json:"reconnects"`  // connections to NATS made again (a node or the hub went away)
 }
 
 type intake struct {
@@ -310,7 +311,7 @@ func (s *Sensor) Stats() SensorStats {
 	n, b := s.sp.len()
 	st := SensorStats{Connected: s.nc.IsConnected(), Minutes: s.stats.minutes.Load(), Events: s.stats.events.Load(),
 		Published: s.stats.published.Load(), Dropped: s.stats.dropped.Load(), Sketched: s.stats.sketched.Load(),
-		Spooled: n, SpoolBytes: b, Unreachable: s.stats.unreachable.Load(), WireBytes: s.nc.Stats().OutBytes}
+		Spooled: n, SpoolBytes: b, Unreachable: s.stats.unreachable.Load(), WireBytes: s.nc.Stats().OutBytes, Reconnects: s.nc.Stats().Reconnects}
 	st.LastError, _ = s.lastErr.Load().(string)
 	return st
 }
