@@ -421,7 +421,7 @@ func registerWatchMetrics(reg *prometheus.Registry, w *watch.Watch) {
 }
 
 func reportCmd(stdout, stderr io.Writer) *cobra.Command {
-	var db, since, out, json, sensor string
+	var db, since, out, json, sensor, site string
 	cmd := &cobra.Command{
 		Use:   "report --db FILE [--since DURATION] --out DIR",
 		Short: "Write the report of a period from watch's history (report.html and analysis.json, as analyze writes them)",
@@ -431,7 +431,8 @@ Figure 1 statistics, counts, topics, hosts, k-means and forecast are those analy
 same frames. --since counts back from the newest stored minute (the capture's clock), so the
 history of a replayed capture reads as it would have live; without it, everything stored.`,
 		Example: `  iomtguard report --db ward.db --since 24h --out last-day
-  iomtguard report --db ward.db --json - --no-report | jq .overview`,
+  iomtguard report --db ward.db --json - --out "" | jq .overview
+  iomtguard report --db /var/lib/iomtguard-hub/history.db --site icu --since 7d --out icu-week`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if db == "" {
@@ -452,7 +453,14 @@ history of a replayed capture reads as it would have live; without it, everythin
 				return err
 			}
 			defer h.Close()
-			res, err := watch.Report(h, sensor, d, analysis.Options{})
+			if site != "" && sensor != "" {
+				return usageError{errors.New("--site or --sensor, not both")}
+			}
+			src := sensor
+			if site != "" {
+				src = site + "/"
+			}
+			res, err := watch.Report(h, src, d, analysis.Options{})
 			if err != nil {
 				return err
 			}
@@ -484,6 +492,7 @@ history of a replayed capture reads as it would have live; without it, everythin
 	f.StringVar(&since, "since", "", "the period: back from the newest stored minute (24h, 7d; default: everything)")
 	f.StringVarP(&out, "out", "o", "iomtguard-report", "directory for report.html, analysis.json and figures/ (empty: none)")
 	f.StringVar(&json, "json", "", "also write analysis.json to this file (- for stdout)")
-	f.StringVar(&sensor, "sensor", "", "one sensor's part of a hub's history (site/sensor)")
+	f.StringVar(&sensor, "sensor", "", "one sensor's part of a hub's history (SITE/SENSOR)")
+	f.StringVar(&site, "site", "", "one site's part of a hub's history (all its sensors)")
 	return cmd
 }

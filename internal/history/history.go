@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -488,10 +489,7 @@ func (h *DB) Retain(before time.Time) {
 func (h *DB) Incidents(source string, since time.Time) ([]incident.Incident, error) {
 	q := `SELECT json FROM incidents WHERE last_seen >= ?`
 	args := []any{since.UnixNano()}
-	if source != "" {
-		q += ` AND source = ?`
-		args = append(args, source)
-	}
+	q, args = sourceCond(q, args, source)
 	rows, err := h.db.Query(q+` ORDER BY seq DESC`, args...)
 	if err != nil {
 		return nil, err
@@ -547,6 +545,18 @@ func (h *DB) Devices(source string) ([]inventory.Device, error) {
 	return out, rows.Err()
 }
 
+// sourceCond adds the condition on source to a query: none for "", a
+// prefix for "SITE/" (every sensor of a hub's site), else equality.
+func sourceCond(q string, args []any, source string) (string, []any) {
+	switch {
+	case source == "":
+		return q, args
+	case strings.HasSuffix(source, "/"):
+		return q + ` AND substr(source, 1, ?) = ?`, append(args, len(source), source)
+	}
+	return q + ` AND source = ?`, append(args, source)
+}
+
 // DamageNote describes the last minute Minutes skipped ("" when none).
 func (h *DB) DamageNote() string {
 	s, _ := h.lastDamage.Load().(string)
@@ -561,10 +571,7 @@ func (h *DB) Minutes(source string, since time.Time, fn func(run, minute int64, 
 	if since.IsZero() {
 		args[0] = int64(-1 << 62)
 	}
-	if source != "" {
-		q += ` AND source = ?`
-		args = append(args, source)
-	}
+	q, args = sourceCond(q, args, source)
 	rows, err := h.db.Query(q+` ORDER BY minute, run`, args...)
 	if err != nil {
 		return err

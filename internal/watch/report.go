@@ -24,6 +24,9 @@ func Report(h *history.DB, source string, since time.Duration, opts analysis.Opt
 		return nil, err
 	}
 	if newest == 0 {
+		if source != "" {
+			return nil, fmt.Errorf("the history holds no traffic of %s", source)
+		}
 		return nil, fmt.Errorf("the history holds no traffic yet")
 	}
 	from := time.Time{}
