@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,11 +59,18 @@ func TestSensorOutage(t *testing.T) {
 	h.Close()
 	start := time.Now()
 	maxSpooled := 0
+	shown := ""
 	for time.Since(start) < outage {
 		if st := s.Stats(); st.Spooled > maxSpooled {
 			maxSpooled = st.Spooled
 		}
+		if snap := w.Snapshot(); strings.HasPrefix(snap.Status, "hub unreachable") {
+			shown = snap.Status
+		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if shown == "" {
+		t.Error("the dashboard's status never said the hub was unreachable")
 	}
 	h, err = hub.Start(hub.Options{Data: data, Listen: addr, Name: "a"})
 	if err != nil {

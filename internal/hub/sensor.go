@@ -316,6 +316,19 @@ func (s *Sensor) Stats() SensorStats {
 	return st
 }
 
+// Status says how the link to the hub is, for the dashboard: fine while
+// connected with nothing lost.
+func (s *Sensor) Status() (string, bool) {
+	st := s.Stats()
+	switch {
+	case st.Dropped > 0:
+		return fmt.Sprintf("hub: %d messages lost (spool full), %d waiting", st.Dropped, st.Spooled), false
+	case !st.Connected:
+		return fmt.Sprintf("hub unreachable: %d messages waiting in the spool", st.Spooled), false
+	}
+	return fmt.Sprintf("hub: connected, %d acknowledged, %d waiting", st.Published, st.Spooled), true
+}
+
 // Run is the sensor's run number (its start, ns), as its messages carry it.
 func (s *Sensor) Run() int64 { return s.run }
 

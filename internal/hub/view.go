@@ -10,6 +10,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/analysis"
 	"github.com/iomtguard/iomtguard/internal/incident"
 	"github.com/iomtguard/iomtguard/internal/inventory"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/watch"
 )
 
@@ -138,7 +139,9 @@ func (h *Hub) build(view string) *watch.Snapshot {
 		r := s.Windows["1h"].Result
 		s.Totals.Frames, s.Totals.Bytes, s.Totals.MQTT = r.Overview.Frames, r.Overview.Bytes, r.Overview.MQTTPackets
 		for k, v := range r.MQTT.MsgTypes {
-			s.Totals.ByType[k] = v
+			if t, err := strconv.Atoi(k); err == nil && t >= 0 && t < 16 {
+				s.Totals.ByType[mqtt.Type(t).String()] = v
+			}
 		}
 		s.Totals.Published = r.MQTT.MsgTypes["3"]
 		r5 := s.Windows["5m"].Result

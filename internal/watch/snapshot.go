@@ -107,5 +107,12 @@ func (w *Watch) publish() {
 			s.Notes = append(s.Notes, "alert output "+name+" lost alerts (see its counters)")
 		}
 	}
+	if u, ok := w.opts.Uplink.(UplinkStatus); ok {
+		note, fine := u.Status()
+		s.Notes = append(s.Notes, note)
+		if !fine && s.Status == "ok" {
+			s.Status = note
+		}
+	}
 	w.snap.Store(s)
 }

@@ -60,6 +60,12 @@ type Options struct {
 	Uplink Uplink
 }
 
+// UplinkStatus is an Uplink that says how its link is (shown on the
+// dashboard; the status when not fine).
+type UplinkStatus interface {
+	Status() (note string, fine bool)
+}
+
 // Uplink is a sensor's link to its hub. Its methods must not block the
 // pipeline; a minute's State must not be changed once handed over.
 type Uplink interface {

@@ -1,0 +1,70 @@
+package hub_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/hub"
+)
+
+// TestSpoolBoundAndRestart: with the hub away, the disk spool holds what
+// fits in its bound and counts what it drops (nothing silently); a sensor
+// that stops leaves its spool on disk, and the next run of the sensor
+// sends it to the hub, in order, once the hub is up.
+func TestSpoolBoundAndRestart(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	st := analysis.New(analysis.Options{}).State()
+	b, _ := st.Pack()
+	s, err := hub.NewSensor(hub.SensorOptions{URL: "nats://" + addr, Site: "icu", Sensor: "s1", Spool: dir, MaxSpool: int64(4*len(b) + 2000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(1); i <= 10; i++ {
+		s.Minute(i, st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	err = s.Close(ctx)
+	cancel()
+	stats := s.Stats()
+	if err == nil || !strings.Contains(err.Error(), "left in") || stats.Dropped == 0 || stats.Spooled == 0 || stats.Dropped+int64(stats.Spooled) != 10 {
+		t.Fatalf("close: %v; %+v", err, stats)
+	}
+	files, _ := os.ReadDir(dir)
+	if len(files) != stats.Spooled {
+		t.Errorf("%d files in the spool, %d counted", len(files), stats.Spooled)
+	}
+	t.Logf("hub away: %d minutes spooled, %d dropped and counted", stats.Spooled, stats.Dropped)
+
+	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: addr, Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	s2, err := hub.NewSensor(hub.SensorOptions{URL: h.URL(), Site: "icu", Sensor: "s1", Spool: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, h)
+	runs, _ := h.DB().Intervals()
+	if len(runs) != 1 || runs[0].Stored != int64(stats.Spooled) || runs[0].Sent != int64(stats.Spooled) {
+		// The spooled ones are the first minutes (the later ones were
+		// dropped): numbered 1..n, no gap.
+		t.Errorf("the next run delivered %+v, want the %d spooled minutes", runs, stats.Spooled)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Errorf("%d files left in the spool", len(files))
+	}
+}
