@@ -259,7 +259,7 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 				fmt.Fprintln(stderr, "iomtguard:", err)
 			}
 			st := sensor.Stats()
-			fmt.Fprintf(stderr, "hub: %d minutes and %d events sent, %d acknowledged, %d dropped, %d sketched\n", st.Minutes, st.Events, st.Published, st.Dropped, st.Sketched)
+			fmt.Fprintf(stderr, "hub: %d minutes and %d events handed over, %d messages acknowledged by the hub, %d dropped, %d sketched\n", st.Minutes, st.Events, st.Published, st.Dropped, st.Sketched)
 		}()
 	}
 	w, err := watch.New(wo)

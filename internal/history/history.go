@@ -245,7 +245,7 @@ func (h *DB) SaveSensorIncident(source string, ev incident.Event, after func()) 
 			return err
 		}
 		in := in
-		in.Seq = seq
+		in.Seq, in.Source = seq, source
 		b, _ := json.Marshal(in)
 		_, err = tx.Exec(`INSERT INTO incidents(seq, source, finding, severity, status, first_seen, last_seen, count, json) VALUES (?,?,?,?,?,?,?,?,?)
 			ON CONFLICT(seq) DO UPDATE SET severity=excluded.severity, status=excluded.status, last_seen=excluded.last_seen,

@@ -214,6 +214,13 @@ func startServer(o Options) (*server.Server, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else {
+		// The server reports a taken address only in its log: say it here.
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("hub: --listen %s: %w", addr, err)
+		}
+		l.Close()
 	}
 	so := &server.Options{ServerName: "iomtguard-hub-" + o.Name, Host: host, Port: port, JetStream: true,
 		StoreDir: filepath.Join(o.Data, "nats"), NoSigs: true, NoLog: true, MaxPayload: DefaultMaxPayload}

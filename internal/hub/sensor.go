@@ -263,6 +263,7 @@ func (s *Sensor) maxPayload() int64 {
 func (s *Sensor) send() {
 	defer close(s.sent)
 	wait := 250 * time.Millisecond
+	failing := false
 	for {
 		select {
 		case <-s.stop:
@@ -286,7 +287,15 @@ func (s *Sensor) send() {
 		cancel()
 		if err != nil {
 			s.stats.unreachable.Add(1)
-			s.fail(err)
+			if !s.nc.IsConnected() {
+				err = fmt.Errorf("the hub's NATS (%s) is not reachable: spooling (%w)", s.o.URL, err)
+			}
+			s.lastErr.Store(err.Error())
+			if !failing {
+				// Said once when the link fails, and once when it is back.
+				s.o.Logger.Warn("hub", "error", err)
+				failing = true
+			}
 			select {
 			case <-s.stop:
 				return
@@ -296,6 +305,11 @@ func (s *Sensor) send() {
 			continue
 		}
 		wait = 250 * time.Millisecond
+		if failing {
+			n, _ := s.sp.len()
+			s.o.Logger.Info("hub reachable again: sending the spool", "waiting", n)
+			failing = false
+		}
 		s.stats.published.Add(1)
 		s.sp.pop(r)
 	}

@@ -159,6 +159,11 @@ func (h *Hub) build(view string) *watch.Snapshot {
 		devs, _ := h.db.Devices(src)
 		s.Devices = append(s.Devices, devs...)
 	}
+	for i := range s.Incidents {
+		if src := s.Incidents[i].Source; src != "" {
+			s.Incidents[i].Title = src + ": " + s.Incidents[i].Title
+		}
+	}
 	sort.SliceStable(s.Incidents, func(i, j int) bool {
 		a, b := s.Incidents[i], s.Incidents[j]
 		if (a.Status == incident.Closed) != (b.Status == incident.Closed) {

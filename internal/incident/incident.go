@@ -40,6 +40,9 @@ type Incident struct {
 	Controls  detect.Controls `json:"controls"`
 	Defence   detect.Defence  `json:"defence"`
 	Detector  string          `json:"detector"`
+	// Source is the sensor (SITE/SENSOR) a hub received it from, or
+	// "group" for the hub's own cross-site incidents ("" in a lone watch).
+	Source string `json:"source,omitempty"`
 }
 
 // Event is an incident opening, changing or closing.

@@ -57,8 +57,26 @@ func Report(h *history.DB, source string, since time.Duration, opts analysis.Opt
 	if d := h.Damaged.Load() - damaged; d > 0 {
 		sum.Warnings = append(sum.Warnings, fmt.Sprintf("%d stored minutes could not be read and are left out (the last: %s)", d, h.DamageNote()))
 	}
-	if len(runs) > 1 {
-		sum.Warnings = append(sum.Warnings, fmt.Sprintf("the period spans %d runs of watch (restarts): relative times count from the first, and flows open at a restart are counted where they closed", len(runs)))
+	// Runs of one sensor are restarts; a hub's sensors each have their own.
+	perSource := map[string]int{}
+	runSource := map[int64]string{}
+	if ivs, err := h.Intervals(); err == nil {
+		for _, iv := range ivs {
+			runSource[iv.Run] = iv.Source
+		}
+	}
+	for run := range runs {
+		perSource[runSource[run]]++
+	}
+	restarts := 0
+	for _, n := range perSource {
+		restarts += n - 1
+	}
+	if restarts > 0 {
+		sum.Warnings = append(sum.Warnings, fmt.Sprintf("the period spans %d restarts of watch: relative times count from the first run, and flows open at a restart are counted where they closed", restarts))
+	}
+	if len(perSource) > 1 {
+		sum.Warnings = append(sum.Warnings, fmt.Sprintf("merged from %d sensors: relative times count from the first frame of any", len(perSource)))
 	}
 	ins, err := h.Incidents(source, from)
 	if err != nil {
@@ -71,6 +89,9 @@ func Report(h *history.DB, source string, since time.Duration, opts analysis.Opt
 				continue
 			}
 			title := in.Title
+			if in.Source != "" {
+				title = in.Source + ": " + title // a hub's: which sensor (or the group) saw it
+			}
 			if in.Status != "closed" {
 				title += " (ongoing)"
 			}
