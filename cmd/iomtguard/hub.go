@@ -82,6 +82,7 @@ func registerSensorMetrics(reg *prometheus.Registry, s *hub.Sensor) {
 type hubOptions struct {
 	data, listen, nats, http, pki, name string
 	token                               string
+	printUsers                          bool
 	replicas                            int
 	maxAge                              string
 	quiet                               bool
@@ -138,10 +139,22 @@ hub.NAME may do everything, any other certificate nothing. The server's certific
 	f.IntVar(&o.replicas, "replicas", 1, "--nats: the stream's replicas (3 on a three-node cluster)")
 	f.StringVar(&o.maxAge, "max-age", "7d", "how long the stream keeps messages: how long a hub may be down and catch up")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no status lines on stderr")
+	f.BoolVar(&o.printUsers, "print-nats-users", false, "print the users and permissions of --pki as a nats-server configuration block (for an external NATS cluster), and exit")
 	return cmd
 }
 
 func runHub(ctx context.Context, o hubOptions, stdout, stderr io.Writer) error {
+	if o.printUsers {
+		if o.pki == "" {
+			return usageError{errors.New("--print-nats-users needs --pki")}
+		}
+		block, err := (&hub.Security{Dir: o.pki}).NATSUsers()
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, block)
+		return err
+	}
 	if o.data == "" {
 		return usageError{errors.New("--data is required")}
 	}

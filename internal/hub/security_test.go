@@ -3,9 +3,13 @@ package hub_test
 import (
 	"context"
 	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -128,5 +132,42 @@ func TestHubSecurity(t *testing.T) {
 		} else {
 			t.Logf("%s: refused: %v", name, err)
 		}
+	}
+}
+
+// TestNATSUsersParse: the users block for an external NATS cluster is
+// what nats-server reads: each certificate's user with its permissions; a
+// revoked certificate that was not renewed has no user.
+func TestNATSUsersParse(t *testing.T) {
+	dir := t.TempDir()
+	pki.Init(dir, pki.Options{})
+	for _, n := range []string{"hub.main", "sensor.icu.s1", "bed1-ecg", "sensor.icu.old"} {
+		if _, err := pki.Issue(dir, n, pki.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pki.Revoke(dir, "sensor.icu.old", "key-compromise", pki.Options{})
+	block, err := (&hub.Security{Dir: dir}).NATSUsers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	os.WriteFile(conf, []byte("listen: 127.0.0.1:-1\n"+block), 0o644)
+	o, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, block)
+	}
+	users := map[string]*server.User{}
+	for _, u := range o.Users {
+		users[strings.TrimPrefix(u.Username, "iomtguard://device/")] = u
+	}
+	if len(users) != 3 || users["sensor.icu.old"] != nil {
+		t.Fatalf("users: %v\n%s", users, block)
+	}
+	if p := users["sensor.icu.s1"].Permissions; p == nil || p.Publish.Allow[0] != "iomtguard.sensor.icu.s1.>" || p.Subscribe.Allow[0] != "_INBOX.>" {
+		t.Errorf("sensor: %+v", p)
+	}
+	if users["hub.main"].Permissions != nil || users["bed1-ecg"].Permissions.Publish.Deny[0] != ">" {
+		t.Errorf("hub %+v, device %+v", users["hub.main"].Permissions, users["bed1-ecg"].Permissions)
 	}
 }
