@@ -47,11 +47,7 @@ func (h *Hub) Views() []string {
 			sites[site] = true
 		}
 	}
-	out := []string{GroupView}
-	for _, s := range sortedSet(sites) {
-		out = append(out, s)
-	}
-	return out
+	return append([]string{GroupView}, sortedSet(sites)...)
 }
 
 func sortedSet(m map[string]bool) []string {
