@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"hash/maphash"
 	"sort"
 
@@ -27,6 +28,11 @@ type ClientFact struct {
 	ClientID string   `json:"client_id"`
 	Accepted int64    `json:"accepted,omitempty"` // CONNECTs the broker accepted
 	Packets  int64    `json:"packets"`            // MQTT packets the client sent
+	// Subscriptions the broker granted and refused (SUBACK codes of 0x80
+	// and above), and those to a wildcard filter (+ or #).
+	Granted  int64 `json:"granted,omitempty"`
+	Refused  int64 `json:"refused,omitempty"`
+	Wildcard int64 `json:"wildcard,omitempty"`
 	Sources  []string `json:"sources"`            // its addresses
 	Brokers  []string `json:"brokers"`
 	First    int64    `json:"first"`
@@ -55,6 +61,7 @@ const maxFactAddrs = 8
 // FactCollector gathers a sensor's Facts from the pipeline's MQTT events.
 // Take returns the interval's and starts the next.
 type FactCollector struct {
+	pipeline.Nop
 	seed    maphash.Seed
 	pending map[*pipeline.Session]pendingConnect
 	clients map[string]*clientAgg
@@ -145,9 +152,26 @@ func (c *FactCollector) OnMQTT(m *pipeline.MQTT) {
 		if len(a.brokers) < maxFactAddrs {
 			a.brokers[brokerEnd(m).String()] = true
 		}
+	case p.Type == mqtt.SUBACK && !m.FromClient && s.ClientID != "":
+		if a := c.client(s.ClientID, m); a != nil {
+			for _, code := range p.ReasonCodes {
+				if code >= 0x80 {
+					a.f.Refused++
+				} else {
+					a.f.Granted++
+				}
+			}
+		}
 	case m.FromClient && s.ClientID != "":
 		if a := c.client(s.ClientID, m); a != nil {
 			a.f.Packets++
+			if p.Type == mqtt.SUBSCRIBE {
+				for _, f := range p.Filters {
+					if bytes.ContainsAny(f.Filter, "+#") {
+						a.f.Wildcard++
+					}
+				}
+			}
 		}
 	}
 }
