@@ -25,15 +25,15 @@ type Facts struct {
 
 // ClientFact is one client ID's sessions in an interval.
 type ClientFact struct {
-	ClientID string   `json:"client_id"`
-	Accepted int64    `json:"accepted,omitempty"` // CONNECTs the broker accepted
-	Packets  int64    `json:"packets"`            // MQTT packets the client sent
+	ClientID string `json:"client_id"`
+	Accepted int64  `json:"accepted,omitempty"` // CONNECTs the broker accepted
+	Packets  int64  `json:"packets"`            // MQTT packets the client sent
 	// Subscriptions the broker granted and refused (SUBACK codes of 0x80
 	// and above), and those to a wildcard filter (+ or #).
-	Granted  int64 `json:"granted,omitempty"`
-	Refused  int64 `json:"refused,omitempty"`
-	Wildcard int64 `json:"wildcard,omitempty"`
-	Sources  []string `json:"sources"`            // its addresses
+	Granted  int64    `json:"granted,omitempty"`
+	Refused  int64    `json:"refused,omitempty"`
+	Wildcard int64    `json:"wildcard,omitempty"`
+	Sources  []string `json:"sources"` // its addresses
 	Brokers  []string `json:"brokers"`
 	First    int64    `json:"first"`
 	Last     int64    `json:"last"`
