@@ -55,6 +55,9 @@ type AuthFact struct {
 // interval's Facts keep; what is past it is counted in Over.
 const MaxFactKeys = 5000
 
+// maxFactID bounds a client ID's length in the facts (MQTT allows 64 KiB).
+const maxFactID = 128
+
 // maxFactAddrs bounds the addresses kept per key.
 const maxFactAddrs = 8
 
@@ -177,6 +180,9 @@ func (c *FactCollector) OnMQTT(m *pipeline.MQTT) {
 }
 
 func (c *FactCollector) client(id string, m *pipeline.MQTT) *clientAgg {
+	if len(id) > maxFactID {
+		id = printable(id, maxFactID) // a client ID of 64 KiB must not make a message the hub refuses
+	}
 	a := c.clients[id]
 	t := m.Frame.TS
 	if a == nil {

@@ -138,7 +138,8 @@ func Start(o Options) (*Hub, error) {
 	} else {
 		h.url = o.NATS
 	}
-	opts := []nats.Option{nats.Name("iomtguard-hub " + o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+	opts := []nats.Option{nats.Name("iomtguard-hub " + o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond),
+		nats.CustomInboxPrefix(InboxPrefix(HubCertName(o.Name)))}
 	if o.TLS != nil {
 		opts = append(opts, nats.Secure(o.TLS))
 	}

@@ -24,7 +24,8 @@ import (
 // starts):
 //
 //	sensor.SITE.SENSOR  publishes under iomtguard.sensor.SITE.SENSOR.> only
-//	                    (and receives the stream's acknowledgements)
+//	                    (and receives the stream's acknowledgements on its own
+//	                    inbox, _INBOX.sensor.SITE.SENSOR.>: never another's)
 //	hub.NAME            a hub: everything (streams, consumers)
 //
 // Any other certificate of the PKI (a device's, the gateway's) may connect
@@ -122,7 +123,7 @@ func (s *Security) users() ([]*server.User, error) {
 		case len(parts) == 3 && parts[0] == "sensor" && CheckName("site", parts[1]) == nil && CheckName("sensor", parts[2]) == nil:
 			u.Permissions = &server.Permissions{
 				Publish:   &server.SubjectPermission{Allow: []string{Subject(parts[1], parts[2], ">")}},
-				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(n) + ".>"}},
 			}
 		case len(parts) == 2 && parts[0] == "hub":
 			u.Permissions = nil // all

@@ -59,6 +59,21 @@ func TestHubSecurity(t *testing.T) {
 		t.Errorf("permissions: %v", perms)
 	}
 
+	// Another sensor listening for everyone's replies (the hub's fetched
+	// messages, the stream's acknowledgements): refused, it hears nothing.
+	s2tc, _ := hub.ClientTLS(dir, "sensor.icu.s2")
+	violations := make(chan error, 10)
+	spy, err := nats.Connect(h.URL(), nats.Secure(s2tc), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spy.Close()
+	heard := make(chan *nats.Msg, 100)
+	for _, subj := range []string{"_INBOX.>", "_INBOX.hub.a.>", ">", "iomtguard.>"} {
+		spy.ChanSubscribe(subj, heard)
+	}
+	spy.Flush()
+
 	// The sensor, with its own certificate: stored.
 	stc, _ := hub.ClientTLS(dir, "sensor.icu.s1")
 	s, err := hub.NewSensor(hub.SensorOptions{URL: h.URL(), Site: "icu", Sensor: "s1", TLS: stc})
@@ -72,6 +87,19 @@ func TestHubSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDrained(t, h)
+	select {
+	case m := <-heard:
+		t.Errorf("sensor.icu.s2 heard %s", m.Subject)
+	default:
+	}
+	select {
+	case err := <-violations:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Errorf("the spy's subscription: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("the spy's subscriptions were not refused")
+	}
 
 	// The same certificate publishing as another sensor: refused by the
 	// server (no acknowledgement), nothing stored.
@@ -164,7 +192,7 @@ func TestNATSUsersParse(t *testing.T) {
 	if len(users) != 3 || users["sensor.icu.old"] != nil {
 		t.Fatalf("users: %v\n%s", users, block)
 	}
-	if p := users["sensor.icu.s1"].Permissions; p == nil || p.Publish.Allow[0] != "iomtguard.sensor.icu.s1.>" || p.Subscribe.Allow[0] != "_INBOX.>" {
+	if p := users["sensor.icu.s1"].Permissions; p == nil || p.Publish.Allow[0] != "iomtguard.sensor.icu.s1.>" || p.Subscribe.Allow[0] != "_INBOX.sensor.icu.s1.>" {
 		t.Errorf("sensor: %+v", p)
 	}
 	if users["hub.main"].Permissions != nil || users["bed1-ecg"].Permissions.Publish.Deny[0] != ">" {

@@ -2,7 +2,9 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -78,8 +80,9 @@ type intake struct {
 // the spool, another publishes the spool in order and removes what the
 // stream acknowledged, retrying while the hub's NATS is unreachable.
 type Sensor struct {
-	o   SensorOptions
-	run int64
+	o        SensorOptions
+	run      int64
+	idPrefix string // of its messages' IDs: site, sensor, run and a random part
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	in  chan intake
@@ -120,7 +123,14 @@ func NewSensor(o SensorOptions) (*Sensor, error) {
 	}
 	s := &Sensor{o: o, run: time.Now().UnixNano(), in: make(chan intake, 64), sp: sp,
 		packed: make(chan struct{}), sent: make(chan struct{}), stop: make(chan struct{})}
+	// The message IDs carry a random part: JetStream drops a message whose
+	// ID it has seen on any subject, and another sensor must not be able
+	// to guess this one's IDs and have its minutes dropped.
+	var nonce [12]byte
+	rand.Read(nonce[:])
+	s.idPrefix = fmt.Sprintf("%s.%s.%d.%x.", o.Site, o.Sensor, s.run, nonce)
 	opts := []nats.Option{nats.Name("iomtguard-sensor " + Source(o.Site, o.Sensor)), nats.MaxReconnects(-1),
+		nats.CustomInboxPrefix(InboxPrefix(SensorCertName(o.Site, o.Sensor))),
 		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500 * time.Millisecond),
 		// Nothing waits in the client's buffer while disconnected: the
 		// spool is the one buffer, bounded and on disk.
@@ -216,11 +226,14 @@ func (s *Sensor) pack() {
 }
 
 func (s *Sensor) record(it intake) (*record, error) {
-	id := fmt.Sprintf("%s.%s.%d.", s.o.Site, s.o.Sensor, s.run)
+	id := s.idPrefix
 	if it.ev != nil {
 		b, err := json.Marshal(it.ev)
 		if err != nil {
 			return nil, err
+		}
+		if limit := s.maxPayload(); int64(len(b)) > limit-4096 {
+			return nil, fmt.Errorf("event %d: %d bytes, above the hub's message limit of %d", it.ev.Seq, len(b), limit)
 		}
 		return &record{Subject: Subject(s.o.Site, s.o.Sensor, KindEvent), Body: b,
 			Header: map[string][]string{jetstream.MsgIDHeader: {id + "e" + strconv.FormatInt(it.ev.Seq, 10)}}}, nil
@@ -285,6 +298,15 @@ func (s *Sensor) send() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err = s.js.PublishMsg(ctx, m)
 		cancel()
+		if err != nil && (errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject)) {
+			// It will never pass (a server with a smaller message limit than
+			// the one the record was made for): dropped and counted, not
+			// retried for ever in front of everything behind it.
+			s.fail(fmt.Errorf("%s: %w: dropped", r.Subject, err))
+			s.stats.dropped.Add(1)
+			s.sp.pop(r)
+			continue
+		}
 		if err != nil {
 			s.stats.unreachable.Add(1)
 			if !s.nc.IsConnected() {

@@ -47,13 +47,22 @@ const DefaultMaxPayload = 8 << 20
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // CheckName checks a site or sensor name: one subject token (letters,
-// digits, - and _), as NATS permissions and subjects need it.
+// digits, - and _), as NATS permissions and subjects need it; "group" is
+// the hub's own (its cross-site incidents and its dashboard's group view).
 func CheckName(what, s string) error {
 	if !nameRE.MatchString(s) {
 		return fmt.Errorf("%s %q: use 1 to 64 letters, digits, - or _ (it is part of NATS subjects)", what, s)
 	}
+	if s == "group" {
+		return fmt.Errorf("%s %q: reserved for the hub's group-wide view", what, s)
+	}
 	return nil
 }
+
+// InboxPrefix is where an identity receives replies (the stream's
+// acknowledgements, a hub's fetched messages): its own, so that no other
+// identity may subscribe to them.
+func InboxPrefix(identity string) string { return "_INBOX." + identity }
 
 // Subject is the subject of a sensor's messages of one kind.
 func Subject(site, sensor, kind string) string {
