@@ -95,7 +95,10 @@ type Sensor struct {
 	lastErr atomic.Value
 	packed  chan struct{}
 	sent    chan struct{}
-	stop    chan struct{}
+	stop    chan struct{} // Close gives up: the deadline passed
+	closing chan struct{} // Close began: nothing more is handed over
+	ctx     context.Context // ends with stop
+	cancel  context.CancelFunc
 	once    sync.Once
 }
 
@@ -122,7 +125,7 @@ func NewSensor(o SensorOptions) (*Sensor, error) {
 		return nil, fmt.Errorf("hub spool: %w", err)
 	}
 	s := &Sensor{o: o, run: time.Now().UnixNano(), in: make(chan intake, 64), sp: sp,
-		packed: make(chan struct{}), sent: make(chan struct{}), stop: make(chan struct{})}
+		packed: make(chan struct{}), sent: make(chan struct{}), stop: make(chan struct{}), closing: make(chan struct{})}
 	// The message IDs carry a random part: JetStream drops a message whose
 	// ID it has seen on any subject, and another sensor must not be able
 	// to guess this one's IDs and have its minutes dropped.
@@ -147,6 +150,7 @@ func NewSensor(o SensorOptions) (*Sensor, error) {
 		s.nc.Close()
 		return nil, err
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.pack()
 	go s.send()
 	return s, nil
@@ -178,15 +182,15 @@ func (s *Sensor) Device(d inventory.Device) {
 
 func (s *Sensor) put(it intake) {
 	select {
-	case <-s.stop:
-		s.stats.dropped.Add(1)
+	case <-s.closing:
+		s.stats.dropped.Add(1) // handed over after Close began
 		return
 	default:
 	}
 	if s.o.Patient {
 		select {
 		case s.in <- it:
-		case <-s.stop:
+		case <-s.closing:
 			s.stats.dropped.Add(1)
 		}
 		return
@@ -198,29 +202,52 @@ func (s *Sensor) put(it intake) {
 	}
 }
 
-// pack turns what is handed over into spool records, in order.
+// pack turns what is handed over into spool records, in order, until
+// Close; what is still handed over then is packed too, and what arrives
+// after is counted as dropped by Close.
 func (s *Sensor) pack() {
 	defer close(s.packed)
-	for it := range s.in {
-		r, err := s.record(it)
+	for {
+		select {
+		case it := <-s.in:
+			s.packOne(it)
+		case <-s.closing:
+			for {
+				select {
+				case it := <-s.in:
+					s.packOne(it)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (s *Sensor) packOne(it intake) {
+	r, err := s.record(it)
+	if err != nil {
+		s.fail(err)
+		s.stats.dropped.Add(1)
+		return
+	}
+	for {
+		ok, err := s.sp.push(r)
 		if err != nil {
 			s.fail(err)
-			s.stats.dropped.Add(1)
-			continue
 		}
-		for {
-			ok, err := s.sp.push(r)
-			if err != nil {
-				s.fail(err)
-			}
-			if ok {
-				break
-			}
-			if !s.o.Patient || err != nil {
-				s.stats.dropped.Add(1)
-				break
-			}
-			time.Sleep(20 * time.Millisecond) // a replay waits for the hub
+		if ok {
+			return
+		}
+		if !s.o.Patient || err != nil || r.size > s.o.MaxSpool {
+			s.stats.dropped.Add(1) // full (or larger than the whole spool)
+			return
+		}
+		select { // a replay waits for the hub, until Close gives up
+		case <-s.stop:
+			s.stats.dropped.Add(1)
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
@@ -295,7 +322,7 @@ func (s *Sensor) send() {
 			continue
 		}
 		m := &nats.Msg{Subject: r.Subject, Header: nats.Header(r.Header), Data: r.Body}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 		_, err = s.js.PublishMsg(ctx, m)
 		cancel()
 		if err != nil && (errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject)) {
@@ -374,18 +401,22 @@ func (s *Sensor) Run() int64 { return s.run }
 func (s *Sensor) Close(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
-		close(s.in)
-		<-s.packed
-		stop := make(chan struct{})
+		// The deadline counts from now, also while what is handed over is
+		// packed (a patient sensor waits for room in its spool).
+		done := make(chan struct{})
 		go func() {
 			select {
 			case <-ctx.Done():
-			case <-stop:
+			case <-done:
 			}
 			close(s.stop)
+			s.cancel() // and an acknowledgement awaited is not awaited any more
 		}()
+		close(s.closing)
+		<-s.packed
+		s.stats.dropped.Add(int64(len(s.in))) // handed over while Close began
 		s.sp.waitEmpty(s.stop)
-		close(stop)
+		close(done)
 		s.sp.close()
 		<-s.sent
 		s.nc.Close()

@@ -68,3 +68,47 @@ func TestSpoolBoundAndRestart(t *testing.T) {
 		t.Errorf("%d files left in the spool", len(files))
 	}
 }
+
+// TestSensorCloseDeadline: a replay's sensor (patient) with the hub away
+// and its spool full waits for room, but Close gives up at its deadline;
+// minutes handed over while it closes are counted, and doing so from other
+// goroutines does not panic.
+func TestSensorCloseDeadline(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	st := analysis.New(analysis.Options{}).State()
+	b, _ := st.Pack()
+	s, err := hub.NewSensor(hub.SensorOptions{URL: "nats://" + addr, Site: "icu", Sensor: "s1", Spool: t.TempDir(),
+		MaxSpool: int64(2*len(b) + 1000), Patient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() { // a pipeline that goes on handing over minutes
+		defer close(stopped)
+		for i := int64(1); ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.Minute(i, st)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	t0 := time.Now()
+	err = s.Close(ctx)
+	took := time.Since(t0)
+	close(stop)
+	<-stopped
+	if took > 3*time.Second {
+		t.Errorf("Close took %v with a deadline of 1 s", took)
+	}
+	st2 := s.Stats()
+	if err == nil || st2.Spooled == 0 || st2.Minutes != int64(st2.Spooled)+st2.Dropped {
+		t.Errorf("close: %v; %+v (every minute spooled or counted as dropped)", err, st2)
+	}
+}
