@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -83,10 +83,10 @@ type Sensor struct {
 	o        SensorOptions
 	run      int64
 	idPrefix string // of its messages' IDs: site, sensor, run and a random part
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	in  chan intake
-	sp  *spool
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	in       chan intake
+	sp       *spool
 
 	seq, evSeq atomic.Int64
 	stats      struct {
@@ -95,8 +95,8 @@ type Sensor struct {
 	lastErr atomic.Value
 	packed  chan struct{}
 	sent    chan struct{}
-	stop    chan struct{} // Close gives up: the deadline passed
-	closing chan struct{} // Close began: nothing more is handed over
+	stop    chan struct{}   // Close gives up: the deadline passed
+	closing chan struct{}   // Close began: nothing more is handed over
 	ctx     context.Context // ends with stop
 	cancel  context.CancelFunc
 	once    sync.Once
