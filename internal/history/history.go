@@ -47,7 +47,7 @@ CREATE INDEX IF NOT EXISTS facts_minute ON facts(minute);
 CREATE TABLE IF NOT EXISTS sensor_runs (
 	source TEXT NOT NULL, run INTEGER NOT NULL, max_seq INTEGER NOT NULL, PRIMARY KEY (source, run));
 CREATE TABLE IF NOT EXISTS sensor_incidents (
-	source TEXT NOT NULL, sensor_seq INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (source, sensor_seq));
+	source TEXT NOT NULL, run INTEGER NOT NULL, sensor_seq INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (source, run, sensor_seq));
 `
 
 // DB is a history database.
@@ -60,6 +60,7 @@ type DB struct {
 	err     atomic.Pointer[error]
 	Dropped atomic.Int64 // minute States not stored: the queue was full
 	Written atomic.Int64
+	failed  atomic.Int64 // commits that failed
 	// Damaged counts stored minutes Minutes skipped: they could not be
 	// decoded (DamageNote says the last one).
 	Damaged    atomic.Int64
@@ -147,6 +148,7 @@ func (h *DB) run() {
 		}
 		if err != nil {
 			h.err.Store(&err)
+			h.failed.Add(1)
 		}
 	}
 }
@@ -197,10 +199,19 @@ func (h *DB) enqueue(o op, important bool) {
 }
 
 // Sync waits until every queued write is committed.
+// It fails when any write queued before it failed, not only the last
+// batch: what a hub acknowledges after Sync is committed.
 func (h *DB) Sync() error {
+	before := h.failed.Load()
 	ch := make(chan error, 1)
 	h.q <- op{fn: func(*sql.Tx) error { return nil }, sync: ch}
-	return <-ch
+	if err := <-ch; err != nil {
+		return err
+	}
+	if h.failed.Load() != before {
+		return h.Err()
+	}
+	return nil
 }
 
 // Close commits what is queued and closes the database.
@@ -225,21 +236,21 @@ func (h *DB) SaveIncident(source string, ev incident.Event, after func()) {
 }
 
 // SaveSensorIncident stores an incident event a sensor sent its hub. A
-// sensor numbers its incidents itself, so the hub gives each (source,
-// sensor's number) a number of its own, the first time it sees it, in the
-// same transaction as the incident: the same event stored twice (a
-// redelivery) changes nothing, and incidents of different sensors never
-// share a number.
-func (h *DB) SaveSensorIncident(source string, ev incident.Event, after func()) {
+// sensor numbers its incidents itself (from 1 again when it restarts
+// without a history), so the hub gives each (source, run, sensor's number)
+// a number of its own, the first time it sees it, in the same transaction
+// as the incident: the same event stored twice (a redelivery) changes
+// nothing, and incidents of different sensors or runs never share a number.
+func (h *DB) SaveSensorIncident(source string, run int64, ev incident.Event, after func()) {
 	in := ev.Incident
 	h.enqueue(op{fn: func(tx *sql.Tx) error {
 		var seq int64
-		err := tx.QueryRow(`SELECT seq FROM sensor_incidents WHERE source = ? AND sensor_seq = ?`, source, in.Seq).Scan(&seq)
+		err := tx.QueryRow(`SELECT seq FROM sensor_incidents WHERE source = ? AND run = ? AND sensor_seq = ?`, source, run, in.Seq).Scan(&seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			if err = tx.QueryRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM incidents`).Scan(&seq); err != nil {
 				return err
 			}
-			_, err = tx.Exec(`INSERT INTO sensor_incidents(source, sensor_seq, seq) VALUES (?,?,?)`, source, in.Seq, seq)
+			_, err = tx.Exec(`INSERT INTO sensor_incidents(source, run, sensor_seq, seq) VALUES (?,?,?,?)`, source, run, in.Seq, seq)
 		}
 		if err != nil {
 			return err
@@ -248,11 +259,37 @@ func (h *DB) SaveSensorIncident(source string, ev incident.Event, after func()) 
 		in.Seq, in.Source = seq, source
 		b, _ := json.Marshal(in)
 		_, err = tx.Exec(`INSERT INTO incidents(seq, source, finding, severity, status, first_seen, last_seen, count, json) VALUES (?,?,?,?,?,?,?,?,?)
-			ON CONFLICT(seq) DO UPDATE SET severity=excluded.severity, status=excluded.status, last_seen=excluded.last_seen,
-			count=excluded.count, json=excluded.json`,
+			ON CONFLICT(seq) DO UPDATE SET source=excluded.source, finding=excluded.finding, severity=excluded.severity, status=excluded.status,
+			first_seen=excluded.first_seen, last_seen=excluded.last_seen, count=excluded.count, json=excluded.json`,
 			seq, source, in.ID, string(in.Severity), string(in.Status), in.FirstSeen.UnixNano(), in.LastSeen.UnixNano(), in.Count, string(b))
 		return err
 	}, after: after}, true)
+}
+
+// SensorIncidents reads a source's incidents as that source numbered them
+// in run (a hub restores its own group incidents with them).
+func (h *DB) SensorIncidents(source string, run int64) ([]incident.Incident, error) {
+	rows, err := h.db.Query(`SELECT s.sensor_seq, i.json FROM sensor_incidents s JOIN incidents i ON i.seq = s.seq
+		WHERE s.source = ? AND s.run = ? ORDER BY s.sensor_seq`, source, run)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []incident.Incident
+	for rows.Next() {
+		var n int64
+		var js string
+		if err := rows.Scan(&n, &js); err != nil {
+			return nil, err
+		}
+		var in incident.Incident
+		if err := json.Unmarshal([]byte(js), &in); err != nil {
+			return nil, err
+		}
+		in.Seq = n
+		out = append(out, in)
+	}
+	return out, rows.Err()
 }
 
 // SaveSensorMinute stores a minute State already packed (State.Pack) and
@@ -324,10 +361,11 @@ func (h *DB) LastMinute(source string) int64 {
 	return n.Int64
 }
 
-// MaxSensorSeq is the highest number a source gave its incidents (0: none).
-func (h *DB) MaxSensorSeq(source string) int64 {
+// MaxSensorSeq is the highest number a source gave its incidents in run
+// (0: none).
+func (h *DB) MaxSensorSeq(source string, run int64) int64 {
 	var n sql.NullInt64
-	h.db.QueryRow(`SELECT MAX(sensor_seq) FROM sensor_incidents WHERE source = ?`, source).Scan(&n)
+	h.db.QueryRow(`SELECT MAX(sensor_seq) FROM sensor_incidents WHERE source = ? AND run = ?`, source, run).Scan(&n)
 	return n.Int64
 }
 

@@ -74,11 +74,12 @@ func wardRun(t *testing.T, o hub.SensorOptions, path string) map[string]bool {
 func TestCrossSite(t *testing.T) {
 	a := simulate(t, sim.Options{Ward: "icu", Attacks: []string{"bruteforce"}, Guesses: 6, Seed: 1})
 	b := simulate(t, sim.Options{Ward: "ward4", Clones: []string{"icu-bed1-ecg"}, Attacks: []string{"bruteforce"}, Guesses: 6, Seed: 2})
-	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a"})
+	data := t.TempDir()
+	h, err := hub.Start(hub.Options{Data: data, Listen: "127.0.0.1:0", Name: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer func() { h.Close() }()
 	cross := []string{"attack.cloned-identity", "attack.distributed-bruteforce", "attack.bruteforce"}
 	for _, w := range []struct{ site, path string }{{"icu", a}, {"ward4", b}} {
 		ids := wardRun(t, hub.SensorOptions{URL: h.URL(), Site: w.site, Sensor: "s1"}, w.path)
@@ -123,5 +124,20 @@ func TestCrossSite(t *testing.T) {
 	}
 	if !rep["attack.cloned-identity"] || !rep["attack.distributed-bruteforce"] {
 		t.Errorf("report findings: %v", rep)
+	}
+	// A restarted hub rebuilds its detectors from the stored facts and goes
+	// on with the group's incidents: none opened twice.
+	h.Close()
+	if h, err = hub.Start(hub.Options{Data: data, Listen: "127.0.0.1:0", Name: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // its first evaluation, on an empty fetch
+	h.Close()
+	if h, err = hub.Start(hub.Options{Data: data, Listen: "127.0.0.1:0", Name: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := h.DB().Incidents(hub.GroupSource, time.Time{})
+	if len(again) != len(ins) {
+		t.Errorf("after restarts the group has %d incidents, before %d", len(again), len(ins))
 	}
 }

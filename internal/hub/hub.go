@@ -85,7 +85,7 @@ type Hub struct {
 	// The cross-site detectors, on the consumer's goroutine.
 	group     *detect.Group
 	trk       *incident.Tracker
-	factsSeen map[string]int64 // source and run -> the last facts event applied (a redelivery is not added twice)
+	factsSeen map[string]map[int64]int64 // source -> run -> the last facts event applied (a redelivery is not added twice)
 	evalAt    time.Time        // when the detectors last ran
 	pending   bool             // facts added since
 	incidents atomic.Int64
@@ -93,6 +93,9 @@ type Hub struct {
 	started time.Time
 	views   viewCache
 }
+
+// fetchBatch is how many messages the hub fetches at a time.
+const fetchBatch = 256
 
 // GroupSource is the history's source of the cross-site incidents.
 const GroupSource = "group"
@@ -246,8 +249,17 @@ func startServer(o Options) (*server.Server, error) {
 // last hour in the history (the stream may not hold them any more), and
 // continues the numbering of the group's incidents.
 func (h *Hub) restoreGroup() error {
-	h.group, h.factsSeen = detect.NewGroup(), map[string]int64{}
-	h.trk = incident.New(incident.Options{}, h.db.MaxSensorSeq(GroupSource))
+	h.group, h.factsSeen = detect.NewGroup(), map[string]map[int64]int64{}
+	h.trk = incident.New(incident.Options{}, h.db.MaxSensorSeq(GroupSource, 0))
+	// The group's incidents go on: open ones are not opened again, closed
+	// ones do not reopen on the evidence that closed them.
+	ins, err := h.db.SensorIncidents(GroupSource, 0)
+	if err != nil {
+		return err
+	}
+	for _, in := range ins {
+		h.trk.Restore(in)
+	}
 	last := h.db.LastFactsMinute()
 	if last == 0 {
 		return nil
@@ -262,14 +274,23 @@ func (h *Hub) restoreGroup() error {
 }
 
 func (h *Hub) addFacts(src string, run, seq int64, f *detect.Facts) {
-	k := src + "\x00" + strconv.FormatInt(run, 10)
-	if seq <= h.factsSeen[k] {
+	runs := h.factsSeen[src]
+	if runs == nil {
+		runs = map[int64]int64{}
+		h.factsSeen[src] = runs
+	}
+	if seq <= runs[run] {
 		return // a redelivery
 	}
-	if len(h.factsSeen) > 100000 {
-		clear(h.factsSeen) // bounded; the group's windows make a rare double count harmless
+	if _, ok := runs[run]; !ok && len(runs) >= 16 {
+		// Bounded per sensor (its runs are its restarts): the oldest run goes.
+		oldest := run
+		for r := range runs {
+			oldest = min(oldest, r)
+		}
+		delete(runs, oldest)
 	}
-	h.factsSeen[k] = seq
+	runs[run] = seq
 	h.group.Add(src, f)
 	h.pending = true
 }
@@ -284,7 +305,7 @@ func (h *Hub) evaluate() {
 	evs := h.trk.Observe(now, h.group.Findings())
 	evs = append(evs, h.trk.Tick(now)...)
 	for _, ev := range evs {
-		h.db.SaveSensorIncident(GroupSource, ev, nil)
+		h.db.SaveSensorIncident(GroupSource, 0, ev, nil)
 		if ev.Kind == incident.Open {
 			h.incidents.Add(1)
 			h.o.Logger.Warn("hub: cross-site incident", "id", ev.Incident.ID, "title", ev.Incident.Title)
@@ -305,7 +326,7 @@ func (h *Hub) consume() {
 	defer close(h.done)
 	for h.ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(h.ctx, time.Second)
-		batch, err := h.cons.Fetch(256, jetstream.FetchContext(ctx))
+		batch, err := h.cons.Fetch(fetchBatch, jetstream.FetchContext(ctx))
 		if err != nil {
 			cancel()
 			if h.ctx.Err() == nil {
@@ -324,10 +345,11 @@ func (h *Hub) consume() {
 			h.fail(err)
 		}
 		cancel()
-		// The cross-site detectors run at most once a second, and when the
-		// stream is drained: judging every batch cost a core at 200
-		// sensors a second.
-		if h.pending && (len(stored) == 0 || time.Since(h.evalAt) >= time.Second) {
+		// The cross-site detectors run at most once a second, and whenever
+		// a batch comes short (the stream is drained), before its
+		// acknowledgement: judging every batch cost a core at 200 sensors a
+		// second, and what is acknowledged has been judged.
+		if h.pending && (len(stored) < fetchBatch || time.Since(h.evalAt) >= time.Second) {
 			h.evaluate()
 		}
 		if len(stored) == 0 {
@@ -394,7 +416,7 @@ func (h *Hub) handle(m jetstream.Msg) bool {
 			h.db.SaveFacts(src, ev.Run, ev.Seq, ev.Minute, js, nil)
 			h.addFacts(src, ev.Run, ev.Seq, ev.Facts)
 		case ev.Incident != nil:
-			h.db.SaveSensorIncident(src, *ev.Incident, nil)
+			h.db.SaveSensorIncident(src, ev.Run, *ev.Incident, nil)
 		case ev.Device != nil:
 			h.db.SaveDevice(src, *ev.Device, nil)
 		default:
@@ -441,7 +463,7 @@ func (h *Hub) Close() error {
 		}
 		if h.trk != nil && h.group.Newest() != 0 {
 			for _, ev := range h.trk.Flush(time.Unix(0, h.group.Newest()).UTC()) {
-				h.db.SaveSensorIncident(GroupSource, ev, nil)
+				h.db.SaveSensorIncident(GroupSource, 0, ev, nil)
 			}
 		}
 		err = h.shutdown()
