@@ -86,8 +86,8 @@ type Hub struct {
 	group     *detect.Group
 	trk       *incident.Tracker
 	factsSeen map[string]map[int64]int64 // source -> run -> the last facts event applied (a redelivery is not added twice)
-	evalAt    time.Time        // when the detectors last ran
-	pending   bool             // facts added since
+	evalAt    time.Time                  // when the detectors last ran
+	pending   bool                       // facts added since
 	incidents atomic.Int64
 
 	started time.Time
