@@ -59,8 +59,12 @@ func Unpack(b []byte) (*State, error) {
 // stream (its checksum), at most maxUnpacked bytes inflated, holding a
 // State of this StateVersion. A hub checks what sensors send with it (the
 // full decoding was half of a hub's work); Unpack decodes when the State
-// is read, and a reader skips what it cannot decode.
-func CheckPacked(b []byte) error {
+// is read, and a reader skips what it cannot decode. limit bounds the
+// inflated size (0: Unpack's own bound).
+func CheckPacked(b []byte, limit int64) error {
+	if limit <= 0 || limit > maxUnpacked {
+		limit = maxUnpacked
+	}
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
 		return err
@@ -74,12 +78,12 @@ func CheckPacked(b []byte) error {
 	if !bytes.HasPrefix(head[:n], []byte(want)) {
 		return fmt.Errorf("not a State of version %d", StateVersion)
 	}
-	rest, err := io.Copy(io.Discard, io.LimitReader(zr, maxUnpacked+1))
+	rest, err := io.Copy(io.Discard, io.LimitReader(zr, limit+1))
 	if err != nil {
 		return err
 	}
-	if int64(n)+rest > maxUnpacked {
-		return fmt.Errorf("state larger than %d bytes unpacked", maxUnpacked)
+	if int64(n)+rest > limit {
+		return fmt.Errorf("state larger than %d bytes unpacked", limit)
 	}
 	return nil
 }

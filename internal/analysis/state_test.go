@@ -190,7 +190,7 @@ func FuzzCheckPacked(f *testing.F) {
 	f.Add(b)
 	f.Add(b[:len(b)-3])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		err := analysis.CheckPacked(b)
+		err := analysis.CheckPacked(b, 0)
 		if _, uerr := analysis.Unpack(b); uerr == nil && err != nil {
 			t.Fatalf("Unpack accepts what CheckPacked refuses: %v", err)
 		}

@@ -2,8 +2,10 @@ package detect
 
 import (
 	"bytes"
+	"fmt"
 	"hash/maphash"
 	"sort"
+	"time"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
@@ -49,6 +51,43 @@ type AuthFact struct {
 	Brokers  []string `json:"brokers"`
 	First    int64    `json:"first"`
 	Last     int64    `json:"last"`
+}
+
+// Check refuses facts a sensor could not have made (a hub checks what it
+// receives before its detectors take it): more keys or longer strings than
+// a collector keeps, spans that end before they begin, or times more than
+// an hour after now (one sensor's clock must not expire every other
+// sensor's facts).
+func (f *Facts) Check(now time.Time) error {
+	limit := now.Add(time.Hour).UnixNano()
+	if len(f.Clients) > MaxFactKeys || len(f.Auth) > MaxFactKeys {
+		return fmt.Errorf("facts: %d client IDs and %d refusal keys (at most %d each)", len(f.Clients), len(f.Auth), MaxFactKeys)
+	}
+	if f.From > f.To || f.To > limit {
+		return fmt.Errorf("facts: span %d to %d", f.From, f.To)
+	}
+	addrs := func(v []string) bool {
+		if len(v) > maxFactAddrs {
+			return false
+		}
+		for _, a := range v {
+			if len(a) > 64 {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range f.Clients {
+		if len(c.ClientID) > 4*maxFactID || c.First > c.Last || c.Last > limit || !addrs(c.Sources) || !addrs(c.Brokers) {
+			return fmt.Errorf("facts: client %.40q: out of bounds", c.ClientID)
+		}
+	}
+	for _, a := range f.Auth {
+		if len(a.Source) > 64 || len(a.User) > 4*64 || a.First > a.Last || a.Last > limit || a.Refused < 0 || a.Distinct < 0 || !addrs(a.Brokers) {
+			return fmt.Errorf("facts: refusals from %.40q: out of bounds", a.Source)
+		}
+	}
+	return nil
 }
 
 // MaxFactKeys bounds the client IDs and the (source, user name) pairs one

@@ -51,6 +51,7 @@ type Group struct {
 	expired                          int64                   // newest when expire last ran
 	dirty                            map[string]bool         // client IDs with new presence since cloned last ran
 	clones                           map[string]*cloneResult // client IDs judged cloned, as last judged
+	perSensor                        map[string]int          // keys each sensor holds
 	Dropped                          int64                   // keys not kept: past the bound
 }
 
@@ -61,6 +62,17 @@ type cloneResult struct {
 	srcs, brokers map[string]bool
 	first, last   int64
 }
+
+// presenceMinutes is how long the clone detector remembers a client ID's
+// minutes at a sensor: a clone is two copies alive now, not a day apart.
+const presenceMinutes = 60
+
+// maxAuthEntries bounds the refusal entries kept per key and sensor.
+const maxAuthEntries = 1000
+
+// maxPerSensor bounds the client IDs and refusal keys one sensor adds, so
+// that one sensor cannot fill the group's tables for all.
+const maxPerSensor = 20000
 
 // maxCloneSensors bounds the sensors compared per client ID (an identity
 // seen at more wards than this is reported from its first ones): a client
@@ -83,7 +95,7 @@ type groupAuthKey struct {
 type groupAuth struct {
 	refused  []int64 // times (the last of each fact)
 	counts   []int64 // refused per entry
-	distinct int64
+	distinct []int64 // distinct credentials per entry
 	sources  map[string]bool
 	users    map[string]bool
 	brokers  map[string]bool
@@ -95,7 +107,7 @@ type groupAuth struct {
 func NewGroup() *Group {
 	return &Group{minOverlap: 2, minFail: 10, minDistinct: 3, window: 600e9,
 		clients: map[string]map[string]*presence{}, auth: map[groupAuthKey]map[string]*groupAuth{},
-		dirty: map[string]bool{}, clones: map[string]*cloneResult{}}
+		dirty: map[string]bool{}, clones: map[string]*cloneResult{}, perSensor: map[string]int{}}
 }
 
 // Add takes one interval's facts from a sensor.
@@ -106,6 +118,10 @@ func (g *Group) Add(sensor string, f *Facts) {
 	g.newest = max(g.newest, f.To)
 	for _, c := range f.Clients {
 		bySensor := g.clients[c.ClientID]
+		if (bySensor == nil || bySensor[sensor] == nil) && g.perSensor[sensor] >= maxPerSensor {
+			g.Dropped++
+			continue
+		}
 		if bySensor == nil {
 			if len(g.clients) >= maxKeys {
 				g.Dropped++
@@ -118,9 +134,10 @@ func (g *Group) Add(sensor string, f *Facts) {
 		if p == nil {
 			p = &presence{minutes: map[int64]bool{}, sources: map[string]bool{}, brokers: map[string]bool{}, first: c.First}
 			bySensor[sensor] = p
+			g.perSensor[sensor]++
 		}
 		if c.Packets+c.Accepted > 0 {
-			for m := c.First / 60e9; m <= c.Last/60e9 && len(p.minutes) < 2*1440; m++ {
+			for m := c.First / 60e9; m <= c.Last/60e9 && len(p.minutes) < 2*presenceMinutes; m++ {
 				p.minutes[m] = true
 			}
 			if len(bySensor) > 1 {
@@ -147,12 +164,23 @@ func (g *Group) Add(sensor string, f *Facts) {
 			}
 			ga := bySensor[sensor]
 			if ga == nil {
+				if g.perSensor[sensor] >= maxPerSensor {
+					g.Dropped++
+					continue
+				}
 				ga = &groupAuth{sources: map[string]bool{}, users: map[string]bool{}, brokers: map[string]bool{}, first: a.First}
 				bySensor[sensor] = ga
+				g.perSensor[sensor]++
+			}
+			if len(ga.refused) >= maxAuthEntries {
+				// Bounded: the two oldest entries become one.
+				ga.counts[1] += ga.counts[0]
+				ga.distinct[1] = max(ga.distinct[1], ga.distinct[0])
+				ga.refused, ga.counts, ga.distinct = ga.refused[1:], ga.counts[1:], ga.distinct[1:]
 			}
 			ga.refused = append(ga.refused, a.Last)
 			ga.counts = append(ga.counts, a.Refused)
-			ga.distinct += a.Distinct
+			ga.distinct = append(ga.distinct, a.Distinct)
 			ga.first, ga.last = min(ga.first, a.First), max(ga.last, a.Last)
 			ga.sources[a.Source] = true
 			if a.User != "" {
@@ -185,9 +213,10 @@ func (g *Group) expire() {
 			for i < len(ga.refused) && ga.refused[i] < g.newest-g.window {
 				i++
 			}
-			ga.refused, ga.counts = ga.refused[i:], ga.counts[i:]
+			ga.refused, ga.counts, ga.distinct = ga.refused[i:], ga.counts[i:], ga.distinct[i:]
 			if len(ga.refused) == 0 {
 				delete(bySensor, s)
+				g.perSensor[s]--
 			}
 		}
 		if len(bySensor) == 0 {
@@ -196,12 +225,13 @@ func (g *Group) expire() {
 	}
 	for id, bySensor := range g.clients {
 		for s, p := range bySensor {
-			if p.last < g.newest-24*3600e9 {
+			if p.last < g.newest-presenceMinutes*60e9 {
 				delete(bySensor, s)
+				g.perSensor[s]--
 				continue
 			}
 			for m := range p.minutes {
-				if m < (g.newest-24*3600e9)/60e9 {
+				if m < (g.newest-presenceMinutes*60e9)/60e9 {
 					delete(p.minutes, m)
 					g.dirty[id] = true
 				}
@@ -349,12 +379,16 @@ func (g *Group) distributed() (Finding, bool) {
 		var ksp span
 		for _, s := range sortedKeys(bySensor) {
 			ga := bySensor[s]
-			var n int64
-			for _, c := range ga.counts {
+			var n, d int64
+			for i, c := range ga.counts {
 				n += c
+				// Per sensor, the most distinct credentials of one interval
+				// (a lower bound: the hash keys differ between intervals and
+				// sensors, so one wrong password retried is not many).
+				d = max(d, ga.distinct[i])
 			}
 			total += n
-			distinct += ga.distinct
+			distinct += d
 			parts = append(parts, fmt.Sprintf("%s %d", s, n))
 			ksp.add(ga.first)
 			ksp.add(ga.last)

@@ -1,6 +1,7 @@
 package detect_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/iomtguard/iomtguard/internal/detect"
@@ -69,5 +70,41 @@ func TestGroupDistributedBruteforce(t *testing.T) {
 	g.Add("ward4/s1", auth("10.5.127.10", 5, 20*minute)) // the first is out of the 10-minute window
 	if ids(g.Findings())["attack.distributed-bruteforce"] {
 		t.Error("refusals 19 minutes apart counted together")
+	}
+}
+
+// TestGroupOneCredentialRetried: a device retrying one wrong password at two
+// wards, interval after interval, is not a guessing attack: each sensor's
+// distinct credentials count once, not once per interval.
+func TestGroupOneCredentialRetried(t *testing.T) {
+	g := detect.NewGroup()
+	for i := int64(1); i <= 6; i++ {
+		for _, s := range []string{"icu/s1", "ward4/s1"} {
+			g.Add(s, &detect.Facts{From: i * minute, To: i * minute, Auth: []detect.AuthFact{{Source: "10.5.126.7", User: "bed1-pump", Refused: 2, Distinct: 1, First: i * minute, Last: i * minute}}})
+		}
+	}
+	if ids(g.Findings())["attack.distributed-bruteforce"] {
+		t.Error("one credential retried at two wards called a guessing attack")
+	}
+}
+
+// TestGroupOneSensorCannotFillTables: a sensor sending ever new client IDs
+// is held to its share; another sensor's clone is still found.
+func TestGroupOneSensorCannotFillTables(t *testing.T) {
+	g := detect.NewGroup()
+	for i := 0; i < 30; i++ {
+		f := &detect.Facts{From: 0, To: 9 * minute}
+		for k := 0; k < 1000; k++ {
+			f.Clients = append(f.Clients, detect.ClientFact{ClientID: fmt.Sprintf("junk-%d-%d", i, k), Packets: 1, First: 0, Last: 9 * minute})
+		}
+		g.Add("rogue/s1", f)
+	}
+	if g.Dropped < 10000 {
+		t.Errorf("dropped %d of 30,000 junk identities", g.Dropped)
+	}
+	g.Add("icu/s1", clientFacts("bed1-ecg", "10.5.126.110", 0, 9*minute))
+	g.Add("ward4/s1", clientFacts("bed1-ecg", "10.5.126.200", 0, 9*minute))
+	if !ids(g.Findings())["attack.cloned-identity"] {
+		t.Error("a clone went unseen behind the junk")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/hub"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/sim"
@@ -28,7 +31,9 @@ func gz(s string) []byte {
 
 // TestHubRefusesDamage: what a broken or hostile sensor sends. Refused and
 // counted at once: a minute that is not gzip, of another version, cut
-// short, without its headers; an event that is not JSON. A minute whose
+// short, without its headers, inflating to 100 MB, or from the future; an
+// event that is not JSON; facts from the future, with more keys than a
+// sensor keeps, or a span that ends before it begins. A minute whose
 // gzip and version are right but whose JSON is not is stored (the hub
 // checks, it does not decode) and the report leaves it out with a warning,
 // with the good minutes still reported.
@@ -77,12 +82,31 @@ func TestHubRefusesDamage(t *testing.T) {
 	minute("4", "103", good, false)
 	minute("5", "104", gz(`{"version":1,"origin":[[[`), true) // checked, not decoded: stored
 	minute("6", "105", good, true)
+	bomb := gz(`{"version":1,` + strings.Repeat(" ", 100<<20) + `}`) // 100 MB inflated, 100 kB sent
+	minute("7", "106", bomb, true)
+	minute("8", strconv.FormatInt(time.Now().Add(48*time.Hour).Unix()/60, 10), good, true) // from the future
+	event := func(ev hub.Event) {
+		b, _ := json.Marshal(ev)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := js.Publish(ctx, hub.Subject("icu", "s1", hub.KindEvent), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	future := time.Now().Add(48 * time.Hour).UnixNano()
+	event(hub.Event{Run: 1, Seq: 1, Facts: &detect.Facts{From: future, To: future}})
+	many := &detect.Facts{}
+	for i := 0; i <= detect.MaxFactKeys; i++ {
+		many.Clients = append(many.Clients, detect.ClientFact{ClientID: strconv.Itoa(i)})
+	}
+	event(hub.Event{Run: 1, Seq: 2, Facts: many})
+	event(hub.Event{Run: 1, Seq: 3, Facts: &detect.Facts{Clients: []detect.ClientFact{{ClientID: "x", First: 2, Last: 1}}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	js.Publish(ctx, hub.Subject("icu", "s1", hub.KindEvent), []byte("{not json"))
 	js.Publish(ctx, "iomtguard.sensor.icu.s1.other", []byte("x"))
 	waitDrained(t, h)
-	if st := h.Stats(); st.Rejected != 6 || st.Minutes != 2 {
+	if st := h.Stats(); st.Rejected != 11 || st.Minutes != 2 {
 		t.Errorf("stats: %+v", st)
 	}
 	// A report of the history: the damaged minute left out, said so; the

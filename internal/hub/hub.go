@@ -94,6 +94,11 @@ type Hub struct {
 	views   viewCache
 }
 
+// maxInflated bounds what a sensor's minute may inflate to: eight times the
+// largest message (a minute near the limit packs about four to one), so a
+// gzip bomb costs the hub a bounded moment.
+const maxInflated = 8 * DefaultMaxPayload
+
 // fetchBatch is how many messages the hub fetches at a time.
 const fetchBatch = 256
 
@@ -398,9 +403,14 @@ func (h *Hub) handle(m jetstream.Msg) bool {
 		if !ok1 || !ok2 || !ok3 || !ok4 || seq < 1 || frames < 0 {
 			return refuse("minute without its run, number, minute or frames")
 		}
+		if minute > time.Now().Add(time.Hour).Unix()/60 {
+			// One sensor's clock must not move the group's newest minute
+			// (the dashboard's windows) into the future.
+			return refuse("a minute more than an hour ahead of the hub's clock")
+		}
 		// Checked, not decoded (decoding was half the hub's work): the
 		// report decodes it, and skips, with a warning, what it cannot.
-		if err := analysis.CheckPacked(m.Data()); err != nil {
+		if err := analysis.CheckPacked(m.Data(), maxInflated); err != nil {
 			return refuse(err.Error())
 		}
 		h.db.SaveSensorMinute(src, run, seq, minute, frames, m.Data(), nil)
@@ -412,6 +422,9 @@ func (h *Hub) handle(m jetstream.Msg) bool {
 		}
 		switch {
 		case ev.Facts != nil:
+			if err := ev.Facts.Check(time.Now()); err != nil {
+				return refuse(err.Error())
+			}
 			js, _ := json.Marshal(ev.Facts)
 			h.db.SaveFacts(src, ev.Run, ev.Seq, ev.Minute, js, nil)
 			h.addFacts(src, ev.Run, ev.Seq, ev.Facts)
