@@ -84,7 +84,7 @@ type hubOptions struct {
 	token                               string
 	printUsers                          bool
 	replicas                            int
-	maxAge                              string
+	maxAge, retain                      string
 	quiet                               bool
 }
 
@@ -138,6 +138,7 @@ hub.NAME may do everything, any other certificate nothing. The server's certific
 	f.StringVar(&o.name, "name", "", "this hub's name: its durable consumer and its certificate hub.NAME (default: the host name)")
 	f.IntVar(&o.replicas, "replicas", 1, "--nats: the stream's replicas (3 on a three-node cluster)")
 	f.StringVar(&o.maxAge, "max-age", "7d", "how long the stream keeps messages: how long a hub may be down and catch up")
+	f.StringVar(&o.retain, "retain", "90d", "how long the history keeps minutes, closed incidents and devices (back from the newest minute)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no status lines on stderr")
 	f.BoolVar(&o.printUsers, "print-nats-users", false, "print the users and permissions of --pki as a nats-server configuration block (for an external NATS cluster), and exit")
 	return cmd
@@ -162,6 +163,10 @@ func runHub(ctx context.Context, o hubOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{errors.New("--max-age: want a duration such as 7d or 48h")}
 	}
+	retain, err := parseRetain(o.retain)
+	if err != nil {
+		return usageError{err}
+	}
 	if o.replicas < 1 || o.replicas > 5 {
 		return usageError{errors.New("--replicas: 1 to 5")}
 	}
@@ -172,7 +177,7 @@ func runHub(ctx context.Context, o hubOptions, stdout, stderr io.Writer) error {
 	if err := hub.CheckName("--name", o.name); err != nil {
 		return usageError{err}
 	}
-	ho := hub.Options{Data: o.data, Listen: o.listen, NATS: o.nats, Name: o.name, Replicas: o.replicas, MaxAge: maxAge,
+	ho := hub.Options{Data: o.data, Listen: o.listen, NATS: o.nats, Name: o.name, Replicas: o.replicas, MaxAge: maxAge, Retain: retain,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if o.nats == "" {
 		host, _, err := net.SplitHostPort(o.listen)

@@ -61,6 +61,8 @@ type DB struct {
 	Dropped atomic.Int64 // minute States not stored: the queue was full
 	Written atomic.Int64
 	failed  atomic.Int64 // commits that failed
+
+	factsFloor atomic.Int64 // Retain deletes facts older than this minute
 	// Damaged counts stored minutes Minutes skipped: they could not be
 	// decoded (DamageNote says the last one).
 	Damaged    atomic.Int64
@@ -517,10 +519,24 @@ func (h *DB) Retain(before time.Time) {
 		if _, err := tx.Exec(`DELETE FROM devices WHERE last_seen < ?`, ns); err != nil {
 			return err
 		}
-		_, err := tx.Exec(`DELETE FROM minutes WHERE minute < ?`, before.Unix()/60)
+		if _, err := tx.Exec(`DELETE FROM minutes WHERE minute < ?`, before.Unix()/60); err != nil {
+			return err
+		}
+		// A hub's: facts are kept two days at most (its detectors read the
+		// last hour), runs and incident numbers as long as what they count.
+		if _, err := tx.Exec(`DELETE FROM facts WHERE minute < ?`, max(before.Unix()/60, h.factsFloor.Load())); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM sensor_runs WHERE NOT EXISTS (SELECT 1 FROM minutes m WHERE m.source = sensor_runs.source AND m.run = sensor_runs.run)`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`DELETE FROM sensor_incidents WHERE NOT EXISTS (SELECT 1 FROM incidents i WHERE i.seq = sensor_incidents.seq)`)
 		return err
 	}}, false)
 }
+
+// KeepFactsFrom sets the oldest minute of facts Retain keeps.
+func (h *DB) KeepFactsFrom(minute int64) { h.factsFloor.Store(minute) }
 
 // Incidents reads the incidents last seen at or after since (zero: all),
 // newest first.

@@ -45,6 +45,9 @@ type Options struct {
 	// MaxAge is how long the stream keeps messages (default 7 days): how
 	// long a hub may be down and still catch up.
 	MaxAge time.Duration
+	// Retain is how long the history keeps minutes, closed incidents and
+	// devices, counted back from the newest minute (default 90 days).
+	Retain time.Duration
 	// TLS is the client side (the hub's certificate and the CA) for an
 	// external NATS or an embedded server with Security.
 	TLS *tls.Config
@@ -90,8 +93,9 @@ type Hub struct {
 	pending   bool                       // facts added since
 	incidents atomic.Int64
 
-	started time.Time
-	views   viewCache
+	started    time.Time
+	views      viewCache
+	retainedAt time.Time
 }
 
 // maxInflated bounds what a sensor's minute may inflate to: eight times the
@@ -127,6 +131,9 @@ func Start(o Options) (*Hub, error) {
 	if o.MaxAge <= 0 {
 		o.MaxAge = 7 * 24 * time.Hour
 	}
+	if o.Retain <= 0 {
+		o.Retain = 90 * 24 * time.Hour
+	}
 	if err := os.MkdirAll(o.Data, 0o700); err != nil {
 		return nil, err
 	}
@@ -146,13 +153,21 @@ func Start(o Options) (*Hub, error) {
 	} else {
 		h.url = o.NATS
 	}
+	dial, tc := h.url, o.TLS
+	if h.srv != nil && o.Security != nil && o.TLS != nil {
+		// The hub reaches its own server where it listens (loopback when
+		// it listens everywhere), naming it as its certificate does.
+		if dial, tc, err = selfDial(h.srv, o.Security, o.TLS); err != nil {
+			return nil, err
+		}
+	}
 	opts := []nats.Option{nats.Name("iomtguard-hub " + o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond),
 		nats.CustomInboxPrefix(InboxPrefix(HubCertName(o.Name)))}
-	if o.TLS != nil {
-		opts = append(opts, nats.Secure(o.TLS))
+	if tc != nil {
+		opts = append(opts, nats.Secure(tc))
 	}
-	if h.nc, err = nats.Connect(h.url, opts...); err != nil {
-		return nil, fmt.Errorf("hub: NATS %s: %w", h.url, err)
+	if h.nc, err = nats.Connect(dial, opts...); err != nil {
+		return nil, fmt.Errorf("hub: NATS %s: %w", dial, err)
 	}
 	if h.js, err = jetstream.New(h.nc); err != nil {
 		return nil, err
@@ -161,8 +176,20 @@ func Start(o Options) (*Hub, error) {
 	// node, answers "temporarily unavailable" for a few seconds: retry.
 	ctx, cancel := context.WithTimeout(h.ctx, 60*time.Second)
 	defer cancel()
+	// The stream is created once; a hub that finds it leaves its settings
+	// (another hub's --max-age must not be shrunk by this one's).
 	err = retry(ctx, func(ctx context.Context) error {
-		_, err := h.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: Stream, Subjects: []string{SubjectRoot + ".>"},
+		st, err := h.js.Stream(ctx, Stream)
+		if err == nil {
+			if c := st.CachedInfo().Config; c.MaxAge != o.MaxAge || c.Replicas != o.Replicas {
+				o.Logger.Warn("hub: the stream exists with other settings; kept", "max_age", c.MaxAge, "replicas", c.Replicas)
+			}
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err
+		}
+		_, err = h.js.CreateStream(ctx, jetstream.StreamConfig{Name: Stream, Subjects: []string{SubjectRoot + ".>"},
 			Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxAge: o.MaxAge, Duplicates: 10 * time.Minute,
 			MaxMsgSize: DefaultMaxPayload, Description: "iomtguard sensors: minutes and events"})
 		return err
@@ -188,6 +215,38 @@ func Start(o Options) (*Hub, error) {
 	}
 	go h.consume()
 	return h, nil
+}
+
+// selfDial is the address and TLS configuration with which the hub reaches
+// its embedded server: its listening address, or loopback for one that
+// listens on every interface, and the server name its certificate holds
+// for it (its IP, else its first DNS name).
+func selfDial(srv *server.Server, sec *Security, tc *tls.Config) (string, *tls.Config, error) {
+	addr, ok := srv.Addr().(*net.TCPAddr)
+	if !ok {
+		return "", nil, errors.New("hub: the NATS server has no TCP address")
+	}
+	ip := addr.IP
+	if ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	cert, err := loadCert(filepath.Join(sec.Dir, sec.serverName()+".crt"))
+	if err != nil {
+		return "", nil, err
+	}
+	c := tc.Clone()
+	for _, cip := range cert.IPAddresses {
+		if cip.Equal(ip) {
+			c.ServerName = ip.String()
+		}
+	}
+	if c.ServerName == "" && len(cert.DNSNames) > 0 {
+		c.ServerName = cert.DNSNames[0]
+	}
+	if c.ServerName == "" {
+		return "", nil, fmt.Errorf("hub: the certificate %s names neither %s nor a host", sec.serverName(), ip)
+	}
+	return "tls://" + net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port)), c, nil
 }
 
 // retry calls fn until it succeeds or ctx ends (the last error then).
@@ -318,6 +377,18 @@ func (h *Hub) evaluate() {
 	}
 }
 
+// retain prunes the history: Retain back from the newest minute, and the
+// facts older than two days.
+func (h *Hub) retain() {
+	h.retainedAt = time.Now()
+	newest := h.db.LastMinute("")
+	if newest == 0 {
+		return
+	}
+	h.db.KeepFactsFrom(newest - 2*24*60)
+	h.db.Retain(time.Unix(newest*60, 0).Add(-h.o.Retain))
+}
+
 // URL is where sensors connect (the embedded server's, or Options.NATS).
 func (h *Hub) URL() string { return h.url }
 
@@ -356,6 +427,9 @@ func (h *Hub) consume() {
 		// second, and what is acknowledged has been judged.
 		if h.pending && (len(stored) < fetchBatch || time.Since(h.evalAt) >= time.Second) {
 			h.evaluate()
+		}
+		if time.Since(h.retainedAt) >= time.Hour {
+			h.retain()
 		}
 		if len(stored) == 0 {
 			continue

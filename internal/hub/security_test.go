@@ -199,3 +199,37 @@ func TestNATSUsersParse(t *testing.T) {
 		t.Errorf("hub %+v, device %+v", users["hub.main"].Permissions, users["bed1-ecg"].Permissions)
 	}
 }
+
+// TestHubPKIEverywhere: a hub with a PKI listening on every interface, its
+// certificate naming only a host name (as the command's example issues
+// it), reaches its own server and stores a sensor's minute.
+func TestHubPKIEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	pki.Init(dir, pki.Options{})
+	pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"hub.hospital.example"}})
+	pki.Issue(dir, "hub.main", pki.Options{})
+	pki.Issue(dir, "sensor.icu.s1", pki.Options{})
+	tc, _ := hub.ClientTLS(dir, "hub.main")
+	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "0.0.0.0:0", Name: "main", Security: &hub.Security{Dir: dir}, TLS: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	stc, _ := hub.ClientTLS(dir, "sensor.icu.s1")
+	stc.ServerName = "hub.hospital.example"
+	port := h.URL()[strings.LastIndex(h.URL(), ":")+1:]
+	s, err := hub.NewSensor(hub.SensorOptions{URL: "tls://127.0.0.1:" + port, Site: "icu", Sensor: "s1", TLS: stc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Minute(1, analysis.New(analysis.Options{}).State())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, h)
+	if runs, _ := h.DB().Intervals(); len(runs) != 1 || runs[0].Stored != 1 {
+		t.Errorf("stored: %+v", runs)
+	}
+}
