@@ -68,6 +68,7 @@ type Server struct {
 	mu      sync.Mutex
 	clients map[chan []byte]string // each page's view
 	latest  map[string][]byte
+	at      map[string]time.Time // when each view's latest was made
 	stop    chan struct{}
 	URL     string
 }
@@ -104,7 +105,7 @@ func Start(opts Options) (*Server, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("dashboard: %w", err)
 	}
-	s := &Server{opts: opts, ln: ln, clients: map[chan []byte]string{}, latest: map[string][]byte{}, stop: make(chan struct{})}
+	s := &Server{opts: opts, ln: ln, clients: map[chan []byte]string{}, latest: map[string][]byte{}, at: map[string]time.Time{}, stop: make(chan struct{})}
 	s.URL = "http://" + ln.Addr().String() + "/"
 	mux := http.NewServeMux()
 	sub, _ := fs.Sub(static, "static")
@@ -195,7 +196,7 @@ func (s *Server) refresh() {
 			continue
 		}
 		s.mu.Lock()
-		s.latest[v] = b
+		s.latest[v], s.at[v] = b, time.Now()
 		for c, cv := range s.clients {
 			if cv != v {
 				continue
@@ -230,9 +231,10 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	b := s.latest[v]
+	b, at := s.latest[v], s.at[v]
 	s.mu.Unlock()
-	if b == nil {
+	if b == nil || time.Since(at) > 2*time.Second {
+		// A view no page follows is not refreshed by the loop.
 		s.refreshView(v)
 		s.mu.Lock()
 		b = s.latest[v]
@@ -252,7 +254,7 @@ func (s *Server) refreshView(v string) {
 	}
 	if b, err := json.Marshal(snap); err == nil {
 		s.mu.Lock()
-		s.latest[v] = b
+		s.latest[v], s.at[v] = b, time.Now()
 		s.mu.Unlock()
 	}
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,10 +30,15 @@ type Snapshot struct {
 // viewCache keeps each view's snapshot for a few seconds: building one
 // merges an hour of minutes and fits the hour's model.
 type viewCache struct {
-	mu   sync.Mutex
-	at   map[string]time.Time
-	snap map[string]*Snapshot
+	mu     sync.Mutex
+	at     map[string]time.Time
+	snap   map[string]*Snapshot
+	list   []string
+	listAt time.Time
 }
+
+// maxDevicesShown bounds the devices a view lists.
+const maxDevicesShown = 5000
 
 // viewEvery is how long a view's snapshot is reused.
 const viewEvery = 5 * time.Second
@@ -40,6 +46,17 @@ const viewEvery = 5 * time.Second
 // Views lists the dashboard's views: the group, then each site with
 // stored minutes.
 func (h *Hub) Views() []string {
+	h.views.mu.Lock()
+	defer h.views.mu.Unlock()
+	return h.viewsLocked()
+}
+
+// viewsLocked is Views with the cache held: the list is read from the
+// history at most every viewEvery (a page's every request asks for it).
+func (h *Hub) viewsLocked() []string {
+	if h.views.list != nil && time.Since(h.views.listAt) < viewEvery {
+		return h.views.list
+	}
 	srcs, _ := h.db.Sources()
 	sites := map[string]bool{}
 	for s := range srcs {
@@ -47,7 +64,8 @@ func (h *Hub) Views() []string {
 			sites[site] = true
 		}
 	}
-	return append([]string{GroupView}, sortedSet(sites)...)
+	h.views.list, h.views.listAt = append([]string{GroupView}, sortedSet(sites)...), time.Now()
+	return h.views.list
 }
 
 func sortedSet(m map[string]bool) []string {
@@ -76,7 +94,7 @@ func (h *Hub) View(view string) *Snapshot {
 	if s := h.views.snap[view]; s != nil && time.Since(h.views.at[view]) < viewEvery {
 		return s
 	}
-	s := &Snapshot{Snapshot: h.build(view), Views: h.Views(), View: view}
+	s := &Snapshot{Snapshot: h.build(view), Views: h.viewsLocked(), View: view}
 	if len(h.views.snap) > 1000 {
 		clear(h.views.snap)
 	}
@@ -167,6 +185,14 @@ func (h *Hub) build(view string) *watch.Snapshot {
 		}
 		return a.Severity.Rank() > b.Severity.Rank()
 	})
+	// Bounded, as watch's own page is: the most serious incidents first.
+	if len(s.Incidents) > watch.MaxIncidentsShown {
+		s.Incidents = s.Incidents[:watch.MaxIncidentsShown]
+	}
+	if len(s.Devices) > maxDevicesShown {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d devices; the first %d shown", len(s.Devices), maxDevicesShown))
+		s.Devices = s.Devices[:maxDevicesShown]
+	}
 	if s.Devices == nil {
 		s.Devices = []inventory.Device{}
 	}
