@@ -115,12 +115,14 @@ Cross-site detectors run on what every sensor reports about its sessions: attack
 spread over several brokers); 'iomtguard detectors' lists their rules.
 
 --pki DIR (an 'iomtguard pki' directory): the embedded server takes TLS connections with a
-certificate of that PKI only; sensor.SITE.SENSOR may publish under its own subjects only,
-hub.NAME may do everything, any other certificate nothing. The server's certificate is DIR/hub.crt
-(iomtguard pki issue hub --server --host HOST); the hub connects as hub.NAME.`,
+certificate of that PKI only; sensor.SITE.SENSOR (issued with --role sensor) may publish under
+its own subjects only, hub.NAME (--role hub) may do everything, any other certificate nothing.
+The server's certificate is DIR/hub.crt (iomtguard pki issue --name hub --server --host HOST);
+the hub connects as hub.NAME.`,
 		Example: `  iomtguard hub --data /var/lib/iomtguard-hub
-  iomtguard pki init pki && iomtguard pki issue hub --server --host hub.hospital --dir pki
-  iomtguard pki issue hub.main --dir pki && iomtguard pki issue sensor.icu.s1 --dir pki
+  iomtguard pki init --dir pki && iomtguard pki issue --dir pki --name hub --server --host hub.hospital
+  iomtguard pki issue --dir pki --name hub.main --role hub
+  iomtguard pki issue --dir pki --name sensor.icu.s1 --role sensor
   iomtguard hub --data /var/lib/iomtguard-hub --listen 0.0.0.0:4222 --pki pki --name main
   iomtguard report --db /var/lib/iomtguard-hub/history.db --since 24h --out group-report`,
 		Args: cobra.NoArgs,

@@ -20,13 +20,13 @@ import (
 
 // Security makes the embedded NATS server take only TLS connections with a
 // certificate of the iomtguard PKI in Dir, and gives each certificate the
-// rights its name implies (read from the PKI's certificates when the hub
-// starts):
+// rights its name and role imply (read from the PKI's certificates when the
+// hub starts):
 //
-//	sensor.SITE.SENSOR  publishes under iomtguard.sensor.SITE.SENSOR.> only
+//	sensor.SITE.SENSOR  (--role sensor) publishes under iomtguard.sensor.SITE.SENSOR.> only
 //	                    (and receives the stream's acknowledgements on its own
 //	                    inbox, _INBOX.sensor.SITE.SENSOR.>: never another's)
-//	hub.NAME            a hub: everything (streams, consumers)
+//	hub.NAME            (--role hub) a hub: everything (streams, consumers)
 //
 // Any other certificate of the PKI (a device's, the gateway's) may connect
 // but do nothing. The server's own certificate is Dir/SERVER.crt (default
@@ -54,7 +54,7 @@ func (s *Security) apply(so *server.Options) error {
 	name := s.serverName()
 	cert, err := tls.LoadX509KeyPair(filepath.Join(s.Dir, name+".crt"), filepath.Join(s.Dir, name+".key"))
 	if err != nil {
-		return fmt.Errorf("hub: the server certificate %q of %s: %w (iomtguard pki issue %s --server --host HOST)", name, s.Dir, err, name)
+		return fmt.Errorf("hub: the server certificate %q of %s: %w (iomtguard pki issue --dir %s --name %s --server --host HOST)", name, s.Dir, err, s.Dir, name)
 	}
 	pool, err := caPool(s.Dir)
 	if err != nil {
@@ -114,18 +114,22 @@ func (s *Security) users() ([]*server.User, error) {
 	var users []*server.User
 	nothing := &server.Permissions{Publish: &server.SubjectPermission{Deny: []string{">"}}, Subscribe: &server.SubjectPermission{Deny: []string{">"}}}
 	for _, n := range names {
-		if c, err := loadCert(filepath.Join(s.Dir, n+".crt")); err != nil || revoked[c.SerialNumber.Text(16)] {
+		c, err := loadCert(filepath.Join(s.Dir, n+".crt"))
+		if err != nil || revoked[c.SerialNumber.Text(16)] {
 			continue // unreadable, or revoked and not renewed: no user at all
 		}
 		u := &server.User{Username: pki.DeviceURI(n).String(), Permissions: nothing}
 		parts := strings.Split(n, ".")
+		// Rights need the name and the role the certificate was issued with
+		// (--role sensor, --role hub): a device certificate named so by
+		// mistake gets nothing.
 		switch {
-		case len(parts) == 3 && parts[0] == "sensor" && CheckName("site", parts[1]) == nil && CheckName("sensor", parts[2]) == nil:
+		case len(parts) == 3 && parts[0] == "sensor" && hasRole(c, "sensor") && CheckName("site", parts[1]) == nil && CheckName("sensor", parts[2]) == nil:
 			u.Permissions = &server.Permissions{
 				Publish:   &server.SubjectPermission{Allow: []string{Subject(parts[1], parts[2], ">")}},
 				Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(n) + ".>"}},
 			}
-		case len(parts) == 2 && parts[0] == "hub":
+		case len(parts) == 2 && parts[0] == "hub" && hasRole(c, "hub"):
 			u.Permissions = nil // all
 		}
 		users = append(users, u)
@@ -173,6 +177,17 @@ func (s *Security) NATSUsers() (string, error) {
 	}
 	b.WriteString("  ]\n}\n")
 	return b.String(), nil
+}
+
+// hasRole reports whether c was issued with the role (its URI SAN
+// iomtguard://role/ROLE).
+func hasRole(c *x509.Certificate, role string) bool {
+	for _, u := range c.URIs {
+		if u.Scheme == "iomtguard" && u.Host == "role" && u.Path == "/"+role {
+			return true
+		}
+	}
+	return false
 }
 
 func caPool(dir string) (*x509.CertPool, error) {
@@ -266,7 +281,7 @@ func loadCert(path string) (*x509.Certificate, error) {
 func ClientTLS(dir, name string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"))
 	if err != nil {
-		return nil, fmt.Errorf("hub: certificate %q of %s: %w (iomtguard pki issue %s)", name, dir, err, name)
+		return nil, fmt.Errorf("hub: certificate %q of %s: %w (iomtguard pki issue --dir %s --name %s --role %s)", name, dir, err, dir, name, strings.SplitN(name, ".", 2)[0])
 	}
 	pool, err := caPool(dir)
 	if err != nil {

@@ -32,8 +32,8 @@ func TestHubSecurity(t *testing.T) {
 	}
 	must(pki.Init(dir, pki.Options{}))
 	must(pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}}))
-	for _, n := range []string{"hub.a", "sensor.icu.s1", "sensor.icu.s2", "bed1-ecg", "sensor.icu.old"} {
-		must(pki.Issue(dir, n, pki.Options{}))
+	for _, n := range []string{"hub.a", "sensor.icu.s1", "sensor.icu.s2", "bed1-ecg", "sensor.icu.old", "sensor.icu.norole"} {
+		must(pki.Issue(dir, n, pki.Options{Role: roleOf(n)}))
 	}
 	if err := pki.Revoke(dir, "sensor.icu.old", "key-compromise", pki.Options{}); err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestHubSecurity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := perms["sensor.icu.s1"]; len(p) != 1 || p[0] != "iomtguard.sensor.icu.s1.>" || perms["bed1-ecg"] != nil || perms["hub.a"][0] != "*" {
+	if p := perms["sensor.icu.s1"]; len(p) != 1 || p[0] != "iomtguard.sensor.icu.s1.>" || perms["bed1-ecg"] != nil || perms["hub.a"][0] != "*" || perms["sensor.icu.norole"] != nil {
 		t.Errorf("permissions: %v", perms)
 	}
 
@@ -170,7 +170,7 @@ func TestNATSUsersParse(t *testing.T) {
 	dir := t.TempDir()
 	pki.Init(dir, pki.Options{})
 	for _, n := range []string{"hub.main", "sensor.icu.s1", "bed1-ecg", "sensor.icu.old"} {
-		if _, err := pki.Issue(dir, n, pki.Options{}); err != nil {
+		if _, err := pki.Issue(dir, n, pki.Options{Role: roleOf(n)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,8 +207,8 @@ func TestHubPKIEverywhere(t *testing.T) {
 	dir := t.TempDir()
 	pki.Init(dir, pki.Options{})
 	pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"hub.hospital.example"}})
-	pki.Issue(dir, "hub.main", pki.Options{})
-	pki.Issue(dir, "sensor.icu.s1", pki.Options{})
+	pki.Issue(dir, "hub.main", pki.Options{Role: "hub"})
+	pki.Issue(dir, "sensor.icu.s1", pki.Options{Role: "sensor"})
 	tc, _ := hub.ClientTLS(dir, "hub.main")
 	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "0.0.0.0:0", Name: "main", Security: &hub.Security{Dir: dir}, TLS: tc})
 	if err != nil {
@@ -232,4 +232,18 @@ func TestHubPKIEverywhere(t *testing.T) {
 	if runs, _ := h.DB().Intervals(); len(runs) != 1 || runs[0].Stored != 1 {
 		t.Errorf("stored: %+v", runs)
 	}
+}
+
+// roleOf is the role a test issues a certificate with: sensor.* and hub.*
+// get theirs, except one named to show that the name alone gives nothing.
+func roleOf(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".norole"):
+		return ""
+	case strings.HasPrefix(name, "sensor."):
+		return "sensor"
+	case strings.HasPrefix(name, "hub."):
+		return "hub"
+	}
+	return ""
 }
