@@ -371,6 +371,15 @@ func (h *DB) MaxSensorSeq(source string, run int64) int64 {
 	return n.Int64
 }
 
+// SaveRunEnd notes how many minutes a sensor's run numbered in all (its
+// last word): minutes lost at the end of a run count as lost.
+func (h *DB) SaveRunEnd(source string, run, minutes int64, after func()) {
+	h.enqueue(op{fn: func(tx *sql.Tx) error {
+		_, err := tx.Stmt(h.putRun).Exec(source, run, minutes)
+		return err
+	}, after: after}, true)
+}
+
 // Interval accounting of one sensor run: Stored minutes of the Sent the
 // sensor numbered (the highest number received); Sent - Stored were lost.
 type RunIntervals struct {

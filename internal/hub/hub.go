@@ -506,6 +506,8 @@ func (h *Hub) handle(m jetstream.Msg) bool {
 			h.db.SaveSensorIncident(src, ev.Run, *ev.Incident, nil)
 		case ev.Device != nil:
 			h.db.SaveDevice(src, *ev.Device, nil)
+		case ev.Minutes > 0:
+			h.db.SaveRunEnd(src, ev.Run, ev.Minutes, nil)
 		default:
 			return refuse("an event with neither incident nor device")
 		}

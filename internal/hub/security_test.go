@@ -247,3 +247,60 @@ func roleOf(name string) string {
 	}
 	return ""
 }
+
+// TestHubRevocation: a sensor's certificate renewed (the old one revoked as
+// superseded, the name kept): the old one is refused at the handshake, the
+// new one connects; a CRL that cannot be read refuses everyone (fail
+// closed) until it is whole again.
+func TestHubRevocation(t *testing.T) {
+	dir := t.TempDir()
+	pki.Init(dir, pki.Options{})
+	pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}})
+	pki.Issue(dir, "hub.a", pki.Options{Role: "hub"})
+	pki.Issue(dir, "sensor.icu.s1", pki.Options{Role: "sensor"})
+	r, err := pki.Renew(dir, "sensor.icu.s1", pki.Options{}, false)
+	if err != nil || !r.Revoked {
+		t.Fatalf("renew: %v %+v", err, r)
+	}
+	oldTLS, err := tls.LoadX509KeyPair(r.MovedTo+".crt", r.MovedTo+".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, _ := hub.ClientTLS(dir, "hub.a")
+	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a", Security: &hub.Security{Dir: dir}, TLS: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	newTLS, _ := hub.ClientTLS(dir, "sensor.icu.s1")
+	old := newTLS.Clone()
+	old.Certificates = []tls.Certificate{oldTLS}
+	try := func(c *tls.Config) error {
+		nc, err := nats.Connect(h.URL(), nats.Secure(c), nats.Timeout(3*time.Second))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		return nc.Flush()
+	}
+	if err := try(old); err == nil {
+		t.Error("the superseded certificate connected")
+	}
+	if err := try(newTLS); err != nil {
+		t.Errorf("the renewed certificate: %v", err)
+	}
+	crl := filepath.Join(dir, "ca.crl")
+	good, _ := os.ReadFile(crl)
+	os.WriteFile(crl, []byte("not a CRL"), 0o644)
+	later := time.Now().Add(time.Second)
+	os.Chtimes(crl, later, later)
+	if err := try(newTLS); err == nil {
+		t.Error("with a damaged CRL a certificate connected")
+	}
+	os.WriteFile(crl, good, 0o644)
+	later = later.Add(time.Second)
+	os.Chtimes(crl, later, later)
+	if err := try(newTLS); err != nil {
+		t.Errorf("the CRL whole again: %v", err)
+	}
+}

@@ -50,6 +50,9 @@ type Event struct {
 	// Facts are a minute's session facts, for the cross-site detectors.
 	Facts  *detect.Facts `json:"facts,omitempty"`
 	Minute int64         `json:"minute,omitempty"`
+	// Minutes, in the run's last event, is how many minutes it numbered:
+	// the hub then knows of minutes lost at the end of a run too.
+	Minutes int64 `json:"minutes,omitempty"`
 }
 
 // SensorStats are a sensor's counters.
@@ -412,6 +415,15 @@ func (s *Sensor) Close(ctx context.Context) error {
 			close(s.stop)
 			s.cancel() // and an acknowledgement awaited is not awaited any more
 		}()
+		// The run's last word: how many minutes it numbered.
+		if n := s.seq.Load(); n > 0 {
+			s.stats.events.Add(1)
+			select {
+			case s.in <- intake{ev: &Event{Run: s.run, Seq: s.evSeq.Add(1), Minutes: n}}:
+			default:
+				s.stats.dropped.Add(1)
+			}
+		}
 		close(s.closing)
 		<-s.packed
 		s.stats.dropped.Add(int64(len(s.in))) // handed over while Close began
