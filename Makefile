@@ -12,11 +12,14 @@ build:
 bench:           ## benchmarks of the hot paths (builds the 1.09M-frame capture on first use)
 	$(GO) test -run xxx -bench . -benchmem ./internal/...
 
-fuzz:            ## ten minutes per parser
-	for t in "internal/capture FuzzPcap" "internal/capture FuzzPcapng" "internal/mqtt FuzzDecode" "internal/mqtt FuzzFramer" "internal/mqtt FuzzSecrets" \
-		"internal/packet FuzzDecode" "internal/tlsinfo FuzzStream" "internal/websocket FuzzConn" "internal/dataset FuzzReader" "internal/policy FuzzParse" \
-		"internal/policy FuzzGlob" "seal FuzzOpen" "internal/gateway FuzzSession"; do \
-		set -- $$t; $(GO) test ./$$1 -run xxx -fuzz "^$$2\$$" -fuzztime 10m -fuzzminimizetime 5s || exit 1; done
+fuzz:            ## ten minutes per fuzz target (FUZZTIME=30s for less); every Fuzz function of the tree
+	@grep -rl --include='*_test.go' '^func Fuzz' cmd internal seal | sort | while read -r f; do \
+		d=$$(dirname "$$f"); \
+		for n in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' "$$f" | cut -d' ' -f2); do \
+			echo "== ./$$d $$n"; \
+			$(GO) test ./$$d -run xxx -fuzz "^$$n\$$" -fuzztime $${FUZZTIME:-10m} -fuzzminimizetime 5s || exit 1; \
+		done; \
+	done
 
 fixtures:        ## regenerate the tshark reference fixtures (needs tshark)
 	scripts/tshark_fixtures.sh
