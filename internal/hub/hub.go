@@ -214,6 +214,9 @@ func Start(o Options) (*Hub, error) {
 		return nil, err
 	}
 	go h.consume()
+	if h.srv != nil && o.Security != nil {
+		go h.watchRevocations()
+	}
 	return h, nil
 }
 
@@ -373,6 +376,29 @@ func (h *Hub) evaluate() {
 		if ev.Kind == incident.Open {
 			h.incidents.Add(1)
 			h.o.Logger.Warn("hub: cross-site incident", "id", ev.Incident.ID, "title", ev.Incident.Title)
+		}
+	}
+}
+
+// watchRevocations closes, every few seconds after the PKI's CRL changes,
+// the connections made with a certificate it now revokes.
+func (h *Hub) watchRevocations() {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	var seen time.Time
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(filepath.Join(h.o.Security.Dir, "ca.crl"))
+		if err != nil || fi.ModTime().Equal(seen) {
+			continue
+		}
+		seen = fi.ModTime()
+		if n := h.o.Security.dropRevoked(h.srv); n > 0 {
+			h.o.Logger.Warn("hub: connections with a revoked certificate closed", "connections", n)
 		}
 	}
 }

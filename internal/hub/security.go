@@ -1,8 +1,10 @@
 package hub
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -274,6 +276,55 @@ func loadCert(path string) (*x509.Certificate, error) {
 		return nil, err
 	}
 	return pki.ParseCertPEM(b)
+}
+
+// revokedCerts are the SHA-256 digests (hex) of the PKI's certificates on
+// file whose serials its CRL lists: the current ones revoked and not
+// renewed, and the superseded ones kept in DIR/superseded.
+func (s *Security) revokedCerts() (map[string]bool, error) {
+	revoked, err := (&crlCheck{dir: s.Dir}).load()
+	if err != nil || len(revoked) == 0 {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, pat := range []string{filepath.Join(s.Dir, "*.crt"), filepath.Join(s.Dir, "superseded", "*.crt")} {
+		files, _ := filepath.Glob(pat)
+		for _, f := range files {
+			c, err := loadCert(f)
+			if err != nil || !revoked[c.SerialNumber.Text(16)] {
+				continue
+			}
+			sum := sha256.Sum256(c.Raw)
+			out[hex.EncodeToString(sum[:])] = true
+		}
+	}
+	return out, nil
+}
+
+// dropRevoked closes the connections made with a certificate the CRL has
+// since revoked (the handshake check refuses new ones; these were made
+// before). It returns how many it closed.
+func (s *Security) dropRevoked(srv *server.Server) int {
+	bad, err := s.revokedCerts()
+	if err != nil || len(bad) == 0 {
+		return 0
+	}
+	cz, err := srv.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 20})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, c := range cz.Conns {
+		for _, pc := range c.TLSPeerCerts {
+			if bad[pc.CertSha256] {
+				if srv.DisconnectClientByID(c.Cid) == nil {
+					n++
+				}
+				break
+			}
+		}
+	}
+	return n
 }
 
 // ClientTLS is the TLS configuration of a sensor or hub connecting with its

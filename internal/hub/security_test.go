@@ -304,3 +304,41 @@ func TestHubRevocation(t *testing.T) {
 		t.Errorf("the CRL whole again: %v", err)
 	}
 }
+
+// TestHubDropsRevokedConnection: a sensor connected when its certificate
+// is revoked is disconnected within seconds, and cannot connect again.
+func TestHubDropsRevokedConnection(t *testing.T) {
+	dir := t.TempDir()
+	pki.Init(dir, pki.Options{})
+	pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}})
+	pki.Issue(dir, "hub.a", pki.Options{Role: "hub"})
+	pki.Issue(dir, "sensor.icu.s1", pki.Options{Role: "sensor"})
+	tc, _ := hub.ClientTLS(dir, "hub.a")
+	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a", Security: &hub.Security{Dir: dir}, TLS: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	stc, _ := hub.ClientTLS(dir, "sensor.icu.s1")
+	closed := make(chan struct{})
+	nc, err := nats.Connect(h.URL(), nats.Secure(stc), nats.NoReconnect(), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := pki.Revoke(dir, "sensor.icu.s1", "key-compromise", pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked sensor's connection stayed open")
+	}
+	if nc2, err := nats.Connect(h.URL(), nats.Secure(stc), nats.Timeout(3*time.Second)); err == nil {
+		err = nc2.Flush()
+		nc2.Close()
+		if err == nil {
+			t.Error("the revoked certificate connected again")
+		}
+	}
+}
