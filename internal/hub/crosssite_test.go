@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/iomtguard/iomtguard/internal/capture"
 	"github.com/iomtguard/iomtguard/internal/hub"
 	"github.com/iomtguard/iomtguard/internal/sim"
-	"github.com/iomtguard/iomtguard/internal/source"
 	"github.com/iomtguard/iomtguard/internal/watch"
 )
 
@@ -34,32 +32,11 @@ func simulate(t *testing.T, o sim.Options) string {
 	return p
 }
 
-// wardRun is sensorRun that also returns the incidents the sensor's own
+// wardRun runs a sensor (runSensor) and returns the incidents its own
 // watch found.
 func wardRun(t *testing.T, o hub.SensorOptions, path string) map[string]bool {
 	t.Helper()
-	o.Patient = true
-	s, err := hub.NewSensor(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := source.Replay(path, 0, source.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	w, err := watch.New(watch.Options{Input: src, Stats: src.Stats(), SourceKind: "replay", Name: hub.Source(o.Site, o.Sensor), Uplink: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, w := runSensor(t, o, path, 0)
 	ids := map[string]bool{}
 	for _, in := range w.Incidents() {
 		ids[in.ID] = true

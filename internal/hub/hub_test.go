@@ -46,6 +46,14 @@ func sensorRun(t *testing.T, o hub.SensorOptions, path string) hub.SensorStats {
 // sensorRunAt is sensorRun at speed times real time (0: as fast as it
 // can).
 func sensorRunAt(t *testing.T, o hub.SensorOptions, path string, speed float64) hub.SensorStats {
+	st, _ := runSensor(t, o, path, speed)
+	return st
+}
+
+// runSensor is sensorRunAt that also returns the sensor's watch (its own
+// incidents, once run).
+func runSensor(t *testing.T, o hub.SensorOptions, path string, speed float64) (hub.SensorStats, *watch.Watch) {
+	t.Helper()
 	o.Patient = true
 	s, err := hub.NewSensor(o)
 	if err != nil {
@@ -68,7 +76,7 @@ func sensorRunAt(t *testing.T, o hub.SensorOptions, path string, speed float64) 
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return s.Stats()
+	return s.Stats(), w
 }
 
 // analyzeEach is analyze of each capture, merged in time order (as a hub

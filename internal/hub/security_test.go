@@ -23,34 +23,13 @@ import (
 // and not another's; other certificates of the PKI can do nothing; no
 // certificate, another CA's, a revoked one, or no TLS at all: refused.
 func TestHubSecurity(t *testing.T) {
-	dir, other := t.TempDir(), t.TempDir()
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(pki.Init(dir, pki.Options{}))
-	must(pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}}))
-	for _, n := range []string{"hub.a", "sensor.icu.s1", "sensor.icu.s2", "bed1-ecg", "sensor.icu.old", "sensor.icu.norole"} {
-		must(pki.Issue(dir, n, pki.Options{Role: roleOf(n)}))
-	}
+	dir := issuePKI(t, "127.0.0.1", "sensor.icu.s1", "sensor.icu.s2", "bed1-ecg", "sensor.icu.old", "sensor.icu.norole")
 	if err := pki.Revoke(dir, "sensor.icu.old", "key-compromise", pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	must(pki.WriteCRL(dir, pki.Options{}))
-	must(pki.Init(other, pki.Options{}))
-	must(pki.Issue(other, "sensor.icu.s1", pki.Options{}))
-
-	tc, err := hub.ClientTLS(dir, "hub.a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a", Security: &hub.Security{Dir: dir}, TLS: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	other := issuePKI(t, "127.0.0.1", "sensor.icu.s1") // another CA's
+	h := startSecured(t, dir, "127.0.0.1:0")
+	tc, _ := hub.ClientTLS(dir, "hub.a")
 	perms, err := (&hub.Security{Dir: dir}).Permissions()
 	if err != nil {
 		t.Fatal(err)
@@ -204,17 +183,8 @@ func TestNATSUsersParse(t *testing.T) {
 // certificate naming only a host name (as the command's example issues
 // it), reaches its own server and stores a sensor's minute.
 func TestHubPKIEverywhere(t *testing.T) {
-	dir := t.TempDir()
-	pki.Init(dir, pki.Options{})
-	pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"hub.hospital.example"}})
-	pki.Issue(dir, "hub.main", pki.Options{Role: "hub"})
-	pki.Issue(dir, "sensor.icu.s1", pki.Options{Role: "sensor"})
-	tc, _ := hub.ClientTLS(dir, "hub.main")
-	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "0.0.0.0:0", Name: "main", Security: &hub.Security{Dir: dir}, TLS: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	dir := issuePKI(t, "hub.hospital.example", "sensor.icu.s1")
+	h := startSecured(t, dir, "0.0.0.0:0")
 	stc, _ := hub.ClientTLS(dir, "sensor.icu.s1")
 	stc.ServerName = "hub.hospital.example"
 	port := h.URL()[strings.LastIndex(h.URL(), ":")+1:]
@@ -253,11 +223,7 @@ func roleOf(name string) string {
 // new one connects; a CRL that cannot be read refuses everyone (fail
 // closed) until it is whole again.
 func TestHubRevocation(t *testing.T) {
-	dir := t.TempDir()
-	pki.Init(dir, pki.Options{})
-	pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}})
-	pki.Issue(dir, "hub.a", pki.Options{Role: "hub"})
-	pki.Issue(dir, "sensor.icu.s1", pki.Options{Role: "sensor"})
+	dir := issuePKI(t, "127.0.0.1", "sensor.icu.s1")
 	r, err := pki.Renew(dir, "sensor.icu.s1", pki.Options{}, false)
 	if err != nil || !r.Revoked {
 		t.Fatalf("renew: %v %+v", err, r)
@@ -266,12 +232,7 @@ func TestHubRevocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, _ := hub.ClientTLS(dir, "hub.a")
-	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a", Security: &hub.Security{Dir: dir}, TLS: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := startSecured(t, dir, "127.0.0.1:0")
 	newTLS, _ := hub.ClientTLS(dir, "sensor.icu.s1")
 	old := newTLS.Clone()
 	old.Certificates = []tls.Certificate{oldTLS}
@@ -308,17 +269,8 @@ func TestHubRevocation(t *testing.T) {
 // TestHubDropsRevokedConnection: a sensor connected when its certificate
 // is revoked is disconnected within seconds, and cannot connect again.
 func TestHubDropsRevokedConnection(t *testing.T) {
-	dir := t.TempDir()
-	pki.Init(dir, pki.Options{})
-	pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}})
-	pki.Issue(dir, "hub.a", pki.Options{Role: "hub"})
-	pki.Issue(dir, "sensor.icu.s1", pki.Options{Role: "sensor"})
-	tc, _ := hub.ClientTLS(dir, "hub.a")
-	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a", Security: &hub.Security{Dir: dir}, TLS: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	dir := issuePKI(t, "127.0.0.1", "sensor.icu.s1")
+	h := startSecured(t, dir, "127.0.0.1:0")
 	stc, _ := hub.ClientTLS(dir, "sensor.icu.s1")
 	closed := make(chan struct{})
 	nc, err := nats.Connect(h.URL(), nats.Secure(stc), nats.NoReconnect(), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
@@ -341,4 +293,40 @@ func TestHubDropsRevokedConnection(t *testing.T) {
 			t.Error("the revoked certificate connected again")
 		}
 	}
+}
+
+// issuePKI makes a PKI in a temporary directory: the hub's server
+// certificate for host, hub.a with the hub role, and names, each with the
+// role roleOf gives it.
+func issuePKI(t *testing.T, host string, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := pki.Init(dir, pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.Issue(dir, "hub", pki.Options{Server: true, Hosts: []string{host}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range append([]string{"hub.a"}, names...) {
+		if _, err := pki.Issue(dir, n, pki.Options{Role: roleOf(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// startSecured starts hub a with the embedded server secured by the PKI in
+// dir, listening on listen; it stops with the test.
+func startSecured(t *testing.T, dir, listen string) *hub.Hub {
+	t.Helper()
+	tc, err := hub.ClientTLS(dir, "hub.a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: listen, Name: "a", Security: &hub.Security{Dir: dir}, TLS: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
 }
