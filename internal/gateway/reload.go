@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iomtguard/iomtguard/internal/detect"
+	"github.com/iomtguard/iomtguard/internal/pki"
 	"github.com/iomtguard/iomtguard/internal/policy"
 )
 
@@ -164,7 +164,7 @@ func (g *Gateway) loadConfig(prev *config) (*config, error) {
 				next.crl = nil
 				return nil
 			}
-			crl, err := parseCRL(b)
+			crl, err := pki.ParseCRL(b)
 			if err != nil {
 				return fmt.Errorf("%w: %s: %v", ErrConfig, g.crlPath(), err)
 			}
@@ -182,9 +182,7 @@ func (g *Gateway) loadConfig(prev *config) (*config, error) {
 	}
 	next.revoked = map[string]bool{}
 	if next.crl != nil {
-		for _, e := range next.crl.RevokedCertificateEntries {
-			next.revoked[e.SerialNumber.Text(16)] = true
-		}
+		next.revoked = pki.RevokedSerials(next.crl)
 	}
 	if g.cluster != nil {
 		for s := range g.cluster.revokedSerials() {
@@ -220,16 +218,6 @@ func restartOnly(a, b policy.Limits) string {
 		out = append(out, "max_session_expiry")
 	}
 	return strings.Join(out, ", ")
-}
-
-// parseCRL reads a CRL in PEM (as pki writes it) or DER.
-func parseCRL(b []byte) (*x509.RevocationList, error) {
-	if blk, _ := pem.Decode(b); blk != nil {
-		b = blk.Bytes
-	} else if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
-		return nil, errors.New("no PEM block")
-	}
-	return x509.ParseRevocationList(b)
 }
 
 // watch reloads when a file changes (checked every WatchInterval).

@@ -249,11 +249,7 @@ func (c *crlCheck) load() (map[string]bool, error) {
 		c.err = err
 		return nil, err
 	}
-	der := b
-	if blk, _ := pem.Decode(b); blk != nil {
-		der = blk.Bytes
-	}
-	rl, err := x509.ParseRevocationList(der)
+	rl, err := pki.ParseCRL(b)
 	if err == nil {
 		var ca *x509.Certificate
 		if ca, err = loadCert(filepath.Join(c.dir, "ca.crt")); err == nil {
@@ -264,9 +260,7 @@ func (c *crlCheck) load() (map[string]bool, error) {
 		c.err = fmt.Errorf("hub: %s: %w", path, err)
 		return nil, c.err
 	}
-	for _, e := range rl.RevokedCertificateEntries {
-		c.revoked[e.SerialNumber.Text(16)] = true
-	}
+	c.revoked = pki.RevokedSerials(rl)
 	return c.revoked, nil
 }
 

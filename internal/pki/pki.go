@@ -11,6 +11,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -537,6 +538,25 @@ func WriteCRL(dir string, opts Options) (*x509.RevocationList, error) {
 		return nil, err
 	}
 	return x509.ParseRevocationList(der)
+}
+
+// ParseCRL reads a CRL in PEM (as WriteCRL writes it) or DER.
+func ParseCRL(b []byte) (*x509.RevocationList, error) {
+	if blk, _ := pem.Decode(b); blk != nil {
+		b = blk.Bytes
+	} else if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
+		return nil, errors.New("no PEM block")
+	}
+	return x509.ParseRevocationList(b)
+}
+
+// RevokedSerials lists a CRL's serials (hex, as Entry.Serial writes them).
+func RevokedSerials(rl *x509.RevocationList) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range rl.RevokedCertificateEntries {
+		out[e.SerialNumber.Text(16)] = true
+	}
+	return out
 }
 
 // List returns the issued certificates.
