@@ -185,18 +185,11 @@ func (s *Server) refresh() {
 	}
 	s.mu.Unlock()
 	for v := range views {
-		var snap any
-		if s.opts.SnapshotOf != nil {
-			snap = s.opts.SnapshotOf(v)
-		} else {
-			snap = s.opts.Snapshot()
-		}
-		b, err := json.Marshal(snap)
-		if err != nil {
+		b := s.refreshView(v)
+		if b == nil {
 			continue
 		}
 		s.mu.Lock()
-		s.latest[v], s.at[v] = b, time.Now()
 		for c, cv := range s.clients {
 			if cv != v {
 				continue
@@ -235,28 +228,31 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if b == nil || time.Since(at) > 2*time.Second {
 		// A view no page follows is not refreshed by the loop.
-		s.refreshView(v)
-		s.mu.Lock()
-		b = s.latest[v]
-		s.mu.Unlock()
+		if nb := s.refreshView(v); nb != nil {
+			b = nb
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
 }
 
-// refreshView computes one view now (a page's first request for it).
-func (s *Server) refreshView(v string) {
+// refreshView encodes one view now and keeps it as the latest (nil when it
+// cannot be encoded).
+func (s *Server) refreshView(v string) []byte {
 	var snap any
 	if s.opts.SnapshotOf != nil {
 		snap = s.opts.SnapshotOf(v)
 	} else {
 		snap = s.opts.Snapshot()
 	}
-	if b, err := json.Marshal(snap); err == nil {
-		s.mu.Lock()
-		s.latest[v], s.at[v] = b, time.Now()
-		s.mu.Unlock()
+	b, err := json.Marshal(snap)
+	if err != nil {
+		return nil
 	}
+	s.mu.Lock()
+	s.latest[v], s.at[v] = b, time.Now()
+	s.mu.Unlock()
+	return b
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
@@ -281,10 +277,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	first := s.latest[v]
 	s.mu.Unlock()
 	if first == nil {
-		s.refreshView(v)
-		s.mu.Lock()
-		first = s.latest[v]
-		s.mu.Unlock()
+		first = s.refreshView(v)
 	}
 	defer func() {
 		s.mu.Lock()

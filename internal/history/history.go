@@ -319,13 +319,8 @@ func (h *DB) SaveFacts(source string, run, seq, minute int64, js []byte, after f
 }
 
 // RecentFacts calls fn with the facts stored for minute from on, in time
-// order; it also deletes those older than before (zero: none).
-func (h *DB) RecentFacts(from, before int64, fn func(source string, run, seq int64, js []byte) error) error {
-	if before > 0 {
-		if _, err := h.db.Exec(`DELETE FROM facts WHERE minute < ?`, before); err != nil {
-			return err
-		}
-	}
+// order (Retain deletes the old ones).
+func (h *DB) RecentFacts(from int64, fn func(source string, run, seq int64, js []byte) error) error {
 	rows, err := h.db.Query(`SELECT source, run, seq, json FROM facts WHERE minute >= ? ORDER BY minute, source, run, seq`, from)
 	if err != nil {
 		return err

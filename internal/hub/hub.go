@@ -331,7 +331,7 @@ func (h *Hub) restoreGroup() error {
 	if last == 0 {
 		return nil
 	}
-	return h.db.RecentFacts(last-60, last-48*60, func(src string, run, seq int64, js []byte) error {
+	return h.db.RecentFacts(last-60, func(src string, run, seq int64, js []byte) error {
 		var f detect.Facts
 		if json.Unmarshal(js, &f) == nil {
 			h.addFacts(src, run, seq, &f)
