@@ -313,7 +313,7 @@ func (s *Sensor) send() {
 			return
 		default:
 		}
-		r, err := s.sp.peek(true)
+		r, err := s.sp.peek()
 		if r == nil && err == nil {
 			return // closed and drained
 		}
@@ -394,9 +394,6 @@ func (s *Sensor) Status() (string, bool) {
 	}
 	return fmt.Sprintf("hub: connected, %d acknowledged, %d waiting", st.Published, st.Spooled), true
 }
-
-// Run is the sensor's run number (its start, ns), as its messages carry it.
-func (s *Sensor) Run() int64 { return s.run }
 
 // Close delivers what is handed over, waiting at most until ctx ends; what
 // is left stays in a disk spool for the next run (and is lost with a

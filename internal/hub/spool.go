@@ -111,14 +111,13 @@ func (s *spool) push(r *record) (bool, error) {
 	return true, nil
 }
 
-// peek waits for the oldest record (nil once closed and empty, or closed
-// when drain is false).
-func (s *spool) peek(drain bool) (*record, error) {
+// peek waits for the oldest record (nil once closed and empty).
+func (s *spool) peek() (*record, error) {
 	s.mu.Lock()
 	for len(s.recs) == 0 && !s.closed {
 		s.cond.Wait()
 	}
-	if len(s.recs) == 0 || (s.closed && !drain) {
+	if len(s.recs) == 0 {
 		s.mu.Unlock()
 		return nil, nil
 	}
@@ -157,7 +156,7 @@ func (s *spool) pop(r *record) {
 }
 
 // waitEmpty waits until every record is acknowledged or stop is closed.
-func (s *spool) waitEmpty(stop <-chan struct{}) bool {
+func (s *spool) waitEmpty(stop <-chan struct{}) {
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -174,12 +173,11 @@ func (s *spool) waitEmpty(stop <-chan struct{}) bool {
 	for len(s.recs) > 0 {
 		select {
 		case <-stop:
-			return false
+			return
 		default:
 		}
 		s.cond.Wait()
 	}
-	return true
 }
 
 func (s *spool) close() {
