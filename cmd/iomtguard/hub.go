@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iomtguard/iomtguard/internal/dashboard"
+	"github.com/iomtguard/iomtguard/internal/history"
 	"github.com/iomtguard/iomtguard/internal/hub"
 )
 
@@ -260,11 +261,8 @@ type hubStatus struct {
 }
 
 type hubIntervalsSummary struct {
-	Source string `json:"source"`
-	Run    int64  `json:"run"`
-	Sent   int64  `json:"sent"`
-	Stored int64  `json:"stored"`
-	Lost   int64  `json:"lost"`
+	history.RunIntervals
+	Lost int64 `json:"lost"`
 }
 
 // hubDashboard serves the dashboard of the group and of each site, with
@@ -290,7 +288,7 @@ func hubDashboard(addr, token string, h *hub.Hub) (*dashboard.Server, string, er
 			return
 		}
 		for _, r := range runs {
-			st.Intervals = append(st.Intervals, hubIntervalsSummary{Source: r.Source, Run: r.Run, Sent: r.Sent, Stored: r.Stored, Lost: r.Sent - r.Stored})
+			st.Intervals = append(st.Intervals, hubIntervalsSummary{RunIntervals: r, Lost: r.Sent - r.Stored})
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
