@@ -346,15 +346,12 @@ func (h *DB) LastFactsMinute() int64 {
 	return n.Int64
 }
 
-// LastMinute is the newest stored minute of a source ("" for all; 0:
-// none).
+// LastMinute is the newest stored minute of a source ("" for all, "SITE/"
+// for a site's sensors; 0: none).
 func (h *DB) LastMinute(source string) int64 {
 	var n sql.NullInt64
-	if source == "" {
-		h.db.QueryRow(`SELECT MAX(minute) FROM minutes`).Scan(&n)
-	} else {
-		h.db.QueryRow(`SELECT MAX(minute) FROM minutes WHERE source = ?`, source).Scan(&n)
-	}
+	q, args := sourceCond(`SELECT MAX(minute) FROM minutes WHERE 1`, nil, source)
+	h.db.QueryRow(q, args...).Scan(&n)
 	return n.Int64
 }
 
@@ -577,12 +574,7 @@ func (h *DB) LastIncident() int64 {
 
 // Devices reads the inventory.
 func (h *DB) Devices(source string) ([]inventory.Device, error) {
-	q := `SELECT json FROM devices`
-	var args []any
-	if source != "" {
-		q += ` WHERE source = ?`
-		args = append(args, source)
-	}
+	q, args := sourceCond(`SELECT json FROM devices WHERE 1`, nil, source)
 	rows, err := h.db.Query(q+` ORDER BY key`, args...)
 	if err != nil {
 		return nil, err

@@ -126,23 +126,23 @@ func (h *Hub) build(view string) *watch.Snapshot {
 	}
 	s.Source.Input = view + ": " + plural(len(sites), "site") + ", " + plural(len(srcs), "sensor")
 	s.Notes = []string{"Built from the sensors' stored minutes: the last 5 minutes and the last hour of each view."}
-	var newest int64
-	for _, src := range srcs {
-		newest = max(newest, h.db.LastMinute(src))
+	// One query per part of the view, over all its sensors: every source,
+	// or a site's sources (SITE/).
+	sel := ""
+	if view != GroupView {
+		sel = view + "/"
 	}
+	newest := h.db.LastMinute(sel)
 	if newest > 0 {
 		h5 := analysis.New(analysis.Options{NoKMeans: true, NoModel: true})
 		h1 := analysis.New(analysis.Options{})
-		since := time.Unix((newest-59)*60, 0)
-		for _, src := range srcs {
-			h.db.Minutes(src, since, func(_, minute int64, st *analysis.State) error {
-				h1.Merge(st)
-				if minute >= newest-4 {
-					h5.Merge(st)
-				}
-				return nil
-			})
-		}
+		h.db.Minutes(sel, time.Unix((newest-59)*60, 0), func(_, minute int64, st *analysis.State) error {
+			h1.Merge(st)
+			if minute >= newest-4 {
+				h5.Merge(st)
+			}
+			return nil
+		})
 		to := time.Unix((newest+1)*60, 0).UTC()
 		s.Capture = to
 		for name, a := range map[string]*analysis.Analyzer{"5m": h5, "1h": h1} {
@@ -164,15 +164,12 @@ func (h *Hub) build(view string) *watch.Snapshot {
 		s.Rates.MQTT["MQTT"] = r5.Series.MQTT
 	}
 	since := time.Unix(newest*60, 0).Add(-24 * time.Hour)
-	for _, src := range append(srcs, GroupSource) {
-		ins, _ := h.db.Incidents(src, since)
-		s.Incidents = append(s.Incidents, ins...)
-		if src == GroupSource {
-			continue
-		}
-		devs, _ := h.db.Devices(src)
-		s.Devices = append(s.Devices, devs...)
+	s.Incidents, _ = h.db.Incidents(sel, since) // the group view's has the group's own
+	if sel != "" {
+		group, _ := h.db.Incidents(GroupSource, since)
+		s.Incidents = append(s.Incidents, group...)
 	}
+	s.Devices, _ = h.db.Devices(sel)
 	for i := range s.Incidents {
 		if src := s.Incidents[i].Source; src != "" {
 			s.Incidents[i].Title = src + ": " + s.Incidents[i].Title
