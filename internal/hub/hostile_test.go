@@ -119,3 +119,42 @@ func TestHubRefusesDamage(t *testing.T) {
 		t.Errorf("report: %d frames (want %d), warnings %q", res.Overview.Frames, st.Summary.Frames, res.Warnings)
 	}
 }
+
+// TestHubFactsRedelivered: the same facts event published again (another
+// message ID, as a sensor retrying after a lost acknowledgement would, or
+// a replay of it) is not counted twice by the cross-site detectors.
+func TestHubFactsRedelivered(t *testing.T) {
+	h, err := hub.Start(hub.Options{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	nc, err := nats.Connect(h.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	at := time.Date(2026, 1, 5, 8, 3, 0, 0, time.UTC).UnixNano()
+	send := func(site string, seq int64, id string) {
+		ev := hub.Event{Run: 7, Seq: seq, Minute: at / 60e9, Facts: &detect.Facts{From: at, To: at,
+			Auth: []detect.AuthFact{{Source: "10.5.127.10", User: "bed1-pump", Refused: 6, Distinct: 6, First: at, Last: at}}}}
+		b, _ := json.Marshal(ev)
+		m := nats.NewMsg(hub.Subject(site, "s1", hub.KindEvent))
+		m.Data = b
+		m.Header.Set(jetstream.MsgIDHeader, id)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("icu", 1, "a")
+	send("ward4", 1, "b")
+	send("icu", 1, "c") // the same event again
+	waitDrained(t, h)
+	ins, _ := h.DB().Incidents(hub.GroupSource, time.Time{})
+	if len(ins) != 1 || ins[0].Evidence.Counts["refused_connects"] != 12 {
+		t.Fatalf("group incidents: %+v", ins)
+	}
+}
