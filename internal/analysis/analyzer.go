@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iomtguard/iomtguard/internal/capture"
 	"github.com/iomtguard/iomtguard/internal/dataset"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/packet"
@@ -162,6 +163,12 @@ type kpoint struct {
 type Analyzer struct {
 	pipeline.Nop
 	opts Options
+
+	// Frames by decode status and the current link type's run, not yet in
+	// sum's maps (sumFrame, foldCounts).
+	statusN [packet.Malformed + 1]int64
+	linkT   capture.LinkType
+	linkN   int64
 
 	all, mq    [nFields]stats.Describer
 	frameMQTT  bool

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/packet"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/stats"
 )
@@ -200,6 +201,7 @@ func (a *Analyzer) ReuseColumns(old *Analyzer) {
 func (a *Analyzer) State() *State {
 	// Connections still open count in their hosts up to now.
 	a.flushConns()
+	a.foldCounts()
 	st := &State{Version: StateVersion, Origin: a.packets.Origin(), First: a.first, Last: a.last, MsgTypes: a.msgTypes,
 		Lengths: a.lengths, QoS: a.qos, Retained: a.retained, Publishes: a.publishes, Payload: a.payload,
 		Anomalies: a.anomalies, TopicOther: a.topicOther, HostsOver: a.hostsOver, Flows: a.flows, FlowStates: a.flowStates,
@@ -455,6 +457,7 @@ func (a *Analyzer) Merge(st *State) {
 	a.mqttSeries.Merge(&Series{Interval: a.mqttSeries.Interval, Values: st.MQTT.Values, Offset: st.MQTT.Offset, Dropped: st.MQTT.Dropped,
 		started: true, first: st.Origin})
 	a.fromCSV = a.fromCSV || st.FromCSV
+	a.foldCounts()
 	a.sum.add(&st.Summary)
 }
 
@@ -489,6 +492,7 @@ func (t *tlsAgg) merge(o *TLSState) {
 // OwnSummary is the pipeline Summary of the frames this analyzer saw (or
 // the States merged into it), for a Result made without a pipeline run.
 func (a *Analyzer) OwnSummary() *pipeline.Summary {
+	a.foldCounts()
 	s := a.sum
 	out := &pipeline.Summary{Frames: s.Frames, Bytes: s.Bytes, First: a.first, Last: a.last, Decoded: maps(s.Decoded),
 		LinkTypes: maps(s.LinkTypes), IPv4: s.IPv4, IPv6: s.IPv6, TCP: s.TCP, UDP: s.UDP, OtherL4: s.OtherL4, TCPStreams: s.TCPStreams,
@@ -504,6 +508,36 @@ func maps(m map[string]int64) map[string]int64 {
 	return m
 }
 
+// foldCounts moves the per-frame counters of decode status and link type
+// into the summary's maps; whatever reads a.sum calls it first.
+func (a *Analyzer) foldCounts() {
+	for st, n := range a.statusN {
+		if n > 0 {
+			a.foldStatus(packet.Status(st), n)
+			a.statusN[st] = 0
+		}
+	}
+	a.foldLink()
+}
+
+func (a *Analyzer) foldStatus(st packet.Status, n int64) {
+	if a.sum.Decoded == nil {
+		a.sum.Decoded = map[string]int64{}
+	}
+	a.sum.Decoded[st.String()] += n
+}
+
+func (a *Analyzer) foldLink() {
+	if a.linkN == 0 {
+		return
+	}
+	if a.sum.LinkTypes == nil {
+		a.sum.LinkTypes = map[string]int64{}
+	}
+	a.sum.LinkTypes[a.linkT.String()] += a.linkN
+	a.linkN = 0
+}
+
 // sumFrame counts a frame in the analyzer's own summary.
 func (a *Analyzer) sumFrame(f *pipeline.Frame) {
 	s := &a.sum
@@ -516,11 +550,20 @@ func (a *Analyzer) sumFrame(f *pipeline.Frame) {
 		a.last = f.TS
 	}
 	l := f.L
-	if s.Decoded == nil {
-		s.Decoded, s.LinkTypes = map[string]int64{}, map[string]int64{}
+	// Counted in an array and a one-entry cache, folded into the summary's
+	// maps when it is read (foldCounts): two string-keyed map updates a
+	// frame were a twentieth of watch's pass.
+	if int(l.Status) < len(a.statusN) {
+		a.statusN[l.Status]++
+	} else {
+		a.foldStatus(l.Status, 1)
 	}
-	s.Decoded[l.Status.String()]++
-	s.LinkTypes[l.LinkType.Normalize().String()]++
+	if lt := l.LinkType.Normalize(); lt == a.linkT && a.linkN > 0 {
+		a.linkN++
+	} else {
+		a.foldLink()
+		a.linkT, a.linkN = lt, 1
+	}
 	switch l.IPVersion {
 	case 4:
 		s.IPv4++

@@ -67,22 +67,40 @@ func (s Scaler) Inverse(p []float64) []float64 {
 func Silhouette(data Data, labels []int32, k, sample int, seed uint64) float64 {
 	n := data.N()
 	rng := rand.New(rand.NewPCG(seed, 7))
+	// The sample as distinct points with their multiplicity: a weighted
+	// sample of a few thousand draws from few distinct points (the
+	// (frame.len, tcp.len) pairs of a capture) repeats them, and a copy
+	// contributes the same distances as its original. Profiling watch's
+	// last fit showed the pairwise loop over the 2000 draws as most of it;
+	// over distinct points it is the same sums in a fraction of the time.
 	var idx []int
+	var mult []float64
 	if data.Weights == nil && n <= sample {
 		idx = make([]int, n)
+		mult = make([]float64, n)
 		for i := range idx {
-			idx[i] = i
+			idx[i], mult[i] = i, 1
 		}
 	} else {
-		for len(idx) < sample {
-			idx = append(idx, sampleWeighted(data, nil, rng.Float64()))
+		pick := newWeightedSampler(data)
+		slot := map[int]int{}
+		for d := 0; d < sample; d++ {
+			i := pick.sample(rng.Float64())
+			if s, ok := slot[i]; ok {
+				mult[s]++
+				continue
+			}
+			slot[i] = len(idx)
+			idx = append(idx, i)
+			mult = append(mult, 1)
 		}
 	}
-	m := len(idx)
+	var m float64
 	sums := make([]float64, k)
-	counts := make([]int, k)
-	for _, i := range idx {
-		counts[labels[i]]++
+	counts := make([]float64, k)
+	for s, i := range idx {
+		counts[labels[i]] += mult[s]
+		m += mult[s]
 	}
 	used := 0
 	for _, c := range counts {
@@ -94,28 +112,30 @@ func Silhouette(data Data, labels []int32, k, sample int, seed uint64) float64 {
 		return math.NaN()
 	}
 	var total float64
-	for _, i := range idx {
+	for s, i := range idx {
 		clear(sums)
 		xi := data.row(i)
-		for _, j := range idx {
-			sums[labels[j]] += math.Sqrt(sqdist(xi, data.row(j)))
+		for t, j := range idx {
+			if t != s {
+				sums[labels[j]] += mult[t] * math.Sqrt(sqdist(xi, data.row(j)))
+			}
 		}
 		own := labels[i]
 		if counts[own] <= 1 {
 			continue // s = 0
 		}
-		a := sums[own] / float64(counts[own]-1)
+		a := sums[own] / (counts[own] - 1)
 		b := math.Inf(1)
 		for c := 0; c < k; c++ {
 			if int32(c) != own && counts[c] > 0 {
-				b = math.Min(b, sums[c]/float64(counts[c]))
+				b = math.Min(b, sums[c]/counts[c])
 			}
 		}
 		if mx := math.Max(a, b); mx > 0 {
-			total += (b - a) / mx
+			total += mult[s] * (b - a) / mx
 		}
 	}
-	return total / float64(m)
+	return total / m
 }
 
 // Choice records one k of an automatic choice. Silhouette is NaN where it

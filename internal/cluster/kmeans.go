@@ -304,24 +304,42 @@ func (sc *scratch) floats(p *[]float64, n int) []float64 {
 
 // sampleWeighted picks a point with probability proportional to its weight.
 func sampleWeighted(data Data, _ []float64, u float64) int {
-	n := data.N()
-	if data.Weights == nil {
-		i := int(u * float64(n))
-		return min(i, n-1)
-	}
-	var total float64
-	for _, w := range data.Weights {
-		total += w
-	}
-	target := u * total
-	var cum float64
-	for i, w := range data.Weights {
-		cum += w
-		if cum > target && w > 0 {
-			return i
+	return newWeightedSampler(data).sample(u)
+}
+
+// weightedSampler draws points with probability proportional to their
+// weight by a binary search of the running sums (the first point whose
+// running sum exceeds u times the total), so that many draws cost
+// O(log n) each instead of a pass over the weights.
+type weightedSampler struct {
+	n   int
+	cum []float64 // nil: no weights, uniform
+}
+
+func newWeightedSampler(data Data) weightedSampler {
+	s := weightedSampler{n: data.N()}
+	if data.Weights != nil {
+		s.cum = make([]float64, len(data.Weights))
+		var c float64
+		for i, w := range data.Weights {
+			c += w
+			s.cum[i] = c
 		}
 	}
-	return n - 1
+	return s
+}
+
+func (s weightedSampler) sample(u float64) int {
+	if len(s.cum) == 0 {
+		return min(int(u*float64(s.n)), s.n-1)
+	}
+	// A point of weight 0 has the running sum of the one before it, so the
+	// first running sum above the target belongs to a point of weight > 0.
+	target := u * s.cum[len(s.cum)-1]
+	if i := sort.SearchFloat64s(s.cum, math.Nextafter(target, math.Inf(1))); i < s.n {
+		return i
+	}
+	return s.n - 1
 }
 
 // lloyd runs scikit-learn's _kmeans_single_lloyd from the given centers:
