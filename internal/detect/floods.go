@@ -69,7 +69,7 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 			if len(p.srcs) >= maxKeys {
 				return
 			}
-			a = &pubAgg{win: newRing(p.maxPub), topics: newCounter[string](1000), clients: map[string]bool{}}
+			a = &pubAgg{win: newRing(p.maxPub, 10e9), topics: newCounter[string](1000), clients: map[string]bool{}}
 			p.srcs[src] = a
 		}
 		p.tab.cur.pub = a

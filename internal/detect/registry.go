@@ -285,27 +285,48 @@ func newFinding(id string, first, last int64, ev Evidence) Finding {
 // Helpers shared by the detectors.
 
 // ring holds the times of the last n events of one key, to test "n events
-// within a window" in O(1) per event.
+// within a window" in O(1) per event. It keeps only what can still make a
+// hit: an event older than window before the newest is dropped rather than
+// kept, so a key with a slow, steady rate holds a few times, not n
+// (profiling analyze of 21.8M frames from 20,000 publishers found a full
+// ring per source, 4 kB each, at a third of the live heap). With times in
+// order its answers are those of a ring of n.
 type ring struct {
-	ts   []int64
-	next int
-	full bool
+	ts     []int64 // circular; grows (doubling, up to n) while its events fall within window
+	oldest int     // index of the oldest time kept
+	count  int
+	n      int
+	window int64
 }
 
-func newRing(n int) *ring { return &ring{ts: make([]int64, max(n, 1))} }
+func newRing(n int, window int64) *ring {
+	n = max(n, 1)
+	return &ring{ts: make([]int64, min(n, 8)), n: n, window: window}
+}
 
-// add records an event at t and returns the span of the last n events
-// (-1 while fewer than n have been seen).
+// add records an event at t and returns the span of the last n events,
+// or -1 when those are not all kept (fewer than n seen, or some older than
+// window: the span then exceeds window).
 func (r *ring) add(t int64) int64 {
-	r.ts[r.next] = t
-	r.next = (r.next + 1) % len(r.ts)
-	if r.next == 0 {
-		r.full = true
+	if r.count == len(r.ts) {
+		if len(r.ts) < r.n && t-r.ts[r.oldest] <= r.window {
+			// Everything kept is still within the window: make room.
+			grown := make([]int64, min(2*len(r.ts), r.n))
+			k := copy(grown, r.ts[r.oldest:])
+			copy(grown[k:], r.ts[:r.oldest])
+			r.ts, r.oldest = grown, 0
+		} else {
+			// Drop the oldest: it is outside the window, or the ring holds n.
+			r.oldest = (r.oldest + 1) % len(r.ts)
+			r.count--
+		}
 	}
-	if !r.full {
+	r.ts[(r.oldest+r.count)%len(r.ts)] = t
+	r.count++
+	if r.count < r.n {
 		return -1
 	}
-	return t - r.ts[r.next]
+	return t - r.ts[r.oldest]
 }
 
 // exemplars keeps the first few frame numbers as examples.

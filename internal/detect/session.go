@@ -131,7 +131,7 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 				if len(b.aggs) >= maxKeys {
 					continue
 				}
-				a = &authAgg{win: newRing(b.minFail), fast: newRing(b.fast), creds: map[uint64]bool{}, users: map[string]bool{},
+				a = &authAgg{win: newRing(b.minFail, b.window), fast: newRing(b.fast, 60e9), creds: map[uint64]bool{}, users: map[string]bool{},
 					clients: map[string]bool{}, sources: map[string]bool{}, targets: map[string]bool{}}
 				b.aggs[k] = a
 			}
@@ -492,11 +492,18 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 	}
 	src := clientAddr(m)
 	for other, l := range st.live {
-		if other == s || l.src == src || other.Disconnect || (l.conn != nil && l.conn.State >= tcpstream.StateClosing) {
-			continue // the same session or address, or a session already ending
+		if other.Disconnect || (l.conn != nil && l.conn.State >= tcpstream.StateClosing) ||
+			(l.keepalive != 0 && now-l.last > l.keepalive*3/2) {
+			// A session ending, or one the broker has dropped already: it
+			// claims nothing now or later, and is forgotten (a client ID
+			// reconnecting all day otherwise left every session here to
+			// be walked at each CONNECT; profiling analyze of 21.8M frames
+			// found this loop at a twelfth of the pass).
+			delete(st.live, other)
+			continue
 		}
-		if l.keepalive != 0 && now-l.last > l.keepalive*3/2 {
-			continue // the broker has dropped it already
+		if other == s || l.src == src {
+			continue // the same session or address
 		}
 		t.claims++
 		if now-l.last <= t.active || st.past[src] {
