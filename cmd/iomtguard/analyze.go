@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ type analyzeOptions struct {
 	noHTML   bool
 	quiet    bool
 	invFile  string
+	memoryMB int
 }
 
 func analyzeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -86,7 +89,29 @@ report; topics and client IDs do.`,
 	f.Uint64Var(&o.seed, "seed", 0, "K-means seed (the same seed gives the same clusters)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar and no summary (warnings about damaged input are still printed)")
 	f.StringVar(&o.invFile, "inventory", "", "also write the device inventory to this file: .csv (one row per device) or .json")
+	f.IntVar(&o.memoryMB, "memory-mb", defaultMemoryMB, "keep the process's memory near this many MiB by collecting garbage more often past it "+
+		"(a soft limit: a larger working set still runs, slower; 0: none; GOMEMLIMIT in the environment is used when this flag is not given)")
 	return cmd
+}
+
+// defaultMemoryMB is analyze's soft memory limit. Its working set is
+// bounded (capped tables, columns that fall back to sketches), but with the
+// collector's default pacing the heap grows to twice that set before a
+// collection: 390 MiB resident for a 2 GB capture whose largest working
+// set is 150 MiB, 250 MiB with this limit, at a few percent more time.
+const defaultMemoryMB = 192
+
+// setMemoryLimit sets the Go runtime's soft memory limit from --memory-mb,
+// unless the flag was left at its default and GOMEMLIMIT is set.
+func setMemoryLimit(cmd *cobra.Command, mb int) {
+	if !cmd.Flags().Changed("memory-mb") && os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if mb <= 0 {
+		debug.SetMemoryLimit(math.MaxInt64)
+		return
+	}
+	debug.SetMemoryLimit(int64(mb) << 20)
 }
 
 func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, stderr io.Writer) error {
@@ -96,12 +121,13 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	if o.invFile != "" && !strings.HasSuffix(o.invFile, ".csv") && !strings.HasSuffix(o.invFile, ".json") {
 		return usageError{fmt.Errorf("--inventory %s: the name must end in .csv or .json (the format written)", o.invFile)}
 	}
-	for _, err := range []error{checkInt("horizon", o.horizon, 1, 100000), checkOpen("anomaly-level", o.level, 0, 1),
+	for _, err := range []error{checkInt("memory-mb", o.memoryMB, 0, 1<<30), checkInt("horizon", o.horizon, 1, 100000), checkOpen("anomaly-level", o.level, 0, 1),
 		checkPositive("robust-z", o.robustZ, 1e6), checkDuration("interval", o.interval, time.Millisecond, 24*time.Hour)} {
 		if err != nil {
 			return err
 		}
 	}
+	setMemoryLimit(cmd, o.memoryMB)
 	pol, err := loadPolicy(o.policy)
 	if err != nil {
 		return err
