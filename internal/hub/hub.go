@@ -564,7 +564,17 @@ func (h *Hub) Pending(ctx context.Context) int64 {
 	if err != nil {
 		return -1
 	}
-	return int64(ci.NumPending) + int64(ci.NumAckPending)
+	pending := int64(ci.NumPending) + int64(ci.NumAckPending)
+	// The server updates NumPending as it signals new messages to the
+	// consumer, which can lag a burst just stored (a test saw 0 pending
+	// with six minutes in the stream and none stored); what the stream
+	// holds past this consumer's acknowledgement floor is owed too.
+	if st, err := h.js.Stream(ctx, Stream); err == nil {
+		if si, err := st.Info(ctx); err == nil && si.State.LastSeq > ci.AckFloor.Stream {
+			pending = max(pending, int64(si.State.LastSeq-ci.AckFloor.Stream))
+		}
+	}
+	return pending
 }
 
 // Close stops consuming, then closes the history and the embedded server.
