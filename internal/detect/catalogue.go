@@ -244,6 +244,17 @@ var catalogue = map[string]Entry{
 			Change:  "Look at the traffic in the flagged intervals (the report lists them) and keep monitoring continuously.",
 			Gateway: "# iomtguard gateway --metrics :9108   (Prometheus /metrics; the detectors watch its traffic)"},
 	},
+	"anomaly.device-behaviour": {
+		Category: "behaviour", Severity: Medium,
+		Title:       "A device behaved unlike itself",
+		Explanation: "A device's minute of traffic scored above the learned baseline's threshold: it published to topics, at a rate, with sizes or from addresses unlike its own learned normal (iomtguard baseline learn). It is the first sign of a compromised, misconfigured or cloned device, which no fixed rule describes.",
+		Controls: Controls{HIPAA: []string{"164.312(b) audit controls", "164.312(c)(1) integrity"},
+			IEC62443: []string{"FR6 timely response to events (SR 6.2 continuous monitoring)", "FR3 system integrity"},
+			FDA:      []string{"event detection and logging", "code, data and execution integrity"}},
+		Defence: Defence{Framework: "monitoring",
+			Change:  "Check the device named: its firmware, its configuration and who can reach it; if the change is legitimate (a new topic, a new firmware), learn the baseline again.",
+			Gateway: "# the iomtguard gateway's per-identity topic rights stop a device publishing outside its own topics"},
+	},
 	"anomaly.outlier": {
 		Category: "behaviour", Severity: Low,
 		Title:       "Rare packets far from the normal traffic",

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/iomtguard/iomtguard/internal/baseline"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/policy"
 )
@@ -60,12 +61,16 @@ var Registry = []Spec{
 	legacySpec,
 	trafficSpec,
 	outlierSpec,
+	deviceSpec,
 }
 
 // Env is what a detector is built with: the policy and its thresholds, and
 // the engine's table of per-session state.
 type Env struct {
-	Policy   *policy.Policy
+	Policy *policy.Policy
+	// Learned is what the anomaly.device-behaviour detector learns and
+	// scores with (Options).
+	Learned  Options
 	spec     *Spec
 	seed     maphash.Seed
 	sessions *sessTable
@@ -116,9 +121,29 @@ type Engine struct {
 	sessions                        *sessTable
 }
 
+// Options are the detectors' inputs other than the policy.
+type Options struct {
+	// Baseline is what anomaly.device-behaviour scores against (nil: the
+	// detector is idle, unless it learns).
+	Baseline *baseline.Baseline
+	// LearnFor makes the detector learn a baseline over this much capture
+	// time first, then build it (Learned is called with it, or with the
+	// error), then score against it (watch --learn).
+	LearnFor time.Duration
+	Learned  func(*baseline.Baseline, error)
+	// Build tunes the baseline built after LearnFor.
+	Build baseline.BuildOptions
+	// Scored, when set, receives every window scored (eval's ranking
+	// measures).
+	Scored func(baseline.Scored)
+}
+
 // New builds the detectors with policy p (nil: the default policy). It
 // fails when the policy sets a threshold no detector has.
-func New(p *policy.Policy) (*Engine, error) {
+func New(p *policy.Policy) (*Engine, error) { return NewWith(p, Options{}) }
+
+// NewWith builds the detectors with policy p and the other inputs o.
+func NewWith(p *policy.Policy, o Options) (*Engine, error) {
 	if p == nil {
 		p = &policy.Policy{}
 	}
@@ -129,7 +154,7 @@ func New(p *policy.Policy) (*Engine, error) {
 	seed := maphash.MakeSeed()
 	for i := range Registry {
 		s := &Registry[i]
-		d := s.New(&Env{Policy: p, spec: s, seed: seed, sessions: e.sessions})
+		d := s.New(&Env{Policy: p, Learned: o, spec: s, seed: seed, sessions: e.sessions})
 		e.dets = append(e.dets, d)
 		e.names = append(e.names, s.Name)
 		// Dispatch only to the detectors that use an event kind.
