@@ -36,6 +36,7 @@ var Attacks = []Attack{
 	{"syn-flood", "attack.syn-flood", "spoofed SYNs from many addresses leave the broker with half-open connections", synFlood},
 	{"scan", "attack.scan", "an invader probes many ports on many ICU hosts", scan},
 	{"client-id-takeover", "attack.client-id-takeover", "an invader connects with a device's client ID from another address, again and again", takeover},
+	{"device-hijack", "anomaly.device-behaviour", "bed 1's infusion pump, taken over, publishes doses to a topic it never used, ten times a second (only a learned baseline tells it from a pump)", hijack},
 }
 
 // AttackByName finds an attack.
@@ -262,6 +263,27 @@ func takeover(w *world, a *attackRun) {
 			}
 		}
 		c.connect()
+	})
+}
+
+// hijack makes bed 1's infusion pump (its own connection, address and
+// credentials: the device itself is compromised) publish doses on a topic
+// it never used, every 100 ms, for the attack's duration.
+func hijack(w *world, a *attackRun) {
+	var pump *device
+	for _, d := range w.devices {
+		if d.c.id == "bed1-pump" {
+			pump = d
+		}
+	}
+	if pump == nil {
+		return // no bed 1 (icu-environment): nothing to take over
+	}
+	a.source(pump.c.h)
+	w.loop(a, 100e6, func() {
+		if pump.c.connected {
+			pump.c.publish("1/pump/dose", []byte(fmt.Sprintf("%.1f", 5+w.e.rng.Float64()*20)), 1, false)
+		}
 	})
 }
 
