@@ -35,6 +35,7 @@ type analyzeOptions struct {
 	quiet    bool
 	invFile  string
 	memoryMB int
+	baseline string
 }
 
 func analyzeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -89,6 +90,7 @@ report; topics and client IDs do.`,
 	f.Uint64Var(&o.seed, "seed", 0, "K-means seed (the same seed gives the same clusters)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar and no summary (warnings about damaged input are still printed)")
 	f.StringVar(&o.invFile, "inventory", "", "also write the device inventory to this file: .csv (one row per device) or .json")
+	f.StringVar(&o.baseline, "baseline", "", "score each MQTT device against this learned baseline (iomtguard baseline learn): anomaly.device-behaviour")
 	f.IntVar(&o.memoryMB, "memory-mb", defaultMemoryMB, "keep the process's memory near this many MiB by collecting garbage more often past it "+
 		"(a soft limit: a larger working set still runs, slower; 0: none; GOMEMLIMIT in the environment is used when this flag is not given)")
 	return cmd
@@ -132,6 +134,10 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	bl, err := loadBaseline(o.baseline)
+	if err != nil {
+		return err
+	}
 	var inputs []pipeline.Input
 	if len(args) == 0 {
 		in, err := pipeline.NewInput(demo.Name, demo.Open())
@@ -151,7 +157,7 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 
 	prog := newProgress(stderr, o.quiet, "analyze")
 	res, err := analyzeInputs(cmd.Context(), inputs, analysis.Options{Interval: o.interval, Horizon: o.horizon, Seed: o.seed,
-		AnomalyLevel: o.level, RobustZ: o.robustZ}, pol, prog.update)
+		AnomalyLevel: o.level, RobustZ: o.robustZ}, pol, detect.Options{Baseline: bl}, prog.update)
 	prog.done()
 	if err != nil {
 		return err
@@ -239,8 +245,8 @@ func loadPolicy(path string) (*policy.Policy, error) {
 // analyzeInputs is the whole analysis of inputs in one pass: the
 // aggregators, and the detectors built with pol, then the models and the
 // findings. analyze and eval both run it.
-func analyzeInputs(ctx context.Context, inputs []pipeline.Input, ao analysis.Options, pol *policy.Policy, progress func(done, total int64)) (*analysis.Result, error) {
-	det, err := detect.New(pol)
+func analyzeInputs(ctx context.Context, inputs []pipeline.Input, ao analysis.Options, pol *policy.Policy, do detect.Options, progress func(done, total int64)) (*analysis.Result, error) {
+	det, err := detect.NewWith(pol, do)
 	if err != nil {
 		return nil, usageError{err}
 	}

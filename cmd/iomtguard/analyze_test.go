@@ -12,6 +12,7 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
 	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pcaptest"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
@@ -291,7 +292,7 @@ func TestAnalyzeRandomSlices(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := analyzeInputs(context.Background(), []pipeline.Input{in}, analysis.Options{}, &policy.Policy{}, nil)
+		res, err := analyzeInputs(context.Background(), []pipeline.Input{in}, analysis.Options{}, &policy.Policy{}, detect.Options{}, nil)
 		if err != nil {
 			t.Fatalf("slice %d (%d frames): %v", i, b-a, err)
 		}
@@ -394,7 +395,7 @@ func analyzeBytes(t *testing.T, b []byte) *analysis.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := analyzeInputs(context.Background(), []pipeline.Input{in}, analysis.Options{}, &policy.Policy{}, nil)
+	res, err := analyzeInputs(context.Background(), []pipeline.Input{in}, analysis.Options{}, &policy.Policy{}, detect.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/baseline"
 	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/sim"
@@ -26,6 +29,21 @@ type labels struct {
 	// Inventory is what each device of a capture is (simulate --labels
 	// writes it): eval scores the inventory's guesses of kind and role.
 	Inventory map[string][]sim.DeviceTruth `yaml:"inventory"`
+	// Attacks are when and from where the attacks of the file's capture
+	// ran (simulate --labels writes them; a file of several captures puts
+	// them under each capture instead): eval --baseline labels the scored
+	// device minutes with them.
+	Attacks []attackLabel `yaml:"attacks"`
+}
+
+// attackLabel is one attack's time and sources: addresses, or client IDs
+// (where addresses do not tell devices apart, as on one host's loopback).
+type attackLabel struct {
+	Name      string    `yaml:"name"`
+	Start     time.Time `yaml:"start"`
+	End       time.Time `yaml:"end"`
+	Sources   []string  `yaml:"sources"`
+	ClientIDs []string  `yaml:"client_ids"`
 }
 
 // inventoryScore is how well the inventory named a capture's devices.
@@ -87,9 +105,10 @@ func scoreInventory(name string, truth []sim.DeviceTruth, res *analysis.Result) 
 }
 
 type expect struct {
-	Must    []string `yaml:"must"`
-	MustAny []string `yaml:"must_any"`
-	MustNot []string `yaml:"must_not"`
+	Must    []string      `yaml:"must"`
+	MustAny []string      `yaml:"must_any"`
+	MustNot []string      `yaml:"must_not"`
+	Attacks []attackLabel `yaml:"attacks"`
 }
 
 // matchID reports whether a finding ID matches a label entry (a trailing *
@@ -102,9 +121,10 @@ func matchID(pattern, id string) bool {
 }
 
 type evalOptions struct {
-	labels string
-	policy string
-	json   bool
+	labels   string
+	policy   string
+	json     bool
+	baseline string
 }
 
 func evalCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -145,6 +165,7 @@ share right of those guessed, unknown aside), its recall (right of all), and rol
 	f.StringVar(&o.labels, "labels", "", "labels file (YAML; required)")
 	f.StringVar(&o.policy, "policy", "", "policy file for the analysis")
 	f.BoolVar(&o.json, "json", false, "print the scores as JSON")
+	f.StringVar(&o.baseline, "baseline", "", "score devices against this learned baseline too, and rank the scores against the labels' attacks (ROC AUC, precision, recall and delay per attack; false alarms per device-day)")
 	cmd.MarkFlagRequired("labels")
 	return cmd
 }
@@ -230,13 +251,31 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	bl, err := loadBaseline(o.baseline)
+	if err != nil {
+		return err
+	}
+	var windows []baseline.Labelled
 	failed := 0
 	for _, j := range jobs {
+		attacks := j.exp.Attacks
+		if attacks == nil && len(lab.Captures) == 1 {
+			attacks = lab.Attacks
+		}
+		detectOpts := func(string) detect.Options {
+			if bl == nil {
+				return detect.Options{}
+			}
+			return detect.Options{Baseline: bl, Scored: func(s baseline.Scored) {
+				windows = append(windows, baseline.Labelled{Key: s.Key, Window: s.Window, Score: s.Score, Anomalous: s.Anomalous,
+					Attack: attackOf(attacks, s.Window, s.Key, s.Peers), Unscored: s.Unscored})
+			}}
+		}
 		cs := captureScore{Capture: filepath.Base(j.path), Findings: []string{}}
 		var res *analysis.Result
 		in, err := pipeline.OpenInput(j.path)
 		if err == nil {
-			res, err = analyzeInputs(cmd.Context(), []pipeline.Input{in}, analysis.Options{}, pol, nil)
+			res, err = analyzeInputs(cmd.Context(), []pipeline.Input{in}, analysis.Options{}, pol, detectOpts(in.Name()), nil)
 			in.Close()
 		}
 		if err != nil {
@@ -314,6 +353,9 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", " ")
 		doc := map[string]any{"captures": scores, "ids": idList, "passed": len(scores) - failed, "failed": failed}
+		if bl != nil {
+			doc["baseline"] = rankingDoc(bl, windows)
+		}
 		if len(invScores) > 0 {
 			doc["inventory"] = invScores
 		}
@@ -378,6 +420,9 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 			}
 			tw.Flush()
 		}
+		if bl != nil {
+			printRanking(stdout, bl, windows)
+		}
 		fmt.Fprintf(stdout, "\n%d of %d captures pass\n", len(scores)-failed, len(scores))
 	}
 	if failed > 0 {
@@ -391,4 +436,79 @@ func ratio(p *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", *p)
+}
+
+// attackOf names the attack a device minute belongs to: one whose time it
+// overlaps and one of whose source addresses it involves ("" if none). The
+// minute after an attack still carries it (a device's next period is
+// measured from the attack's last message).
+func attackOf(attacks []attackLabel, window int64, key string, peers []string) string {
+	w0 := time.Unix(0, window*int64(baseline.Window))
+	w1 := w0.Add(baseline.Window)
+	for _, a := range attacks {
+		if !w0.Before(a.End.Add(baseline.Window)) || !w1.After(a.Start) {
+			continue
+		}
+		if slices.Contains(a.ClientIDs, key) {
+			return a.Name
+		}
+		for _, p := range peers {
+			if slices.Contains(a.Sources, p) {
+				return a.Name
+			}
+		}
+	}
+	return ""
+}
+
+type rankingJSON struct {
+	ForestThreshold    float64            `json:"forest_threshold"`
+	DeviationThreshold float64            `json:"deviation_threshold"`
+	Windows            int                `json:"device_minutes"`
+	Rankings           []baseline.Ranking `json:"attacks"`
+	FalseAlarms        int                `json:"false_alarms"`
+	BenignDays         float64            `json:"benign_device_days"`
+	FalseAlarmsPer     float64            `json:"false_alarms_per_100_device_days"`
+}
+
+func rankingDoc(bl *baseline.Baseline, ws []baseline.Labelled) rankingJSON {
+	fa, days := baseline.FalseAlarms(ws)
+	scored := 0
+	for _, w := range ws {
+		if !w.Unscored {
+			scored++
+		}
+	}
+	d := rankingJSON{ForestThreshold: bl.ForestThreshold, DeviationThreshold: bl.DeviationThreshold, Windows: scored, Rankings: baseline.Rank(ws), FalseAlarms: fa, BenignDays: days}
+	if days > 0 {
+		d.FalseAlarmsPer = 100 * float64(fa) / days
+	}
+	if d.Rankings == nil {
+		d.Rankings = []baseline.Ranking{}
+	}
+	return d
+}
+
+func printRanking(w io.Writer, bl *baseline.Baseline, ws []baseline.Labelled) {
+	d := rankingDoc(bl, ws)
+	fmt.Fprintf(w, "\nBASELINE: %d device minutes scored; thresholds: forest score %.3f, deviation %.1f σ\n", d.Windows, d.ForestThreshold, d.DeviationThreshold)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ATTACK\tMINUTES\tUNSCORED\tROC AUC\tDETECTED\tRECALL\tPRECISION\tDELAY")
+	for _, r := range d.Rankings {
+		if r.Positives == 0 {
+			fmt.Fprintf(tw, "%s\t0\t%d\t-\t-\t-\t-\t-\n", r.Attack, r.Unscored)
+			continue
+		}
+		delay := "never"
+		if r.DelaySeconds != nil {
+			delay = fmt.Sprintf("%.0f s", *r.DelaySeconds)
+		}
+		auc := "-"
+		if r.AUC != nil {
+			auc = fmt.Sprintf("%.3f", *r.AUC)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%.2f\t%.2f\t%s\n", r.Attack, r.Positives, r.Unscored, auc, r.Detected, r.Recall, r.Precision, delay)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "benign: %.1f device-days, %d false alarms (%.2f per 100 device-days)\n", d.BenignDays, d.FalseAlarms, d.FalseAlarmsPer)
 }

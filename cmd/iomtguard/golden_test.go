@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/policy"
 	"github.com/iomtguard/iomtguard/internal/report"
@@ -35,7 +36,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := analyzeInputs(context.Background(), []pipeline.Input{in}, analysis.Options{Now: clock}, &policy.Policy{}, nil)
+			res, err := analyzeInputs(context.Background(), []pipeline.Input{in}, analysis.Options{Now: clock}, &policy.Policy{}, detect.Options{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

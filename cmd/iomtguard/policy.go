@@ -32,13 +32,13 @@ analyze and the gateway read it, and with captures lists what it would refuse in
 	return cmd
 }
 
-// baseline reads captures once with the inventory, the learner and the
+// policyBaseline reads captures once with the inventory, the learner and the
 // detectors (a baseline with attacks in it is not normal traffic: the
 // policy would allow the attacker).
 // The attacks and the problems found (a damaged capture; what the tables
 // could not keep, which a review then cannot judge) come back beside the
 // devices: problems are printed, and fail a review.
-func baseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) ([]inventory.Device, *suggest.Learner, []string, []string, []string, error) {
+func policyBaseline(ctx context.Context, args []string, quiet bool, stderr io.Writer) ([]inventory.Device, *suggest.Learner, []string, []string, []string, error) {
 	inputs, err := openInputs(args)
 	if err != nil {
 		return nil, nil, nil, nil, nil, err
@@ -106,7 +106,7 @@ baseline itself (nothing, unless the baseline is not what the policy can express
 			if !(headroom >= 1 && headroom <= 1000) { // NaN fails too
 				return usageError{fmt.Errorf("--headroom %g: want 1 to 1000 (the limits are the highest rate seen times this)", headroom)}
 			}
-			devs, l, names, attacks, problems, err := baseline(cmd.Context(), args, quiet, stderr)
+			devs, l, names, attacks, problems, err := policyBaseline(cmd.Context(), args, quiet, stderr)
 			if err != nil {
 				return err
 			}
@@ -210,7 +210,7 @@ something would be refused, 2 when the file is not valid.`,
 			if len(args) == 1 {
 				return nil
 			}
-			devs, l, names, _, problems, err := baseline(cmd.Context(), args[1:], quiet, stderr)
+			devs, l, names, _, problems, err := policyBaseline(cmd.Context(), args[1:], quiet, stderr)
 			if err != nil {
 				return err
 			}

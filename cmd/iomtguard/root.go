@@ -57,7 +57,7 @@ Start with:  iomtguard analyze            (analyses the built-in demo ICU captur
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(gatewayCmd(stdin, stdout, stderr), pkiCmd(stdout, stderr), keygenCmd(stdout, stderr), sealCmd(stdin, stdout, stderr), openCmd(stdin, stdout, stderr), analyzeCmd(stdout, stderr), detectorsCmd(stdout, stderr), evalCmd(stdout, stderr), exportCmd(stdout, stderr), forecastCmd(stdout, stderr), simulateCmd(stdout, stderr), watchCmd(stdin, stdout, stderr), hubCmd(stdout, stderr), reportCmd(stdout, stderr), inventoryCmd(stdout, stderr), policyCmd(stdout, stderr))
+	root.AddCommand(gatewayCmd(stdin, stdout, stderr), pkiCmd(stdout, stderr), keygenCmd(stdout, stderr), sealCmd(stdin, stdout, stderr), openCmd(stdin, stdout, stderr), analyzeCmd(stdout, stderr), detectorsCmd(stdout, stderr), evalCmd(stdout, stderr), exportCmd(stdout, stderr), forecastCmd(stdout, stderr), simulateCmd(stdout, stderr), watchCmd(stdin, stdout, stderr), hubCmd(stdout, stderr), reportCmd(stdout, stderr), inventoryCmd(stdout, stderr), policyCmd(stdout, stderr), baselineCmd(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	var s silentError
 	if errors.As(err, &s) {

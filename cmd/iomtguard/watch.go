@@ -18,7 +18,9 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/alert"
 	"github.com/iomtguard/iomtguard/internal/analysis"
+	"github.com/iomtguard/iomtguard/internal/baseline"
 	"github.com/iomtguard/iomtguard/internal/dashboard"
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/history"
 	"github.com/iomtguard/iomtguard/internal/incident"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
@@ -28,6 +30,8 @@ import (
 )
 
 type watchOptions struct {
+	baseline                  string
+	learn                     time.Duration
 	iface, dir, replay, speed string
 	filter                    string
 	promisc                   bool
@@ -122,6 +126,8 @@ A finite source (stdin, a replay) ends the run once it is read and everything is
 	f.StringVar(&o.retain, "retain", "90d", "how long the history keeps data (capture time; units s, m, h, d)")
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (wall time; default: until the source ends, or SIGINT)")
 	f.StringVar(&o.policy, "policy", "", "policy file (as analyze and the gateway read it): inventory, zones, rights, thresholds")
+	f.StringVar(&o.baseline, "baseline", "", "score each MQTT device against this learned baseline (iomtguard baseline learn): anomaly.device-behaviour; with --learn, where the baseline learned is written")
+	f.DurationVar(&o.learn, "learn", 0, "learn a baseline over this much capture time first (at least 30m), write it to --baseline, then score against it")
 	f.DurationVar(&o.closeAfter, "close-after", 5*time.Minute, "close an incident that showed nothing new for this long (capture time)")
 	f.DurationVar(&o.updateEvery, "update-every", 5*time.Minute, "report an open incident again at most this often")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no status lines on stderr (errors and drops are still printed)")
@@ -174,6 +180,20 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 	pol, err := loadPolicy(o.policy)
 	if err != nil {
 		return err
+	}
+	var dopts detect.Options
+	switch {
+	case o.learn != 0:
+		if o.baseline == "" {
+			return usageError{errors.New("--learn needs --baseline FILE: where to write what it learns")}
+		}
+		if o.learn < 30*time.Minute {
+			return usageError{fmt.Errorf("--learn %s: at least 30m (a baseline needs enough minutes of each device)", o.learn)}
+		}
+	default:
+		if dopts.Baseline, err = loadBaseline(o.baseline); err != nil {
+			return err
+		}
 	}
 	sopts := source.Options{Filter: filt}
 	var src *source.Source
@@ -247,7 +267,21 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 	if err != nil {
 		return err
 	}
-	wo := watch.Options{Input: src, Stats: src.Stats(), SourceKind: kind, Filter: o.filter, Policy: pol, History: h, Name: name,
+	if o.learn != 0 {
+		path := o.baseline
+		dopts.LearnFor = o.learn
+		dopts.Learned = func(b *baseline.Baseline, err error) {
+			if err == nil {
+				err = b.Save(path)
+			}
+			if err != nil {
+				log.Error("watch --learn: no baseline; anomaly.device-behaviour stays idle", "error", err)
+				return
+			}
+			log.Info("watch --learn: baseline learned and written; scoring devices against it now", "file", path, "devices", len(b.Devices))
+		}
+	}
+	wo := watch.Options{Input: src, Stats: src.Stats(), SourceKind: kind, Filter: o.filter, Policy: pol, Detect: dopts, History: h, Name: name,
 		Retain: retain, Alerts: sinks, Incidents: incident.Options{CloseAfter: o.closeAfter, UpdateEvery: o.updateEvery}, Logger: log,
 		Pipeline: pipeline.Options{Logger: log}}
 	if sensor != nil {

@@ -38,13 +38,16 @@ type Options struct {
 	SourceKind string        // interface, stream, directory, replay
 	Filter     string
 	Policy     *policy.Policy
-	Analysis   analysis.Options
-	Pipeline   pipeline.Options
-	History    *history.DB // nil: no history
-	Retain     time.Duration
-	Alerts     alert.Multi
-	Incidents  incident.Options
-	Inventory  inventory.Options
+	// Detect carries the learned baseline (or what to learn) to the
+	// anomaly.device-behaviour detector.
+	Detect    detect.Options
+	Analysis  analysis.Options
+	Pipeline  pipeline.Options
+	History   *history.DB // nil: no history
+	Retain    time.Duration
+	Alerts    alert.Multi
+	Incidents incident.Options
+	Inventory inventory.Options
 	// Name labels alerts and stored rows (the sensor; "" for a lone watch).
 	Name string
 	// Evaluate is the most often findings are evaluated, in wall time
@@ -145,7 +148,7 @@ func New(opts Options) (*Watch, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	det, err := detect.New(opts.Policy)
+	det, err := detect.NewWith(opts.Policy, opts.Detect)
 	if err != nil {
 		return nil, err
 	}
