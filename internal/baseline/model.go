@@ -28,7 +28,11 @@ type Baseline struct {
 	To      time.Time           `json:"to"`
 	Devices map[string]*Profile `json:"devices"`
 	Groups  map[string]*Profile `json:"groups"`
-	Forest  *Forest             `json:"forest"`
+	// Ward pools every device's minutes: the normal a device with neither
+	// a profile nor a shape of its own is compared with (an intruder's own
+	// client ID: how unlike any device of the ward it is).
+	Ward   *Profile `json:"ward"`
+	Forest *Forest  `json:"forest"`
 	// A window is anomalous when the forest scores it above
 	// ForestThreshold or when a feature deviates from the device's normal
 	// by more than DeviationThreshold standard deviations (the forest
@@ -51,20 +55,30 @@ const dims = 2 * NumFeatures
 // slowAlpha is the damped average's weight of a new window (half-life 10).
 var slowAlpha = 1 - math.Pow(0.5, 0.1)
 
-// Profile returns the profile a device is scored against: its own, or its
-// shape's (group true), or nil.
-func (b *Baseline) Profile(key string) (p *Profile, group bool) {
+// Profile returns the profile a device is scored against and what it is
+// ("" for the device's own): its own, its shape's, or the ward's; nil when
+// there is none.
+func (b *Baseline) Profile(key string) (p *Profile, against string) {
 	if p := b.Devices[key]; p != nil && p.Windows >= 3 {
-		return p, false
+		return p, ""
 	}
 	if p := b.Groups[Shape(key)]; p != nil && p.Windows >= 3 {
-		return p, true
+		return p, Shape(key)
 	}
-	return nil, false
+	if b.Ward != nil && b.Ward.Windows >= 3 {
+		return b.Ward, WardProfile
+	}
+	return nil, ""
 }
 
+// WardProfile names the ward's pooled profile in explanations.
+const WardProfile = "the ward's devices"
+
 // known is the set a tracker measures novelty against.
-func (b *Baseline) known(key string) (*Profile, bool) { return b.Profile(key) }
+func (b *Baseline) known(key string) (*Profile, bool) {
+	p, against := b.Profile(key)
+	return p, against != ""
+}
 
 // deviations describes v against p, with the device's damped average; a
 // feature the window has no value of, or the profile never had, is at 0.
@@ -116,7 +130,8 @@ type Learner struct {
 
 // NewLearner starts learning.
 func NewLearner() *Learner {
-	l := &Learner{b: &Baseline{Tool: "iomtguard", Version: Version, Devices: map[string]*Profile{}, Groups: map[string]*Profile{}}}
+	l := &Learner{b: &Baseline{Tool: "iomtguard", Version: Version, Devices: map[string]*Profile{}, Groups: map[string]*Profile{},
+		Ward: &Profile{}}}
 	l.tr = NewTracker(func(key string) (*Profile, bool) { return l.b.Devices[key], false }, l.Add)
 	return l
 }
@@ -152,19 +167,23 @@ func (l *Learner) Add(o Obs) {
 		l.b.Groups[Shape(o.Key)] = g
 	}
 	// A shape's topics are kept as shapes too (11/air is #/air).
+	w := l.b.Ward
 	for _, t := range o.Topics {
 		p.learnTopic(t)
 		g.learnTopic(Shape(t))
+		w.learnTopic(Shape(t))
 	}
 	for _, a := range o.Peers {
 		p.learnPeer(a)
 		g.learnPeer(a)
+		w.learnPeer(a)
 	}
 	if o.Partial {
 		return
 	}
 	p.add(o.V, o.Undefined)
 	g.add(o.V, o.Undefined)
+	w.add(o.V, o.Undefined)
 	o.Topics, o.Peers, o.NewTopics, o.NewPeers = nil, nil, nil, nil
 	if len(l.obs) < maxObs {
 		l.obs = append(l.obs, o)
@@ -202,6 +221,7 @@ func (l *Learner) Build(o BuildOptions) (*Baseline, error) {
 	for _, p := range b.Groups {
 		p.sortSets()
 	}
+	b.Ward.sortSets()
 	if o.Trees == 0 {
 		o.Trees = 100
 	}
@@ -274,7 +294,8 @@ type Scored struct {
 	Obs
 	Score     float64
 	Anomalous bool
-	Group     bool // scored against its shape's profile (no own profile)
+	Group     bool   // scored against another profile than its own (it has none)
+	Against   string // that profile: a shape (bed#-pump) or WardProfile
 	Why       string
 	// Unscored: the device has no profile, its own or its shape's (a new
 	// device, which the inventory reports): no score.
@@ -312,7 +333,8 @@ func (s *Scorer) Flush() { s.tr.Flush() }
 func (s *Scorer) Evicted() int64 { return s.tr.Evicted }
 
 func (s *Scorer) score(o Obs) {
-	p, group := s.B.Profile(o.Key)
+	p, against := s.B.Profile(o.Key)
+	group := against != ""
 	if p == nil {
 		s.Unknown++
 		if !o.Partial {
@@ -344,7 +366,7 @@ func (s *Scorer) score(o Obs) {
 		}
 	}
 	x := deviations(p, &o.V, &next, o.Undefined)
-	sc := Scored{Obs: o, Score: s.B.score(x), Group: group}
+	sc := Scored{Obs: o, Score: s.B.score(x), Group: group, Against: against}
 	sc.Anomalous = sc.Score > 1
 	if !sc.Anomalous {
 		*sl = next
@@ -496,7 +518,11 @@ func Read(r io.Reader) (*Baseline, error) {
 	if len(b.Devices) > maxDevices || len(b.Groups) > maxDevices {
 		return nil, fmt.Errorf("%w: %d devices (at most %d)", ErrBaseline, len(b.Devices), maxDevices)
 	}
-	for _, ps := range []map[string]*Profile{b.Devices, b.Groups} {
+	all := []map[string]*Profile{b.Devices, b.Groups}
+	if b.Ward != nil {
+		all = append(all, map[string]*Profile{WardProfile: b.Ward})
+	}
+	for _, ps := range all {
 		for k, p := range ps {
 			if p == nil || p.Windows < 0 || len(p.Topics) > maxProfileTopics || len(p.Peers) > maxProfilePeers {
 				return nil, fmt.Errorf("%w: profile %q is damaged", ErrBaseline, k)

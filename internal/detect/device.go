@@ -36,7 +36,7 @@ type devEpisode struct {
 	windows     int
 	score       float64 // the highest
 	why         string  // of the highest
-	group       bool
+	against     string  // the profile it was compared with, when not its own
 }
 
 type deviceBehaviour struct {
@@ -125,7 +125,7 @@ func (d *deviceBehaviour) window(s baseline.Scored) {
 		if len(d.open) >= maxKeys {
 			return
 		}
-		ep = &devEpisode{key: s.Key, first: s.Window, group: s.Group}
+		ep = &devEpisode{key: s.Key, first: s.Window, against: s.Against}
 		d.open[s.Key] = ep
 	}
 	ep.last = s.Window
@@ -188,8 +188,8 @@ func (d *deviceBehaviour) Findings(Models) []Finding {
 		}
 		if len(ev.Notes) < 20 {
 			whom := idString(ep.key)
-			if ep.group {
-				whom += " (no baseline of its own: compared with " + baseline.Shape(ep.key) + ")"
+			if ep.against != "" {
+				whom += " (no baseline of its own: compared with " + ep.against + ")"
 			}
 			ev.Notes = append(ev.Notes, fmt.Sprintf("%s, %s to %s (%s, %.1f× the threshold): %s", whom,
 				time.Unix(0, ep.first*w).UTC().Format("2006-01-02 15:04"), time.Unix(0, (ep.last+1)*w).UTC().Format("15:04"),
