@@ -41,7 +41,7 @@ for f in sorted(glob.glob(os.path.join(out, "*.yaml"))):
         continue
     d = yaml.safe_load(open(f))
     for name, exp in d["captures"].items():
-        exp["attacks"] = [{k: a[k] for k in ("name", "start", "end", "sources")} for a in d.get("attacks") or []]
+        exp["attacks"] = [{k: a[k] for k in ("name", "start", "end", "sources", "client_ids") if k in a} for a in d.get("attacks") or []]
         merged["captures"][name] = exp
 yaml.safe_dump(merged, open(os.path.join(out, "merged.yaml"), "w"))
 EOF

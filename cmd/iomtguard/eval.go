@@ -438,18 +438,20 @@ func ratio(p *float64) string {
 	return fmt.Sprintf("%.2f", *p)
 }
 
-// attackOf names the attack a device minute belongs to: one whose time it
-// overlaps and one of whose source addresses it involves ("" if none). The
-// minute after an attack still carries it (a device's next period is
-// measured from the attack's last message).
+// attackOf names the attack a device minute belongs to ("" if none): a
+// minute of a device the attack made its own (its client IDs) while it
+// runs or in the minute after (the device's next period is measured from
+// the attack's last message); a minute that involves one of the attackers'
+// addresses from the attack's start on (an attacker's sessions can outlive
+// the attack: its address is never benign).
 func attackOf(attacks []attackLabel, window int64, key string, peers []string) string {
 	w0 := time.Unix(0, window*int64(baseline.Window))
 	w1 := w0.Add(baseline.Window)
 	for _, a := range attacks {
-		if !w0.Before(a.End.Add(baseline.Window)) || !w1.After(a.Start) {
+		if !w1.After(a.Start) {
 			continue
 		}
-		if slices.Contains(a.ClientIDs, key) {
+		if slices.Contains(a.ClientIDs, key) && w0.Before(a.End.Add(baseline.Window)) {
 			return a.Name
 		}
 		for _, p := range peers {

@@ -20,6 +20,7 @@ type Attack struct {
 type attackRun struct {
 	start, end int64
 	sources    map[string]bool
+	clientIDs  []string
 	tag        frameTag
 }
 
@@ -279,7 +280,7 @@ func hijack(w *world, a *attackRun) {
 	if pump == nil {
 		return // no bed 1 (icu-environment): nothing to take over
 	}
-	a.source(pump.c.h)
+	a.clientIDs = append(a.clientIDs, pump.c.id)
 	w.loop(a, 100e6, func() {
 		if pump.c.connected {
 			pump.c.publish("1/pump/dose", []byte(fmt.Sprintf("%.1f", 5+w.e.rng.Float64()*20)), 1, false)

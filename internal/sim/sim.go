@@ -193,7 +193,7 @@ func Generate(opts Options, w capture.Writer) (*GroundTruth, error) {
 		}
 		sort.Strings(srcs)
 		truth.Attacks = append(truth.Attacks, AttackTruth{Name: name, Finding: a.Finding, About: a.About,
-			Start: time.Unix(0, r.start).UTC(), End: time.Unix(0, r.end).UTC(), Sources: srcs})
+			Start: time.Unix(0, r.start).UTC(), End: time.Unix(0, r.end).UTC(), Sources: srcs, ClientIDs: r.clientIDs})
 	}
 	truth.Frames = e.frames
 	truth.tags = e.written

@@ -48,7 +48,10 @@ type AttackTruth struct {
 	About   string
 	Start   time.Time
 	End     time.Time
-	Sources []string
+	Sources []string // the attackers' addresses
+	// ClientIDs are devices of the ward the attack made its own (a
+	// hijacked device: its address is its own, not an attacker's).
+	ClientIDs []string
 }
 
 // FrameLabel returns the dataset's class and label for frame n (1-based):
@@ -130,13 +133,14 @@ func (g *GroundTruth) MustNot() []string {
 // iomtguard eval reads.
 func (g *GroundTruth) WriteYAML(w io.Writer, captureName string) error {
 	type attackYAML struct {
-		Name    string   `yaml:"name"`
-		Finding string   `yaml:"finding"`
-		About   string   `yaml:"about"`
-		Start   string   `yaml:"start"`
-		End     string   `yaml:"end"`
-		Sources []string `yaml:"sources"`
-		Frames  [][2]int `yaml:"frames,flow"`
+		Name      string   `yaml:"name"`
+		Finding   string   `yaml:"finding"`
+		About     string   `yaml:"about"`
+		Start     string   `yaml:"start"`
+		End       string   `yaml:"end"`
+		Sources   []string `yaml:"sources"`
+		ClientIDs []string `yaml:"client_ids,omitempty"`
+		Frames    [][2]int `yaml:"frames,flow"`
 	}
 	type doc struct {
 		Captures map[string]map[string][]string `yaml:"captures"`
@@ -153,7 +157,7 @@ func (g *GroundTruth) WriteYAML(w io.Writer, captureName string) error {
 	attackFrames := 0
 	for _, a := range g.Attacks {
 		ay := attackYAML{Name: a.Name, Finding: a.Finding, About: a.About, Start: a.Start.Format(time.RFC3339Nano),
-			End: a.End.Format(time.RFC3339Nano), Sources: a.Sources}
+			End: a.End.Format(time.RFC3339Nano), Sources: a.Sources, ClientIDs: a.ClientIDs}
 		lo := -1
 		for i, t := range g.tags {
 			if t.attack == a.Name {
