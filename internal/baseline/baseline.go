@@ -27,10 +27,13 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+	"github.com/iomtguard/iomtguard/internal/tlsinfo"
 )
 
 // Window is the length of a scored window of capture time.
@@ -80,6 +83,8 @@ type Obs struct {
 	// Topics and Peers are all of the window's (for learning).
 	Topics []string
 	Peers  []string
+	// TLS: the device was seen through TLS (its publishes are records).
+	TLS bool
 	// Partial: the device's first window in the run, which may have
 	// started part-way (the capture's start, a device joining): learning
 	// takes its topics and peers, not its numbers, and it is not scored.
@@ -108,11 +113,16 @@ type acc struct {
 	peers                 map[netip.Addr]struct{}
 	newTopics, newPeers   []string
 	nNewTopics, nNewPeers float64
-	seenWindows           int // windows this device has had in this run
+	seenWindows           int  // windows this device has had in this run
+	tls                   bool // seen through TLS: its publishes are records
 	active                bool
 }
 
-// Tracker turns MQTT events into device windows. known, when set, gives
+// Tracker turns MQTT events into device windows. Through TLS (where MQTT
+// is not visible) a device is its client certificate's common name, and
+// its records stand for its messages: the TLS frames it sends with data
+// count as its publishes, with their sizes and period; its handshakes as
+// its connections. known, when set, gives
 // the profile whose topics and peers count as not new, and whether it is a
 // shape's (then topics are compared by shape, and the device's own address
 // is not new: it has none learned).
@@ -121,12 +131,85 @@ type Tracker struct {
 	emit    func(Obs)
 	devs    map[string]*acc
 	now     int64 // the current window (capture time / Window)
+	tls     map[*tcpstream.Conn]*tlsConn
 	Evicted int64 // devices not tracked: the table was full
 }
 
 // NewTracker makes a tracker that calls emit with each complete window.
 func NewTracker(known func(string) (*Profile, bool), emit func(Obs)) *Tracker {
-	return &Tracker{known: known, emit: emit, devs: map[string]*acc{}}
+	return &Tracker{known: known, emit: emit, devs: map[string]*acc{}, tls: map[*tcpstream.Conn]*tlsConn{}}
+}
+
+// tlsConn is a TLS connection whose client showed a certificate.
+type tlsConn struct {
+	key       string
+	clientDir tcpstream.Dir
+}
+
+// maxTLSConns bounds the TLS connections followed (closed ones are
+// forgotten).
+const maxTLSConns = 100000
+
+// OnTLS follows the connections whose client sends a certificate: the
+// client's direction from its hello, the device from the certificate.
+func (t *Tracker) OnTLS(ev *pipeline.TLS) {
+	if ev.Conn == nil || ev.Info == nil || ev.What&tlsinfo.EventClientCertificate == 0 {
+		return
+	}
+	cn := commonName(ev.Info.ClientCertSubject)
+	if cn == "" || t.tls[ev.Conn] != nil || len(t.tls) >= maxTLSConns {
+		return
+	}
+	t.tls[ev.Conn] = &tlsConn{key: cn, clientDir: ev.Dir}
+	var ts int64
+	if ev.Frame != nil {
+		ts = ev.Frame.TS
+		t.Advance(ts)
+	}
+	a, p, group := t.device(cn, ts)
+	if a == nil {
+		return
+	}
+	a.connects++
+	t.peers(a, p, group, ev.Conn.Src(ev.Dir), ev.Conn.Dst(ev.Dir))
+}
+
+// OnFrame counts a TLS device's data frames.
+func (t *Tracker) OnFrame(f *pipeline.Frame) {
+	if len(t.tls) == 0 || f.TCP == nil || f.TCP.Conn == nil || f.L == nil {
+		return
+	}
+	c := t.tls[f.TCP.Conn]
+	if c == nil {
+		return
+	}
+	t.Advance(f.TS)
+	if f.TCP.Dir != c.clientDir || f.L.PayloadLen == 0 {
+		return
+	}
+	a, _, _ := t.device(c.key, f.TS)
+	if a == nil {
+		return
+	}
+	a.tls = true
+	a.publish(f.TS, nil, float64(f.L.PayloadLen), false, false)
+}
+
+// OnFlow forgets a closed TLS connection.
+func (t *Tracker) OnFlow(f *pipeline.Flow) {
+	if f.Kind == pipeline.FlowClosed && f.Conn != nil {
+		delete(t.tls, f.Conn)
+	}
+}
+
+// commonName is a certificate subject's CN ("" when it has none).
+func commonName(subject string) string {
+	for _, part := range strings.Split(subject, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "CN="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // OnMQTT counts a packet the client sent.
@@ -139,12 +222,32 @@ func (t *Tracker) OnMQTT(m *pipeline.MQTT) {
 	if !m.FromClient || m.Session.ClientID == "" || m.Pkt == nil {
 		return
 	}
-	key := m.Session.ClientID
+	a, p, group := t.device(m.Session.ClientID, ts)
+	if a == nil {
+		return
+	}
+	if m.Conn != nil {
+		t.peers(a, p, group, m.Conn.Src(m.Session.ClientDir), m.Conn.Dst(m.Session.ClientDir))
+	}
+	switch m.Pkt.Type {
+	case mqtt.PUBLISH:
+		a.publish(ts, m.Pkt.TopicName(), float64(m.Pkt.PayloadLen), m.Pkt.QoS > 0, m.Pkt.Retain)
+		a.topic(p, group, m.Pkt.TopicName())
+	case mqtt.SUBSCRIBE:
+		a.subs++
+	case mqtt.CONNECT:
+		a.connects++
+	}
+}
+
+// device is key's window under way (nil when the table is full), with the
+// profile novelty is judged against.
+func (t *Tracker) device(key string, ts int64) (*acc, *Profile, bool) {
 	a := t.devs[key]
 	if a == nil {
 		if len(t.devs) >= maxDevices {
 			t.Evicted++
-			return
+			return nil, nil, false
 		}
 		a = &acc{window: ts / int64(Window)}
 		t.devs[key] = a
@@ -158,64 +261,66 @@ func (t *Tracker) OnMQTT(m *pipeline.MQTT) {
 	if t.known != nil {
 		p, group = t.known(key)
 	}
-	if m.Conn != nil {
-		for i, ap := range []netip.AddrPort{m.Conn.Src(m.Session.ClientDir), m.Conn.Dst(m.Session.ClientDir)} {
-			addr := ap.Addr().Unmap()
-			if _, ok := a.peers[addr]; ok || len(a.peers) >= maxWindowTopics {
-				continue
-			}
-			a.peers[addr] = struct{}{}
-			if p != nil && !(group && i == 0) && !p.hasPeer(addr.String()) {
-				a.nNewPeers++
-				if len(a.newPeers) < 3 {
-					a.newPeers = append(a.newPeers, addr.String())
-				}
+	return a, p, group
+}
+
+// peers counts the client's and the server's addresses; the client's own
+// is not new to a shape's or the ward's profile (it has none learned).
+func (t *Tracker) peers(a *acc, p *Profile, group bool, client, server netip.AddrPort) {
+	for i, ap := range []netip.AddrPort{client, server} {
+		addr := ap.Addr().Unmap()
+		if _, ok := a.peers[addr]; ok || len(a.peers) >= maxWindowTopics {
+			continue
+		}
+		a.peers[addr] = struct{}{}
+		if p != nil && !(group && i == 0) && !p.hasPeer(addr.String()) {
+			a.nNewPeers++
+			if len(a.newPeers) < 3 {
+				a.newPeers = append(a.newPeers, addr.String())
 			}
 		}
 	}
-	switch m.Pkt.Type {
-	case mqtt.PUBLISH:
-		a.pubs++
-		n := float64(m.Pkt.PayloadLen)
-		a.paySum += n
-		a.payMax = max(a.payMax, n)
-		tb := m.Pkt.TopicName()
-		prev, had := a.lastOn[string(tb)]
-		if had {
-			a.lastOn[string(tb)] = ts
-		} else if len(a.lastOn) < maxTopicClocks {
-			a.lastOn[string(tb)] = ts
+}
+
+// publish counts a message (through TLS, a data frame; topic nil).
+func (a *acc) publish(ts int64, topic []byte, size float64, qos, retain bool) {
+	a.pubs++
+	a.paySum += size
+	a.payMax = max(a.payMax, size)
+	prev, had := a.lastOn[string(topic)]
+	if had || len(a.lastOn) < maxTopicClocks {
+		a.lastOn[string(topic)] = ts
+	}
+	if a.pubs == 1 {
+		a.firstPub = ts
+		// From the previous message on the same topic: another topic's
+		// (an attack's last message) would make the device's next
+		// reading look early.
+		if had && ts > prev {
+			a.gapSum = float64(ts-prev) / 1e9
 		}
-		if a.pubs == 1 {
-			a.firstPub = ts
-			// From the previous message on the same topic: another topic's
-			// (an attack's last message) would make the device's next
-			// reading look early.
-			if had && ts > prev {
-				a.gapSum = float64(ts-prev) / 1e9
-			}
+	}
+	a.lastPub = ts
+	if qos {
+		a.qos++
+	}
+	if retain {
+		a.retained++
+	}
+}
+
+// topic counts a topic published to, and whether it is new.
+func (a *acc) topic(p *Profile, group bool, tb []byte) {
+	if _, ok := a.topics[string(tb)]; ok || len(a.topics) >= maxWindowTopics {
+		return
+	}
+	topic := string(tb)
+	a.topics[topic] = struct{}{}
+	if p != nil && !p.hasTopic(topic) && !(group && p.hasTopic(Shape(topic))) {
+		a.nNewTopics++
+		if len(a.newTopics) < 3 {
+			a.newTopics = append(a.newTopics, topic)
 		}
-		a.lastPub = ts
-		if m.Pkt.QoS > 0 {
-			a.qos++
-		}
-		if m.Pkt.Retain {
-			a.retained++
-		}
-		if _, ok := a.topics[string(tb)]; !ok && len(a.topics) < maxWindowTopics {
-			topic := string(tb)
-			a.topics[topic] = struct{}{}
-			if p != nil && !p.hasTopic(topic) && !(group && p.hasTopic(Shape(topic))) {
-				a.nNewTopics++
-				if len(a.newTopics) < 3 {
-					a.newTopics = append(a.newTopics, topic)
-				}
-			}
-		}
-	case mqtt.SUBSCRIBE:
-		a.subs++
-	case mqtt.CONNECT:
-		a.connects++
 	}
 }
 
@@ -224,8 +329,8 @@ func (a *acc) reset(w int64) {
 	if on == nil {
 		on = map[string]int64{}
 	}
-	seen := a.seenWindows
-	*a = acc{window: w, lastPub: last, lastOn: on, seenWindows: seen, topics: map[string]struct{}{}, peers: map[netip.Addr]struct{}{}}
+	seen, tls := a.seenWindows, a.tls
+	*a = acc{window: w, lastPub: last, lastOn: on, seenWindows: seen, tls: tls, topics: map[string]struct{}{}, peers: map[netip.Addr]struct{}{}}
 }
 
 // Advance closes the windows that end at or before ts.
@@ -274,7 +379,7 @@ func (t *Tracker) close(key string, a *acc) {
 	v[FConnects] = a.connects
 	v[FPeers] = float64(len(a.peers))
 	v[FNewPeers] = a.nNewPeers
-	o := Obs{Key: key, Window: a.window, V: v, Undefined: undef, NewTopics: a.newTopics, NewPeers: a.newPeers, Partial: a.seenWindows == 1}
+	o := Obs{Key: key, Window: a.window, V: v, Undefined: undef, TLS: a.tls, NewTopics: a.newTopics, NewPeers: a.newPeers, Partial: a.seenWindows == 1}
 	for topic := range a.topics {
 		o.Topics = append(o.Topics, topic)
 	}

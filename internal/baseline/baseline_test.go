@@ -67,7 +67,10 @@ type scorerConsumer struct {
 	s *baseline.Scorer
 }
 
-func (c *scorerConsumer) OnMQTT(m *pipeline.MQTT) { c.s.OnMQTT(m) }
+func (c *scorerConsumer) OnMQTT(m *pipeline.MQTT)   { c.s.OnMQTT(m) }
+func (c *scorerConsumer) OnTLS(t *pipeline.TLS)     { c.s.OnTLS(t) }
+func (c *scorerConsumer) OnFrame(f *pipeline.Frame) { c.s.OnFrame(f) }
+func (c *scorerConsumer) OnFlow(f *pipeline.Flow)   { c.s.OnFlow(f) }
 
 // TestHijackedPumpFound: learned on one benign hour of a four-bed ward,
 // scored on another seed with bed 1's pump hijacked: every minute of the
@@ -240,5 +243,32 @@ func TestForestIsolatesOutliers(t *testing.T) {
 	}
 	if _, err := baseline.TrainForest([][]float64{{1}}, 10, 256, 1); err == nil {
 		t.Error("a forest of one point was trained")
+	}
+}
+
+// TestHijackThroughTLS: on a ward speaking MQTT over TLS, where no MQTT is
+// visible, a device is its certificate's name and its records stand for
+// its messages: the hijacked pump's minutes are found, in words that say
+// records.
+func TestHijackThroughTLS(t *testing.T) {
+	b := learn(t, sim.Options{Beds: 4, Duration: 3 * time.Hour, Seed: 1, TLS: true})
+	if b.Devices["bed1-pump"] == nil {
+		t.Fatal("no profile for bed1-pump (its certificate's name)")
+	}
+	start := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
+	ws := score(t, b, sim.Options{Beds: 4, Duration: 40 * time.Minute, Seed: 9, Start: start, TLS: true, Attacks: []string{"device-hijack"},
+		AttackStart: 20 * time.Minute, AttackDuration: 10 * time.Minute})
+	from := start.Add(20*time.Minute).UnixNano() / int64(time.Minute)
+	hits := 0
+	for _, w := range ws {
+		if w.Key == "bed1-pump" && w.Window >= from && w.Window < from+10 && w.Anomalous {
+			hits++
+			if !strings.Contains(w.Why, "TLS records") {
+				t.Errorf("why: %q", w.Why)
+			}
+		}
+	}
+	if hits < 9 {
+		t.Errorf("%d of the 10 hijacked minutes found through TLS", hits)
 	}
 }

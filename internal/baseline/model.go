@@ -139,13 +139,22 @@ func NewLearner() *Learner {
 // OnMQTT feeds the learner.
 func (l *Learner) OnMQTT(m *pipeline.MQTT) {
 	if m.Frame != nil {
-		if l.from == 0 || m.Frame.TS < l.from {
-			l.from = m.Frame.TS
-		}
-		l.to = max(l.to, m.Frame.TS)
+		l.span(m.Frame.TS)
 	}
 	l.tr.OnMQTT(m)
 }
+
+func (l *Learner) span(ts int64) {
+	if l.from == 0 || ts < l.from {
+		l.from = ts
+	}
+	l.to = max(l.to, ts)
+}
+
+// OnTLS, OnFrame and OnFlow follow devices seen through TLS.
+func (l *Learner) OnTLS(ev *pipeline.TLS)    { l.tr.OnTLS(ev) }
+func (l *Learner) OnFrame(f *pipeline.Frame) { l.span(f.TS); l.tr.OnFrame(f) }
+func (l *Learner) OnFlow(f *pipeline.Flow)   { l.tr.OnFlow(f) }
 
 // Finish drops the windows under way (they are not complete).
 func (l *Learner) Finish(*pipeline.Summary) { l.tr.Flush() }
@@ -320,8 +329,11 @@ func NewScorer(b *Baseline, emit func(Scored)) *Scorer {
 	return s
 }
 
-// OnMQTT feeds the scorer.
-func (s *Scorer) OnMQTT(m *pipeline.MQTT) { s.tr.OnMQTT(m) }
+// OnMQTT, OnTLS, OnFrame and OnFlow feed the scorer.
+func (s *Scorer) OnMQTT(m *pipeline.MQTT)   { s.tr.OnMQTT(m) }
+func (s *Scorer) OnTLS(ev *pipeline.TLS)    { s.tr.OnTLS(ev) }
+func (s *Scorer) OnFrame(f *pipeline.Frame) { s.tr.OnFrame(f) }
+func (s *Scorer) OnFlow(f *pipeline.Flow)   { s.tr.OnFlow(f) }
 
 // Advance closes the windows that end at or before ts.
 func (s *Scorer) Advance(ts int64) { s.tr.Advance(ts) }
@@ -409,7 +421,11 @@ func explain(p *Profile, o *Obs, x []float64) string {
 		case FPeriod:
 			parts = append(parts, fmt.Sprintf("its period went from %s to %s", seconds(mean), seconds(v)))
 		case FPublishes:
-			parts = append(parts, fmt.Sprintf("it published %g messages in the minute (usually %.1f)", v, mean))
+			what := "messages"
+			if o.TLS {
+				what = "TLS records"
+			}
+			parts = append(parts, fmt.Sprintf("it published %g %s in the minute (usually %.1f)", v, what, mean))
 		case FPayloadMean:
 			parts = append(parts, fmt.Sprintf("its messages went from %.0f to %.0f bytes on average", mean, v))
 		case FPayloadMax:

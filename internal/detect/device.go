@@ -46,7 +46,6 @@ type deviceBehaviour struct {
 	sc         *baseline.Scorer
 	learner    *baseline.Learner
 	learnUntil int64
-	learnErr   error
 	open       map[string]*devEpisode
 	done       []devEpisode
 	scored     int64
@@ -70,37 +69,80 @@ func (d *deviceBehaviour) uses() events {
 	if d.sc == nil && d.learner == nil {
 		return 0
 	}
-	return evMQTT
+	return evMQTT | evTLS | evFrame | evFlow
 }
 
-func (d *deviceBehaviour) OnMQTT(m *pipeline.MQTT) {
+// The events a learner or a scorer takes (MQTT, and TLS devices' frames).
+type devEvents interface {
+	OnMQTT(*pipeline.MQTT)
+	OnTLS(*pipeline.TLS)
+	OnFrame(*pipeline.Frame)
+	OnFlow(*pipeline.Flow)
+}
+
+// to is where an event at ts goes: the learner until the learning period
+// is over (then the baseline is built), then the scorer; nil for none.
+func (d *deviceBehaviour) to(ts int64) devEvents {
 	if d.learner != nil {
-		if m.Frame == nil {
-			return
-		}
-		ts := m.Frame.TS
 		if d.learnUntil == 0 {
 			d.learnUntil = ts + int64(d.env.Learned.LearnFor)
 		}
 		if ts < d.learnUntil {
-			d.learner.OnMQTT(m)
-			return
+			return d.learner
 		}
-		d.learner.Finish(nil)
-		b, err := d.learner.Build(d.env.Learned.Build)
-		d.learner = nil
-		if f := d.env.Learned.Learned; f != nil {
-			f(b, err)
-		}
-		if err != nil {
-			d.learnErr = err
-			return
-		}
-		d.sc = baseline.NewScorer(b, d.window)
+		d.learned()
 	}
 	if d.sc != nil {
-		d.sc.OnMQTT(m)
+		return d.sc
 	}
+	return nil
+}
+
+func (d *deviceBehaviour) OnFrame(f *pipeline.Frame) {
+	if c := d.to(f.TS); c != nil {
+		c.OnFrame(f)
+	}
+}
+
+func (d *deviceBehaviour) OnTLS(t *pipeline.TLS) {
+	if t.Frame == nil {
+		return
+	}
+	if c := d.to(t.Frame.TS); c != nil {
+		c.OnTLS(t)
+	}
+}
+
+func (d *deviceBehaviour) OnFlow(f *pipeline.Flow) {
+	if d.learner != nil {
+		d.learner.OnFlow(f)
+	} else if d.sc != nil {
+		d.sc.OnFlow(f)
+	}
+}
+
+func (d *deviceBehaviour) OnMQTT(m *pipeline.MQTT) {
+	if m.Frame == nil {
+		return
+	}
+	if c := d.to(m.Frame.TS); c != nil {
+		c.OnMQTT(m)
+	}
+}
+
+// learned ends learning: the baseline is built, handed over, and scored
+// against from now on.
+func (d *deviceBehaviour) learned() {
+	d.learner.Finish(nil)
+	b, err := d.learner.Build(d.env.Learned.Build)
+	d.learner = nil
+	if f := d.env.Learned.Learned; f != nil {
+		f(b, err)
+	}
+	if err != nil {
+		return // the detector stays idle; Learned was told why
+	}
+	d.sc = baseline.NewScorer(b, d.window)
 }
 
 // window takes a scored window.
