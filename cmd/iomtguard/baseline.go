@@ -44,7 +44,10 @@ func baselineLearnCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Learn a baseline from captures of normal traffic",
 		Long: `learn reads the captures once (merged in time order), cuts each MQTT device's traffic into
 minutes, and learns each device's normal and the anomaly model; FILE is written (gzipped JSON).
-At least half an hour of traffic is needed; a day or more learns daily rhythms' spread.
+At least 32 device-minutes are needed (a few minutes of a ward): that learns little; a day or
+more learns the spread of a ward's day, and the thresholds then raise few false alarms. Attacks
+the rules find in the learning traffic are warned about (they would be learned as normal); a
+device that misbehaves in a way no rule describes is not: learn from traffic you trust.
 
 --false-alarm-rate sets the threshold: the share of held-out learning minutes allowed above it
 (default 0: the highest score of a held-out minute, so the learning period raises no alarm).`,
@@ -111,9 +114,9 @@ func baselineShowCmd(stdout io.Writer) *cobra.Command {
 		Example: `  iomtguard baseline show ward3.baseline`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := loadBaseline(args[0])
+			b, err := baseline.Load(args[0])
 			if err != nil {
-				return err
+				return usageError{err}
 			}
 			fmt.Fprintf(stdout, "learned from %s to %s; %d minutes trained on, %d held out; thresholds: forest score %.3f, deviation %.1f σ (false-alarm rate %g on held-out minutes)\n\n",
 				b.From.Format("2006-01-02 15:04"), b.To.Format("2006-01-02 15:04"), b.Trained, b.HeldOut, b.ForestThreshold, b.DeviationThreshold, b.FalseAlarmRate)
@@ -126,11 +129,15 @@ func baselineShowCmd(stdout io.Writer) *cobra.Command {
 			fmt.Fprintln(tw, "DEVICE\tMINUTES\tPUBLISHES/MIN\tPERIOD S\tPAYLOAD B\tTOPICS\tPEERS")
 			for _, k := range keys {
 				p := b.Devices[k]
-				topics := strings.Join(p.Topics[:min(3, len(p.Topics))], " ")
+				var shown []string
+				for _, t := range p.Topics[:min(3, len(p.Topics))] {
+					shown = append(shown, baseline.Printable(t, 40))
+				}
+				topics := strings.Join(shown, " ")
 				if len(p.Topics) > 3 {
 					topics += fmt.Sprintf(" +%d", len(p.Topics)-3)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%.1f ± %.1f\t%.2f\t%.0f\t%s\t%d\n", k, p.Windows, p.Mean[baseline.FPublishes], p.Std(baseline.FPublishes),
+				fmt.Fprintf(tw, "%s\t%d\t%.1f ± %.1f\t%.2f\t%.0f\t%s\t%d\n", baseline.Printable(k, 64), p.Windows, p.Mean[baseline.FPublishes], p.Std(baseline.FPublishes),
 					p.Mean[baseline.FPeriod], p.Mean[baseline.FPayloadMean], topics, len(p.Peers))
 			}
 			return tw.Flush()

@@ -267,7 +267,7 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 				return detect.Options{}
 			}
 			return detect.Options{Baseline: bl, Scored: func(s baseline.Scored) {
-				windows = append(windows, baseline.Labelled{Key: s.Key, Window: s.Window, Score: s.Score, Anomalous: s.Anomalous,
+				windows = append(windows, baseline.Labelled{Capture: j.path, Key: s.Key, Window: s.Window, Score: s.Score, Anomalous: s.Anomalous,
 					Attack: attackOf(attacks, s.Window, s.Key, s.Peers), Unscored: s.Unscored})
 			}}
 		}

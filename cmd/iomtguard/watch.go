@@ -190,6 +190,12 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 		if o.learn < 30*time.Minute {
 			return usageError{fmt.Errorf("--learn %s: at least 30m (a baseline needs enough minutes of each device)", o.learn)}
 		}
+		// What it writes replaces a baseline, never another file.
+		if _, err := os.Stat(o.baseline); err == nil {
+			if _, err := baseline.Load(o.baseline); err != nil {
+				return usageError{fmt.Errorf("--baseline %s exists and is not a baseline (%v): not overwritten", o.baseline, err)}
+			}
+		}
 	default:
 		if dopts.Baseline, err = loadBaseline(o.baseline); err != nil {
 			return err
@@ -267,10 +273,12 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 	if err != nil {
 		return err
 	}
+	learnedAt := false
 	if o.learn != 0 {
 		path := o.baseline
 		dopts.LearnFor = o.learn
 		dopts.Learned = func(b *baseline.Baseline, err error) {
+			learnedAt = true
 			if err == nil {
 				err = b.Save(path)
 			}
@@ -355,6 +363,13 @@ func runWatch(ctx context.Context, o watchOptions, stdinSrc bool, stdin io.Reade
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	if o.learn != 0 && !learnedAt {
+		got := "no traffic"
+		if sum != nil && sum.Frames > 0 {
+			got = time.Duration(sum.Last-sum.First).Round(time.Second).String() + " of capture time"
+		}
+		return fmt.Errorf("--learn %s: the source ended after %s: nothing learned, %s not written", o.learn, got, o.baseline)
 	}
 	return nil
 }

@@ -23,12 +23,15 @@
 package baseline
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"regexp"
 	"slices"
+	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
@@ -95,11 +98,46 @@ type Obs struct {
 // topics and addresses grow).
 const (
 	maxWindowTopics  = 256
-	maxProfileTopics = 512
+	maxProfileTopics = 128
 	maxProfilePeers  = 64
 	maxDevices       = 20000
 	maxTopicClocks   = 64
+	// maxName bounds the bytes of a client ID or topic kept (a longer one
+	// is known by its first bytes): 64 kB names must not make profiles
+	// of megabytes.
+	maxName = 256
 )
+
+func clip(s string) string {
+	if len(s) > maxName {
+		return s[:maxName]
+	}
+	return s
+}
+
+// Printable shows a client ID or topic in words and tables: control
+// characters escaped (no terminal escape sequence gets through), at most n
+// runes.
+func Printable(s string, n int) string {
+	var b strings.Builder
+	i := 0
+	for _, r := range s {
+		if i == n {
+			b.WriteString("…")
+			break
+		}
+		i++
+		switch {
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
 
 type acc struct {
 	window                int64
@@ -156,7 +194,7 @@ func (t *Tracker) OnTLS(ev *pipeline.TLS) {
 	if ev.Conn == nil || ev.Info == nil || ev.What&tlsinfo.EventClientCertificate == 0 {
 		return
 	}
-	cn := commonName(ev.Info.ClientCertSubject)
+	cn := clip(commonName(ev.Info.ClientCertSubject))
 	if cn == "" || t.tls[ev.Conn] != nil || len(t.tls) >= maxTLSConns {
 		return
 	}
@@ -219,10 +257,18 @@ func (t *Tracker) OnMQTT(m *pipeline.MQTT) {
 	}
 	ts := m.Frame.TS
 	t.Advance(ts)
-	if !m.FromClient || m.Session.ClientID == "" || m.Pkt == nil {
+	if !m.FromClient || m.Pkt == nil {
 		return
 	}
-	a, p, group := t.device(m.Session.ClientID, ts)
+	key := clip(m.Session.ClientID)
+	if key == "" {
+		// The broker names such a client: here it is its address.
+		if m.Conn == nil {
+			return
+		}
+		key = "(no client ID)@" + m.Conn.Src(m.Session.ClientDir).Addr().Unmap().String()
+	}
+	a, p, group := t.device(key, ts)
 	if a == nil {
 		return
 	}
@@ -245,7 +291,10 @@ func (t *Tracker) OnMQTT(m *pipeline.MQTT) {
 func (t *Tracker) device(key string, ts int64) (*acc, *Profile, bool) {
 	a := t.devs[key]
 	if a == nil {
-		if len(t.devs) >= maxDevices {
+		// Past the bound, only devices with a learned profile of their own
+		// are followed: junk client IDs by the thousand must not blind
+		// the detector to the ward's devices.
+		if len(t.devs) >= maxDevices && !t.learned(key) {
 			t.Evicted++
 			return nil, nil, false
 		}
@@ -262,6 +311,16 @@ func (t *Tracker) device(key string, ts int64) (*acc, *Profile, bool) {
 		p, group = t.known(key)
 	}
 	return a, p, group
+}
+
+// learned says whether key has a profile of its own (bounded by the
+// baseline's own bound on devices).
+func (t *Tracker) learned(key string) bool {
+	if t.known == nil || len(t.devs) >= 2*maxDevices {
+		return false
+	}
+	p, group := t.known(key)
+	return p != nil && !group
 }
 
 // peers counts the client's and the server's addresses; the client's own
@@ -311,6 +370,9 @@ func (a *acc) publish(ts int64, topic []byte, size float64, qos, retain bool) {
 
 // topic counts a topic published to, and whether it is new.
 func (a *acc) topic(p *Profile, group bool, tb []byte) {
+	if len(tb) > maxName {
+		tb = tb[:maxName] // a long topic is known by its first bytes
+	}
 	if _, ok := a.topics[string(tb)]; ok || len(a.topics) >= maxWindowTopics {
 		return
 	}
@@ -340,12 +402,28 @@ func (t *Tracker) Advance(ts int64) {
 		return // the devices are walked once a window, not once a packet
 	}
 	t.now = w
+	// In key order: the shapes' and the ward's statistics add windows in
+	// it, and the same capture must learn the same baseline.
+	var due []string
 	for key, a := range t.devs {
-		if a.active && a.window < w {
-			t.close(key, a)
+		switch {
+		case a.active && a.window < w:
+			due = append(due, key)
+		case !a.active && w-a.window > forgetAfter:
+			// Not heard of for an hour: forgotten (it starts again with a
+			// part window if it comes back), so that client IDs used once
+			// do not fill the table.
+			delete(t.devs, key)
 		}
 	}
+	sort.Strings(due)
+	for _, key := range due {
+		t.close(key, t.devs[key])
+	}
 }
+
+// forgetAfter is how many windows a silent device is kept.
+const forgetAfter = 60
 
 // close emits a device's window.
 func (t *Tracker) close(key string, a *acc) {

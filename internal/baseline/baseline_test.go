@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/baseline"
 	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/sim"
 )
@@ -270,5 +272,74 @@ func TestHijackThroughTLS(t *testing.T) {
 	}
 	if hits < 9 {
 		t.Errorf("%d of the 10 hijacked minutes found through TLS", hits)
+	}
+}
+
+// publish is a PUBLISH event from client id at ts.
+func publish(id string, ts int64, topic string) *pipeline.MQTT {
+	return &pipeline.MQTT{Frame: &pipeline.Frame{TS: ts}, FromClient: true, Session: &pipeline.Session{ClientID: id},
+		Pkt: &mqtt.Packet{Type: mqtt.PUBLISH, Topic: []byte(topic), PayloadLen: 3}}
+}
+
+// TestJunkClientIDsDoNotBlind: 25,000 client IDs used once fill the
+// device table past its bound; a device with a profile of its own is
+// still followed, and the junk is forgotten after an hour of silence.
+func TestJunkClientIDsDoNotBlind(t *testing.T) {
+	b := &baseline.Baseline{Devices: map[string]*baseline.Profile{"bed1-ecg": {Windows: 100}}, Groups: map[string]*baseline.Profile{}}
+	var got []string
+	tr := baseline.NewTracker(func(key string) (*baseline.Profile, bool) {
+		p := b.Devices[key]
+		return p, false
+	}, func(o baseline.Obs) { got = append(got, o.Key) })
+	t0 := int64(1e15)
+	for i := range 25000 {
+		tr.OnMQTT(publish(fmt.Sprintf("junk-%d", i), t0+int64(i)*1e6, "x"))
+	}
+	for m := int64(0); m < 3; m++ {
+		tr.OnMQTT(publish("bed1-ecg", t0+(m+1)*int64(time.Minute), "1/ecg"))
+	}
+	tr.Advance(t0 + 5*int64(time.Minute))
+	if !slices.Contains(got, "bed1-ecg") {
+		t.Fatalf("bed1-ecg was not followed behind 25,000 junk client IDs (%d evicted)", tr.Evicted)
+	}
+	if tr.Evicted == 0 {
+		t.Error("nothing evicted: the bound did not hold")
+	}
+	// An hour later the junk is forgotten: new devices are followed again.
+	got = nil
+	tr.OnMQTT(publish("bed9-new", t0+70*int64(time.Minute), "9/ecg"))
+	tr.Advance(t0 + 72*int64(time.Minute))
+	if !slices.Contains(got, "bed9-new") {
+		t.Error("a new device is not followed an hour after the junk")
+	}
+}
+
+// TestLearningIsDeterministic: the same capture learns the same baseline,
+// byte for byte.
+func TestLearningIsDeterministic(t *testing.T) {
+	o := sim.Options{Beds: 3, Duration: time.Hour, Seed: 5}
+	dir := t.TempDir()
+	var files [][]byte
+	for i := range 3 {
+		path := filepath.Join(dir, fmt.Sprint(i))
+		if err := learn(t, o).Save(path); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		files = append(files, b)
+	}
+	for i := 1; i < len(files); i++ {
+		if !bytes.Equal(files[0], files[i]) {
+			t.Fatalf("learning run %d wrote another baseline than run 0", i)
+		}
+	}
+}
+
+// TestPrintable: names shown in words and tables carry no control
+// character and are cut.
+func TestPrintable(t *testing.T) {
+	got := baseline.Printable("w/\x1b[2J\x1b]0;OWNED\x07cam"+strings.Repeat("x", 300), 40)
+	if strings.ContainsAny(got, "\x1b\x07") || !strings.HasSuffix(got, "…") || len(got) > 80 {
+		t.Errorf("Printable: %q", got)
 	}
 }

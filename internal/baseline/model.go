@@ -451,7 +451,11 @@ func explain(p *Profile, o *Obs, x []float64) string {
 }
 
 func quoteList(xs []string, n float64) string {
-	s := strings.Join(xs, ", ")
+	shown := make([]string, len(xs))
+	for i, x := range xs {
+		shown[i] = Printable(x, 128)
+	}
+	s := strings.Join(shown, ", ")
 	if int(n) > len(xs) {
 		s += fmt.Sprintf(" and %d more", int(n)-len(xs))
 	}
@@ -478,7 +482,11 @@ func (b *Baseline) Save(path string) error {
 		return err
 	}
 	zw := gzip.NewWriter(f)
-	err = json.NewEncoder(zw).Encode(b)
+	cw := &countWriter{w: zw}
+	err = json.NewEncoder(cw).Encode(b)
+	if err == nil && cw.n > maxFile {
+		err = fmt.Errorf("baseline: %d MB of JSON, over the %d MB a baseline may be (Load would refuse it): learn from fewer devices or topics", cw.n>>20, maxFile>>20)
+	}
 	if e := zw.Close(); err == nil {
 		err = e
 	}
@@ -490,6 +498,16 @@ func (b *Baseline) Save(path string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.w.Write(p)
 }
 
 // ErrBaseline reports a file that is not a usable baseline.
@@ -528,7 +546,7 @@ func Read(r io.Reader) (*Baseline, error) {
 	if err := b.Forest.check(dims); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBaseline, err)
 	}
-	if !(b.ForestThreshold > 0 && b.ForestThreshold <= 1) || !(b.DeviationThreshold >= 3 && b.DeviationThreshold <= 50) {
+	if !(b.ForestThreshold >= 0.3 && b.ForestThreshold <= 1) || !(b.DeviationThreshold >= 3 && b.DeviationThreshold <= 50) {
 		return nil, fmt.Errorf("%w: thresholds %v and %v", ErrBaseline, b.ForestThreshold, b.DeviationThreshold)
 	}
 	if len(b.Devices) > maxDevices || len(b.Groups) > maxDevices {
@@ -540,7 +558,7 @@ func Read(r io.Reader) (*Baseline, error) {
 	}
 	for _, ps := range all {
 		for k, p := range ps {
-			if p == nil || p.Windows < 0 || len(p.Topics) > maxProfileTopics || len(p.Peers) > maxProfilePeers {
+			if p == nil || p.Windows < 0 || p.Windows > 1e12 || len(p.Topics) > maxProfileTopics || len(p.Peers) > maxProfilePeers {
 				return nil, fmt.Errorf("%w: profile %q is damaged", ErrBaseline, k)
 			}
 			for i := range NumFeatures {

@@ -9,6 +9,7 @@ import (
 // Labelled is a scored window with its ground truth: Attack names the
 // attack the window belongs to ("" for a benign window).
 type Labelled struct {
+	Capture   string // minutes of different captures are never one run
 	Key       string
 	Window    int64
 	Score     float64
@@ -39,7 +40,8 @@ type Ranking struct {
 	// attack's or benign, the share that are the attack's.
 	Precision float64 `json:"precision"`
 	// DelaySeconds is from the attack's first window to the end of its
-	// first window above the threshold (nil: never detected).
+	// first window above the threshold, the longest over the captures it
+	// was found in (nil: never detected).
 	DelaySeconds *float64 `json:"delay_seconds"`
 }
 
@@ -118,13 +120,20 @@ func Rank(ws []Labelled) []Ranking {
 			continue
 		}
 		var pos []float64
-		first, firstHit := int64(math.MaxInt64), int64(math.MaxInt64)
+		// The delay per capture (each ran the attack once); the longest.
+		type run struct{ first, firstHit int64 }
+		runs := map[string]*run{}
 		for _, w := range as {
 			pos = append(pos, w.Score)
-			first = min(first, w.Window)
+			c := runs[w.Capture]
+			if c == nil {
+				c = &run{math.MaxInt64, math.MaxInt64}
+				runs[w.Capture] = c
+			}
+			c.first = min(c.first, w.Window)
 			if w.Anomalous {
 				r.Detected++
-				firstHit = min(firstHit, w.Window)
+				c.firstHit = min(c.firstHit, w.Window)
 			}
 		}
 		if auc := AUC(pos, neg); !math.IsNaN(auc) {
@@ -134,9 +143,13 @@ func Rank(ws []Labelled) []Ranking {
 		if r.Detected+negAlarms > 0 {
 			r.Precision = float64(r.Detected) / float64(r.Detected+negAlarms)
 		}
-		if firstHit != math.MaxInt64 {
-			d := float64(firstHit-first+1) * Window.Seconds()
-			r.DelaySeconds = &d
+		for _, c := range runs {
+			if c.firstHit != math.MaxInt64 {
+				d := float64(c.firstHit-c.first+1) * Window.Seconds()
+				if r.DelaySeconds == nil || d > *r.DelaySeconds {
+					r.DelaySeconds = &d
+				}
+			}
 		}
 		out = append(out, r)
 	}
@@ -147,7 +160,7 @@ func Rank(ws []Labelled) []Ranking {
 // (runs of consecutive anomalous windows of one device: one alarm each, as
 // an incident is) and the device-days watched (benign windows × Window).
 func FalseAlarms(ws []Labelled) (alarms int, deviceDays float64) {
-	byDev := map[string][]int64{}
+	byDev := map[[2]string][]int64{}
 	var n int
 	for _, w := range ws {
 		if w.Attack != "" || w.Unscored {
@@ -155,7 +168,8 @@ func FalseAlarms(ws []Labelled) (alarms int, deviceDays float64) {
 		}
 		n++
 		if w.Anomalous {
-			byDev[w.Key] = append(byDev[w.Key], w.Window)
+			k := [2]string{w.Capture, w.Key}
+			byDev[k] = append(byDev[k], w.Window)
 		}
 	}
 	for _, wins := range byDev {

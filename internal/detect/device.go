@@ -231,7 +231,7 @@ func (d *deviceBehaviour) Findings(Models) []Finding {
 		if len(ev.Notes) < 20 {
 			whom := idString(ep.key)
 			if ep.against != "" {
-				whom += " (no baseline of its own: compared with " + ep.against + ")"
+				whom += " (no baseline of its own: compared with " + printable(ep.against, 64) + ")"
 			}
 			ev.Notes = append(ev.Notes, fmt.Sprintf("%s, %s to %s (%s, %.1f× the threshold): %s", whom,
 				time.Unix(0, ep.first*w).UTC().Format("2006-01-02 15:04"), time.Unix(0, (ep.last+1)*w).UTC().Format("15:04"),

@@ -107,6 +107,12 @@ func TestSuggestedPolicyLoop(t *testing.T) {
 		o := base
 		o.Seed, o.Attacks = 3, []string{attack}
 		in, g := ward(t, o)
+		if len(g.Attacks) == 1 && len(g.Attacks[0].Sources) == 0 {
+			// From inside a device (device-hijack: its own address,
+			// credentials and broker): no unknown peer; the learned
+			// baseline finds it (internal/baseline).
+			continue
+		}
 		d := deviations(t, s.Policy, in)
 		up, ok := d["posture.unknown-peer"]
 		if !ok {
