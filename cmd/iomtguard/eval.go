@@ -262,11 +262,9 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 		if attacks == nil && len(lab.Captures) == 1 {
 			attacks = lab.Attacks
 		}
-		detectOpts := func(string) detect.Options {
-			if bl == nil {
-				return detect.Options{}
-			}
-			return detect.Options{Baseline: bl, Scored: func(s baseline.Scored) {
+		var do detect.Options
+		if bl != nil {
+			do = detect.Options{Baseline: bl, Scored: func(s baseline.Scored) {
 				windows = append(windows, baseline.Labelled{Capture: j.path, Key: s.Key, Window: s.Window, Score: s.Score, Anomalous: s.Anomalous,
 					Attack: attackOf(attacks, s.Window, s.Key, s.Peers), Unscored: s.Unscored})
 			}}
@@ -275,7 +273,7 @@ func runEval(cmd *cobra.Command, o evalOptions, args []string, stdout, stderr io
 		var res *analysis.Result
 		in, err := pipeline.OpenInput(j.path)
 		if err == nil {
-			res, err = analyzeInputs(cmd.Context(), []pipeline.Input{in}, analysis.Options{}, pol, detectOpts(in.Name()), nil)
+			res, err = analyzeInputs(cmd.Context(), []pipeline.Input{in}, analysis.Options{}, pol, do, nil)
 			in.Close()
 		}
 		if err != nil {

@@ -317,9 +317,6 @@ type Scorer struct {
 	tr   *Tracker
 	slow map[string]*Vector
 	emit func(Scored)
-	// Unknown counts windows of devices with no profile (neither theirs nor
-	// their shape's): the inventory reports new devices.
-	Unknown int64
 }
 
 // NewScorer scores windows against b, calling emit for each.
@@ -335,20 +332,10 @@ func (s *Scorer) OnTLS(ev *pipeline.TLS)    { s.tr.OnTLS(ev) }
 func (s *Scorer) OnFrame(f *pipeline.Frame) { s.tr.OnFrame(f) }
 func (s *Scorer) OnFlow(f *pipeline.Flow)   { s.tr.OnFlow(f) }
 
-// Advance closes the windows that end at or before ts.
-func (s *Scorer) Advance(ts int64) { s.tr.Advance(ts) }
-
-// Flush drops the windows under way.
-func (s *Scorer) Flush() { s.tr.Flush() }
-
-// Evicted are devices not tracked (the table was full).
-func (s *Scorer) Evicted() int64 { return s.tr.Evicted }
-
 func (s *Scorer) score(o Obs) {
 	p, against := s.B.Profile(o.Key)
 	group := against != ""
 	if p == nil {
-		s.Unknown++
 		if !o.Partial {
 			s.emit(Scored{Obs: o, Unscored: true})
 		}
