@@ -16,6 +16,7 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/baseline"
 	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/detect"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/sim"
@@ -342,4 +343,28 @@ func TestPrintable(t *testing.T) {
 	if strings.ContainsAny(got, "\x1b\x07") || !strings.HasSuffix(got, "…") || len(got) > 80 {
 		t.Errorf("Printable: %q", got)
 	}
+}
+
+// TestDetectorThroughTLS: the detector, as analyze runs it, follows a TLS
+// ward's devices by their frames: the hijacked pump is the finding's.
+func TestDetectorThroughTLS(t *testing.T) {
+	b := learn(t, sim.Options{Beds: 4, Duration: 3 * time.Hour, Seed: 1, TLS: true})
+	det, err := detect.NewWith(nil, detect.Options{Baseline: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := simulate(t, sim.Options{Beds: 4, Duration: 40 * time.Minute, Seed: 9, TLS: true, Attacks: []string{"device-hijack"},
+		AttackStart: 20 * time.Minute, AttackDuration: 10 * time.Minute})
+	if _, err := pipeline.New(pipeline.Options{}, det).Run(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range det.Findings(detect.Models{}) {
+		if f.ID == "anomaly.device-behaviour" {
+			if !slices.Contains(f.Evidence.ClientIDs, "bed1-pump") || len(f.Evidence.ClientIDs) != 1 {
+				t.Errorf("devices: %v, want bed1-pump alone", f.Evidence.ClientIDs)
+			}
+			return
+		}
+	}
+	t.Error("no anomaly.device-behaviour on the TLS ward's hijacked pump")
 }

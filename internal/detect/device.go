@@ -99,6 +99,11 @@ func (d *deviceBehaviour) to(ts int64) devEvents {
 }
 
 func (d *deviceBehaviour) OnFrame(f *pipeline.Frame) {
+	// Frames matter only for devices seen through TLS: every frame passes
+	// here, and the rest (MQTT's among them) go no further.
+	if f.Proto != pipeline.ProtoTLS {
+		return
+	}
 	if c := d.to(f.TS); c != nil {
 		c.OnFrame(f)
 	}
