@@ -69,13 +69,15 @@ type Stats struct {
 
 // Hub consumes every sensor's messages into its history.
 type Hub struct {
-	o    Options
-	srv  *server.Server
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	cons jetstream.Consumer
-	db   *history.DB
-	url  string
+	o   Options
+	srv *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	// stream is the handle Pending asks for the stream's state.
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+	db     *history.DB
+	url    string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -181,6 +183,7 @@ func Start(o Options) (*Hub, error) {
 	err = retry(ctx, func(ctx context.Context) error {
 		st, err := h.js.Stream(ctx, Stream)
 		if err == nil {
+			h.stream = st
 			if c := st.CachedInfo().Config; c.MaxAge != o.MaxAge || c.Replicas != o.Replicas {
 				o.Logger.Warn("hub: the stream exists with other settings; kept", "max_age", c.MaxAge, "replicas", c.Replicas)
 			}
@@ -189,7 +192,7 @@ func Start(o Options) (*Hub, error) {
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err
 		}
-		_, err = h.js.CreateStream(ctx, jetstream.StreamConfig{Name: Stream, Subjects: []string{SubjectRoot + ".>"},
+		h.stream, err = h.js.CreateStream(ctx, jetstream.StreamConfig{Name: Stream, Subjects: []string{SubjectRoot + ".>"},
 			Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxAge: o.MaxAge, Duplicates: 10 * time.Minute,
 			MaxMsgSize: DefaultMaxPayload, Description: "iomtguard sensors: minutes and events"})
 		return err
@@ -569,10 +572,8 @@ func (h *Hub) Pending(ctx context.Context) int64 {
 	// consumer, which can lag a burst just stored (a test saw 0 pending
 	// with six minutes in the stream and none stored); what the stream
 	// holds past this consumer's acknowledgement floor is owed too.
-	if st, err := h.js.Stream(ctx, Stream); err == nil {
-		if si, err := st.Info(ctx); err == nil && si.State.LastSeq > ci.AckFloor.Stream {
-			pending = max(pending, int64(si.State.LastSeq-ci.AckFloor.Stream))
-		}
+	if si, err := h.stream.Info(ctx); err == nil && si.State.LastSeq > ci.AckFloor.Stream {
+		pending = max(pending, int64(si.State.LastSeq-ci.AckFloor.Stream))
 	}
 	return pending
 }
