@@ -1,7 +1,35 @@
 package gateway
 
-import mochi "github.com/mochi-mqtt/server/v2"
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+)
 
 // AddBrokerHook adds a hook to the gateway's broker after its own, so a
 // test can widen a window between two of the broker's steps.
 func (g *Gateway) AddBrokerHook(h mochi.Hook) error { return g.srv.AddHook(h, nil) }
+
+// TestMain fails the package, with every goroutine's stack, when a
+// gateway's Close had to give up waiting for a broker client: Close itself
+// returns (it must, whatever the clients do), so without this a client that
+// never ends would go unnoticed.
+func TestMain(m *testing.M) {
+	var stuck atomic.Bool
+	stuckClose = func() {
+		stuck.Store(true)
+		buf := make([]byte, 8<<20)
+		n := runtime.Stack(buf, true)
+		fmt.Fprintf(os.Stderr, "gateway: Close gave up waiting for a broker client; every goroutine:\n%s\n", buf[:n])
+	}
+	code := m.Run()
+	if stuck.Load() && code == 0 {
+		fmt.Fprintln(os.Stderr, "FAIL: a gateway's Close found a broker client that never ended (stacks above)")
+		code = 1
+	}
+	os.Exit(code)
+}
