@@ -50,6 +50,9 @@ type Options struct {
 	// empty): a live run's minutes when nothing keeps them (no history, no
 	// hub), where they were a fifth of the consumers' time.
 	NoColumns bool
+	// Concurrent adds the Figure 1 columns' values on a goroutine of their
+	// own (columns.go): analyze's single pass then uses a second core.
+	Concurrent bool
 	// Origin, when set, is the run's first frame (ns): series intervals
 	// and relative times count from it, so that the analyzers of the
 	// minutes of a live run merge (state.go). Zero: this analyzer's first frame.
@@ -133,6 +136,11 @@ const (
 type topicAgg struct {
 	t          Topic
 	publishers map[string]bool
+	// The last publisher counted: a topic's messages mostly come from one
+	// client, whose name and address are then not looked up again (the
+	// per-message map updates were a tenth of OnMQTT).
+	lastPub  string
+	lastAddr netip.Addr
 }
 
 type hostAgg struct {
@@ -163,6 +171,7 @@ type kpoint struct {
 type Analyzer struct {
 	pipeline.Nop
 	opts Options
+	cols *colWorker // the Figure 1 columns' worker (Options.Concurrent), or nil
 
 	// Frames by decode status and the current link type's run, not yet in
 	// sum's maps (sumFrame, foldCounts).
@@ -175,6 +184,7 @@ type Analyzer struct {
 	firstLen   int
 	msgTypes   [16]int64
 	lengths    map[int]int64
+	lenSmall   [4096]int64 // the common lengths, counted without a map update (foldLengths moves them to lengths)
 	qos        [4]int64
 	retained   int64
 	publishes  int64
@@ -220,6 +230,9 @@ func New(opts Options) *Analyzer {
 		packets: NewSeries(opts.Interval, MetricPackets), mqttSeries: NewSeries(opts.Interval, MetricMQTT)}
 	if opts.Origin != 0 {
 		a.SetOrigin(opts.Origin)
+	}
+	if opts.Concurrent && !opts.NoColumns {
+		a.startColumns()
 	}
 	return a
 }
@@ -291,16 +304,20 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 	}
 	a.mqttSeries.OnMQTT(ev)
 	a.msgTypes[p.Type&15]++
-	if len(a.lengths) < 100000 || a.lengths[p.RemainingLength] > 0 {
-		a.lengths[p.RemainingLength]++
+	if l := p.RemainingLength; l >= 0 && l < len(a.lenSmall) {
+		a.lenSmall[l]++
+	} else if len(a.lengths) < 100000 || a.lengths[l] > 0 {
+		a.lengths[l]++
 	}
 	if p.Anomalies != 0 {
 		p.Anomalies.Each(func(x mqtt.Anomalies) { a.anomalies[x.Name()]++ })
 	}
 	s := ev.Session
-	clientName := s.ClientID
-	if clientName == "" {
-		clientName = ev.Conn.Src(s.ClientDir).Addr().String()
+	clientName := func() string {
+		if s.ClientID != "" {
+			return s.ClientID
+		}
+		return ev.Conn.Src(s.ClientDir).Addr().String()
 	}
 	switch p.Type {
 	case mqtt.CONNECT:
@@ -323,13 +340,13 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 		if p.Retain {
 			a.retained++
 		}
-		topic := string(p.TopicName())
-		t := a.topics[topic]
+		t := a.topics[string(p.TopicName())] // no string made for a lookup
 		if t == nil {
 			if len(a.topics) >= a.opts.MaxTopics {
 				a.topicOther++
 				break
 			}
+			topic := string(p.TopicName())
 			t = &topicAgg{t: Topic{Topic: topic}, publishers: map[string]bool{}}
 			a.topics[topic] = t
 		}
@@ -342,11 +359,17 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 			t.t.QoS[p.QoS]++
 		}
 		if ev.FromClient {
-			if len(t.publishers) < 50 {
-				t.publishers[clientName] = true
+			if s.ClientID == "" || s.ClientID != t.lastPub {
+				if len(t.publishers) < 50 {
+					t.publishers[clientName()] = true
+				}
+				t.lastPub = s.ClientID
 			}
-			if h := a.host(ev.Conn.Src(ev.Dir).Addr()); h != nil {
-				h.publisher = true
+			if src := ev.Conn.Src(ev.Dir).Addr(); src != t.lastAddr {
+				if h := a.host(src); h != nil {
+					h.publisher = true
+					t.lastAddr = src
+				}
 			}
 		}
 	case mqtt.SUBSCRIBE:
@@ -361,11 +384,21 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 				a.subs[filter] = m
 			}
 			if len(m) < 50 {
-				m[clientName] = true
+				m[clientName()] = true
 			}
 		}
 		if h := a.host(ev.Conn.Src(ev.Dir).Addr()); h != nil {
 			h.subscriber = true
+		}
+	}
+}
+
+// foldLengths moves the counts of lenSmall into lengths.
+func (a *Analyzer) foldLengths() {
+	for l, n := range a.lenSmall {
+		if n > 0 {
+			a.lengths[l] += n
+			a.lenSmall[l] = 0
 		}
 	}
 }
@@ -385,6 +418,10 @@ func (a *Analyzer) host(ip netip.Addr) *hostAgg {
 
 func (a *Analyzer) add(i int, v float64) {
 	if a.opts.NoColumns {
+		return
+	}
+	if a.cols != nil {
+		a.addConcurrent(i, v)
 		return
 	}
 	a.all[i].Add(v)

@@ -36,6 +36,8 @@ type FindingsFunc func(detect.Models) []detect.Finding
 // model (concurrently), then the detectors' final step.
 func (a *Analyzer) Result(sum *pipeline.Summary, findings FindingsFunc) *Result {
 	a.flushConns()
+	a.stopColumns()
+	a.foldLengths()
 	now := a.opts.Now
 	t0 := now()
 	r := &Result{Tool: "iomtguard", Generated: now().UTC(), Inputs: sum.Inputs, Warnings: sum.Warnings,

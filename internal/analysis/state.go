@@ -186,6 +186,7 @@ func (a *Analyzer) ReuseColumns(old *Analyzer) {
 	if old == nil || a.sum.Frames != 0 {
 		return
 	}
+	old.stopColumns()
 	for i := range a.all {
 		a.all[i], a.mq[i] = old.all[i], old.mq[i]
 		a.all[i].Reset()
@@ -202,6 +203,8 @@ func (a *Analyzer) State() *State {
 	// Connections still open count in their hosts up to now.
 	a.flushConns()
 	a.foldCounts()
+	a.foldLengths()
+	a.syncColumns()
 	st := &State{Version: StateVersion, Origin: a.packets.Origin(), First: a.first, Last: a.last, MsgTypes: a.msgTypes,
 		Lengths: a.lengths, QoS: a.qos, Retained: a.retained, Publishes: a.publishes, Payload: a.payload,
 		Anomalies: a.anomalies, TopicOther: a.topicOther, HostsOver: a.hostsOver, Flows: a.flows, FlowStates: a.flowStates,
@@ -269,6 +272,7 @@ func (a *Analyzer) Merge(st *State) {
 	if st == nil {
 		return
 	}
+	a.syncColumns()
 	if !a.packets.started {
 		a.packets.SetOrigin(st.Origin)
 		a.mqttSeries.SetOrigin(st.Origin)

@@ -50,6 +50,7 @@ func (m *minutes) flush() {
 		panic(err)
 	}
 	m.states = append(m.states, b)
+	m.cur.Close()
 	m.cur = nil
 }
 
@@ -93,12 +94,18 @@ func TestMergedMinutesEqualAnalyze(t *testing.T) {
 				t.Fatal(err)
 			}
 			whole := analysis.New(opts)
+			// The same with the columns on their own goroutine (as analyze
+			// runs), and the minutes likewise: their States are read while
+			// the worker may still hold values.
+			copts := opts
+			copts.Concurrent = true
+			wholeC := analysis.New(copts)
 			width := time.Minute
 			if !strings.Contains(f, "demo") {
 				width = 2 * time.Second // short captures: parts of two seconds
 			}
-			mins := &minutes{opts: opts, width: width}
-			sum, err := pipeline.New(pipeline.Options{}, whole, mins).Run(context.Background(), in)
+			mins := &minutes{opts: copts, width: width}
+			sum, err := pipeline.New(pipeline.Options{}, whole, wholeC, mins).Run(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,6 +121,9 @@ func TestMergedMinutesEqualAnalyze(t *testing.T) {
 			own.Inputs, own.Warnings = sum.Inputs, sum.Warnings
 			a, b := whole.Result(sum, nil), merged.Result(own, nil)
 			ja, jb := encode(t, a), encode(t, b)
+			if jc := encode(t, wholeC.Result(sum, nil)); jc != ja {
+				t.Fatalf("the columns on their own goroutine differ:\n%s", firstDiff(ja, jc))
+			}
 			if ja != jb {
 				t.Fatalf("%d minutes merged differ from the whole:\n%s", len(mins.states), firstDiff(ja, jb))
 			}
