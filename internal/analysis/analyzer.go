@@ -215,6 +215,8 @@ type Analyzer struct {
 	fromCSV    bool
 	sum        SummaryState // the frames' own Summary (state.go)
 	conns      map[*tcpstream.Conn]*connAcc
+	lastConn   *tcpstream.Conn // the last connection summed and its sums (a one-entry cache of conns)
+	lastAcc    *connAcc
 	first      int64 // first and last frame (ns)
 	last       int64
 }
@@ -256,6 +258,7 @@ func (a *Analyzer) flushConns() {
 		a.connHosts(c, acc)
 	}
 	clear(a.conns)
+	a.lastConn, a.lastAcc = nil, nil
 }
 
 // connHosts counts a connection's traffic in its hosts and conversation.
@@ -470,13 +473,17 @@ func (a *Analyzer) addFrame(f *pipeline.Frame) {
 		// shows connections that have not closed yet. (Counting hosts per
 		// frame cost a sixth of the pass: five map updates a frame.)
 		if c := f.TCP.Conn; c != nil {
-			acc := a.conns[c]
-			if acc == nil {
-				if len(a.conns) >= maxConnAcc {
-					a.flushConns()
+			acc := a.lastAcc
+			if c != a.lastConn {
+				acc = a.conns[c]
+				if acc == nil {
+					if len(a.conns) >= maxConnAcc {
+						a.flushConns()
+					}
+					acc = &connAcc{}
+					a.conns[c] = acc
 				}
-				acc = &connAcc{}
-				a.conns[c] = acc
+				a.lastConn, a.lastAcc = c, acc
 			}
 			d := f.TCP.Dir
 			acc.frames[d]++
@@ -577,6 +584,9 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 	if acc := a.conns[c]; acc != nil {
 		a.connHosts(c, acc)
 		delete(a.conns, c)
+	}
+	if c == a.lastConn {
+		a.lastConn, a.lastAcc = nil, nil
 	}
 	a.flowCount++
 	st := c.State.String()

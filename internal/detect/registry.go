@@ -93,6 +93,12 @@ type sessState struct {
 type sessTable struct {
 	m   map[*pipeline.Session]*sessState
 	cur *sessState
+	// The last session looked up and its state: a segment's packets and a
+	// message's acknowledgement come one after the other on one session
+	// (profiling analyze: the map lookup per packet was a third of the
+	// engine's own time).
+	last   *pipeline.Session
+	lastSt *sessState
 }
 
 // P returns the value of the detector's parameter name (the policy's, or
@@ -238,11 +244,19 @@ func (e *Engine) OnFrame(f *pipeline.Frame) {
 }
 
 func (e *Engine) OnMQTT(m *pipeline.MQTT) {
-	st := e.sessions.m[m.Session]
-	if st == nil {
-		st = &sessState{}
-		if len(e.sessions.m) < maxKeys {
-			e.sessions.m[m.Session] = st
+	var st *sessState
+	if m.Session == e.sessions.last && m.Session != nil {
+		st = e.sessions.lastSt
+	} else {
+		st = e.sessions.m[m.Session]
+		if st == nil {
+			st = &sessState{}
+			if len(e.sessions.m) < maxKeys {
+				e.sessions.m[m.Session] = st
+			}
+		}
+		if e.sessions.m[m.Session] == st {
+			e.sessions.last, e.sessions.lastSt = m.Session, st
 		}
 	}
 	e.sessions.cur = st
@@ -268,6 +282,9 @@ func (e *Engine) OnFlow(f *pipeline.Flow) {
 	e.sessions.cur = nil
 	if f.Kind == pipeline.FlowClosed && f.Session != nil {
 		delete(e.sessions.m, f.Session)
+		if e.sessions.last == f.Session {
+			e.sessions.last, e.sessions.lastSt = nil, nil
+		}
 	}
 }
 

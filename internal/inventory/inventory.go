@@ -75,6 +75,10 @@ type Inventory struct {
 	events  []Event
 	Evicted int64
 	byConn  map[*tcpstream.Conn]*connDevs
+	// The last connection looked up in byConn and its entry (consecutive
+	// packets are mostly on one connection: one map lookup saved each).
+	lastConn *tcpstream.Conn
+	lastCD   *connDevs
 }
 
 // New returns an inventory.
@@ -174,7 +178,15 @@ func (inv *Inventory) OnMQTT(ev *pipeline.MQTT) {
 	if inv.start == 0 {
 		inv.start = ts
 	}
-	cd := inv.byConn[ev.Conn]
+	var cd *connDevs
+	if ev.Conn == inv.lastConn && ev.Conn != nil {
+		cd = inv.lastCD // the packet before was on this connection too
+	} else {
+		cd = inv.byConn[ev.Conn]
+		if cd != nil {
+			inv.lastConn, inv.lastCD = ev.Conn, cd
+		}
+	}
 	if cd == nil || cd.key != s.ClientID {
 		if cd = inv.setup(ev); cd == nil {
 			return
@@ -274,6 +286,9 @@ func (inv *Inventory) setup(ev *pipeline.MQTT) *connDevs {
 	}
 	if len(inv.byConn) < 4*inv.opts.MaxDevices {
 		inv.byConn[ev.Conn] = cd
+		inv.lastConn, inv.lastCD = ev.Conn, cd
+	} else if inv.lastConn == ev.Conn {
+		inv.lastConn, inv.lastCD = nil, nil
 	}
 	return cd
 }
@@ -285,6 +300,9 @@ func (inv *Inventory) OnFlow(f *pipeline.Flow) {
 		return
 	}
 	delete(inv.byConn, f.Conn)
+	if inv.lastConn == f.Conn {
+		inv.lastConn, inv.lastCD = nil, nil
+	}
 	if f.Proto != pipeline.ProtoTLS || f.TLS == nil {
 		return
 	}

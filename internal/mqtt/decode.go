@@ -223,6 +223,28 @@ func checkUTF8(p *Packet, s []byte) {
 	}
 }
 
+// checkTopicName is checkUTF8 and the wildcard test of a PUBLISH topic
+// [MQTT-3.3.2-2] in one pass over its ASCII (profiling analyze: three scans
+// of every topic, utf8.Valid, IndexByte and ContainsAny, were a third of
+// decoding a PUBLISH).
+func checkTopicName(p *Packet, s []byte) {
+	for i, b := range s {
+		if b >= utf8.RuneSelf { // past ASCII: the general checks on the rest
+			checkUTF8(p, s[i:])
+			if bytes.ContainsAny(s[i:], "#+") {
+				p.Anomalies |= AnomalyWildcardPublish
+			}
+			return
+		}
+		switch b {
+		case 0:
+			p.Anomalies |= AnomalyUTF8
+		case '#', '+':
+			p.Anomalies |= AnomalyWildcardPublish
+		}
+	}
+}
+
 func decodeConnect(c *cursor, p *Packet) {
 	nameLen := int(c.u16())
 	p.ProtocolName = c.bytes(nameLen)
@@ -362,10 +384,7 @@ func decodePublish(c *cursor, p *Packet, v Version) {
 			return
 		}
 		p.Present |= FieldTopic
-		checkUTF8(p, p.Topic)
-		if bytes.ContainsAny(p.Topic, "#+") {
-			p.Anomalies |= AnomalyWildcardPublish // [MQTT-3.3.2-2]
-		}
+		checkTopicName(p, p.Topic)
 	}
 	if p.QoS > 0 {
 		p.PacketID = c.u16()

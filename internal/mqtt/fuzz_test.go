@@ -71,3 +71,22 @@ func FuzzFramer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTopicName: the one-pass topic check flags exactly what the three
+// separate checks it replaced flag (UTF-8, NUL, wildcards).
+func FuzzTopicName(f *testing.F) {
+	for _, s := range []string{"", "a/b", "bed1/ecg", "a/#", "+/x", "a\x00b", "caf\xc3\xa9/+", "\xff/a", "é#", "a\xc3", "\xe2\x82\xac\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		var got, want Packet
+		checkTopicName(&got, s)
+		checkUTF8(&want, s)
+		if bytes.ContainsAny(s, "#+") {
+			want.Anomalies |= AnomalyWildcardPublish
+		}
+		if got.Anomalies != want.Anomalies {
+			t.Fatalf("%q: %v, want %v", s, got.Anomalies, want.Anomalies)
+		}
+	})
+}

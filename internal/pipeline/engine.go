@@ -84,6 +84,10 @@ type Engine struct {
 	flows    *tcpstream.Table
 	mqttPort [1024]uint64
 
+	// The current run of frames of one link type, not yet in sum.linkCount.
+	runLink  capture.LinkType
+	runCount int64
+
 	pkt    packet.Frame
 	seg    tcpstream.Segment
 	frame  Frame
@@ -321,7 +325,14 @@ func (e *Engine) packet(p *capture.Packet) {
 func (e *Engine) countLayers(lt capture.LinkType) {
 	st := e.pkt.Status
 	e.sum.statusCount[st]++
-	e.sum.linkCount[lt.Normalize()]++
+	// The link type rarely changes: frames are counted in a run and the
+	// run goes to the map when it does (a map update per frame was 2 % of
+	// analyze's pass).
+	if lt != e.runLink || e.runCount == 0 {
+		e.foldLinkRun()
+		e.runLink = lt
+	}
+	e.runCount++
 	switch e.pkt.IPVersion {
 	case 4:
 		e.sum.IPv4++
@@ -932,8 +943,17 @@ func (e *Engine) anomaly(a Anomaly) {
 	}
 }
 
+// foldLinkRun counts the current run of frames in its link type.
+func (e *Engine) foldLinkRun() {
+	if e.runCount > 0 {
+		e.sum.linkCount[e.runLink.Normalize()] += e.runCount
+		e.runCount = 0
+	}
+}
+
 func (e *Engine) finish() *Summary {
 	e.flows.Flush()
+	e.foldLinkRun()
 	s := &e.sum
 	s.TCPStreams = e.flows.Streams()
 	s.Decoded = map[string]int64{}
