@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/iomtguard/iomtguard/internal/forecast"
@@ -50,5 +51,36 @@ func TestKeepStrongest(t *testing.T) {
 	small.keepStrongest()
 	if small.SeriesTotal != 3 || small.EpisodesTotal != 2 || len(small.Series) != 3 {
 		t.Fatalf("under the caps: %+v", small)
+	}
+}
+
+// TestFiniteRepairsAndNames: every non-finite float of a Result is written
+// as 0 and named by its JSON path, in a float slice, a struct in a slice, a
+// map of floats and a pointer; finite values are left alone.
+func TestFiniteRepairsAndNames(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	r := &Result{Series: SeriesResult{Values: []float64{1, nan, 3}, MQTT: []float64{inf}},
+		Forecast:  &ForecastResult{Mean: []float64{2}, Params: map[string]float64{"ar.L1": nan, "sigma2": 1}},
+		Anomalies: Anomalies{Series: []SeriesAnomaly{{Time: 1}, {Time: inf}}}}
+	finite(r)
+	want := []string{
+		"analysis.json: .series.values[1] was not a finite number (written as 0)",
+		"analysis.json: .series.mqtt_values[0] was not a finite number (written as 0)",
+		"analysis.json: .forecast.params.ar.L1 was not a finite number (written as 0)",
+		"analysis.json: .anomalies.series[1].time was not a finite number (written as 0)",
+	}
+	for _, w := range want {
+		if !slices.Contains(r.Warnings, w) {
+			t.Errorf("missing warning %q in %q", w, r.Warnings)
+		}
+	}
+	if len(r.Warnings) != len(want) {
+		t.Errorf("%d warnings, want %d: %q", len(r.Warnings), len(want), r.Warnings)
+	}
+	if r.Series.Values[1] != 0 || r.Series.MQTT[0] != 0 || r.Forecast.Params["ar.L1"] != 0 || r.Anomalies.Series[1].Time != 0 {
+		t.Errorf("not repaired: %v %v %v %v", r.Series.Values, r.Series.MQTT, r.Forecast.Params, r.Anomalies.Series)
+	}
+	if r.Series.Values[0] != 1 || r.Series.Values[2] != 3 || r.Forecast.Params["sigma2"] != 1 || r.Forecast.Mean[0] != 2 {
+		t.Errorf("finite values changed")
 	}
 }
