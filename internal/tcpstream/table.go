@@ -1,6 +1,7 @@
 package tcpstream
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 
@@ -21,14 +22,21 @@ func makeKey(src, dst netip.Addr, sp, dp uint16) key {
 	return key{a: d, b: s, pa: dp, pb: sp}
 }
 
+// compareEnd orders two endpoints: the addresses' bytes as two big-endian
+// words each (the order of the bytes; profiling analyze: a loop over the 16
+// bytes was 5 % of its pass), then the ports.
 func compareEnd(a [16]byte, pa uint16, b [16]byte, pb uint16) int {
-	for i := 0; i < 16; i++ {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		if x < y {
+			return -1
 		}
+		return 1
+	}
+	if x, y := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]); x != y {
+		if x < y {
+			return -1
+		}
+		return 1
 	}
 	switch {
 	case pa < pb:
