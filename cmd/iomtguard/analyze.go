@@ -106,9 +106,11 @@ const defaultMemoryMB = 192
 // analyzeGCPercent is analyze's collector pacing (GOGC) unless GOGC is set.
 // Below the memory limit the heap still grew to twice the live set: the
 // 1.09M-frame benchmark peaked at 155-160 MiB resident with 62 MiB live.
-// At 50 it peaks at 125-135 MiB in the same time (the collector marks on
-// the second core; 3 runs each, and 19 s against 20 s at 21.8M frames).
-const analyzeGCPercent = 50
+// At 50 it peaked at 140 MiB (148 at most in 5 runs), at 40 at 126 MiB
+// (131 at most) in the same time within the machine's noise: the
+// collector marks on the second core (21.8M frames: 15.9 s at 40, 17.6 s
+// at 50, 250 MiB both).
+const analyzeGCPercent = 40
 
 // setMemoryLimit sets the Go runtime's soft memory limit from --memory-mb,
 // unless the flag was left at its default and GOMEMLIMIT is set, and the

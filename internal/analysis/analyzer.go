@@ -293,6 +293,7 @@ func (a *Analyzer) connHosts(c *tcpstream.Conn, acc *connAcc) {
 }
 
 func (a *Analyzer) SetOrigin(ts int64) {
+	a.syncColumns()
 	a.started, a.start = true, ts
 	a.packets.SetOrigin(ts)
 	a.mqttSeries.SetOrigin(ts)
@@ -306,7 +307,11 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 		a.frameMQTT = true
 		a.firstLen = p.RemainingLength
 	}
-	a.mqttSeries.OnMQTT(ev)
+	if a.cols != nil {
+		a.cols.mqttAt(ev.Frame.TS)
+	} else {
+		a.mqttSeries.OnMQTT(ev)
+	}
 	a.msgTypes[p.Type&15]++
 	if l := p.RemainingLength; l >= 0 && l < len(a.lenSmall) {
 		a.lenSmall[l]++
@@ -424,10 +429,6 @@ func (a *Analyzer) add(i int, v float64) {
 	if a.opts.NoColumns {
 		return
 	}
-	if a.cols != nil {
-		a.addConcurrent(i, v)
-		return
-	}
 	a.all[i].Add(v)
 	if a.frameMQTT {
 		a.mq[i].Add(v)
@@ -440,8 +441,15 @@ func (a *Analyzer) OnFrame(f *pipeline.Frame) {
 		a.started, a.start = true, f.TS
 	}
 	a.sumFrame(f)
-	a.packets.OnFrame(f)
-	a.mqttSeries.OnFrame(f)
+	if f.Row != nil {
+		a.stopColumns() // rows are summed in place (columns.go)
+	}
+	if a.cols != nil {
+		a.queueFrame(f)
+	} else {
+		a.packets.OnFrame(f)
+		a.mqttSeries.OnFrame(f)
+	}
 	if r := f.Row; r != nil {
 		a.fromCSV = true
 		a.addRow(r)
@@ -451,23 +459,31 @@ func (a *Analyzer) OnFrame(f *pipeline.Frame) {
 	a.frameMQTT = false
 }
 
+// addFrame adds a frame's values to the columns and the k-means points (on
+// the worker when there is one: queueFrame has recorded them) and its
+// traffic to its connection, hosts and port.
 func (a *Analyzer) addFrame(f *pipeline.Frame) {
 	l := f.L
-	a.add(fTimeDelta, float64(f.Delta)/1e9)
-	a.add(fTimeRel, float64(f.Rel)/1e9)
-	a.add(fFrameLen, float64(f.Len))
-	if l.IPVersion == 4 && l.Src.IsValid() {
-		a.add(fTTL, float64(l.TTL))
+	sync := a.cols == nil
+	if sync {
+		a.add(fTimeDelta, float64(f.Delta)/1e9)
+		a.add(fTimeRel, float64(f.Rel)/1e9)
+		a.add(fFrameLen, float64(f.Len))
+		if l.IPVersion == 4 && l.Src.IsValid() {
+			a.add(fTTL, float64(l.TTL))
+		}
 	}
 	if f.TCP != nil && l.IsTCP() {
-		a.add(fSrcPort, float64(l.SrcPort))
-		a.add(fDstPort, float64(l.DstPort))
-		a.add(fTCPDelta, float64(f.TCP.Delta)/1e9)
-		a.add(fTCPLen, float64(l.PayloadLen))
-		a.add(fTCPAck, float64(f.TCP.RelAck))
-		a.add(fHdrLen, float64(l.TCP.HdrLen))
-		a.add(fWindow, float64(l.TCP.Window))
-		a.kpoint(f, f.Len, l.PayloadLen)
+		if sync {
+			a.add(fSrcPort, float64(l.SrcPort))
+			a.add(fDstPort, float64(l.DstPort))
+			a.add(fTCPDelta, float64(f.TCP.Delta)/1e9)
+			a.add(fTCPLen, float64(l.PayloadLen))
+			a.add(fTCPAck, float64(f.TCP.RelAck))
+			a.add(fHdrLen, float64(l.TCP.HdrLen))
+			a.add(fWindow, float64(l.TCP.Window))
+			a.kpoint(f, f.Len, l.PayloadLen)
+		}
 		// A connection's frames are summed per connection (one lookup by
 		// pointer) and go to its hosts and conversation when it closes, or
 		// when a live window's minute ends (State): a live window then
@@ -507,7 +523,7 @@ func (a *Analyzer) addFrame(f *pipeline.Frame) {
 			}
 		}
 	}
-	if a.frameMQTT {
+	if a.frameMQTT && sync {
 		a.add(fMQTTLen, float64(a.firstLen))
 	}
 }

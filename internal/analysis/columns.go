@@ -1,92 +1,186 @@
 package analysis
 
-import "github.com/iomtguard/iomtguard/internal/stats"
+import "github.com/iomtguard/iomtguard/internal/pipeline"
 
-// The Figure 1 columns on a second core.
+// A frame's numbers on a second core.
 //
-// Profiling analyze of the 1.09M-frame benchmark put the columns' Describer
-// adds (about ten values a frame) at a fifth of the single pass, work that
-// needs nothing but the values. With Options.Concurrent the pass only
-// appends (column, value) pairs to a batch and a worker goroutine adds them,
-// so this part of the pass runs beside decoding and reassembly instead of
-// after them on the same core. (Moving whole consumers behind
-// pipeline.Async cost more in copied events than it saved: these pairs are
-// 16 bytes each and need no copy of anything the engine reuses.)
+// Profiling analyze of the 1.09M-frame benchmark put the Figure 1 columns'
+// Describer adds (about ten values a frame) at a fifth of the single pass,
+// and the series and k-means points at a tenth more: work that needs only a
+// frame's numbers. With Options.Concurrent the pass writes those numbers
+// into one record a frame (72 bytes) and a worker goroutine does the rest,
+// beside decoding and reassembly instead of after them on the same core.
+// (Moving whole consumers behind pipeline.Async cost more in copied events
+// than it saved: a record holds nothing the engine reuses.)
 //
-// Everything that reads the Describers (Result, State, Reset, merging)
-// first calls syncColumns, which hands over the batch being filled and
-// waits until the worker has added everything sent.
+// The worker owns the columns (all, mq), the series (packets, mqttSeries)
+// and the k-means points (kpts, kcache, kFrames) while it runs. Everything
+// that reads or changes them (Result, State, Merge, ReuseColumns,
+// SetOrigin) first calls syncColumns, which hands over the batch being
+// filled and waits until the worker has applied everything sent. An ICU
+// dataset row stops the worker: rows are summed in place.
 
-// colEntry is one value of column i; mqBit set: the frame carried MQTT
-// (it also goes to that column's MQTT-only Describer).
-type colEntry struct {
-	v float64
-	i uint8
+// frameRec is one frame's numbers, or (recFrame unset) MQTT packets
+// delivered without a frame of their own time.
+type frameRec struct {
+	ts, delta, rel, tcpDelta int64
+	num                      int
+	flen, plen, mqttLen      int32
+	relAck                   uint32
+	nMQTT                    int32 // MQTT packets at ts before the frame
+	srcPort, dstPort, window uint16
+	ttl, hdrLen, flags       uint8
 }
 
 const (
-	mqBit     = 0x80
-	colBatch  = 32 << 10 // entries a batch (512 kB)
-	colQueued = 4        // batches in flight: bounds the memory the worker may lag by
+	recFrame = 1 << iota
+	recTTL
+	recTCP
+	recMQTT // the frame carried MQTT: its values also go to the MQTT-only columns
+)
+
+const (
+	recBatch  = 8 << 10 // records a batch (576 kB)
+	recQueued = 4       // batches in flight: bounds how far the worker may lag
 )
 
 type colWorker struct {
-	cur  []colEntry
-	full chan []colEntry // batches to add; nil asks for an acknowledgement
-	free chan []colEntry
+	cur  []frameRec
+	full chan []frameRec // batches to apply; nil asks for an acknowledgement
+	free chan []frameRec
 	ack  chan struct{}
+	// MQTT packets seen since the last record, all at pendTS.
+	pendN  int32
+	pendTS int64
 }
 
 func (a *Analyzer) startColumns() {
-	w := &colWorker{full: make(chan []colEntry, colQueued), free: make(chan []colEntry, colQueued+1), ack: make(chan struct{})}
-	for range colQueued + 1 {
-		w.free <- make([]colEntry, 0, colBatch)
+	w := &colWorker{full: make(chan []frameRec, recQueued), free: make(chan []frameRec, recQueued+1), ack: make(chan struct{})}
+	for range recQueued + 1 {
+		w.free <- make([]frameRec, 0, recBatch)
 	}
 	w.cur = <-w.free
-	all, mq := &a.all, &a.mq
 	go func() {
 		for b := range w.full {
 			if b == nil {
 				w.ack <- struct{}{}
 				continue
 			}
-			addEntries(all, mq, b)
+			for i := range b {
+				a.apply(&b[i])
+			}
 			w.free <- b[:0]
 		}
 	}()
 	a.cols = w
 }
 
-func addEntries(all, mq *[nFields]stats.Describer, b []colEntry) {
-	for _, e := range b {
-		i := e.i &^ mqBit
-		all[i].Add(e.v)
-		if e.i&mqBit != 0 {
-			mq[i].Add(e.v)
-		}
-	}
-}
-
-// addConcurrent queues one value for the worker.
-func (a *Analyzer) addConcurrent(i int, v float64) {
-	w := a.cols
-	e := colEntry{v: v, i: uint8(i)}
-	if a.frameMQTT {
-		e.i |= mqBit
-	}
-	w.cur = append(w.cur, e)
+// next returns the next record to fill.
+func (w *colWorker) next() *frameRec {
 	if len(w.cur) == cap(w.cur) {
 		w.full <- w.cur
 		w.cur = <-w.free
 	}
+	w.cur = w.cur[:len(w.cur)+1]
+	r := &w.cur[len(w.cur)-1]
+	*r = frameRec{}
+	return r
 }
 
-// syncColumns waits until every value added so far is in the Describers.
+// mqttAt counts an MQTT packet at ts for the worker.
+func (w *colWorker) mqttAt(ts int64) {
+	if w.pendN > 0 && w.pendTS != ts {
+		w.flushMQTT()
+	}
+	w.pendTS = ts
+	w.pendN++
+}
+
+// flushMQTT sends the pending MQTT count as a record of its own.
+func (w *colWorker) flushMQTT() {
+	if w.pendN == 0 {
+		return
+	}
+	n, ts := w.pendN, w.pendTS
+	w.pendN = 0
+	r := w.next()
+	r.ts, r.nMQTT = ts, n
+}
+
+// queueFrame records f's numbers (what addFrame adds to the columns, the
+// series and the k-means points) for the worker.
+func (a *Analyzer) queueFrame(f *pipeline.Frame) {
+	w := a.cols
+	if w.pendN > 0 && w.pendTS != f.TS {
+		w.flushMQTT()
+	}
+	r := w.next()
+	r.flags = recFrame
+	r.ts, r.delta, r.rel, r.num, r.flen = f.TS, f.Delta, f.Rel, f.Num, int32(f.Len)
+	r.nMQTT, w.pendN = w.pendN, 0
+	l := f.L
+	if l.IPVersion == 4 && l.Src.IsValid() {
+		r.flags |= recTTL
+		r.ttl = l.TTL
+	}
+	if f.TCP != nil && l.IsTCP() {
+		r.flags |= recTCP
+		r.srcPort, r.dstPort, r.tcpDelta, r.plen = l.SrcPort, l.DstPort, f.TCP.Delta, int32(l.PayloadLen)
+		r.relAck, r.hdrLen, r.window = f.TCP.RelAck, l.TCP.HdrLen, l.TCP.Window
+	}
+	if a.frameMQTT {
+		r.flags |= recMQTT
+		r.mqttLen = int32(a.firstLen)
+	}
+}
+
+// apply does on the worker what the synchronous pass does with a frame's
+// numbers, in the same order (the results are the same bit for bit:
+// TestMergedMinutesEqualAnalyze runs both).
+func (a *Analyzer) apply(r *frameRec) {
+	for range r.nMQTT {
+		a.mqttSeries.add(r.ts, 1)
+	}
+	if r.flags&recFrame == 0 {
+		return
+	}
+	a.packets.onFrameAt(r.ts, int(r.flen))
+	a.mqttSeries.onFrameAt(r.ts, int(r.flen))
+	mq := r.flags&recMQTT != 0
+	add := func(i int, v float64) {
+		a.all[i].Add(v)
+		if mq {
+			a.mq[i].Add(v)
+		}
+	}
+	add(fTimeDelta, float64(r.delta)/1e9)
+	add(fTimeRel, float64(r.rel)/1e9)
+	add(fFrameLen, float64(r.flen))
+	if r.flags&recTTL != 0 {
+		add(fTTL, float64(r.ttl))
+	}
+	if r.flags&recTCP != 0 {
+		add(fSrcPort, float64(r.srcPort))
+		add(fDstPort, float64(r.dstPort))
+		add(fTCPDelta, float64(r.tcpDelta)/1e9)
+		add(fTCPLen, float64(r.plen))
+		add(fTCPAck, float64(r.relAck))
+		add(fHdrLen, float64(r.hdrLen))
+		add(fWindow, float64(r.window))
+		a.kpointRow(int(r.flen), int(r.plen), r.num, r.ts)
+	}
+	if mq {
+		add(fMQTTLen, float64(r.mqttLen))
+	}
+}
+
+// syncColumns waits until every record sent so far is applied.
 func (a *Analyzer) syncColumns() {
 	w := a.cols
 	if w == nil {
 		return
 	}
+	w.flushMQTT()
 	if len(w.cur) > 0 {
 		w.full <- w.cur
 		w.cur = <-w.free
@@ -95,7 +189,7 @@ func (a *Analyzer) syncColumns() {
 	<-w.ack
 }
 
-// stopColumns syncs and ends the worker; later adds are made in place.
+// stopColumns syncs and ends the worker; what follows is done in place.
 func (a *Analyzer) stopColumns() {
 	if a.cols == nil {
 		return
@@ -105,6 +199,6 @@ func (a *Analyzer) stopColumns() {
 	a.cols = nil
 }
 
-// Close ends the analyzer's column worker without a Result (a run that
-// failed). Result and ReuseColumns end it themselves.
+// Close ends the analyzer's worker without a Result (a run that failed).
+// Result and ReuseColumns end it themselves.
 func (a *Analyzer) Close() { a.stopColumns() }

@@ -118,15 +118,18 @@ func (s *Series) index(ts int64) int {
 }
 
 // OnFrame counts frames and bytes.
-func (s *Series) OnFrame(f *pipeline.Frame) {
+func (s *Series) OnFrame(f *pipeline.Frame) { s.onFrameAt(f.TS, f.Len) }
+
+// onFrameAt counts a frame of length bytes at ts.
+func (s *Series) onFrameAt(ts int64, length int) {
 	switch s.Metric {
 	case MetricPackets:
-		s.add(f.TS, 1)
+		s.add(ts, 1)
 	case MetricBytes:
-		s.add(f.TS, float64(f.Len))
+		s.add(ts, float64(length))
 	default:
 		// Every interval with a frame exists, even with no MQTT in it.
-		s.index(f.TS)
+		s.index(ts)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,8 +13,11 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/analysis"
 	"github.com/iomtguard/iomtguard/internal/demo"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/packet"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/report"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
 // minutes splits a run into one Analyzer per minute of capture time, as a
@@ -205,4 +209,41 @@ func FuzzCheckPacked(f *testing.F) {
 			t.Fatalf("Unpack accepts what CheckPacked refuses: %v", err)
 		}
 	})
+}
+
+// TestConcurrentMQTTWithoutFrame: MQTT packets that reach the analyzer
+// with no frame of their time after them (data a stream's end flushes) are
+// counted by the worker as in place, in the series and the columns.
+func TestConcurrentMQTTWithoutFrame(t *testing.T) {
+	fixed := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+	conn := &tcpstream.Conn{A: netip.MustParseAddrPort("10.0.0.2:40000"), B: netip.MustParseAddrPort("10.0.0.1:1883")}
+	sess := &pipeline.Session{ClientID: "bed1-pump", ClientKnown: true}
+	var out []string
+	for _, concurrent := range []bool{false, true} {
+		a := analysis.New(analysis.Options{Now: fixed, Concurrent: concurrent})
+		frame := func(ts int64) *pipeline.Frame {
+			return &pipeline.Frame{TS: ts, Len: 60, L: &packet.Frame{}}
+		}
+		mq := func(ts int64) {
+			a.OnMQTT(&pipeline.MQTT{Frame: frame(ts), Conn: conn, Session: sess, FromClient: true,
+				Pkt: &mqtt.Packet{Type: mqtt.PUBLISH, Topic: []byte("ward/bed1/pump"), RemainingLength: 30, Present: mqtt.FieldTopic}})
+		}
+		base := int64(1_700_000_000e9)
+		for s := int64(0); s < 5; s++ {
+			ts := base + s*1e9
+			mq(ts)
+			a.OnFrame(frame(ts))
+		}
+		mq(base + 5e9) // at the next second, no frame follows
+		mq(base + 5e9)
+		mq(base + 7e9) // and later still
+		r := a.Result(&pipeline.Summary{Frames: 5}, nil)
+		out = append(out, encode(t, r))
+		if n := len(r.Series.MQTT); n != 8 || r.Series.MQTT[5] != 2 || r.Series.MQTT[7] != 1 {
+			t.Errorf("concurrent %v: MQTT series %v, want 8 seconds with 2 at 5 s and 1 at 7 s", concurrent, r.Series.MQTT)
+		}
+	}
+	if out[0] != out[1] {
+		t.Fatalf("the worker differs from the analysis in place:\n%s", firstDiff(out[0], out[1]))
+	}
 }
