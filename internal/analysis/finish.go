@@ -144,26 +144,33 @@ func (a *Analyzer) describe(r *Result) {
 	r.Describe, r.DescribeMQTT = map[string]stats.Summary{}, map[string]stats.Summary{}
 	r.DescribeOrder = describeFields
 	// The columns are independent: summarised side by side (each sorts
-	// what it holds).
+	// what it holds), the largest first, so that no large one is left for
+	// the end on one core (the summaries are the longest part of analyze's
+	// finish).
 	var all, mq [nFields]stats.Summary
+	type job struct {
+		des *stats.Describer
+		out *stats.Summary
+	}
+	var jobs []job
+	for i := range describeFields {
+		for _, j := range []job{{&a.all[i], &all[i]}, {&a.mq[i], &mq[i]}} {
+			if j.des.Count() > 0 {
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	slices.SortStableFunc(jobs, func(x, y job) int { return cmp.Compare(y.des.Held(), x.des.Held()) })
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i := range describeFields {
-		for _, d := range []struct {
-			des *stats.Describer
-			out *stats.Summary
-		}{{&a.all[i], &all[i]}, {&a.mq[i], &mq[i]}} {
-			if d.des.Count() == 0 {
-				continue
-			}
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				*d.out = d.des.Summary()
-				<-sem
-			}()
-		}
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			*j.out = j.des.Summary()
+			<-sem
+		}()
 	}
 	wg.Wait()
 	for i, name := range describeFields {

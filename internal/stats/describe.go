@@ -4,6 +4,7 @@
 package stats
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"slices"
@@ -400,6 +401,10 @@ func (d *Describer) each(fn func(v float64, c int64)) {
 	}
 }
 
+// Held is the number of values held other than small integers: the values
+// a summary sorts (zero once sketched).
+func (d *Describer) Held() int { return len(d.vals) + d.nMore }
+
 // Count is the number of present values.
 func (d *Describer) Count() int64 { return d.n }
 
@@ -438,13 +443,17 @@ func (d *Describer) Summary() Summary {
 		lo := int64(math.Floor(h))
 		ranks[2*i], ranks[2*i+1] = lo, min(lo+1, d.n-1)
 	}
+	// The ranks in increasing order (with few values they repeat out of
+	// order: n = 2 gives 0 1 0 1 0 1): only the next one can be reached.
+	ord := [6]int{0, 1, 2, 3, 4, 5}
+	slices.SortStableFunc(ord[:], func(x, y int) int { return cmp.Compare(ranks[x], ranks[y]) })
 	var seen int64
 	var ss, comp float64
+	next := 0
 	d.each(func(v float64, c int64) {
-		for i, r := range ranks {
-			if r >= seen && r < seen+c {
-				at[i] = v
-			}
+		for next < len(ord) && ranks[ord[next]] < seen+c {
+			at[ord[next]] = v
+			next++
 		}
 		seen += c
 		dv := v - s.Mean

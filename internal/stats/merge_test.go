@@ -240,3 +240,19 @@ func TestChunkedValues(t *testing.T) {
 		t.Fatalf("summary %+v; want count %d min %v q25 %v q50 %v q75 %v max %v", s, len(all), sorted[0], q(0.25), q(0.5), q(0.75), sorted[len(sorted)-1])
 	}
 }
+
+// BenchmarkSortFloats: a million time deltas (seconds, exponentially
+// distributed), as the Figure 1 columns hold them.
+func BenchmarkSortFloats(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	src := make([]float64, 1<<20)
+	for i := range src {
+		src[i] = rng.ExpFloat64() * 0.05
+	}
+	xs := make([]float64, len(src))
+	b.SetBytes(int64(8 * len(src)))
+	for b.Loop() {
+		copy(xs, src)
+		sortFloats(xs)
+	}
+}

@@ -20,21 +20,31 @@ func sortFloats(xs []float64) {
 	// order (the keys take the values' own memory: one scratch array, not
 	// two).
 	keys := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(xs))), n)
+	// The eight bytes' histograms in the same sweep that maps the keys
+	// (one sweep over the values instead of eight: the sort is memory-bound,
+	// and this took it from 16 sweeps to at most 9).
+	var counts [8][256]int
 	for i, k := range keys {
 		if k>>63 != 0 {
-			keys[i] = ^k
+			k = ^k
 		} else {
-			keys[i] = k | 1<<63
+			k |= 1 << 63
 		}
+		keys[i] = k
+		counts[0][k&0xff]++
+		counts[1][(k>>8)&0xff]++
+		counts[2][(k>>16)&0xff]++
+		counts[3][(k>>24)&0xff]++
+		counts[4][(k>>32)&0xff]++
+		counts[5][(k>>40)&0xff]++
+		counts[6][(k>>48)&0xff]++
+		counts[7][k>>56]++
 	}
 	tmp := make([]uint64, n)
-	var count [256]int
 	src, dst := keys, tmp
-	for shift := uint(0); shift < 64; shift += 8 {
-		count = [256]int{}
-		for _, k := range src {
-			count[(k>>shift)&0xff]++
-		}
+	for p := range 8 {
+		shift := uint(8 * p)
+		count := &counts[p]
 		if count[(src[0]>>shift)&0xff] == n {
 			continue // every key has the same byte here
 		}
