@@ -36,6 +36,7 @@ type analyzeOptions struct {
 	invFile  string
 	memoryMB int
 	baseline string
+	exact    bool
 }
 
 func analyzeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -73,7 +74,8 @@ report; topics and client IDs do.`,
   iomtguard analyze ward3.pcapng --out ward3-report
   iomtguard analyze day1.pcap.gz day2.pcap.gz        # merged in time order
   iomtguard analyze --json - patientMonitoring.csv | jq '.describe["frame.len"]'
-  iomtguard analyze ward3.pcapng --inventory ward3-devices.csv`,
+  iomtguard analyze ward3.pcapng --inventory ward3-devices.csv
+  iomtguard analyze --exact day.pcap                 # exact quartiles past 2 Mi values: reads day.pcap twice`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAnalyze(cmd, o, args, stdout, stderr)
 		},
@@ -91,6 +93,8 @@ report; topics and client IDs do.`,
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar and no summary (warnings about damaged input are still printed)")
 	f.StringVar(&o.invFile, "inventory", "", "also write the device inventory to this file: .csv (one row per device) or .json")
 	f.StringVar(&o.baseline, "baseline", "", "score each MQTT device against this learned baseline (iomtguard baseline learn): anomaly.device-behaviour")
+	f.BoolVar(&o.exact, "exact", false, "exact quartiles for every column: a column past 2 Mi values has its quartiles from a sketch (flagged, rank error 0.005); "+
+		"with --exact the capture files are read a second time to make them exact (in bounded memory: at most 1 Mi distinct values a quartile)")
 	f.IntVar(&o.memoryMB, "memory-mb", defaultMemoryMB, "keep the process's memory near this many MiB by collecting garbage more often past it "+
 		"(a soft limit: a larger working set still runs, slower; 0: none; GOMEMLIMIT in the environment is used when this flag is not given)")
 	return cmd
@@ -169,7 +173,17 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	defer closeInputs(inputs)
 
 	prog := newProgress(stderr, o.quiet, "analyze")
-	res, err := analyzeInputs(cmd.Context(), inputs, analysis.Options{Interval: o.interval, Horizon: o.horizon, Seed: o.seed,
+	var again *secondPass
+	if o.exact {
+		again = &secondPass{reopen: func() ([]pipeline.Input, error) { return openInputs(args) }, stderr: stderr, quiet: o.quiet}
+		if len(args) == 0 {
+			again.reopen = func() ([]pipeline.Input, error) {
+				in, err := pipeline.NewInput(demo.Name, demo.Open())
+				return []pipeline.Input{in}, err
+			}
+		}
+	}
+	res, err := analyzeRun(cmd.Context(), inputs, again, analysis.Options{Interval: o.interval, Horizon: o.horizon, Seed: o.seed,
 		AnomalyLevel: o.level, RobustZ: o.robustZ}, pol, detect.Options{Baseline: bl}, prog.update)
 	prog.done()
 	if err != nil {
@@ -259,6 +273,51 @@ func loadPolicy(path string) (*policy.Policy, error) {
 // aggregators, and the detectors built with pol, then the models and the
 // findings. analyze and eval both run it.
 func analyzeInputs(ctx context.Context, inputs []pipeline.Input, ao analysis.Options, pol *policy.Policy, do detect.Options, progress func(done, total int64)) (*analysis.Result, error) {
+	return analyzeRun(ctx, inputs, nil, ao, pol, do, progress)
+}
+
+// secondPass is analyze --exact: the inputs opened again, for the second
+// pass that makes the quartiles of the columns past their cap exact.
+type secondPass struct {
+	reopen func() ([]pipeline.Input, error)
+	stderr io.Writer
+	quiet  bool
+}
+
+// maxBracket is the most distinct values --exact keeps for one quartile
+// (a value and its count: about 40 MiB at most): a sketch's bracket holds
+// about 2 % of a column's values, so this covers columns of 50 million
+// distinct values and more; a larger one keeps its flag, and says so.
+const maxBracket = 1 << 20
+
+// refine runs the second pass and makes an's sketched quartiles exact; what
+// it could not make exact is said in the Result's warnings.
+func (p *secondPass) refine(ctx context.Context, an *analysis.Analyzer) (warnings []string, err error) {
+	c := an.Refiner(maxBracket)
+	if c == nil {
+		return nil, nil // every column was exact
+	}
+	inputs, err := p.reopen()
+	if err != nil {
+		return nil, fmt.Errorf("--exact: opening the inputs again: %w", err)
+	}
+	prog := newProgress(p.stderr, p.quiet, "exact quartiles (second pass)")
+	_, err = pipeline.New(pipeline.Options{Progress: prog.update}, c).Run(ctx, inputs...)
+	prog.done()
+	closeInputs(inputs)
+	if err != nil {
+		return nil, fmt.Errorf("--exact: the second pass: %w", err)
+	}
+	if _, missed := an.Refine(c); len(missed) > 0 {
+		warnings = append(warnings, fmt.Sprintf("--exact: the quartiles of %s stay the sketch's (the second pass read other values, or a quartile's bracket held more than %d distinct values)",
+			strings.Join(missed, ", "), maxBracket))
+	}
+	return warnings, nil
+}
+
+// analyzeRun is analyzeInputs with, when again is set, the second pass of
+// --exact before the summaries.
+func analyzeRun(ctx context.Context, inputs []pipeline.Input, again *secondPass, ao analysis.Options, pol *policy.Policy, do detect.Options, progress func(done, total int64)) (*analysis.Result, error) {
 	det, err := detect.NewWith(pol, do)
 	if err != nil {
 		return nil, usageError{err}
@@ -274,6 +333,14 @@ func analyzeInputs(ctx context.Context, inputs []pipeline.Input, ao analysis.Opt
 	if err != nil {
 		an.Close()
 		return nil, err
+	}
+	if again != nil {
+		w, err := again.refine(ctx, an)
+		if err != nil {
+			an.Close()
+			return nil, err
+		}
+		sum.Warnings = append(sum.Warnings, w...)
 	}
 	r := an.Result(sum, det.Findings)
 	r.Inventory = inv.Devices()

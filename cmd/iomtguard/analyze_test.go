@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/policy"
 	"github.com/iomtguard/iomtguard/internal/report"
+	"github.com/iomtguard/iomtguard/internal/stats"
 )
 
 // runCLI runs the command line and returns stdout, stderr and the exit code.
@@ -499,4 +501,66 @@ func TestAnalyzeTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAnalyzeExact: --exact's second pass gives the quartiles of a run
+// whose columns held every value (here the columns' cap is 20 values, so
+// that a small capture reaches the sketch); a second pass that reads other
+// frames keeps the flags and says so; on a capture under the cap --exact
+// changes nothing.
+func TestAnalyzeExact(t *testing.T) {
+	const f = "../../testdata/real/mosquitto-ward.pcap"
+	analyze := func(ao analysis.Options, again *secondPass) *analysis.Result {
+		in, err := pipeline.OpenInput(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		res, err := analyzeRun(context.Background(), []pipeline.Input{in}, again, ao, &policy.Policy{}, detect.Options{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	reopen := func(path string) *secondPass {
+		return &secondPass{reopen: func() ([]pipeline.Input, error) { return openInputs([]string{path}) }, stderr: io.Discard, quiet: true}
+	}
+	want := analyze(analysis.Options{}, nil)
+	got := analyze(analysis.Options{ColumnCap: 20}, reopen(f))
+	for col, w := range want.Describe {
+		g := got.Describe[col]
+		if g.Q25 != w.Q25 || g.Q50 != w.Q50 || g.Q75 != w.Q75 || !g.Exact {
+			t.Errorf("%s: %+v, want the quartiles of %+v", col, g, w)
+		}
+	}
+	for _, w := range got.Warnings {
+		if strings.Contains(w, "--exact") {
+			t.Errorf("warning: %s", w)
+		}
+	}
+	// The second pass reads another capture: nothing is made exact.
+	other := analyze(analysis.Options{ColumnCap: 20}, reopen("../../testdata/real/mosquitto-attacks.pcap"))
+	flagged := 0
+	for _, s := range other.Describe {
+		if !s.Exact {
+			flagged++
+		}
+	}
+	said := false
+	for _, w := range other.Warnings {
+		said = said || strings.Contains(w, "--exact: the quartiles of frame.time_delta")
+	}
+	if flagged == 0 || !said {
+		t.Errorf("a second pass over other frames: %d columns flagged, warnings %q", flagged, other.Warnings)
+	}
+	// Under the cap: the same result with and without --exact.
+	if a, b := analyze(analysis.Options{}, reopen(f)), want; !equalDescribe(a.Describe, b.Describe) {
+		t.Error("--exact changed a capture under the cap")
+	}
+}
+
+func equalDescribe(a, b map[string]stats.Summary) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
 }

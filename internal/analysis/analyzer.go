@@ -53,6 +53,10 @@ type Options struct {
 	// Concurrent adds the Figure 1 columns' values on a goroutine of their
 	// own (columns.go): analyze's single pass then uses a second core.
 	Concurrent bool
+	// ColumnCap is how many values other than small integers each Figure 1
+	// column holds before its quartiles come from a sketch (default
+	// stats.DefaultCap; a test sets it small to reach the sketch).
+	ColumnCap int
 	// Origin, when set, is the run's first frame (ns): series intervals
 	// and relative times count from it, so that the analyzers of the
 	// minutes of a live run merge (state.go). Zero: this analyzer's first frame.
@@ -170,8 +174,10 @@ type kpoint struct {
 // Analyzer is the pipeline consumer that gathers everything the report needs.
 type Analyzer struct {
 	pipeline.Nop
-	opts Options
-	cols *colWorker // the Figure 1 columns' worker (Options.Concurrent), or nil
+	opts  Options
+	cols  *colWorker // the worker of a frame's numbers (Options.Concurrent), or nil
+	rec   frameRec   // a frame's numbers, when there is no worker
+	addFn func(i int, v float64)
 
 	// Frames by decode status and the current link type's run, not yet in
 	// sum's maps (sumFrame, foldCounts).
@@ -233,6 +239,10 @@ func New(opts Options) *Analyzer {
 		packets: NewSeries(opts.Interval, MetricPackets), mqttSeries: NewSeries(opts.Interval, MetricMQTT)}
 	if opts.Origin != 0 {
 		a.SetOrigin(opts.Origin)
+	}
+	a.addFn = a.add
+	for i := range a.all {
+		a.all[i].Cap, a.mq[i].Cap = opts.ColumnCap, opts.ColumnCap
 	}
 	if opts.Concurrent && !opts.NoColumns {
 		a.startColumns()
@@ -464,26 +474,15 @@ func (a *Analyzer) OnFrame(f *pipeline.Frame) {
 // traffic to its connection, hosts and port.
 func (a *Analyzer) addFrame(f *pipeline.Frame) {
 	l := f.L
-	sync := a.cols == nil
-	if sync {
-		a.add(fTimeDelta, float64(f.Delta)/1e9)
-		a.add(fTimeRel, float64(f.Rel)/1e9)
-		a.add(fFrameLen, float64(f.Len))
-		if l.IPVersion == 4 && l.Src.IsValid() {
-			a.add(fTTL, float64(l.TTL))
+	if a.cols == nil {
+		r := &a.rec
+		fillRec(r, f, a.frameMQTT, a.firstLen)
+		r.columns(a.addFn)
+		if r.flags&recTCP != 0 {
+			a.kpointRow(f.Len, l.PayloadLen, f.Num, f.TS)
 		}
 	}
 	if f.TCP != nil && l.IsTCP() {
-		if sync {
-			a.add(fSrcPort, float64(l.SrcPort))
-			a.add(fDstPort, float64(l.DstPort))
-			a.add(fTCPDelta, float64(f.TCP.Delta)/1e9)
-			a.add(fTCPLen, float64(l.PayloadLen))
-			a.add(fTCPAck, float64(f.TCP.RelAck))
-			a.add(fHdrLen, float64(l.TCP.HdrLen))
-			a.add(fWindow, float64(l.TCP.Window))
-			a.kpoint(f, f.Len, l.PayloadLen)
-		}
 		// A connection's frames are summed per connection (one lookup by
 		// pointer) and go to its hosts and conversation when it closes, or
 		// when a live window's minute ends (State): a live window then
@@ -523,17 +522,21 @@ func (a *Analyzer) addFrame(f *pipeline.Frame) {
 			}
 		}
 	}
-	if a.frameMQTT && sync {
-		a.add(fMQTTLen, float64(a.firstLen))
-	}
 }
 
 // addRow adds an ICU dataset row's own values (its columns are authoritative).
 func (a *Analyzer) addRow(r *dataset.Row) {
-	has := func(c int) bool { return r.Has[c] }
+	rowValues(r, a.add)
+	if r.Has[dataset.ColFrameLen] && r.Has[dataset.ColTCPLen] {
+		a.kpointRow(r.FrameLen, r.TCPLen, int(r.Line), int64(math.Round(r.TimeRelative*1e9)))
+	}
+}
+
+// rowValues calls add with each Figure 1 value a row has.
+func rowValues(r *dataset.Row, add func(i int, v float64)) {
 	put := func(i, c int, v float64) {
-		if has(c) {
-			a.add(i, v)
+		if r.Has[c] {
+			add(i, v)
 		}
 	}
 	put(fTimeDelta, dataset.ColTimeDelta, r.TimeDelta)
@@ -548,13 +551,6 @@ func (a *Analyzer) addRow(r *dataset.Row) {
 	put(fHdrLen, dataset.ColHdrLen, float64(r.HdrLen))
 	put(fWindow, dataset.ColWindow, float64(r.Window))
 	put(fMQTTLen, dataset.ColMQTTLen, float64(r.MQTTLen))
-	if has(dataset.ColFrameLen) && has(dataset.ColTCPLen) {
-		a.kpointRow(r.FrameLen, r.TCPLen, int(r.Line), int64(math.Round(r.TimeRelative*1e9)))
-	}
-}
-
-func (a *Analyzer) kpoint(f *pipeline.Frame, flen, tlen int) {
-	a.kpointRow(flen, tlen, f.Num, f.TS)
 }
 
 func (a *Analyzer) kpointRow(flen, tlen, frame int, ts int64) {

@@ -115,9 +115,14 @@ func (a *Analyzer) queueFrame(f *pipeline.Frame) {
 		w.flushMQTT()
 	}
 	r := w.next()
-	r.flags = recFrame
-	r.ts, r.delta, r.rel, r.num, r.flen = f.TS, f.Delta, f.Rel, f.Num, int32(f.Len)
+	fillRec(r, f, a.frameMQTT, a.firstLen)
 	r.nMQTT, w.pendN = w.pendN, 0
+}
+
+// fillRec sets r to f's numbers; frameMQTT and firstLen: the MQTT the frame
+// carried (its first packet's length).
+func fillRec(r *frameRec, f *pipeline.Frame, frameMQTT bool, firstLen int) {
+	*r = frameRec{flags: recFrame, ts: f.TS, delta: f.Delta, rel: f.Rel, num: f.Num, flen: int32(f.Len)}
 	l := f.L
 	if l.IPVersion == 4 && l.Src.IsValid() {
 		r.flags |= recTTL
@@ -128,9 +133,33 @@ func (a *Analyzer) queueFrame(f *pipeline.Frame) {
 		r.srcPort, r.dstPort, r.tcpDelta, r.plen = l.SrcPort, l.DstPort, f.TCP.Delta, int32(l.PayloadLen)
 		r.relAck, r.hdrLen, r.window = f.TCP.RelAck, l.TCP.HdrLen, l.TCP.Window
 	}
-	if a.frameMQTT {
+	if frameMQTT {
 		r.flags |= recMQTT
-		r.mqttLen = int32(a.firstLen)
+		r.mqttLen = int32(firstLen)
+	}
+}
+
+// columns calls add with each Figure 1 value of the frame, in the order the
+// columns are added (the MQTT-only columns take the same values when the
+// frame carried MQTT: recMQTT).
+func (r *frameRec) columns(add func(i int, v float64)) {
+	add(fTimeDelta, float64(r.delta)/1e9)
+	add(fTimeRel, float64(r.rel)/1e9)
+	add(fFrameLen, float64(r.flen))
+	if r.flags&recTTL != 0 {
+		add(fTTL, float64(r.ttl))
+	}
+	if r.flags&recTCP != 0 {
+		add(fSrcPort, float64(r.srcPort))
+		add(fDstPort, float64(r.dstPort))
+		add(fTCPDelta, float64(r.tcpDelta)/1e9)
+		add(fTCPLen, float64(r.plen))
+		add(fTCPAck, float64(r.relAck))
+		add(fHdrLen, float64(r.hdrLen))
+		add(fWindow, float64(r.window))
+	}
+	if r.flags&recMQTT != 0 {
+		add(fMQTTLen, float64(r.mqttLen))
 	}
 }
 
@@ -147,30 +176,14 @@ func (a *Analyzer) apply(r *frameRec) {
 	a.packets.onFrameAt(r.ts, int(r.flen))
 	a.mqttSeries.onFrameAt(r.ts, int(r.flen))
 	mq := r.flags&recMQTT != 0
-	add := func(i int, v float64) {
+	r.columns(func(i int, v float64) {
 		a.all[i].Add(v)
 		if mq {
 			a.mq[i].Add(v)
 		}
-	}
-	add(fTimeDelta, float64(r.delta)/1e9)
-	add(fTimeRel, float64(r.rel)/1e9)
-	add(fFrameLen, float64(r.flen))
-	if r.flags&recTTL != 0 {
-		add(fTTL, float64(r.ttl))
-	}
+	})
 	if r.flags&recTCP != 0 {
-		add(fSrcPort, float64(r.srcPort))
-		add(fDstPort, float64(r.dstPort))
-		add(fTCPDelta, float64(r.tcpDelta)/1e9)
-		add(fTCPLen, float64(r.plen))
-		add(fTCPAck, float64(r.relAck))
-		add(fHdrLen, float64(r.hdrLen))
-		add(fWindow, float64(r.window))
 		a.kpointRow(int(r.flen), int(r.plen), r.num, r.ts)
-	}
-	if mq {
-		add(fMQTTLen, float64(r.mqttLen))
 	}
 }
 

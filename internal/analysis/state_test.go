@@ -17,6 +17,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/packet"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/report"
+	"github.com/iomtguard/iomtguard/internal/stats"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
@@ -245,5 +246,62 @@ func TestConcurrentMQTTWithoutFrame(t *testing.T) {
 	}
 	if out[0] != out[1] {
 		t.Fatalf("the worker differs from the analysis in place:\n%s", firstDiff(out[0], out[1]))
+	}
+}
+
+// TestRefineColumns: columns past their cap, given a second pass over the
+// same capture, have the quartiles of the columns that held every value
+// (and say they are exact); without the second pass they are flagged.
+func TestRefineColumns(t *testing.T) {
+	fixed := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+	for _, f := range []string{"../../testdata/real/mosquitto-ward.pcap", "../../testdata/real/mosquitto-attacks.pcap"} {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			run := func(cons ...pipeline.Consumer) *pipeline.Summary {
+				in, err := pipeline.OpenInput(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum, err := pipeline.New(pipeline.Options{}, cons...).Run(context.Background(), in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return sum
+			}
+			whole := analysis.New(analysis.Options{Now: fixed})
+			capped := analysis.New(analysis.Options{Now: fixed, ColumnCap: 20, Concurrent: true})
+			sum := run(whole, capped)
+			c := capped.Refiner(1 << 20)
+			if c == nil {
+				t.Fatal("no column past a cap of 20")
+			}
+			flagged := analysis.New(analysis.Options{Now: fixed, ColumnCap: 20})
+			run(c, flagged)
+			exact, missed := capped.Refine(c)
+			if len(missed) > 0 || len(exact) == 0 {
+				t.Fatalf("made exact %q, missed %q", exact, missed)
+			}
+			want, got, rough := whole.Result(sum, nil), capped.Result(sum, nil), flagged.Result(sum, nil)
+			for _, m := range []struct {
+				name      string
+				want, got map[string]stats.Summary
+			}{{"describe", want.Describe, got.Describe}, {"describe_mqtt", want.DescribeMQTT, got.DescribeMQTT}} {
+				for col, w := range m.want {
+					g := m.got[col]
+					if g.Q25 != w.Q25 || g.Q50 != w.Q50 || g.Q75 != w.Q75 || !g.Exact || g.Count != w.Count {
+						t.Errorf("%s %s: %+v, want the quartiles of %+v", m.name, col, g, w)
+					}
+				}
+			}
+			sketched := 0
+			for _, s := range rough.Describe {
+				if !s.Exact {
+					sketched++
+				}
+			}
+			if sketched == 0 {
+				t.Error("no column flagged without the second pass")
+			}
+			t.Logf("%d columns made exact by the second pass (%d flagged without it)", len(exact), sketched)
+		})
 	}
 }

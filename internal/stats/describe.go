@@ -67,7 +67,8 @@ type Describer struct {
 	sketch    *kll
 	welfordM  float64 // running mean of v - shift
 	welfordM2 float64
-	shift     float64 // the first value: Welford runs on v - shift for precision
+	shift     float64     // the first value: Welford runs on v - shift for precision
+	refined   *[3]float64 // the sketched quartiles made exact by a second pass (Refine)
 }
 
 // Add adds one present value. NaN counts as absent (pandas skips it).
@@ -122,6 +123,7 @@ func (d *Describer) Add(v float64) {
 	}
 	d.n++
 	d.addSum(v)
+	d.refined = nil // a value past a second pass: its quartiles are the sketch's again
 	// Welford's moments once the values are no longer all held.
 	delta := (v - d.shift) - d.welfordM
 	d.welfordM += delta / float64(d.n)
@@ -431,6 +433,10 @@ func (d *Describer) Summary() Summary {
 			s.Std = math.Sqrt(d.welfordM2 / float64(d.n-1))
 		}
 		s.Q25, s.Q50, s.Q75 = d.sketch.quantile(0.25), d.sketch.quantile(0.5), d.sketch.quantile(0.75)
+		if q := d.refined; q != nil {
+			s.Q25, s.Q50, s.Q75 = q[0], q[1], q[2]
+			s.Exact, s.RankError = true, 0
+		}
 		return s
 	}
 	// The order statistics the quartiles need, and a second pass for the

@@ -95,6 +95,7 @@ func (d *Describer) moments() (n int64, mean, m2 float64) {
 
 // MergeState adds the values st describes to d.
 func (d *Describer) MergeState(st DescriberState) {
+	d.refined = nil
 	if st.N == 0 {
 		return
 	}
