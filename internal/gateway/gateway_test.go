@@ -324,7 +324,10 @@ func dial5(t *testing.T, tg *testGW, name string) *paho.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	// A packet's answer may take seconds under the race detector on a busy
+	// 2-core machine (a QoS 1 publish once waited out paho's default 10 s
+	// there): the tests wait longer than any client would.
+	c := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 45 * time.Second})
 	ca, err := c.Connect(context.Background(), &paho.Connect{ClientID: name, KeepAlive: 30, CleanStart: true})
 	if err != nil || ca.ReasonCode != 0 {
 		t.Fatalf("paho 5 connect %s: %v %+v", name, err, ca)
