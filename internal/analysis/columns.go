@@ -40,7 +40,7 @@ const (
 )
 
 const (
-	recBatch  = 8 << 10 // records a batch (576 kB)
+	recBatch  = 1 << 10 // records a batch (72 kB: the batches in flight stay in the cache)
 	recQueued = 4       // batches in flight: bounds how far the worker may lag
 )
 
