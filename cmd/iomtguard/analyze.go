@@ -94,7 +94,7 @@ report; topics and client IDs do.`,
 	f.StringVar(&o.invFile, "inventory", "", "also write the device inventory to this file: .csv (one row per device) or .json")
 	f.StringVar(&o.baseline, "baseline", "", "score each MQTT device against this learned baseline (iomtguard baseline learn): anomaly.device-behaviour")
 	f.BoolVar(&o.exact, "exact", false, "exact quartiles for every column: a column past 2 Mi values has its quartiles from a sketch (flagged, rank error 0.005); "+
-		"with --exact the capture files are read a second time to make them exact (in bounded memory: at most 1 Mi distinct values a quartile)")
+		"with --exact the capture files are read a second time to make them exact (in bounded memory: at most 4 Mi distinct values kept, about 160 MiB)")
 	f.IntVar(&o.memoryMB, "memory-mb", defaultMemoryMB, "keep the process's memory near this many MiB by collecting garbage more often past it "+
 		"(a soft limit: a larger working set still runs, slower; 0: none; GOMEMLIMIT in the environment is used when this flag is not given)")
 	return cmd
@@ -284,11 +284,13 @@ type secondPass struct {
 	quiet  bool
 }
 
-// maxBracket is the most distinct values --exact keeps for one quartile
-// (a value and its count: about 40 MiB at most): a sketch's bracket holds
-// about 2 % of a column's values, so this covers columns of 50 million
-// distinct values and more; a larger one keeps its flag, and says so.
-const maxBracket = 1 << 20
+// maxBracket is the most distinct values --exact keeps in its brackets, all
+// columns together (a value and its count: about 40 bytes, so 160 MiB at
+// most): a sketch's bracket holds about 2 % of a column's values, and the
+// time columns of a capture repeat their values (the 21.8M-frame benchmark
+// needed far less). A bracket past it keeps its column's flag, and a
+// warning says which.
+const maxBracket = 4 << 20
 
 // refine runs the second pass and makes an's sketched quartiles exact; what
 // it could not make exact is said in the Result's warnings.
@@ -309,7 +311,7 @@ func (p *secondPass) refine(ctx context.Context, an *analysis.Analyzer) (warning
 		return nil, fmt.Errorf("--exact: the second pass: %w", err)
 	}
 	if _, missed := an.Refine(c); len(missed) > 0 {
-		warnings = append(warnings, fmt.Sprintf("--exact: the quartiles of %s stay the sketch's (the second pass read other values, or a quartile's bracket held more than %d distinct values)",
+		warnings = append(warnings, fmt.Sprintf("--exact: the quartiles of %s stay the sketch's (the second pass read other values, or the brackets needed more than %d distinct values)",
 			strings.Join(missed, ", "), maxBracket))
 	}
 	return warnings, nil

@@ -190,7 +190,8 @@ type Analyzer struct {
 	firstLen   int
 	msgTypes   [16]int64
 	lengths    map[int]int64
-	lenSmall   [4096]int64 // the common lengths, counted without a map update (foldLengths moves them to lengths)
+	lenSmall   [4096]int64 // the common lengths (addLength's 4096)
+	nLarge     int         // lengths of 4096 and more in lengths (addLength), counted without a map update (foldLengths moves them to lengths)
 	qos        [4]int64
 	retained   int64
 	publishes  int64
@@ -325,8 +326,8 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 	a.msgTypes[p.Type&15]++
 	if l := p.RemainingLength; l >= 0 && l < len(a.lenSmall) {
 		a.lenSmall[l]++
-	} else if len(a.lengths) < 100000 || a.lengths[l] > 0 {
-		a.lengths[l]++
+	} else {
+		a.addLength(l, 1)
 	}
 	if p.Anomalies != 0 {
 		p.Anomalies.Each(func(x mqtt.Anomalies) { a.anomalies[x.Name()]++ })
@@ -409,6 +410,22 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 		if h := a.host(ev.Conn.Src(ev.Dir).Addr()); h != nil {
 			h.subscriber = true
 		}
+	}
+}
+
+// addLength counts n messages of MQTT length l: every length below 4096
+// (lenSmall's, at most 4,096 of them) and at most 100,000 others, the first
+// seen (a run and its minutes merged count the same ones).
+func (a *Analyzer) addLength(l int, n int64) {
+	if l >= 0 && l < len(a.lenSmall) {
+		a.lengths[l] += n
+		return
+	}
+	if c, ok := a.lengths[l]; ok {
+		a.lengths[l] = c + n
+	} else if a.nLarge < 100000 {
+		a.lengths[l] = n
+		a.nLarge++
 	}
 }
 

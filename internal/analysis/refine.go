@@ -19,14 +19,15 @@ type ColumnRefiner struct {
 }
 
 // Refiner returns the consumer of a second pass that makes the sketched
-// columns' quartiles exact, keeping at most maxHeld values in each
-// quartile's bracket, or nil when every column is exact.
-func (a *Analyzer) Refiner(maxHeld int) *ColumnRefiner {
+// columns' quartiles exact, its brackets keeping at most maxDistinct
+// distinct values together, or nil when every column is exact.
+func (a *Analyzer) Refiner(maxDistinct int) *ColumnRefiner {
 	a.syncColumns()
 	c := &ColumnRefiner{}
+	budget := &stats.Budget{Left: maxDistinct}
 	found := false
 	for i := range a.all {
-		c.all[i], c.mq[i] = a.all[i].Refiner(maxHeld), a.mq[i].Refiner(maxHeld)
+		c.all[i], c.mq[i] = a.all[i].Refiner(budget), a.mq[i].Refiner(budget)
 		found = found || c.all[i] != nil || c.mq[i] != nil
 	}
 	if !found {

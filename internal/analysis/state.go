@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -183,10 +184,13 @@ func addrList(m map[netip.Addr]bool) []string {
 // must not be used again (a live run's next minute takes the columns of the
 // one that closed).
 func (a *Analyzer) ReuseColumns(old *Analyzer) {
-	if old == nil || a.sum.Frames != 0 {
+	if old == nil {
 		return
 	}
-	old.stopColumns()
+	old.stopColumns() // old is done with, whether its columns are taken or not
+	if a.sum.Frames != 0 {
+		return
+	}
 	for i := range a.all {
 		a.all[i], a.mq[i] = old.all[i], old.mq[i]
 		a.all[i].Reset()
@@ -303,10 +307,8 @@ func (a *Analyzer) Merge(st *State) {
 	for i, n := range st.MsgTypes {
 		a.msgTypes[i] += n
 	}
-	for l, n := range st.Lengths {
-		if len(a.lengths) < 100000 || a.lengths[l] > 0 {
-			a.lengths[l] += n
-		}
+	for _, l := range sortedLengths(st.Lengths) { // the same ones whatever the map's order
+		a.addLength(l, st.Lengths[l])
 	}
 	for i, n := range st.QoS {
 		a.qos[i] += n
@@ -614,3 +616,13 @@ func (a *Analyzer) OnAnomaly(an *pipeline.Anomaly) {
 
 // sumMQTT counts an MQTT packet.
 func (a *Analyzer) sumMQTT(*mqtt.Packet) { a.sum.MQTTPackets++ }
+
+// sortedLengths is the lengths of m in increasing order.
+func sortedLengths(m map[int]int64) []int {
+	ls := make([]int, 0, len(m))
+	for l := range m {
+		ls = append(ls, l)
+	}
+	slices.Sort(ls)
+	return ls
+}

@@ -352,7 +352,8 @@ var stuckClose func()
 // closeBroker closes the broker, waiting at most wait: the broker's own Close
 // waits for every client's goroutine, and Gateway.Close must return within
 // seconds whatever the clients do (fail closed: the listener is already shut,
-// so nothing new gets in). A client still running past it is logged.
+// so nothing new gets in). A client still running past it is logged and
+// makes Close return an error.
 func (g *Gateway) closeBroker(wait time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- g.srv.Close() }()
@@ -360,12 +361,15 @@ func (g *Gateway) closeBroker(wait time.Duration) error {
 	case err := <-done:
 		return err
 	case <-time.After(wait):
-		g.log.Warn("gateway: broker clients still running at shutdown; not waiting for them", "waited", wait.String(),
-			"clients", g.srv.Clients.Len())
+		n := g.srv.Clients.Len()
+		g.log.Warn("gateway: broker clients still running at shutdown; not waiting for them", "waited", wait.String(), "clients", n)
 		if stuckClose != nil {
 			stuckClose()
 		}
-		return nil
+		// What they do from now on (a last audit line, a last event to the
+		// detectors) comes after the audit log is closed and is lost: said
+		// here, not hidden.
+		return fmt.Errorf("gateway: %d broker clients still running %s after the listener closed; their last records may be lost", n, wait)
 	}
 }
 

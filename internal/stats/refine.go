@@ -14,13 +14,20 @@ import "math"
 // (the second pass saw other values, or more than the budget fell inside)
 // leaves that column's quartiles as the sketch's, flagged as before.
 
+// Budget is how many distinct values the Refiners that share it may still
+// keep, all brackets together (a value and its count: about 40 bytes).
+type Budget struct{ Left int }
+
 // Refiner collects one sketched column's brackets on the second pass.
 type Refiner struct {
-	n      int64 // values the first pass counted
-	seen   int64
-	max    int // values kept per bracket at most
-	lo, hi [3]float64
-	below  [3]int64
+	n        int64 // values the first pass counted
+	min, max float64
+	seen     int64
+	smin     float64 // the second pass's extremes
+	smax     float64
+	budget   *Budget
+	lo, hi   [3]float64
+	below    [3]int64
 	// The values inside each bracket with their counts: a bracket may
 	// hold one value millions of times (the time deltas of a busy link
 	// repeat to the microsecond), and max bounds the distinct values.
@@ -31,14 +38,13 @@ type Refiner struct {
 
 var quartiles = [3]float64{0.25, 0.5, 0.75}
 
-// Refiner returns a Refiner for d's quartiles, keeping at most maxHeld
-// distinct values in each of its three brackets, or nil when d's quartiles are exact
-// already.
-func (d *Describer) Refiner(maxHeld int) *Refiner {
+// Refiner returns a Refiner for d's quartiles whose brackets keep distinct
+// values within b, or nil when d's quartiles are exact already.
+func (d *Describer) Refiner(b *Budget) *Refiner {
 	if d.sketch == nil || d.n == 0 {
 		return nil
 	}
-	r := &Refiner{n: d.n, max: maxHeld}
+	r := &Refiner{n: d.n, min: d.min, max: d.max, budget: b}
 	// Twice the rank error on each side, and two ranks more for the
 	// neighbour the interpolation needs and the sketch's own rounding.
 	w := 2*SketchRankError + 2/float64(d.n)
@@ -59,21 +65,34 @@ func (r *Refiner) Add(v float64) {
 	if v != v {
 		return
 	}
+	if r.seen == 0 || v < r.smin {
+		r.smin = v
+	}
+	if r.seen == 0 || v > r.smax {
+		r.smax = v
+	}
 	r.seen++
 	for i := range r.lo {
 		switch {
 		case v < r.lo[i]:
 			r.below[i]++
-		case v <= r.hi[i]:
+		case v <= r.hi[i] && !r.over[i]:
 			m := r.in[i]
 			if m == nil {
 				m = map[float64]int64{}
 				r.in[i] = m
 			}
-			if _, ok := m[v]; ok || len(m) < r.max {
+			if _, ok := m[v]; ok {
 				m[v]++
+			} else if r.budget.Left > 0 {
+				r.budget.Left--
+				m[v] = 1
 			} else {
+				// Over the budget: this bracket is given up, and its
+				// values go back to the budget for the others.
 				r.over[i] = true
+				r.budget.Left += len(m)
+				r.in[i] = nil
 			}
 		}
 	}
@@ -84,7 +103,9 @@ func (r *Refiner) Add(v float64) {
 // the sketch's). Only Summary sees it: a refined column's State is its
 // sketch's, as before.
 func (d *Describer) Refine(r *Refiner) bool {
-	if r == nil || d.sketch == nil || r.seen != d.n || r.n != d.n {
+	// The second pass must have read the same values: the same count and
+	// extremes (a file replaced between the passes fails here).
+	if r == nil || d.sketch == nil || r.seen != d.n || r.n != d.n || r.smin != r.min || r.smax != r.max {
 		return false
 	}
 	var q [3]float64

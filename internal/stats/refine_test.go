@@ -33,7 +33,7 @@ func TestRefineExact(t *testing.T) {
 			if s := d.Summary(); s.Exact {
 				t.Fatalf("%s n=%d: not sketched", name, n)
 			}
-			r := d.Refiner(n)
+			r := d.Refiner(&Budget{Left: 3 * n})
 			for _, v := range vals {
 				r.Add(v)
 			}
@@ -70,7 +70,7 @@ func TestRefineExact(t *testing.T) {
 			vals = append(vals, v)
 			d.Add(v)
 		}
-		r := d.Refiner(1000)
+		r := d.Refiner(&Budget{Left: 1000})
 		for _, v := range vals {
 			r.Add(v)
 		}
@@ -87,15 +87,24 @@ func TestRefineExact(t *testing.T) {
 	for i := range 1000 {
 		d.Add(float64(i) + 0.5)
 	}
-	r := d.Refiner(1000)
+	r := d.Refiner(&Budget{Left: 1000})
 	for i := range 999 {
 		r.Add(float64(i) + 0.5)
 	}
 	if d.Refine(r) || d.Summary().Exact {
 		t.Error("a second pass of other values refined the quartiles")
 	}
+	// The same count with other values (a file replaced between the
+	// passes) refines nothing.
+	r = d.Refiner(&Budget{Left: 1000})
+	for i := range 1000 {
+		r.Add(float64(i) + 0.25)
+	}
+	if d.Refine(r) || d.Summary().Exact {
+		t.Error("a second pass of as many other values refined the quartiles")
+	}
 	// A bracket over its budget refines nothing.
-	r = d.Refiner(2)
+	r = d.Refiner(&Budget{Left: 2})
 	for i := range 1000 {
 		r.Add(float64(i) + 0.5)
 	}
@@ -103,7 +112,7 @@ func TestRefineExact(t *testing.T) {
 		t.Error("a bracket over its budget refined the quartiles")
 	}
 	// A value added after refining brings the sketch back.
-	r = d.Refiner(1000)
+	r = d.Refiner(&Budget{Left: 1000})
 	for i := range 1000 {
 		r.Add(float64(i) + 0.5)
 	}
