@@ -155,33 +155,31 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	var inputs []pipeline.Input
-	if len(args) == 0 {
+	// open opens the inputs: the captures given, or the built-in demo (and
+	// again for --exact's second pass).
+	open := func() ([]pipeline.Input, error) {
+		if len(args) > 0 {
+			return openInputs(args)
+		}
 		in, err := pipeline.NewInput(demo.Name, demo.Open())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		inputs = []pipeline.Input{in}
-		if !o.quiet {
-			fmt.Fprintf(stderr, "no capture given: analysing the built-in demo (%s, a simulated ICU under attack)\n", demo.Name)
-		}
-	} else {
-		if inputs, err = openInputs(args); err != nil {
-			return err
-		}
+		return []pipeline.Input{in}, nil
+	}
+	inputs, err := open()
+	if err != nil {
+		return err
+	}
+	if len(args) == 0 && !o.quiet {
+		fmt.Fprintf(stderr, "no capture given: analysing the built-in demo (%s, a simulated ICU under attack)\n", demo.Name)
 	}
 	defer closeInputs(inputs)
 
 	prog := newProgress(stderr, o.quiet, "analyze")
 	var again *secondPass
 	if o.exact {
-		again = &secondPass{reopen: func() ([]pipeline.Input, error) { return openInputs(args) }, stderr: stderr, quiet: o.quiet}
-		if len(args) == 0 {
-			again.reopen = func() ([]pipeline.Input, error) {
-				in, err := pipeline.NewInput(demo.Name, demo.Open())
-				return []pipeline.Input{in}, err
-			}
-		}
+		again = &secondPass{reopen: open, stderr: stderr, quiet: o.quiet}
 	}
 	res, err := analyzeRun(cmd.Context(), inputs, again, analysis.Options{Interval: o.interval, Horizon: o.horizon, Seed: o.seed,
 		AnomalyLevel: o.level, RobustZ: o.robustZ}, pol, detect.Options{Baseline: bl}, prog.update)

@@ -174,10 +174,9 @@ type kpoint struct {
 // Analyzer is the pipeline consumer that gathers everything the report needs.
 type Analyzer struct {
 	pipeline.Nop
-	opts  Options
-	cols  *colWorker // the worker of a frame's numbers (Options.Concurrent), or nil
-	rec   frameRec   // a frame's numbers, when there is no worker
-	addFn func(i int, v float64)
+	opts Options
+	cols *colWorker // the worker of a frame's numbers (Options.Concurrent), or nil
+	rec  frameRec   // a frame's numbers, when there is no worker
 
 	// Frames by decode status and the current link type's run, not yet in
 	// sum's maps (sumFrame, foldCounts).
@@ -241,7 +240,6 @@ func New(opts Options) *Analyzer {
 	if opts.Origin != 0 {
 		a.SetOrigin(opts.Origin)
 	}
-	a.addFn = a.add
 	for i := range a.all {
 		a.all[i].Cap, a.mq[i].Cap = opts.ColumnCap, opts.ColumnCap
 	}
@@ -468,37 +466,29 @@ func (a *Analyzer) OnFrame(f *pipeline.Frame) {
 		a.started, a.start = true, f.TS
 	}
 	a.sumFrame(f)
-	if f.Row != nil {
+	// A frame's numbers (the series, the Figure 1 columns, the k-means
+	// points) go through one frameRec, applied by the worker or here.
+	switch {
+	case f.Row != nil:
 		a.stopColumns() // rows are summed in place (columns.go)
-	}
-	if a.cols != nil {
-		a.queueFrame(f)
-	} else {
 		a.packets.OnFrame(f)
 		a.mqttSeries.OnFrame(f)
-	}
-	if r := f.Row; r != nil {
 		a.fromCSV = true
-		a.addRow(r)
-	} else {
-		a.addFrame(f)
+		a.addRow(f.Row)
+	case a.cols != nil:
+		a.queueFrame(f)
+		a.addTraffic(f)
+	default:
+		fillRec(&a.rec, f, a.frameMQTT, a.firstLen)
+		a.apply(&a.rec)
+		a.addTraffic(f)
 	}
 	a.frameMQTT = false
 }
 
-// addFrame adds a frame's values to the columns and the k-means points (on
-// the worker when there is one: queueFrame has recorded them) and its
-// traffic to its connection, hosts and port.
-func (a *Analyzer) addFrame(f *pipeline.Frame) {
+// addTraffic adds a frame's traffic to its connection, hosts and port.
+func (a *Analyzer) addTraffic(f *pipeline.Frame) {
 	l := f.L
-	if a.cols == nil {
-		r := &a.rec
-		fillRec(r, f, a.frameMQTT, a.firstLen)
-		r.columns(a.addFn)
-		if r.flags&recTCP != 0 {
-			a.kpointRow(f.Len, l.PayloadLen, f.Num, f.TS)
-		}
-	}
 	if f.TCP != nil && l.IsTCP() {
 		// A connection's frames are summed per connection (one lookup by
 		// pointer) and go to its hosts and conversation when it closes, or

@@ -163,9 +163,9 @@ func (r *frameRec) columns(add func(i int, v float64)) {
 	}
 }
 
-// apply does on the worker what the synchronous pass does with a frame's
-// numbers, in the same order (the results are the same bit for bit:
-// TestMergedMinutesEqualAnalyze runs both).
+// apply adds a frame's numbers to the series, the columns and the k-means
+// points: on the worker, or in place when there is none (the same code
+// either way; TestMergedMinutesEqualAnalyze runs both).
 func (a *Analyzer) apply(r *frameRec) {
 	for range r.nMQTT {
 		a.mqttSeries.add(r.ts, 1)
@@ -175,13 +175,15 @@ func (a *Analyzer) apply(r *frameRec) {
 	}
 	a.packets.onFrameAt(r.ts, int(r.flen))
 	a.mqttSeries.onFrameAt(r.ts, int(r.flen))
-	mq := r.flags&recMQTT != 0
-	r.columns(func(i int, v float64) {
-		a.all[i].Add(v)
-		if mq {
-			a.mq[i].Add(v)
-		}
-	})
+	if !a.opts.NoColumns {
+		mq := r.flags&recMQTT != 0
+		r.columns(func(i int, v float64) {
+			a.all[i].Add(v)
+			if mq {
+				a.mq[i].Add(v)
+			}
+		})
+	}
 	if r.flags&recTCP != 0 {
 		a.kpointRow(int(r.flen), int(r.plen), r.num, r.ts)
 	}

@@ -1,8 +1,8 @@
 package analysis
 
 import (
+	"cmp"
 	"net/netip"
-	"slices"
 	"sort"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -307,7 +307,7 @@ func (a *Analyzer) Merge(st *State) {
 	for i, n := range st.MsgTypes {
 		a.msgTypes[i] += n
 	}
-	for _, l := range sortedLengths(st.Lengths) { // the same ones whatever the map's order
+	for _, l := range keys(st.Lengths, cmp.Compare[int]) { // the same ones whatever the map's order
 		a.addLength(l, st.Lengths[l])
 	}
 	for i, n := range st.QoS {
@@ -616,13 +616,3 @@ func (a *Analyzer) OnAnomaly(an *pipeline.Anomaly) {
 
 // sumMQTT counts an MQTT packet.
 func (a *Analyzer) sumMQTT(*mqtt.Packet) { a.sum.MQTTPackets++ }
-
-// sortedLengths is the lengths of m in increasing order.
-func sortedLengths(m map[int]int64) []int {
-	ls := make([]int, 0, len(m))
-	for l := range m {
-		ls = append(ls, l)
-	}
-	slices.Sort(ls)
-	return ls
-}
