@@ -64,12 +64,7 @@ func (w *floatWalker) walk(v reflect.Value) {
 	}
 	switch v.Kind() {
 	case reflect.Float32, reflect.Float64:
-		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
-			w.bad = append(w.bad, w.pathString())
-			if v.CanSet() {
-				v.SetFloat(0)
-			}
-		}
+		w.float(v)
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
 			w.walk(v.Elem())
@@ -100,22 +95,17 @@ func (w *floatWalker) walk(v reflect.Value) {
 		if !mayHoldFloats(v.Type().Elem()) {
 			return
 		}
-		if et := v.Type().Elem(); et.Kind() == reflect.Float64 && !et.Implements(marshaler) && !reflect.PointerTo(et).Implements(marshaler) {
-			for i := 0; i < v.Len(); i++ {
-				if f := v.Index(i).Float(); math.IsNaN(f) || math.IsInf(f, 0) {
-					w.push("", i)
-					w.bad = append(w.bad, w.pathString())
-					w.pop()
-					if e := v.Index(i); e.CanSet() {
-						e.SetFloat(0)
-					}
-				}
-			}
-			return
-		}
+		// Floats without a MarshalJSON of their own (the series) are
+		// checked without asking each element for one.
+		et := v.Type().Elem()
+		plain := et.Kind() == reflect.Float64 && !et.Implements(marshaler) && !reflect.PointerTo(et).Implements(marshaler)
 		for i := 0; i < v.Len(); i++ {
 			w.push("", i)
-			w.walk(v.Index(i))
+			if plain {
+				w.float(v.Index(i))
+			} else {
+				w.walk(v.Index(i))
+			}
 			w.pop()
 		}
 	case reflect.Map:
@@ -140,6 +130,16 @@ func (w *floatWalker) walk(v reflect.Value) {
 			w.walk(e)
 			w.pop()
 			v.SetMapIndex(k, e)
+		}
+	}
+}
+
+// float names v and sets it to 0 when it is not a finite number.
+func (w *floatWalker) float(v reflect.Value) {
+	if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+		w.bad = append(w.bad, w.pathString())
+		if v.CanSet() {
+			v.SetFloat(0)
 		}
 	}
 }

@@ -121,18 +121,16 @@ func (s *Session) Slot(owner any) any {
 }
 
 // SetSlot stores v for owner when the slot is free or owner's already (a
-// nil v frees it), and reports whether it did. One consumer per session has
-// the slot; others keep their own maps.
-func (s *Session) SetSlot(owner, v any) bool {
-	if s.slotOwner != nil && s.slotOwner != owner {
-		return false
-	}
-	if v == nil {
+// nil v frees it). One consumer per session has the slot; others keep
+// their own maps.
+func (s *Session) SetSlot(owner, v any) {
+	switch {
+	case s.slotOwner != nil && s.slotOwner != owner:
+	case v == nil:
 		s.slotOwner, s.slotVal = nil, nil
-		return true
+	default:
+		s.slotOwner, s.slotVal = owner, v
 	}
-	s.slotOwner, s.slotVal = owner, v
-	return true
 }
 
 // copyFacts sets dst's exported fields to s's, and leaves dst's decoder

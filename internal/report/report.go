@@ -37,7 +37,9 @@ func Write(dir string, r *analysis.Result) error {
 	// analysis.json is encoded beside the figures and the page (each only
 	// reads r): on the second core, a third of the report's time.
 	jsonErr := make(chan error, 1)
-	go func() { jsonErr <- writeJSONFile(filepath.Join(dir, JSONFile), r) }()
+	go func() {
+		jsonErr <- createWith(filepath.Join(dir, JSONFile), func(w io.Writer) error { return JSON(w, r) })
+	}()
 	if err := writePage(dir, r); err != nil {
 		<-jsonErr
 		return err
@@ -45,16 +47,17 @@ func Write(dir string, r *analysis.Result) error {
 	return <-jsonErr
 }
 
-func writeJSONFile(path string, r *analysis.Result) error {
-	jf, err := os.Create(path)
+// createWith creates path and writes it with write, reporting the first error.
+func createWith(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := JSON(jf, r); err != nil {
-		jf.Close()
+	if err := write(f); err != nil {
+		f.Close()
 		return err
 	}
-	return jf.Close()
+	return f.Close()
 }
 
 // writePage writes the figures and report.html.
@@ -66,15 +69,7 @@ func writePage(dir string, r *analysis.Result) error {
 			return err
 		}
 	}
-	hf, err := os.Create(filepath.Join(dir, HTMLFile))
-	if err != nil {
-		return err
-	}
-	if err := HTML(hf, r, figs); err != nil {
-		hf.Close()
-		return err
-	}
-	return hf.Close()
+	return createWith(filepath.Join(dir, HTMLFile), func(w io.Writer) error { return HTML(w, r, figs) })
 }
 
 // JSON writes the Result as indented JSON.

@@ -441,13 +441,11 @@ func (d *Describer) Summary() Summary {
 	}
 	// The order statistics the quartiles need, and a second pass for the
 	// variance (pandas' nanvar subtracts the mean first).
-	ps := [3]float64{0.25, 0.5, 0.75}
 	var ranks [6]int64
 	var at [6]float64
-	for i, p := range ps {
-		h := float64(d.n-1) * p
-		lo := int64(math.Floor(h))
-		ranks[2*i], ranks[2*i+1] = lo, min(lo+1, d.n-1)
+	var frac [3]float64
+	for i, p := range quartiles {
+		ranks[2*i], ranks[2*i+1], frac[i] = orderStats(d.n, p)
 	}
 	// The ranks in increasing order (with few values they repeat out of
 	// order: n = 2 gives 0 1 0 1 0 1): only the next one can be reached.
@@ -475,16 +473,28 @@ func (d *Describer) Summary() Summary {
 	if d.n > 1 {
 		s.Std = math.Sqrt((ss + comp) / float64(d.n-1))
 	}
-	q := func(i int) float64 {
-		h := float64(d.n-1) * ps[i]
-		frac := h - math.Floor(h)
-		if frac == 0 {
-			return at[2*i]
-		}
-		return Lerp(at[2*i], at[2*i+1], frac)
-	}
+	q := func(i int) float64 { return interpolate(at[2*i], at[2*i+1], frac[i]) }
 	s.Q25, s.Q50, s.Q75 = q(0), q(1), q(2)
 	return s
+}
+
+var quartiles = [3]float64{0.25, 0.5, 0.75}
+
+// orderStats returns the ranks (0-based) of the two order statistics that
+// quantile p of n values is interpolated between, as numpy's linear method
+// does, and the weight of the second.
+func orderStats(n int64, p float64) (lo, hi int64, frac float64) {
+	h := float64(n-1) * p
+	lo = int64(math.Floor(h))
+	return lo, min(lo+1, n-1), h - math.Floor(h)
+}
+
+// interpolate is the quantile between its order statistics a and b.
+func interpolate(a, b, frac float64) float64 {
+	if frac == 0 {
+		return a
+	}
+	return Lerp(a, b, frac)
 }
 
 // Lerp interpolates as numpy's percentile does (numpy >= 1.22, _lerp): a +

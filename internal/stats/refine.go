@@ -1,7 +1,5 @@
 package stats
 
-import "math"
-
 // Exact quartiles past the cap, by a second pass.
 //
 // A column that outgrew its cap has its quartiles from a sketch, each within
@@ -20,23 +18,18 @@ type Budget struct{ Left int }
 
 // Refiner collects one sketched column's brackets on the second pass.
 type Refiner struct {
-	n        int64 // values the first pass counted
-	min, max float64
-	seen     int64
-	smin     float64 // the second pass's extremes
-	smax     float64
-	budget   *Budget
-	lo, hi   [3]float64
-	below    [3]int64
+	seen       int64   // values of the second pass
+	smin, smax float64 // and their extremes
+	budget     *Budget
+	lo, hi     [3]float64
+	below      [3]int64
 	// The values inside each bracket with their counts: a bracket may
 	// hold one value millions of times (the time deltas of a busy link
-	// repeat to the microsecond), and max bounds the distinct values.
+	// repeat to the microsecond); the budget bounds the distinct values.
 	in     [3]map[float64]int64
 	sorted [3][]float64 // in's values in order (Refine)
 	over   [3]bool
 }
-
-var quartiles = [3]float64{0.25, 0.5, 0.75}
 
 // Refiner returns a Refiner for d's quartiles whose brackets keep distinct
 // values within b, or nil when d's quartiles are exact already.
@@ -44,7 +37,7 @@ func (d *Describer) Refiner(b *Budget) *Refiner {
 	if d.sketch == nil || d.n == 0 {
 		return nil
 	}
-	r := &Refiner{n: d.n, min: d.min, max: d.max, budget: b}
+	r := &Refiner{budget: b}
 	// Twice the rank error on each side, and two ranks more for the
 	// neighbour the interpolation needs and the sketch's own rounding.
 	w := 2*SketchRankError + 2/float64(d.n)
@@ -104,8 +97,9 @@ func (r *Refiner) Add(v float64) {
 // sketch's, as before.
 func (d *Describer) Refine(r *Refiner) bool {
 	// The second pass must have read the same values: the same count and
-	// extremes (a file replaced between the passes fails here).
-	if r == nil || d.sketch == nil || r.seen != d.n || r.n != d.n || r.smin != r.min || r.smax != r.max {
+	// extremes (a file replaced between the passes, or a value added to d
+	// since the Refiner was made, fails here).
+	if r == nil || d.sketch == nil || r.seen != d.n || r.smin != d.min || r.smax != d.max {
 		return false
 	}
 	var q [3]float64
@@ -113,19 +107,13 @@ func (d *Describer) Refine(r *Refiner) bool {
 		if r.over[i] {
 			return false
 		}
-		h := float64(d.n-1) * p
-		lo := int64(math.Floor(h))
-		hi := min(lo+1, d.n-1)
+		lo, hi, frac := orderStats(d.n, p)
 		a, okA := r.at(i, lo)
 		b, okB := r.at(i, hi)
 		if !okA || !okB {
 			return false // an order statistic outside the bracket
 		}
-		if frac := h - math.Floor(h); frac == 0 {
-			q[i] = a
-		} else {
-			q[i] = Lerp(a, b, frac)
-		}
+		q[i] = interpolate(a, b, frac)
 	}
 	d.refined = &q
 	return true

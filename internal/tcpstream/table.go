@@ -1,6 +1,7 @@
 package tcpstream
 
 import (
+	"cmp"
 	"encoding/binary"
 	"net/netip"
 	"slices"
@@ -26,25 +27,13 @@ func makeKey(src, dst netip.Addr, sp, dp uint16) key {
 // words each (the order of the bytes; profiling analyze: a loop over the 16
 // bytes was 5 % of its pass), then the ports.
 func compareEnd(a [16]byte, pa uint16, b [16]byte, pb uint16) int {
-	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
-		if x < y {
-			return -1
-		}
-		return 1
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
 	}
-	if x, y := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]); x != y {
-		if x < y {
-			return -1
-		}
-		return 1
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:])); c != 0 {
+		return c
 	}
-	switch {
-	case pa < pb:
-		return -1
-	case pa > pb:
-		return 1
-	}
-	return 0
+	return cmp.Compare(pa, pb)
 }
 
 // list is an intrusive doubly-linked list of connections.
