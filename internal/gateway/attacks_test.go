@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
 
 	"github.com/iomtguard/iomtguard/internal/gateway"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -540,5 +543,41 @@ func TestMalformedPacketClosesConnection(t *testing.T) {
 	}
 	if rec := find(tg.audit.records(t), "disconnect", "deny", "malformed packet"); rec == nil || rec.Identity != "monitor" {
 		t.Errorf("audit: %+v\n%s", rec, tg.audit.raw())
+	}
+}
+
+// stuckDisconnect holds the broker's goroutine of every client that ends in
+// its disconnect hook until release is closed: a client that never ends.
+type stuckDisconnect struct {
+	mochi.HookBase
+	release chan struct{}
+}
+
+func (*stuckDisconnect) ID() string           { return "stuck-disconnect" }
+func (*stuckDisconnect) Provides(b byte) bool { return b == mochi.OnDisconnect }
+func (h *stuckDisconnect) OnDisconnect(*mochi.Client, error, bool) {
+	<-h.release
+}
+
+// TestCloseGivesUpOnStuckClient: a client whose broker goroutine never ends
+// cannot hold Close (a CI run once hung 30 minutes in the broker's wait for
+// one): Close returns after its wait, with an error that says so.
+func TestCloseGivesUpOnStuckClient(t *testing.T) {
+	var gaveUp atomic.Bool
+	defer gateway.SetCloseWait(2*time.Second, func() { gaveUp.Store(true) })()
+	tg := start(t, testPolicy, nil)
+	h := &stuckDisconnect{release: make(chan struct{})}
+	defer close(h.release)
+	if err := tg.g.AddBrokerHook(h); err != nil {
+		t.Fatal(err)
+	}
+	dial5(t, tg, "bed1-ecg")
+	t0 := time.Now()
+	err := tg.g.Close()
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Errorf("Close took %s with a stuck client", d)
+	}
+	if err == nil || !strings.Contains(err.Error(), "still running") || !gaveUp.Load() {
+		t.Errorf("Close: %v (gave up: %v), want an error naming the clients still running", err, gaveUp.Load())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 )
@@ -13,6 +14,15 @@ import (
 // AddBrokerHook adds a hook to the gateway's broker after its own, so a
 // test can widen a window between two of the broker's steps.
 func (g *Gateway) AddBrokerHook(h mochi.Hook) error { return g.srv.AddHook(h, nil) }
+
+// SetCloseWait sets how long Close waits for the broker's clients and what
+// it calls when it gives up, for one test; the returned function restores
+// both.
+func SetCloseWait(wait time.Duration, stuck func()) (restore func()) {
+	oldWait, oldStuck := brokerCloseWait, stuckClose
+	brokerCloseWait, stuckClose = wait, stuck
+	return func() { brokerCloseWait, stuckClose = oldWait, oldStuck }
+}
 
 // TestMain fails the package, with every goroutine's stack, when a
 // gateway's Close had to give up waiting for a broker client: Close itself

@@ -328,7 +328,7 @@ func (g *Gateway) Close() error {
 	close(g.stop)
 	g.wg.Wait()
 	g.bridge.stop()
-	err := g.closeBroker(15 * time.Second)
+	err := g.closeBroker(brokerCloseWait)
 	if g.up != nil {
 		g.up.stop()
 	}
@@ -348,6 +348,9 @@ func (g *Gateway) Close() error {
 // every goroutine's stack instead of hanging until the test binary's
 // time-out (a CI run once waited 30 minutes on one client that never ended).
 var stuckClose func()
+
+// brokerCloseWait is how long Close waits for the broker's clients.
+var brokerCloseWait = 15 * time.Second
 
 // closeBroker closes the broker, waiting at most wait: the broker's own Close
 // waits for every client's goroutine, and Gateway.Close must return within
