@@ -7,8 +7,8 @@
 #
 # Input: the 1.09M-frame benchmark capture, built once with
 # ../shared/tools/replicate_pcap.py (100 copies of benign.pcap, 600 s apart) into
-# $BENCH_DIR (default /tmp/iomtguard-bench). RUNS runs each (default 3); the
-# median wall time and the median peak RSS are reported, with the ratio.
+# $BENCH_DIR (default /tmp/iomtguard-bench). RUNS runs each (default 3), the two
+# alternating; the median wall time and the median peak RSS are reported, with the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-export}
@@ -27,39 +27,41 @@ CGO_ENABLED=0 go build -o "$BENCH_DIR/iomtguard" ./cmd/iomtguard
 IOMT="$BENCH_DIR/iomtguard"
 FIELDS=$(tr -d '\n' < "$SHARED/tools/icu_fields.txt")
 
-# measure NAME CMD...: runs CMD $RUNS times; prints "NAME median_s median_rss_mb"
-measure() {
-  local name=$1; shift
-  local times=() rss=()
+# side NAME_A CMD_A NAME_B CMD_B: runs the two shell commands in turn, $RUNS
+# times each, alternating (a shared machine's slow minutes then fall on both
+# alike); prints "NAME median_s median_rss_mb" for each, one per line.
+side() {
+  local na=$1 ca=$2 nb=$3 cb=$4
+  local ta=() ra=() tb=() rb=()
   for _ in $(seq "$RUNS"); do
-    local out
-    /usr/bin/time -o "$BENCH_DIR/time.txt" -f "%e %M" "$@" >/dev/null 2>&1
-    out=$(tail -1 "$BENCH_DIR/time.txt")
-    times+=("$(echo "$out" | cut -d' ' -f1)")
-    rss+=("$(echo "$out" | cut -d' ' -f2)")
+    /usr/bin/time -o "$BENCH_DIR/time.txt" -f "%e %M" sh -c "$ca" >/dev/null 2>&1
+    read -r t r < <(tail -1 "$BENCH_DIR/time.txt"); ta+=("$t"); ra+=("$r")
+    /usr/bin/time -o "$BENCH_DIR/time.txt" -f "%e %M" sh -c "$cb" >/dev/null 2>&1
+    read -r t r < <(tail -1 "$BENCH_DIR/time.txt"); tb+=("$t"); rb+=("$r")
   done
-  local mt mr
-  mt=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
-  mr=$(printf '%s\n' "${rss[@]}" | sort -g | awk '{a[NR]=$1} END{printf "%.0f", a[int((NR+1)/2)]/1024}')
-  echo "$name $mt $mr"
+  echo "$na $(median "${ta[@]}") $(median "${ra[@]}" | awk '{printf "%.0f", $1/1024}')"
+  echo "$nb $(median "${tb[@]}") $(median "${rb[@]}" | awk '{printf "%.0f", $1/1024}')"
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 frames=$(capinfos -c -M "$BIG" 2>/dev/null | awk '/Number of packets/{print $NF}' || echo 1089600)
 echo "capture: $BIG ($frames frames, $(du -m "$BIG" | cut -f1) MB); $RUNS runs each; $(nproc) cores; $(date -u +%F)"
 case "$what" in
 export)
   # shellcheck disable=SC2086
-  a=$(measure tshark sh -c "tshark -r '$BIG' -T fields -E header=y -E separator=, -E quote=d -E occurrence=f $FIELDS > '$BENCH_DIR/tshark.csv'")
-  b=$(measure iomtguard "$IOMT" export --format icu-csv --payloads -q -o "$BENCH_DIR/iomtguard.csv" "$BIG")
+  out=$(side tshark "tshark -r '$BIG' -T fields -E header=y -E separator=, -E quote=d -E occurrence=f $FIELDS > '$BENCH_DIR/tshark.csv'" \
+    iomtguard "'$IOMT' export --format icu-csv --payloads -q -o '$BENCH_DIR/iomtguard.csv' '$BIG'")
   ;;
 analyze)
   # shellcheck disable=SC2086
-  a=$(measure seed-pipeline sh -c "tshark -r '$BIG' -T fields -E header=y -E separator=, -E quote=d -E occurrence=f $FIELDS > '$BENCH_DIR/seed.csv' && $PY '$SHARED/tools/ref_pipeline.py' '$BENCH_DIR/seed.csv' > '$BENCH_DIR/seed.json'")
-  b=$(measure iomtguard "$IOMT" analyze -q --out "$BENCH_DIR/report" "$BIG")
+  out=$(side seed-pipeline "tshark -r '$BIG' -T fields -E header=y -E separator=, -E quote=d -E occurrence=f $FIELDS > '$BENCH_DIR/seed.csv' && $PY '$SHARED/tools/ref_pipeline.py' '$BENCH_DIR/seed.csv' > '$BENCH_DIR/seed.json'" \
+    iomtguard "'$IOMT' analyze -q --out '$BENCH_DIR/report' '$BIG'")
   ;;
 *)
   echo "usage: scripts/bench.sh export|analyze" >&2; exit 2 ;;
 esac
+a=$(echo "$out" | sed -n 1p)
+b=$(echo "$out" | sed -n 2p)
 printf '%-16s %10s %12s\n' "" "median s" "peak RSS MB"
 for r in "$a" "$b"; do set -- $r; printf '%-16s %10s %12s\n' "$1" "$2" "$3"; done
 set -- $a; ta=$2

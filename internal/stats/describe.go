@@ -37,7 +37,8 @@ type Summary struct {
 const SketchRankError = 0.005
 
 // DefaultCap is how many values other than small integers a Describer holds
-// before it falls back to a quantile sketch: 2 Mi values, 16 MiB.
+// before it falls back to a quantile sketch: 2 Mi values, 16 MiB (a value
+// counted, however often it came, counts once: see floatCounts).
 const DefaultCap = 1 << 21
 
 // smallInts is the range of values counted in a dense array: integers in
@@ -61,6 +62,8 @@ type Describer struct {
 	hi        hiCounts // counts of integers in [denseLow, smallInts) while they are few
 	touched   []int32  // the integers with a count (each once): State and each visit only these
 	nSmall    int64
+	counted   floatCounts // held values while few distinct (see floatCounts)
+	noCount   bool        // the column's values were mostly distinct: held, not counted (see keep)
 	vals      []float64   // held values (filled to its capacity, then more takes them)
 	more      [][]float64 // held values past vals' capacity, in chunks (see addMore)
 	nMore     int
@@ -98,14 +101,7 @@ func (d *Describer) Add(v float64) {
 			return
 		}
 		d.n++
-		if len(d.vals) < cap(d.vals) {
-			d.vals = append(d.vals, v)
-		} else {
-			d.addMore(v)
-		}
-		if len(d.vals)+d.nMore > d.limit() {
-			d.toSketch()
-		}
+		d.hold(v)
 		return
 	}
 	if v != v {
@@ -129,6 +125,53 @@ func (d *Describer) Add(v float64) {
 	d.welfordM += delta / float64(d.n)
 	d.welfordM2 += delta * ((v - d.shift) - d.welfordM)
 	d.sketch.add(v)
+}
+
+// hold keeps v, a value other than a small integer: counted while the
+// column has few distinct values, else in the held values; past the cap
+// these go to the sketch.
+func (d *Describer) hold(v float64) {
+	if d.keep(v) && d.Held() > d.limit() {
+		d.toSketch()
+	}
+}
+
+// keep is hold without the cap's check; it reports whether v was held as
+// a value rather than counted (or the counted ones were moved to the held).
+func (d *Describer) keep(v float64) bool {
+	if !d.noCount && d.counted.add(math.Float64bits(v), 1, min(floatCountsMax, d.limit())) {
+		if d.counted.n == countCheck && d.counted.total < 2*countCheck {
+			d.uncount()
+			return true // held now, all of them
+		}
+		return false
+	}
+	if len(d.vals) < cap(d.vals) {
+		d.vals = append(d.vals, v)
+	} else {
+		d.addMore(v)
+	}
+	return true
+}
+
+// countCheck is when a column's counting is judged: at that many distinct
+// values, a column with fewer than two values for each (a capture's
+// time_relative, a live capture's nanosecond deltas, TCP acknowledgements)
+// is held from then on: counting it would take four times the memory of
+// holding it, and the time of a hash per value, for nothing.
+const countCheck = 4096
+
+// uncount moves the counted values to the held ones and stops counting.
+func (d *Describer) uncount() {
+	f := d.counted
+	d.counted, d.noCount = floatCounts{}, true
+	for j, k := range f.keys {
+		if k != 0 {
+			for range f.cnt[j] {
+				d.keep(math.Float64frombits(k))
+			}
+		}
+	}
 }
 
 // settle computes the extremes and the sum of the held values (nothing to
@@ -188,8 +231,14 @@ func (d *Describer) toSketch() {
 	d.sketch = sk
 	d.shift = d.min
 	d.welfordM, d.welfordM2 = mean-d.shift, m2
+	d.dropHeld()
+}
+
+// dropHeld forgets the values held exactly (once they are in the sketch).
+func (d *Describer) dropHeld() {
 	d.small, d.hi, d.touched, d.vals, d.nSmall = nil, hiCounts{}, nil, nil, 0
 	d.more, d.nMore = nil, 0
+	d.counted = floatCounts{}
 }
 
 // addMore holds v in the chunks past vals. Growing one slice by appending
@@ -238,11 +287,12 @@ func (d *Describer) Reset() {
 		}
 	}
 	d.hi.reset()
+	d.counted.reset()
 	small, touched, vals, c := d.small, d.touched[:0], d.vals[:0], d.Cap
 	if d.nMore > 0 { // one array of the size the column needed
 		vals = make([]float64, 0, len(d.vals)+d.nMore)
 	}
-	*d = Describer{Cap: c, small: small, hi: d.hi, touched: touched, vals: vals}
+	*d = Describer{Cap: c, small: small, hi: d.hi, touched: touched, vals: vals, counted: d.counted}
 }
 
 // denseLow is the end of the range that is always counted densely: lengths
@@ -306,6 +356,91 @@ func (d *Describer) count(i int) int64 {
 		return d.small[i]
 	}
 	return d.hi.get(i)
+}
+
+// floatCounts counts the values other than small integers while a column
+// has at most floatCountsMax distinct ones (and no more than its cap); a
+// value it has no room for is held as it comes. The time deltas of a capture repeat (a microsecond
+// pcap's deltas are whole microseconds, and a device reports on a period):
+// the 1.09M-frame benchmark's frame.time_delta has 9,000 distinct values.
+// Counting them kept those columns exact at any length, in a table of at
+// most 1 MiB, where holding them took 8 bytes a value and sketched them
+// past the cap; and the summary sorts the distinct values, not all of them
+// (profiling analyze: the columns' sort was the largest part of its finish).
+type floatCounts struct {
+	keys  []uint64 // math.Float64bits of the value; 0 (+0.0: a small integer, never here) marks an empty slot
+	cnt   []int64
+	n     int   // distinct values
+	total int64 // values
+}
+
+const floatCountsMax = 1 << 15
+
+type fcount struct {
+	v float64
+	c int64
+}
+
+func fcSlot(k uint64, mask int) int { return int((k*0x9E3779B97F4A7C15)>>40) & mask }
+
+// add counts c more of the value with bits k and reports whether it could
+// (false: k is new and the table holds max distinct values already).
+func (f *floatCounts) add(k uint64, c int64, max int) bool {
+	if f.keys == nil {
+		f.keys, f.cnt = make([]uint64, 256), make([]int64, 256)
+	}
+	mask := len(f.keys) - 1
+	for j := fcSlot(k, mask); ; j = (j + 1) & mask {
+		switch f.keys[j] {
+		case k:
+			f.cnt[j] += c
+			f.total += c
+			return true
+		case 0:
+			if f.n >= max {
+				return false
+			}
+			if 2*(f.n+1) > len(f.keys) {
+				f.grow()
+				return f.add(k, c, max)
+			}
+			f.keys[j], f.cnt[j] = k, c
+			f.n++
+			f.total += c
+			return true
+		}
+	}
+}
+
+func (f *floatCounts) grow() {
+	old := *f
+	*f = floatCounts{keys: make([]uint64, 2*len(old.keys)), cnt: make([]int64, 2*len(old.keys))}
+	for j, k := range old.keys {
+		if k != 0 {
+			f.add(k, old.cnt[j], old.n)
+		}
+	}
+}
+
+// reset empties the table and keeps its storage.
+func (f *floatCounts) reset() {
+	if f.n > 0 {
+		clear(f.keys)
+		clear(f.cnt)
+		f.n, f.total = 0, 0
+	}
+}
+
+// sorted returns the values counted with their counts, in increasing order.
+func (f *floatCounts) sorted() []fcount {
+	out := make([]fcount, 0, f.n)
+	for j, k := range f.keys {
+		if k != 0 {
+			out = append(out, fcount{math.Float64frombits(k), f.cnt[j]})
+		}
+	}
+	slices.SortFunc(out, func(a, b fcount) int { return cmp.Compare(a.v, b.v) })
+	return out
 }
 
 // hiCounts is an open-addressing table of counts for integers in
@@ -376,36 +511,81 @@ func (h *hiCounts) each(fn func(k int, c int64)) {
 	}
 }
 
-// each calls fn for every held value with its count, in increasing order
-// (d.vals must be sorted).
+// each calls fn for every held value with its count, in increasing order.
 func (d *Describer) each(fn func(v float64, c int64)) {
 	d.flatten()
 	if !slices.IsSorted(d.vals) {
 		sortFloats(d.vals)
 	}
 	slices.Sort(d.touched)
-	j := 0
-	for _, ti := range d.touched {
-		i := int(ti)
-		c := d.count(i)
-		if c == 0 {
-			continue
+	// The counted values in order: the small integers, and the other
+	// values counted (never a small integer: the two never share a value).
+	var fc []fcount
+	if d.counted.n > 0 {
+		fc = d.counted.sorted()
+	}
+	j, k := 0, 0
+	emit := func(v float64, c int64) {
+		for k < len(fc) && fc[k].v < v {
+			for j < len(d.vals) && d.vals[j] < fc[k].v {
+				fn(d.vals[j], 1)
+				j++
+			}
+			fn(fc[k].v, fc[k].c)
+			k++
 		}
-		v := float64(i)
 		for j < len(d.vals) && d.vals[j] < v {
 			fn(d.vals[j], 1)
 			j++
 		}
 		fn(v, c)
 	}
+	for _, ti := range d.touched {
+		i := int(ti)
+		if c := d.count(i); c != 0 {
+			emit(float64(i), c)
+		}
+	}
+	for ; k < len(fc); k++ {
+		for j < len(d.vals) && d.vals[j] < fc[k].v {
+			fn(d.vals[j], 1)
+			j++
+		}
+		fn(fc[k].v, fc[k].c)
+	}
 	for ; j < len(d.vals); j++ {
 		fn(d.vals[j], 1)
 	}
 }
 
-// Held is the number of values held other than small integers: the values
-// a summary sorts (zero once sketched).
-func (d *Describer) Held() int { return len(d.vals) + d.nMore }
+// heldSorted returns the values held other than small integers, each as
+// often as it came, in increasing order (a new array).
+func (d *Describer) heldSorted() []float64 {
+	d.flatten()
+	if !slices.IsSorted(d.vals) {
+		sortFloats(d.vals)
+	}
+	if d.counted.n == 0 {
+		return slices.Clone(d.vals)
+	}
+	out := make([]float64, 0, len(d.vals)+int(d.counted.total))
+	j := 0
+	for _, p := range d.counted.sorted() {
+		for j < len(d.vals) && d.vals[j] < p.v {
+			out = append(out, d.vals[j])
+			j++
+		}
+		for range p.c {
+			out = append(out, p.v)
+		}
+	}
+	return append(out, d.vals[j:]...)
+}
+
+// Held is the number of values held other than small integers that a
+// summary sorts or visits: the distinct counted ones and the others (zero
+// once sketched).
+func (d *Describer) Held() int { return len(d.vals) + d.nMore + d.counted.n }
 
 // Count is the number of present values.
 func (d *Describer) Count() int64 { return d.n }

@@ -3,7 +3,9 @@ package stats
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -151,5 +153,129 @@ func TestSummaryJSON(t *testing.T) {
 	}
 	if back.Count != 1 || back.Mean != 42 || !math.IsNaN(back.Std) || back.Q75 != 42 || !back.Exact {
 		t.Errorf("%+v", back)
+	}
+}
+
+// TestCountedValues: values other than small integers are counted while
+// they are few distinct ones (time deltas), and held as they come once the
+// table is full. Either way, mixed with small integers, through a State, a
+// merge and a Reset, the summary is that of the sorted values; and the
+// counted ones do not make a column past its cap look exact.
+func TestCountedValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	want := func(vals []float64) Summary {
+		xs := slices.Clone(vals)
+		slices.Sort(xs)
+		mean, std := MeanStd(xs, 1)
+		return Summary{Count: int64(len(xs)), Mean: mean, Std: std, Min: xs[0], Max: xs[len(xs)-1],
+			Q25: Quantile(xs, 0.25), Q50: Quantile(xs, 0.5), Q75: Quantile(xs, 0.75), Exact: true}
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
+	check := func(name string, got, w Summary) {
+		t.Helper()
+		if got.Count != w.Count || got.Min != w.Min || got.Max != w.Max || got.Q25 != w.Q25 || got.Q50 != w.Q50 ||
+			got.Q75 != w.Q75 || !near(got.Mean, w.Mean) || !near(got.Std, w.Std) || got.Exact != w.Exact {
+			t.Errorf("%s:\n got %+v\nwant %+v", name, got, w)
+		}
+	}
+	cases := map[string]func(i int) float64{
+		// whole microseconds, as a pcap's deltas: few distinct values
+		"deltas": func(int) float64 { return float64(rng.IntN(2000)+1) * 1e-6 },
+		// many repeats first, then more distinct values than the table
+		// takes: the early ones counted, the later ones held
+		"overflow": func(i int) float64 {
+			if i < 3*floatCountsMax/2 {
+				return float64(rng.IntN(1000))*0.001 + 0.5
+			}
+			return float64(rng.IntN(1<<30))*0.001 + 0.5
+		},
+		// every value distinct (time_relative): held, not counted
+		"distinct": func(i int) float64 { return float64(i)*1e-6 + 0.5 },
+		// with small integers, negative values, zero and infinities among them
+		"mixed": func(i int) float64 {
+			switch i % 5 {
+			case 0:
+				return float64(rng.IntN(70000))
+			case 1:
+				return -float64(rng.IntN(50)) * 0.25
+			case 2:
+				return []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1)}[rng.IntN(4)]
+			}
+			return float64(rng.IntN(300)) * 1e-6
+		},
+	}
+	for name, gen := range cases {
+		if name == "mixed" {
+			continue // infinities make the mean and std NaN; checked below without them
+		}
+		vals := make([]float64, 3*floatCountsMax)
+		for i := range vals {
+			vals[i] = gen(i)
+		}
+		var d Describer
+		for _, v := range vals {
+			d.Add(v)
+		}
+		if (d.counted.n == 0) != (name == "distinct") || d.noCount != (name == "distinct") {
+			t.Fatalf("%s: %d counted, counting stopped %v", name, d.counted.n, d.noCount)
+		}
+		if name == "overflow" && d.Held() <= d.counted.n {
+			t.Fatalf("%s: the table never filled", name)
+		}
+		w := want(vals)
+		check(name, d.Summary(), w)
+		// A State holds the values as they came, sorted; merged in two
+		// halves it gives the same summary.
+		st := d.State()
+		if !slices.IsSorted(st.Vals) {
+			t.Errorf("%s: state's values not sorted", name)
+		}
+		check(name+" from state", FromState(st).Summary(), w)
+		var a, b Describer
+		for _, v := range vals[:len(vals)/3] {
+			a.Add(v)
+		}
+		for _, v := range vals[len(vals)/3:] {
+			b.Add(v)
+		}
+		a.Merge(&b)
+		check(name+" merged", a.Summary(), w)
+		// Reset keeps nothing of what was counted.
+		d.Reset()
+		for _, v := range vals[:100] {
+			d.Add(v)
+		}
+		check(name+" after reset", d.Summary(), want(vals[:100]))
+	}
+	vals := make([]float64, 20000)
+	for i := range vals {
+		vals[i] = cases["mixed"](i)
+	}
+	var d Describer
+	for _, v := range vals {
+		d.Add(v)
+	}
+	s, xs := d.Summary(), slices.Clone(vals)
+	slices.Sort(xs)
+	if s.Min != math.Inf(-1) || s.Max != math.Inf(1) || s.Q25 != Quantile(xs, 0.25) || s.Q50 != Quantile(xs, 0.5) || s.Q75 != Quantile(xs, 0.75) {
+		t.Errorf("mixed: %+v, want quartiles %v %v %v", s, Quantile(xs, 0.25), Quantile(xs, 0.5), Quantile(xs, 0.75))
+	}
+	// A cap of 50 with 40 distinct values counted a thousand times each:
+	// exact; 60 distinct: past the cap, sketched and flagged.
+	for _, distinct := range []int{40, 60} {
+		d := Describer{Cap: 50}
+		var vals []float64
+		for i := range 1000 * distinct {
+			v := float64(i%distinct)*0.1 + 0.05
+			vals = append(vals, v)
+			d.Add(v)
+		}
+		s := d.Summary()
+		if s.Exact != (distinct < 50) {
+			t.Errorf("cap 50, %d distinct: exact %v", distinct, s.Exact)
+		}
+		if s.Exact {
+			check("cap 50", s, want(vals))
+		}
 	}
 }

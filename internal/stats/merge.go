@@ -38,8 +38,7 @@ func (d *Describer) State() DescriberState {
 			}
 		}
 	}
-	d.flatten()
-	st.Vals = slices.Clone(d.vals)
+	st.Vals = d.heldSorted()
 	if d.sketch != nil {
 		for _, lv := range d.sketch.levels {
 			st.Sketch = append(st.Sketch, slices.Clone(lv))
@@ -108,9 +107,10 @@ func (d *Describer) MergeState(st DescriberState) {
 				d.addSmall(int(v), c)
 			}
 		}
-		d.flatten()
-		d.vals = append(d.vals, st.Vals...)
-		if len(d.vals) > d.limit() {
+		for _, v := range st.Vals {
+			d.keep(v)
+		}
+		if d.Held() > d.limit() {
 			d.toSketch()
 		}
 		return
@@ -148,8 +148,7 @@ func (d *Describer) MergeState(st DescriberState) {
 				}
 			})
 		}
-		d.small, d.hi, d.touched, d.vals, d.nSmall = nil, hiCounts{}, nil, nil, 0
-		d.more, d.nMore = nil, 0
+		d.dropHeld()
 	}
 	if st.Sketch != nil {
 		d.sketch.merge(st.Sketch)
