@@ -156,7 +156,8 @@ func (d *Describer) keep(v float64) bool {
 
 // countCheck is when a column's counting is judged: at that many distinct
 // values, a column with fewer than two values for each (a capture's
-// time_relative, a live capture's nanosecond deltas, TCP acknowledgements)
+// time_relative, a live capture's nanosecond deltas, a bulk transfer's
+// acknowledgements)
 // is held from then on: counting it would take four times the memory of
 // holding it, and the time of a hash per value, for nothing.
 const countCheck = 4096
@@ -362,7 +363,8 @@ func (d *Describer) count(i int) int64 {
 // has at most floatCountsMax distinct ones (and no more than its cap); a
 // value it has no room for is held as it comes. The time deltas of a capture repeat (a microsecond
 // pcap's deltas are whole microseconds, and a device reports on a period):
-// the 1.09M-frame benchmark's frame.time_delta has 9,000 distinct values.
+// the 1.09M-frame benchmark's frame.time_delta has 467 distinct values,
+// tcp.time_delta 1,159 and tcp.ack 3,719 (pandas' nunique of tshark's export).
 // Counting them kept those columns exact at any length, in a table of at
 // most 1 MiB, where holding them took 8 bytes a value and sketched them
 // past the cap; and the summary sorts the distinct values, not all of them
