@@ -162,15 +162,15 @@ func (d *Describer) keep(v float64) bool {
 // holding it, and the time of a hash per value, for nothing.
 const countCheck = 4096
 
-// uncount moves the counted values to the held ones and stops counting.
+// uncount moves the counted values to the held ones, in increasing order
+// (a column that comes sorted, like time_relative, stays sorted: its
+// summary then needs no sort), and stops counting.
 func (d *Describer) uncount() {
 	f := d.counted
 	d.counted, d.noCount = floatCounts{}, true
-	for j, k := range f.keys {
-		if k != 0 {
-			for range f.cnt[j] {
-				d.keep(math.Float64frombits(k))
-			}
+	for _, p := range f.sorted() {
+		for range p.c {
+			d.keep(p.v)
 		}
 	}
 }
