@@ -39,7 +39,7 @@ type pcapReader struct {
 }
 
 func newPcapReader(r io.Reader) (*pcapReader, error) {
-	w := newWindow(r, 1<<20)
+	w := newWindow(r, windowSize)
 	h, err := w.take(24)
 	if err != nil {
 		return nil, ErrNotCapture

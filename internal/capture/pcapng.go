@@ -42,7 +42,7 @@ type pcapngReader struct {
 }
 
 func newPcapngReader(r io.Reader) (*pcapngReader, error) {
-	p := &pcapngReader{w: newWindow(r, 1<<20)}
+	p := &pcapngReader{w: newWindow(r, windowSize)}
 	// The first block must be a section header; readSHB checks it.
 	h, err := p.w.take(12)
 	if err != nil {
