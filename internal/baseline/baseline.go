@@ -170,12 +170,37 @@ type Tracker struct {
 	devs    map[string]*acc
 	now     int64 // the current window (capture time / Window)
 	tls     map[*tcpstream.Conn]*tlsConn
+	conns   map[*tcpstream.Conn]*connCache
 	Evicted int64 // devices not tracked: the table was full
 }
 
+// connCache is what a connection's packets looked up in the current
+// window: its device's window, the profile, and the last topic counted.
+// Profiling analyze --baseline: the per-packet lookups (the device by
+// client ID, its profile, its two peers, its topic: six map operations a
+// message) were most of the scoring's cost. An entry holds only while no
+// window has closed since it was made and no Flush (closing a window is
+// when an acc goes inactive or starts another window, and when a
+// learner's profiles change), so every packet counts exactly as with the
+// lookups (TestConnCacheCountsAsLookups).
+type connCache struct {
+	clientID string // the session's client ID it is for
+	a        *acc
+	p        *Profile
+	group    bool
+	window   int64  // t.now when made
+	topic    string // the last topic counted in a.topics (when hasTopic)
+	hasTopic bool
+}
+
+// maxConnCache bounds the connections cached (closed ones are forgotten;
+// past the bound the cache starts again).
+const maxConnCache = 100000
+
 // NewTracker makes a tracker that calls emit with each complete window.
 func NewTracker(known func(string) (*Profile, bool), emit func(Obs)) *Tracker {
-	return &Tracker{known: known, emit: emit, devs: map[string]*acc{}, tls: map[*tcpstream.Conn]*tlsConn{}}
+	return &Tracker{known: known, emit: emit, devs: map[string]*acc{}, tls: map[*tcpstream.Conn]*tlsConn{},
+		conns: map[*tcpstream.Conn]*connCache{}}
 }
 
 // tlsConn is a TLS connection whose client showed a certificate.
@@ -233,10 +258,11 @@ func (t *Tracker) OnFrame(f *pipeline.Frame) {
 	a.publish(f.TS, nil, float64(f.L.PayloadLen), false, false)
 }
 
-// OnFlow forgets a closed TLS connection.
+// OnFlow forgets a closed connection.
 func (t *Tracker) OnFlow(f *pipeline.Flow) {
 	if f.Kind == pipeline.FlowClosed && f.Conn != nil {
 		delete(t.tls, f.Conn)
+		delete(t.conns, f.Conn)
 	}
 }
 
@@ -260,25 +286,47 @@ func (t *Tracker) OnMQTT(m *pipeline.MQTT) {
 	if !m.FromClient || m.Pkt == nil {
 		return
 	}
-	key := clip(m.Session.ClientID)
-	if key == "" {
-		// The broker names such a client: here it is its address.
-		if m.Conn == nil {
+	c := t.conns[m.Conn]
+	if c == nil || c.window != t.now || c.clientID != m.Session.ClientID {
+		c = nil
+		key := clip(m.Session.ClientID)
+		if key == "" {
+			// The broker names such a client: here it is its address.
+			if m.Conn == nil {
+				return
+			}
+			key = "(no client ID)@" + m.Conn.Src(m.Session.ClientDir).Addr().Unmap().String()
+		}
+		a, p, group := t.device(key, ts)
+		if a == nil {
 			return
 		}
-		key = "(no client ID)@" + m.Conn.Src(m.Session.ClientDir).Addr().Unmap().String()
+		if m.Conn != nil {
+			t.peers(a, p, group, m.Conn.Src(m.Session.ClientDir), m.Conn.Dst(m.Session.ClientDir))
+			if a.window == t.now { // (not for a packet older than the window under way)
+				if len(t.conns) >= maxConnCache {
+					clear(t.conns)
+				}
+				c = &connCache{clientID: m.Session.ClientID, a: a, p: p, group: group, window: t.now}
+				t.conns[m.Conn] = c
+			}
+		}
+		if c == nil {
+			c = &connCache{a: a, p: p, group: group}
+		}
 	}
-	a, p, group := t.device(key, ts)
-	if a == nil {
-		return
-	}
-	if m.Conn != nil {
-		t.peers(a, p, group, m.Conn.Src(m.Session.ClientDir), m.Conn.Dst(m.Session.ClientDir))
-	}
+	a := c.a
 	switch m.Pkt.Type {
 	case mqtt.PUBLISH:
-		a.publish(ts, m.Pkt.TopicName(), float64(m.Pkt.PayloadLen), m.Pkt.QoS > 0, m.Pkt.Retain)
-		a.topic(p, group, m.Pkt.TopicName())
+		tb := m.Pkt.TopicName()
+		a.publish(ts, tb, float64(m.Pkt.PayloadLen), m.Pkt.QoS > 0, m.Pkt.Retain)
+		if len(tb) > maxName {
+			tb = tb[:maxName] // a long topic is known by its first bytes
+		}
+		if !c.hasTopic || c.topic != string(tb) {
+			a.topic(c.p, c.group, tb)
+			c.topic, c.hasTopic = string(tb), true
+		}
 	case mqtt.SUBSCRIBE:
 		a.subs++
 	case mqtt.CONNECT:
@@ -473,6 +521,7 @@ func (t *Tracker) Flush() {
 	for _, a := range t.devs {
 		a.active = false
 	}
+	clear(t.conns)
 }
 
 // --- profiles -------------------------------------------------------------------

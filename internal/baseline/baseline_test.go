@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/sim"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
 // simulate writes a simulated ward capture and returns it as an input.
@@ -367,4 +369,118 @@ func TestDetectorThroughTLS(t *testing.T) {
 		}
 	}
 	t.Error("no anomaly.device-behaviour on the TLS ward's hijacked pump")
+}
+
+// TestConnCacheCountsAsLookups: the tracker's per-connection cache (the
+// device's window, its profile, its peers and last topic) must count every
+// packet as the lookups do. Two trackers get the same random stream of
+// devices reconnecting, client IDs changing on a connection, topics
+// alternating and new, windows closing and dropped, a gap, timestamps
+// going back, and profiles learned as windows close; one sees each connection as one
+// pointer (so the cache hits), the other a new copy of it for every packet
+// (so it never does). Their windows must be the same, field for field.
+func TestConnCacheCountsAsLookups(t *testing.T) {
+	for seed := range uint64(6) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		type tracked struct {
+			tr    *baseline.Tracker
+			got   []baseline.Obs
+			known map[string]*baseline.Profile
+		}
+		mk := func() *tracked {
+			x := &tracked{known: map[string]*baseline.Profile{}}
+			x.tr = baseline.NewTracker(func(key string) (*baseline.Profile, bool) {
+				p := x.known[key]
+				return p, p != nil && strings.HasPrefix(key, "g")
+			}, func(o baseline.Obs) {
+				// (a window's topics and peers come in map order)
+				o.Topics, o.Peers = slices.Sorted(slices.Values(o.Topics)), slices.Sorted(slices.Values(o.Peers))
+				x.got = append(x.got, o)
+				// Learn as a learner does: a window's topics and peers
+				// become the device's profile from then on.
+				x.known[o.Key] = &baseline.Profile{Windows: 5, Topics: o.Topics, Peers: o.Peers}
+			})
+			return x
+		}
+		cached, fresh := mk(), mk()
+		type conn struct {
+			c    *tcpstream.Conn
+			sess *pipeline.Session
+		}
+		broker := netip.MustParseAddrPort("10.0.0.1:1883")
+		newConn := func(dev int) conn {
+			a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(dev)}), uint16(40000+rng.IntN(20000)))
+			return conn{&tcpstream.Conn{A: a, B: broker}, &pipeline.Session{ClientID: fmt.Sprintf("dev%d", dev)}}
+		}
+		conns := make([]conn, 12)
+		for i := range conns {
+			conns[i] = newConn(i % 6)
+			if i%6 == 5 {
+				conns[i].sess.ClientID = "" // known by its address
+			}
+			if i%6 == 4 {
+				conns[i].sess.ClientID = "g-shaped"
+			}
+		}
+		ts := int64(1e15)
+		for range 20000 {
+			switch r := rng.IntN(1000); {
+			case r < 3: // a gap of some minutes
+				ts += int64(rng.IntN(5)+1) * int64(time.Minute)
+			case r < 10: // a packet stamped earlier
+				ts -= int64(rng.IntN(70)) * int64(time.Second)
+			default:
+				ts += int64(rng.IntN(400)) * int64(time.Millisecond)
+			}
+			i := rng.IntN(len(conns))
+			cn := conns[i]
+			switch r := rng.IntN(1000); {
+			case r < 2: // the windows under way are dropped (the end of learning)
+				for _, x := range []*tracked{cached, fresh} {
+					x.tr.Flush()
+				}
+			case r < 5: // the connection closes; the device comes back on another
+				for _, x := range []*tracked{cached, fresh} {
+					x.tr.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: cn.c})
+				}
+				conns[i] = newConn(i % 6)
+				conns[i].sess.ClientID = cn.sess.ClientID
+				continue
+			case r < 8: // the session's client ID changes on the same connection
+				cn.sess.ClientID = fmt.Sprintf("dev%d", rng.IntN(8))
+			}
+			pkt := &mqtt.Packet{Type: mqtt.PUBLISH, PayloadLen: rng.IntN(200), QoS: byte(rng.IntN(2))}
+			switch r := rng.IntN(100); {
+			case r < 5:
+				pkt.Type = mqtt.SUBSCRIBE
+			case r < 8:
+				pkt.Type = mqtt.CONNECT
+			case r < 12:
+				pkt.Topic = []byte(fmt.Sprintf("new/%d", rng.IntN(500)))
+			case r < 13:
+				pkt.Topic = nil // an empty topic (an alias)
+			default:
+				pkt.Topic = []byte(fmt.Sprintf("ward/%d/%s", i%6, []string{"ecg", "spo2", "hr"}[rng.IntN(3)]))
+			}
+			fromClient := rng.IntN(20) != 0
+			sess := *cn.sess
+			cached.tr.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: ts}, FromClient: fromClient, Session: cn.sess, Conn: cn.c, Pkt: pkt})
+			copyConn := *cn.c
+			fresh.tr.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: ts}, FromClient: fromClient, Session: &sess, Conn: &copyConn, Pkt: pkt})
+		}
+		for _, x := range []*tracked{cached, fresh} {
+			x.tr.Flush()
+		}
+		if len(cached.got) < 100 {
+			t.Fatalf("seed %d: only %d windows", seed, len(cached.got))
+		}
+		if len(cached.got) != len(fresh.got) {
+			t.Fatalf("seed %d: %d windows with the cache, %d without", seed, len(cached.got), len(fresh.got))
+		}
+		for i := range cached.got {
+			if a, b := cached.got[i], fresh.got[i]; fmt.Sprintf("%+v", a) != fmt.Sprintf("%+v", b) {
+				t.Fatalf("seed %d, window %d:\n cached %+v\n fresh  %+v", seed, i, a, b)
+			}
+		}
+	}
 }
