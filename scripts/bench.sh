@@ -33,11 +33,15 @@ FIELDS=$(tr -d '\n' < "$SHARED/tools/icu_fields.txt")
 side() {
   local na=$1 ca=$2 nb=$3 cb=$4
   local ta=() ra=() tb=() rb=()
-  for _ in $(seq "$RUNS"); do
+  for i in $(seq "$RUNS"); do
+    # sync before each: one command's writes are not flushed in the other's time
+    sync
     /usr/bin/time -o "$BENCH_DIR/time.txt" -f "%e %M" sh -c "$ca" >/dev/null 2>&1
     read -r t r < <(tail -1 "$BENCH_DIR/time.txt"); ta+=("$t"); ra+=("$r")
+    sync
     /usr/bin/time -o "$BENCH_DIR/time.txt" -f "%e %M" sh -c "$cb" >/dev/null 2>&1
-    read -r t r < <(tail -1 "$BENCH_DIR/time.txt"); tb+=("$t"); rb+=("$r")
+    read -r t2 r < <(tail -1 "$BENCH_DIR/time.txt"); tb+=("$t2"); rb+=("$r")
+    echo "run $i: $na $t s, $nb $t2 s" >&2
   done
   echo "$na $(median "${ta[@]}") $(median "${ra[@]}" | awk '{printf "%.0f", $1/1024}')"
   echo "$nb $(median "${tb[@]}") $(median "${rb[@]}" | awk '{printf "%.0f", $1/1024}')"
