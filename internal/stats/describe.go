@@ -218,21 +218,26 @@ func (d *Describer) limit() int {
 // toSketch moves the held values into a sketch and seeds Welford's running
 // moments from them exactly.
 func (d *Describer) toSketch() {
-	d.settle()
-	mean := d.mean()
-	var m2 float64
-	sk := newKLL(2048)
-	d.each(func(v float64, c int64) {
-		dv := v - mean
-		m2 += float64(c) * dv * dv
-		for i := int64(0); i < c; i++ {
-			sk.add(v)
-		}
-	})
+	sk, mean, m2 := d.sketchOf()
 	d.sketch = sk
 	d.shift = d.min
 	d.welfordM, d.welfordM2 = mean-d.shift, m2
 	d.dropHeld()
+}
+
+// sketchOf returns a sketch of the values d holds, with their mean and sum
+// of squared deviations, and leaves d as it is. A value counted c times
+// goes in with its weight (addN), not c times.
+func (d *Describer) sketchOf() (sk *kll, mean, m2 float64) {
+	d.settle()
+	mean = d.mean()
+	sk = newKLL(2048)
+	d.each(func(v float64, c int64) {
+		dv := v - mean
+		m2 += float64(c) * dv * dv
+		sk.addN(v, c)
+	})
+	return sk, mean, m2
 }
 
 // dropHeld forgets the values held exactly (once they are in the sketch).

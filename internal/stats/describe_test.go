@@ -265,6 +265,41 @@ func TestCountedValues(t *testing.T) {
 	if s.Min != math.Inf(-1) || s.Max != math.Inf(1) || s.Q25 != Quantile(xs, 0.25) || s.Q50 != Quantile(xs, 0.5) || s.Q75 != Quantile(xs, 0.75) {
 		t.Errorf("mixed: %+v, want quartiles %v %v %v", s, Quantile(xs, 0.25), Quantile(xs, 0.5), Quantile(xs, 0.75))
 	}
+	// A column counted many times over its cap: its State does not write
+	// the values out (8 bytes each) but carries a sketch of them, weighted
+	// by their counts; the Describer itself stays exact.
+	{
+		d := Describer{Cap: 100}
+		var vals []float64
+		for i := range 200000 {
+			v := float64(rng.IntN(60))*0.01 + 0.005
+			if i%7 == 0 {
+				v = float64(rng.IntN(300)) // small integers too
+			}
+			vals = append(vals, v)
+			d.Add(v)
+		}
+		w := want(vals)
+		check("counted past the cap", d.Summary(), w)
+		st := d.State()
+		if len(st.Vals) != 0 || len(st.Small) != 0 || st.Sketch == nil {
+			t.Fatalf("state of 200,000 counted values: %d values, %d small, sketched %v", len(st.Vals), len(st.Small), st.Sketch != nil)
+		}
+		got := FromState(st).Summary()
+		if got.Exact || got.Count != w.Count || got.Min != w.Min || got.Max != w.Max || !near(got.Mean, w.Mean) || !near(got.Std, w.Std) {
+			t.Errorf("from the sketched state: %+v, want %+v", got, w)
+		}
+		xs := slices.Clone(vals)
+		slices.Sort(xs)
+		for _, q := range []struct{ p, got float64 }{{0.25, got.Q25}, {0.5, got.Q50}, {0.75, got.Q75}} {
+			lo, _ := slices.BinarySearch(xs, q.got)
+			hi, _ := slices.BinarySearch(xs, math.Nextafter(q.got, math.Inf(1)))
+			// the rank of the value returned, as a range over its ties
+			if float64(hi)/float64(len(xs)) < q.p-SketchRankError || float64(lo)/float64(len(xs)) > q.p+SketchRankError {
+				t.Errorf("quartile %v from the sketched state: %v holds ranks %d to %d of %d", q.p, q.got, lo, hi, len(xs))
+			}
+		}
+	}
 	// A cap of 50 with 40 distinct values counted a thousand times each:
 	// exact; 60 distinct: past the cap, sketched and flagged.
 	for _, distinct := range []int{40, 60} {

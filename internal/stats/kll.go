@@ -63,6 +63,24 @@ func (s *kll) add(v float64) {
 	}
 }
 
+// addN adds c copies of v: one item at each level h where c has bit h
+// set (an item there weighs 2^h), then compacts; the same weights as c
+// adds, in O(log c).
+func (s *kll) addN(v float64, c int64) {
+	if c == 1 {
+		s.add(v)
+		return
+	}
+	var levels [][]float64
+	for h := 0; c > 0; h, c = h+1, c>>1 {
+		levels = append(levels, nil)
+		if c&1 != 0 {
+			levels[h] = []float64{v}
+		}
+	}
+	s.merge(levels)
+}
+
 func (s *kll) quantile(p float64) float64 {
 	type wv struct {
 		v float64

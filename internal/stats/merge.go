@@ -38,6 +38,19 @@ func (d *Describer) State() DescriberState {
 			}
 		}
 	}
+	if d.sketch == nil && int64(len(d.vals)+d.nMore)+d.counted.total > int64(d.limit()) {
+		// More values than the cap, most of them counted: written out
+		// they would take 8 bytes each (an hour of a busy ward's deltas),
+		// so the state carries them sketched, as it would have had d held
+		// them; d itself stays exact.
+		sk, mean, m2 := d.sketchOf()
+		st.Small = nil
+		for _, lv := range sk.levels {
+			st.Sketch = append(st.Sketch, slices.Clone(lv))
+		}
+		st.Moments = [2]float64{mean, m2}
+		return st
+	}
 	st.Vals = d.heldSorted()
 	if d.sketch != nil {
 		for _, lv := range d.sketch.levels {
