@@ -184,13 +184,14 @@ type Tracker struct {
 // learner's profiles change), so every packet counts exactly as with the
 // lookups (TestConnCacheCountsAsLookups).
 type connCache struct {
-	clientID string // the session's client ID it is for
-	a        *acc
-	p        *Profile
-	group    bool
-	window   int64  // t.now when made
-	topic    string // the last topic counted in a.topics (when hasTopic)
-	hasTopic bool
+	clientID  string        // the session's client ID it is for
+	clientDir tcpstream.Dir // and its client's side (without a client ID, the device is its address)
+	a         *acc
+	p         *Profile
+	group     bool
+	window    int64  // t.now when made
+	topic     string // the last topic counted in a.topics (when hasTopic)
+	hasTopic  bool
 }
 
 // maxConnCache bounds the connections cached (closed ones are forgotten;
@@ -287,7 +288,7 @@ func (t *Tracker) OnMQTT(m *pipeline.MQTT) {
 		return
 	}
 	c := t.conns[m.Conn]
-	if c == nil || c.window != t.now || c.clientID != m.Session.ClientID {
+	if c == nil || c.window != t.now || c.clientID != m.Session.ClientID || c.clientDir != m.Session.ClientDir {
 		c = nil
 		key := clip(m.Session.ClientID)
 		if key == "" {
@@ -307,7 +308,7 @@ func (t *Tracker) OnMQTT(m *pipeline.MQTT) {
 				if len(t.conns) >= maxConnCache {
 					clear(t.conns)
 				}
-				c = &connCache{clientID: m.Session.ClientID, a: a, p: p, group: group, window: t.now}
+				c = &connCache{clientID: m.Session.ClientID, clientDir: m.Session.ClientDir, a: a, p: p, group: group, window: t.now}
 				t.conns[m.Conn] = c
 			}
 		}

@@ -374,7 +374,8 @@ func TestDetectorThroughTLS(t *testing.T) {
 // TestConnCacheCountsAsLookups: the tracker's per-connection cache (the
 // device's window, its profile, its peers and last topic) must count every
 // packet as the lookups do. Two trackers get the same random stream of
-// devices reconnecting, client IDs changing on a connection, topics
+// devices reconnecting, client IDs changing on a connection, the client's
+// side learned the other way on a session without a client ID, topics
 // alternating and new, windows closing and dropped, a gap, timestamps
 // going back, and profiles learned as windows close; one sees each connection as one
 // pointer (so the cache hits), the other a new copy of it for every packet
@@ -448,6 +449,8 @@ func TestConnCacheCountsAsLookups(t *testing.T) {
 				continue
 			case r < 8: // the session's client ID changes on the same connection
 				cn.sess.ClientID = fmt.Sprintf("dev%d", rng.IntN(8))
+			case r < 12: // the client's side is learned the other way (a session picked up mid-stream)
+				cn.sess.ClientDir ^= 1
 			}
 			pkt := &mqtt.Packet{Type: mqtt.PUBLISH, PayloadLen: rng.IntN(200), QoS: byte(rng.IntN(2))}
 			switch r := rng.IntN(100); {

@@ -319,3 +319,132 @@ func TestCountedValues(t *testing.T) {
 		}
 	}
 }
+
+// TestCountedEdges: what an independent review found in the counted
+// columns. Values counted many times enter the sum as one product, which
+// must not go through int64 unless they are small integers (±Inf, 1e19);
+// a +0.0 among a state's values (a relative time shifted onto the origin)
+// is the small integer 0, not the counting table's empty key; acks chosen
+// to collide under a fixed hash do not make long probe chains; and a
+// sketch made from heavy counted values keeps its rank error.
+func TestCountedEdges(t *testing.T) {
+	sum := func(vals ...float64) Summary {
+		var d Describer
+		for _, v := range vals {
+			d.Add(v)
+		}
+		return d.Summary()
+	}
+	if s := sum(math.Inf(1), math.Inf(1), 0.5); !math.IsInf(s.Mean, 1) {
+		t.Errorf("+Inf twice and 0.5: mean %v, want +Inf (pandas)", s.Mean)
+	}
+	if s := sum(math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1), 0.5); !math.IsNaN(s.Mean) {
+		t.Errorf("±Inf twice each: mean %v, want NaN", s.Mean)
+	}
+	if s := sum(1e19, 1e19, 1e19); s.Mean != 1e19 || s.Std != 0 {
+		t.Errorf("1e19 three times: mean %v std %v", s.Mean, s.Std)
+	}
+	big := make([]float64, 2000)
+	for i := range big {
+		big[i] = 5e15
+	}
+	if s := sum(big...); s.Mean != 5e15 {
+		t.Errorf("5e15 2000 times: mean %v", s.Mean)
+	}
+
+	var d Describer
+	for _, v := range []float64{-0.5, 1.5, 2.5} {
+		d.Add(v)
+	}
+	e := FromState(d.State().Shifted(0.5))
+	if s := e.Summary(); s.Count != 3 || s.Min != 0 || s.Q25 != 1 || s.Q50 != 2 || s.Q75 != 2.5 || s.Max != 3 {
+		t.Errorf("shifted onto 0: %+v, want 0 1 2 2.5 3", s)
+	}
+	if st := e.State(); int64(len(st.Vals))+st.Small[0] != 3 {
+		t.Errorf("shifted onto 0: the state holds %d values and %d zeros, want 3 in all", len(st.Vals), st.Small[0])
+	}
+
+	// Acks that all shared one slot of the old multiplicative hash: the
+	// seeded mix spreads them (average probe distance of linear probing at
+	// half load is about 1.5).
+	var f floatCounts
+	for j := uint64(65536); f.n < 20000; j++ {
+		k := math.Float64bits(float64(j))
+		if int((k*0x9E3779B97F4A7C15)>>40)&0xFFFF == 0 {
+			f.add(k, 1, floatCountsMax)
+		}
+	}
+	probe := func(f *floatCounts) float64 {
+		mask, dist := len(f.keys)-1, 0
+		for j, k := range f.keys {
+			if k != 0 {
+				dist += (j - fcSlot(k, f.seed, mask)) & mask
+			}
+		}
+		return float64(dist) / float64(f.n)
+	}
+	if avg := probe(&f); avg > 4 {
+		t.Errorf("colliding acks: average probe distance %.1f", avg)
+	}
+	// An attacker who knows the mix (it is in this file) can invert it and
+	// make 20,000 keys that share a slot for a known seed; the table's own
+	// seed is random, so they do not share one there.
+	inv := func(c uint64) uint64 { // c's inverse modulo 2^64 (c odd)
+		x := c
+		for range 6 {
+			x *= 2 - c*x
+		}
+		return x
+	}
+	unshift := func(y uint64, s uint) uint64 {
+		x := y
+		for i := s; i < 64; i += s {
+			x ^= y >> i
+		}
+		return x
+	}
+	var g floatCounts
+	for i := uint64(1); g.n < 20000; i++ {
+		k := unshift(i<<16, 31) * inv(0x94D049BB133111EB)
+		k = unshift(k, 27) * inv(0xBF58476D1CE4E5B9)
+		k = unshift(k, 30) // fcSlot(k, 0, 0xFFFF) == 0
+		if i == 1 && fcSlot(k, 0, 0xFFFF) != 0 {
+			t.Fatal("the inverse of the mix is wrong")
+		}
+		g.add(k, 1, floatCountsMax)
+	}
+	if avg := probe(&g); avg > 4 {
+		t.Errorf("keys crafted for seed 0: average probe distance %.1f", avg)
+	}
+
+	// Most of the weight on three counted values, the rest continuous,
+	// past the cap: the sketch made from the counts keeps the height of a
+	// stream's and its quartiles their rank error.
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 3_000_000
+	xs := make([]float64, 0, n)
+	h := Describer{Cap: 200_000}
+	for range n {
+		v := 1 + rng.Float64()
+		if rng.Float64() < 0.7 {
+			v = 1e-6 * float64(1+rng.IntN(3))
+		}
+		xs = append(xs, v)
+		h.Add(v)
+	}
+	s := h.Summary()
+	if s.Exact {
+		t.Fatal("3M values past a cap of 200,000: not sketched")
+	}
+	slices.Sort(xs)
+	for _, q := range []struct{ p, got float64 }{{0.25, s.Q25}, {0.5, s.Q50}, {0.75, s.Q75}} {
+		lo, _ := slices.BinarySearch(xs, q.got)
+		hi, _ := slices.BinarySearch(xs, math.Nextafter(q.got, math.Inf(1)))
+		if float64(hi)/float64(n) < q.p-SketchRankError || float64(lo)/float64(n) > q.p+SketchRankError {
+			t.Errorf("quartile %v: %v holds ranks %d to %d of %d", q.p, q.got, lo, hi, n)
+		}
+	}
+	if levels := len(h.sketch.levels); levels > 13 {
+		t.Errorf("the sketch has %d levels (a stream of 3M values has about 12)", levels)
+	}
+}
