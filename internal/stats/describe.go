@@ -549,40 +549,35 @@ func (d *Describer) each(fn func(v float64, c int64)) {
 		sortFloats(d.vals)
 	}
 	slices.Sort(d.touched)
-	// The counted values in order: the small integers, and the other
-	// values counted (never a small integer: the two never share a value).
 	var fc []fcount
 	if d.counted.n > 0 {
 		fc = d.counted.sorted()
 	}
-	j, k := 0, 0
-	emit := func(v float64, c int64) {
-		for k < len(fc) && fc[k].v < v {
-			for j < len(d.vals) && d.vals[j] < fc[k].v {
-				fn(d.vals[j], 1)
-				j++
-			}
-			fn(fc[k].v, fc[k].c)
-			k++
+	// The values with a count come from two streams that never share a
+	// value (the small integers, and the other values counted); merged in
+	// order, they are merged with the held values.
+	i, k := 0, 0
+	nextCounted := func() (v float64, c int64, ok bool) {
+		for i < len(d.touched) && d.count(int(d.touched[i])) == 0 {
+			i++
 		}
+		switch {
+		case i < len(d.touched) && (k == len(fc) || float64(d.touched[i]) < fc[k].v):
+			i++
+			return float64(d.touched[i-1]), d.count(int(d.touched[i-1])), true
+		case k < len(fc):
+			k++
+			return fc[k-1].v, fc[k-1].c, true
+		}
+		return 0, 0, false
+	}
+	j := 0
+	for v, c, ok := nextCounted(); ok; v, c, ok = nextCounted() {
 		for j < len(d.vals) && d.vals[j] < v {
 			fn(d.vals[j], 1)
 			j++
 		}
 		fn(v, c)
-	}
-	for _, ti := range d.touched {
-		i := int(ti)
-		if c := d.count(i); c != 0 {
-			emit(float64(i), c)
-		}
-	}
-	for ; k < len(fc); k++ {
-		for j < len(d.vals) && d.vals[j] < fc[k].v {
-			fn(d.vals[j], 1)
-			j++
-		}
-		fn(fc[k].v, fc[k].c)
 	}
 	for ; j < len(d.vals); j++ {
 		fn(d.vals[j], 1)

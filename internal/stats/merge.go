@@ -28,6 +28,15 @@ type DescriberState struct {
 
 // State returns d as plain values (sharing nothing with d).
 func (d *Describer) State() DescriberState {
+	if d.sketch == nil && int64(len(d.vals)+d.nMore)+d.counted.total > int64(d.limit()) {
+		// More values than the cap, most of them counted: written out
+		// they would take 8 bytes each (an hour of a busy ward's deltas),
+		// so the state carries them sketched, as it would have had d held
+		// them; d itself stays exact.
+		sk, mean, m2 := d.sketchOf()
+		return DescriberState{N: d.n, MinMax: [2]float64{d.min, d.max}, Sum: [2]float64{d.sum, d.sumC},
+			Sketch: sk.levelsCopy(), Moments: [2]float64{mean, m2}}
+	}
 	d.settle()
 	st := DescriberState{N: d.n, MinMax: [2]float64{d.min, d.max}, Sum: [2]float64{d.sum, d.sumC}}
 	if d.nSmall > 0 {
@@ -38,30 +47,25 @@ func (d *Describer) State() DescriberState {
 			}
 		}
 	}
-	if d.sketch == nil && int64(len(d.vals)+d.nMore)+d.counted.total > int64(d.limit()) {
-		// More values than the cap, most of them counted: written out
-		// they would take 8 bytes each (an hour of a busy ward's deltas),
-		// so the state carries them sketched, as it would have had d held
-		// them; d itself stays exact.
-		sk, mean, m2 := d.sketchOf()
-		st.Small = nil
-		for _, lv := range sk.levels {
-			st.Sketch = append(st.Sketch, slices.Clone(lv))
-		}
-		st.Moments = [2]float64{mean, m2}
-		return st
-	}
 	st.Vals = d.heldSorted()
 	if d.sketch != nil {
-		for _, lv := range d.sketch.levels {
-			st.Sketch = append(st.Sketch, slices.Clone(lv))
-		}
-		if len(st.Sketch) == 0 {
-			st.Sketch = [][]float64{{}}
-		}
+		st.Sketch = d.sketch.levelsCopy()
 		st.Moments = [2]float64{d.shift + d.welfordM, d.welfordM2}
 	}
 	return st
+}
+
+// levelsCopy is the sketch's levels, copied (at least one, maybe empty: a
+// state with a sketch says so by a non-nil Sketch).
+func (s *kll) levelsCopy() [][]float64 {
+	var out [][]float64
+	for _, lv := range s.levels {
+		out = append(out, slices.Clone(lv))
+	}
+	if len(out) == 0 {
+		out = [][]float64{{}}
+	}
+	return out
 }
 
 // Sketched is st with its held values moved into a sketch (the small
