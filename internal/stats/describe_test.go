@@ -444,6 +444,39 @@ func TestCountedEdges(t *testing.T) {
 			t.Errorf("quartile %v: %v holds ranks %d to %d of %d", q.p, q.got, lo, hi, n)
 		}
 	}
+	// A held column with a value counted a million times, merged with a
+	// sketched state: the counted value goes into the sketch with its
+	// weight (addN), so the quartiles keep their rank error.
+	{
+		var a, b Describer
+		var all []float64
+		for i := range 1_000_000 {
+			v := 0.25
+			if i%4 == 0 {
+				v = 1 + rng.Float64()
+			}
+			a.Add(v)
+			all = append(all, v)
+		}
+		for range 300_000 {
+			v := 2 + rng.Float64()
+			b.Add(v)
+			all = append(all, v)
+		}
+		a.MergeState(b.State().Sketched())
+		s := a.Summary()
+		slices.Sort(all)
+		if s.Exact || s.Count != int64(len(all)) || s.Min != all[0] || s.Max != all[len(all)-1] {
+			t.Fatalf("merged with a sketched state: %+v", s)
+		}
+		for _, q := range []struct{ p, got float64 }{{0.25, s.Q25}, {0.5, s.Q50}, {0.75, s.Q75}} {
+			lo, _ := slices.BinarySearch(all, q.got)
+			hi, _ := slices.BinarySearch(all, math.Nextafter(q.got, math.Inf(1)))
+			if float64(hi)/float64(len(all)) < q.p-SketchRankError || float64(lo)/float64(len(all)) > q.p+SketchRankError {
+				t.Errorf("merged, quartile %v: %v holds ranks %d to %d of %d", q.p, q.got, lo, hi, len(all))
+			}
+		}
+	}
 	if levels := len(h.sketch.levels); levels > 13 {
 		t.Errorf("the sketch has %d levels (a stream of 3M values has about 12)", levels)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"maps"
 	"math"
 	"slices"
 )
@@ -155,25 +156,23 @@ func (d *Describer) MergeState(st DescriberState) {
 		tmp.MergeState(DescriberState{N: st.N, MinMax: st.MinMax, Sum: st.Sum, Small: st.Small, Vals: st.Vals})
 		_, bmean, bm2 = tmp.moments()
 	}
+	// A value counted c times goes in with its weight (addN), as in
+	// toSketch: a counted column's values number in the millions.
 	if !aSketch {
 		held := d.n - st.N // what d held before, exactly
 		d.sketch = newKLL(2048)
 		if held > 0 {
-			d.each(func(v float64, c int64) {
-				for i := int64(0); i < c; i++ {
-					d.sketch.add(v)
-				}
-			})
+			top := d.sketch.topLevel(d.n)
+			d.each(func(v float64, c int64) { d.sketch.addN(v, c, top) })
 		}
 		d.dropHeld()
 	}
 	if st.Sketch != nil {
 		d.sketch.merge(st.Sketch)
 	} else {
-		for v, c := range st.Small {
-			for i := int64(0); i < c; i++ {
-				d.sketch.add(float64(v))
-			}
+		top := d.sketch.topLevel(d.n)
+		for _, v := range slices.Sorted(maps.Keys(st.Small)) { // in order: the same sketch for the same state
+			d.sketch.addN(float64(v), st.Small[v], top)
 		}
 		for _, v := range st.Vals {
 			d.sketch.add(v)
