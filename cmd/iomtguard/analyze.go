@@ -195,7 +195,7 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 			return err
 		}
 	} else if o.json != "" {
-		if err := writeFileWith(o.json, func(w io.Writer) error { return report.JSON(w, res) }); err != nil {
+		if err := report.WriteFile(o.json, func(w io.Writer) error { return report.JSON(w, res) }); err != nil {
 			return err
 		}
 	}
@@ -204,7 +204,7 @@ func runAnalyze(cmd *cobra.Command, o analyzeOptions, args []string, stdout, std
 		for _, in := range res.Inputs {
 			names = append(names, in.Name)
 		}
-		err := writeFileWith(o.invFile, func(w io.Writer) error {
+		err := report.WriteFile(o.invFile, func(w io.Writer) error {
 			if strings.HasSuffix(o.invFile, ".csv") {
 				return inventory.WriteCSV(w, res.Inventory)
 			}
@@ -236,19 +236,6 @@ func printWarnings(stderr io.Writer, warnings []string) {
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-}
-
-// writeFileWith creates path and writes it with fn, reporting the first error.
-func writeFileWith(path string, fn func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := fn(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // loadPolicy reads the policy at path ("": the default policy) and checks

@@ -518,7 +518,7 @@ history of a replayed capture reads as it would have live; without it, everythin
 					if err := report.JSON(stdout, res); err != nil {
 						return err
 					}
-				} else if err := writeFileWith(json, func(w io.Writer) error { return report.JSON(w, res) }); err != nil {
+				} else if err := report.WriteFile(json, func(w io.Writer) error { return report.JSON(w, res) }); err != nil {
 					return err
 				}
 			}

@@ -38,7 +38,7 @@ func Write(dir string, r *analysis.Result) error {
 	// reads r): on the second core, a third of the report's time.
 	jsonErr := make(chan error, 1)
 	go func() {
-		jsonErr <- createWith(filepath.Join(dir, JSONFile), func(w io.Writer) error { return JSON(w, r) })
+		jsonErr <- WriteFile(filepath.Join(dir, JSONFile), func(w io.Writer) error { return JSON(w, r) })
 	}()
 	if err := writePage(dir, r); err != nil {
 		<-jsonErr
@@ -47,8 +47,10 @@ func Write(dir string, r *analysis.Result) error {
 	return <-jsonErr
 }
 
-// createWith creates path and writes it with write, reporting the first error.
-func createWith(path string, write func(io.Writer) error) error {
+// WriteFile creates path and writes it with write, reporting the first
+// error (the report's files, and the command line's --json and
+// --inventory files).
+func WriteFile(path string, write func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -69,7 +71,7 @@ func writePage(dir string, r *analysis.Result) error {
 			return err
 		}
 	}
-	return createWith(filepath.Join(dir, HTMLFile), func(w io.Writer) error { return HTML(w, r, figs) })
+	return WriteFile(filepath.Join(dir, HTMLFile), func(w io.Writer) error { return HTML(w, r, figs) })
 }
 
 // JSON writes the Result as indented JSON.
