@@ -214,3 +214,86 @@ func TestHamerlyEqualsLloyd(t *testing.T) {
 		}
 	}
 }
+
+// TestAssign2EqualsGeneric: the branch-free two-dimensional pass labels
+// every point as the plain loop does (the first center on ties: points are
+// put on the bisector of two centers), reports a change exactly when a label
+// changed, and sums the same clusters, whatever the worker count and k.
+func TestAssign2EqualsGeneric(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, k := range []int{1, 2, 3, 5, 16} {
+		for _, workers := range []int{1, 2, 3} {
+			n := 60000 + rng.IntN(1000)
+			centers := make([]float64, 2*k)
+			for i := range centers {
+				centers[i] = float64(rng.IntN(9))
+			}
+			xs := make([]float64, 2*n)
+			for i := 0; i < n; i++ {
+				if k > 1 && i%5 == 0 {
+					// Equidistant from centers a and b: their midpoint.
+					a, b := rng.IntN(k), rng.IntN(k)
+					xs[2*i], xs[2*i+1] = (centers[2*a]+centers[2*b])/2, (centers[2*a+1]+centers[2*b+1])/2
+					continue
+				}
+				xs[2*i], xs[2*i+1] = rng.NormFloat64()*4, rng.NormFloat64()*4
+			}
+			data := Data{X: xs, D: 2}
+			want := make([]int32, n)
+			wsums, wweights := make([]float64, 2*k), make([]float64, k)
+			for i := 0; i < n; i++ {
+				best, bestD := 0, math.Inf(1)
+				for j := 0; j < k; j++ {
+					if dd := sqdist(data.row(i), centers[2*j:2*j+2]); dd < bestD {
+						best, bestD = j, dd
+					}
+				}
+				want[i] = int32(best)
+				wweights[best]++
+				wsums[2*best] += xs[2*i]
+				wsums[2*best+1] += xs[2*i+1]
+			}
+			labels := make([]int32, n)
+			copy(labels, want)
+			labels[n/2] = -1
+			sums, weights := make([]float64, 2*k), make([]float64, k)
+			if !assignSum(data, centers, k, labels, sums, weights, workers) {
+				t.Errorf("k=%d workers=%d: one label changed, none reported", k, workers)
+			}
+			for i := range want {
+				if labels[i] != want[i] {
+					t.Fatalf("k=%d workers=%d: point %d (%v, %v) labelled %d, want %d", k, workers, i, xs[2*i], xs[2*i+1], labels[i], want[i])
+				}
+			}
+			for j := range k {
+				if weights[j] != wweights[j] || math.Abs(sums[2*j]-wsums[2*j]) > 1e-9*n0(wsums[2*j]) ||
+					math.Abs(sums[2*j+1]-wsums[2*j+1]) > 1e-9*n0(wsums[2*j+1]) {
+					t.Errorf("k=%d workers=%d: cluster %d sums %v %v %v, want %v %v %v", k, workers, j,
+						weights[j], sums[2*j], sums[2*j+1], wweights[j], wsums[2*j], wsums[2*j+1])
+				}
+			}
+			if assignSum(data, centers, k, labels, nil, nil, workers) {
+				t.Errorf("k=%d workers=%d: no label changed, a change reported", k, workers)
+			}
+		}
+	}
+}
+
+func n0(v float64) float64 { return max(math.Abs(v), 1) }
+
+// BenchmarkAssign2: one assignment pass (with sums) over 1M points, k = 3,
+// on one goroutine.
+func BenchmarkAssign2(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	xs := make([]float64, 2_000_000)
+	for i := 0; i < len(xs); i += 2 {
+		c := float64(rng.IntN(3)) * 4
+		xs[i], xs[i+1] = c+rng.NormFloat64(), c/2+rng.NormFloat64()
+	}
+	labels := make([]int32, len(xs)/2)
+	centers := []float64{0.1, 0, 4, 2.1, 8, 3.9}
+	sums, weights := make([]float64, 6), make([]float64, 3)
+	for b.Loop() {
+		assignSum(Data{X: xs, D: 2}, centers, 3, labels, sums, weights, 1)
+	}
+}
