@@ -266,6 +266,7 @@ const maxConnAcc = 1 << 20
 func (a *Analyzer) flushConns() {
 	for c, acc := range a.conns {
 		a.connHosts(c, acc)
+		c.SetSlot(a, nil)
 	}
 	clear(a.conns)
 	a.lastConn, a.lastAcc = nil, nil
@@ -498,13 +499,20 @@ func (a *Analyzer) addTraffic(f *pipeline.Frame) {
 		if c := f.TCP.Conn; c != nil {
 			acc := a.lastAcc
 			if c != a.lastConn {
-				acc = a.conns[c]
+				// The connection's slot holds its sums while they are in
+				// conns (flushConns and OnFlow free it); conns is the
+				// authority when the slot had no room.
+				acc, _ = c.Slot(a).(*connAcc)
 				if acc == nil {
-					if len(a.conns) >= maxConnAcc {
-						a.flushConns()
+					acc = a.conns[c]
+					if acc == nil {
+						if len(a.conns) >= maxConnAcc {
+							a.flushConns()
+						}
+						acc = &connAcc{}
+						a.conns[c] = acc
 					}
-					acc = &connAcc{}
-					a.conns[c] = acc
+					c.SetSlot(a, acc)
 				}
 				a.lastConn, a.lastAcc = c, acc
 			}
@@ -623,6 +631,7 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 	if acc := a.conns[c]; acc != nil {
 		a.connHosts(c, acc)
 		delete(a.conns, c)
+		c.SetSlot(a, nil)
 	}
 	if c == a.lastConn {
 		a.lastConn, a.lastAcc = nil, nil

@@ -34,6 +34,21 @@ type minutes struct {
 	states [][]byte
 }
 
+// stateEvery reads its analyzer's State every so many frames, and the
+// analyzer goes on.
+type stateEvery struct {
+	*analysis.Analyzer
+	every, n, states int
+}
+
+func (s *stateEvery) OnFrame(f *pipeline.Frame) {
+	s.Analyzer.OnFrame(f)
+	if s.n++; s.n%s.every == 0 {
+		s.Analyzer.State()
+		s.states++
+	}
+}
+
 func (m *minutes) roll(ts int64) {
 	if m.cur == nil {
 		m.origin = ts
@@ -110,7 +125,13 @@ func TestMergedMinutesEqualAnalyze(t *testing.T) {
 				width = 2 * time.Second // short captures: parts of two seconds
 			}
 			mins := &minutes{opts: copts, width: width}
-			sum, err := pipeline.New(pipeline.Options{}, whole, wholeC, mins).Run(context.Background(), in)
+			// And an analyzer whose State is read every 97 frames and goes
+			// on (watch's live window): open connections are counted in
+			// their hosts at each State and summed again from zero after.
+			// It comes first, so that it has a connection slot (the two
+			// after it take the other; the minutes keep maps).
+			live := &stateEvery{Analyzer: analysis.New(opts), every: 97}
+			sum, err := pipeline.New(pipeline.Options{}, live, whole, wholeC, mins).Run(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,6 +149,12 @@ func TestMergedMinutesEqualAnalyze(t *testing.T) {
 			ja, jb := encode(t, a), encode(t, b)
 			if jc := encode(t, wholeC.Result(sum, nil)); jc != ja {
 				t.Fatalf("the columns on their own goroutine differ:\n%s", firstDiff(ja, jc))
+			}
+			if live.states < 2 {
+				t.Fatalf("only %d States read mid-run", live.states)
+			}
+			if jl := encode(t, live.Result(sum, nil)); jl != ja {
+				t.Fatalf("an analyzer whose State was read %d times differs:\n%s", live.states, firstDiff(ja, jl))
 			}
 			if ja != jb {
 				t.Fatalf("%d minutes merged differ from the whole:\n%s", len(mins.states), firstDiff(ja, jb))

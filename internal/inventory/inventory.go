@@ -181,8 +181,11 @@ func (inv *Inventory) OnMQTT(ev *pipeline.MQTT) {
 	var cd *connDevs
 	if ev.Conn == inv.lastConn && ev.Conn != nil {
 		cd = inv.lastCD // the packet before was on this connection too
-	} else {
-		cd = inv.byConn[ev.Conn]
+	} else if ev.Conn != nil {
+		// The connection's slot, or byConn when the slot had no room.
+		if cd, _ = ev.Conn.Slot(inv).(*connDevs); cd == nil {
+			cd = inv.byConn[ev.Conn]
+		}
 		if cd != nil {
 			inv.lastConn, inv.lastCD = ev.Conn, cd
 		}
@@ -286,6 +289,9 @@ func (inv *Inventory) setup(ev *pipeline.MQTT) *connDevs {
 	}
 	if len(inv.byConn) < 4*inv.opts.MaxDevices {
 		inv.byConn[ev.Conn] = cd
+		if ev.Conn != nil {
+			ev.Conn.SetSlot(inv, cd)
+		}
 		inv.lastConn, inv.lastCD = ev.Conn, cd
 	} else if inv.lastConn == ev.Conn {
 		inv.lastConn, inv.lastCD = nil, nil
@@ -300,6 +306,9 @@ func (inv *Inventory) OnFlow(f *pipeline.Flow) {
 		return
 	}
 	delete(inv.byConn, f.Conn)
+	if f.Conn != nil {
+		f.Conn.SetSlot(inv, nil)
+	}
 	if inv.lastConn == f.Conn {
 		inv.lastConn, inv.lastCD = nil, nil
 	}

@@ -33,3 +33,37 @@ func TestCompareEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestConnSlots: two owners have a slot each, a third is refused (it keeps
+// a map), a freed slot serves the next owner, an owner's value is replaced
+// in place, and a copy of the connection's facts carries no slots.
+func TestConnSlots(t *testing.T) {
+	var c Conn
+	a, b, d := new(int), new(int), new(int)
+	if c.Slot(a) != nil {
+		t.Fatal("an empty connection has a value")
+	}
+	if !c.SetSlot(a, "a1") || !c.SetSlot(b, "b1") {
+		t.Fatal("two owners refused")
+	}
+	if c.SetSlot(d, "d1") || c.Slot(d) != nil {
+		t.Fatal("a third owner got a slot")
+	}
+	if !c.SetSlot(a, "a2") || c.Slot(a) != "a2" || c.Slot(b) != "b1" {
+		t.Fatalf("replacing a's value: a %v, b %v", c.Slot(a), c.Slot(b))
+	}
+	if !c.SetSlot(a, nil) || c.Slot(a) != nil || c.Slot(b) != "b1" {
+		t.Fatal("freeing a's slot")
+	}
+	if !c.SetSlot(d, "d1") || c.Slot(d) != "d1" || c.Slot(a) != nil {
+		t.Fatal("the freed slot did not serve the next owner")
+	}
+	if !c.SetSlot(a, nil) {
+		t.Fatal("freeing an owner without a slot is not an error")
+	}
+	var cp Conn
+	c.CopyFacts(&cp)
+	if cp.Slot(b) != nil || cp.Slot(d) != nil {
+		t.Fatal("a copy of the facts carries the slots")
+	}
+}
