@@ -156,6 +156,11 @@ func TestRecentEqualsMap(t *testing.T) {
 		if !bytes.Equal(recA.data[0], recB.data[0]) || !bytes.Equal(recA.data[1], recB.data[1]) {
 			t.Fatalf("seed %d: delivered bytes differ", seed)
 		}
+		for _, c := range a.recent {
+			if c != nil && c.removed {
+				t.Fatalf("seed %d: the cache holds removed stream %d", seed, c.Index)
+			}
+		}
 		if want := map[bool]int{true: 300, false: 3000}[seed == 0]; hits < want {
 			t.Errorf("seed %d: %d cache hits in 20,000 frames: the cache is not exercised", seed, hits)
 		}

@@ -88,13 +88,19 @@ const recentBits = 12
 
 // recentSlot is the cache slot of a frame's 4-tuple, either way.
 func (t *Table) recentSlot(f *packet.Frame) uint64 {
+	return t.slotOf(f.Src, f.SrcPort, f.Dst, f.DstPort)
+}
+
+// slotOf hashes the two endpoints' bytes as makeKey sees them (As16: an
+// IPv4 address and its IPv4-mapped form, or two zones, hash alike), so
+// that a connection's frames and its endpoints have one slot.
+func (t *Table) slotOf(a netip.Addr, pa uint16, b netip.Addr, pb uint16) uint64 {
 	end := func(a netip.Addr, p uint16) uint64 {
 		b := a.As16()
 		x := binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:]) ^ uint64(p)*0x9e3779b97f4a7c15
 		return (x ^ x>>29) * 0xbf58476d1ce4e5b9
 	}
-	h := (end(f.Src, f.SrcPort) + end(f.Dst, f.DstPort)) * t.seed
-	return h >> (64 - recentBits)
+	return (end(a, pa) + end(b, pb)) * t.seed >> (64 - recentBits)
 }
 
 // cachedConn is the open connection of f's 4-tuple if the cache holds it:
@@ -581,6 +587,10 @@ func (t *Table) remove(c *Conn, why CloseReason) {
 	}
 	delete(t.conns, c.key)
 	c.removed = true
+	// The cache lets go of it (a removed connection may hold buffers).
+	if s := t.slotOf(c.A.Addr(), c.A.Port(), c.B.Addr(), c.B.Port()); t.recent[s] == c {
+		t.recent[s] = nil
+	}
 	t.recv.Closed(c)
 }
 
