@@ -51,6 +51,7 @@ type Result struct {
 var (
 	ErrNoData         = errors.New("cluster: no points")
 	ErrTooFewDistinct = errors.New("cluster: fewer distinct points than clusters")
+	ErrNotFinite      = errors.New("cluster: a coordinate, weight or initial center is not a finite number")
 )
 
 // Data is n points of d dimensions, row-major, with optional weights.
@@ -88,6 +89,11 @@ func KMeans(data Data, opts Options) (*Result, error) {
 	}
 	if opts.K < 1 {
 		return nil, fmt.Errorf("cluster: k must be at least 1, not %d", opts.K)
+	}
+	// NaN or ±Inf has no distance to anything (k-means++ found no
+	// candidate and indexed row -1): refused, as scikit-learn refuses it.
+	if err := checkFinite(data, opts.Init); err != nil {
+		return nil, err
 	}
 	if distinct := countDistinct(data, opts.K); distinct < opts.K {
 		return nil, fmt.Errorf("%w: %d distinct points, k = %d", ErrTooFewDistinct, distinct, opts.K)
@@ -130,6 +136,28 @@ func KMeans(data Data, opts Options) (*Result, error) {
 		}
 	}
 	return best, nil
+}
+
+func checkFinite(data Data, init [][]float64) error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	for i, v := range data.X {
+		if !finite(v) {
+			return fmt.Errorf("%w: point %d has %v", ErrNotFinite, i/data.D, v)
+		}
+	}
+	for i, w := range data.Weights {
+		if !finite(w) {
+			return fmt.Errorf("%w: point %d weighs %v", ErrNotFinite, i, w)
+		}
+	}
+	for i, c := range init {
+		for _, v := range c {
+			if !finite(v) {
+				return fmt.Errorf("%w: initial center %d has %v", ErrNotFinite, i, v)
+			}
+		}
+	}
+	return nil
 }
 
 func countDistinct(data Data, stop int) int {
@@ -531,8 +559,13 @@ func assign2(xs, centers []float64, k int, labels []int32, lo, hi int, sums, wei
 		for j := 1; j < k; j++ {
 			dx, dy := x-cx[j], y-cy[j]
 			dd := dx*dx + dy*dy
-			best += b2i(dd < bestD) * (int32(j) - best)
-			bestD = min(bestD, dd)
+			// Take dd when it is smaller, by a mask: a NaN distance (a
+			// NaN center) is never taken and never hides a later center,
+			// as with a branch (min would make bestD NaN).
+			lt := b2i(dd < bestD)
+			best += lt * (int32(j) - best)
+			m := -uint64(lt)
+			bestD = math.Float64frombits(math.Float64bits(dd)&m | math.Float64bits(bestD)&^m)
 		}
 		diff |= lab[i] ^ best
 		lab[i] = best
@@ -578,7 +611,16 @@ type part struct {
 // weights into sums and weights (cleared first, when not nil). It reports
 // whether any label changed.
 func splitAssign(n, k, d, workers int, sums, weights []float64, work func(lo, hi int, p *part)) bool {
-	parts := make([]part, max(workers, 1))
+	if workers <= 1 || n < 50000 {
+		p := part{sums: sums, weights: weights}
+		if sums != nil {
+			clear(sums)
+			clear(weights)
+		}
+		work(0, n, &p)
+		return p.changed
+	}
+	parts := make([]part, workers)
 	if sums != nil {
 		for w := range parts {
 			parts[w] = part{sums: make([]float64, k*d), weights: make([]float64, k)}

@@ -297,3 +297,31 @@ func BenchmarkAssign2(b *testing.B) {
 		assignSum(Data{X: xs, D: 2}, centers, 3, labels, sums, weights, 1)
 	}
 }
+
+// TestNotFinite: NaN or ±Inf in a point, a weight or an initial center is
+// an error (k-means++ indexed row -1 on such data), and a NaN center given
+// to the two-dimensional pass is passed over as the plain loop passes over
+// it: never taken, and no later center hidden by it.
+func TestNotFinite(t *testing.T) {
+	ok := []float64{0, 0, 1, 1, 5, 5, 6, 6}
+	for name, c := range map[string]struct {
+		d    Data
+		init [][]float64
+	}{
+		"NaN point":   {Data{X: []float64{0, 0, math.NaN(), 1, 5, 5, 6, 6}, D: 2}, nil},
+		"+Inf point":  {Data{X: []float64{0, 0, 1, math.Inf(1), 5, 5, 6, 6}, D: 2}, nil},
+		"-Inf weight": {Data{X: ok, D: 2, Weights: []float64{1, 1, math.Inf(-1), 1}}, nil},
+		"NaN center":  {Data{X: ok, D: 2}, [][]float64{{0, 0}, {math.NaN(), 5}}},
+	} {
+		if _, err := KMeans(c.d, Options{K: 2, Init: c.init}); !errors.Is(err, ErrNotFinite) {
+			t.Errorf("%s: %v, want ErrNotFinite", name, err)
+		}
+	}
+	xs := []float64{2, 2, 3, 2, 0, 0.5}
+	centers := []float64{0, 0, math.NaN(), 1, 2, 1}
+	labels := []int32{-1, -1, -1}
+	assignSum(Data{X: xs, D: 2}, centers, 3, labels, nil, nil, 1)
+	if labels[0] != 2 || labels[1] != 2 || labels[2] != 0 {
+		t.Errorf("labels %v with a NaN center 1, want [2 2 0]", labels)
+	}
+}

@@ -66,6 +66,9 @@ func TestConnSlots(t *testing.T) {
 	if !c.SetSlot(a, nil) {
 		t.Fatal("freeing an owner without a slot is not an error")
 	}
+	if c.SetSlot(nil, "x") || c.Slot(b) != "b1" || c.Slot(d) != "d1" {
+		t.Fatal("a nil owner was given a slot")
+	}
 	var cp Conn
 	c.CopyFacts(&cp)
 	if cp.Slot(b) != nil || cp.Slot(d) != nil {

@@ -180,10 +180,15 @@ func (c *Conn) Slot(owner any) any {
 	return nil
 }
 
-// SetSlot stores v for owner, a pointer (nil v frees owner's slot), and
-// reports whether it did: a connection has room for two owners, and the
-// others keep their own maps. Copies (CopyFacts) have no slots.
+// SetSlot stores v for owner (nil v frees owner's slot) and reports
+// whether it did: a connection has room for two owners, and the others keep
+// their own maps. An owner is a non-nil pointer to a type of non-zero size
+// (owners are compared; a nil owner is refused). Copies (CopyFacts) have no
+// slots.
 func (c *Conn) SetSlot(owner, v any) bool {
+	if owner == nil {
+		return false
+	}
 	free := -1
 	for i := range c.slots {
 		switch c.slots[i].owner {
