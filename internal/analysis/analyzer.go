@@ -506,21 +506,7 @@ func (a *Analyzer) addTraffic(f *pipeline.Frame) {
 		if c := f.TCP.Conn; c != nil {
 			acc := a.lastAcc
 			if c != a.lastConn {
-				// The connection's slot holds its sums while they are in
-				// conns (flushConns and OnFlow free it); conns is the
-				// authority when the slot had no room.
-				acc, _ = c.Slot(a).(*connAcc)
-				if acc == nil {
-					acc = a.conns[c]
-					if acc == nil {
-						if len(a.conns) >= maxConnAcc {
-							a.flushConns()
-						}
-						acc = &connAcc{}
-						a.conns[c] = acc
-					}
-					c.SetSlot(a, acc)
-				}
+				acc = a.connSums(c)
 				a.lastConn, a.lastAcc = c, acc
 			}
 			d := f.TCP.Dir
@@ -544,6 +530,25 @@ func (a *Analyzer) addTraffic(f *pipeline.Frame) {
 			}
 		}
 	}
+}
+
+// connSums is the sums of connection c, made when it has none. Its slot
+// holds them while they are in conns (flushConns and OnFlow free it);
+// conns is the authority when the slot had no room.
+func (a *Analyzer) connSums(c *tcpstream.Conn) *connAcc {
+	if acc, _ := c.Slot(a).(*connAcc); acc != nil {
+		return acc
+	}
+	acc := a.conns[c]
+	if acc == nil {
+		if len(a.conns) >= maxConnAcc {
+			a.flushConns()
+		}
+		acc = &connAcc{}
+		a.conns[c] = acc
+	}
+	c.SetSlot(a, acc)
+	return acc
 }
 
 // addRow adds an ICU dataset row's own values (its columns are authoritative).
