@@ -417,11 +417,10 @@ func (a *acc) publish(ts int64, topic []byte, size float64, qos, retain bool) {
 	}
 }
 
-// topic counts a topic published to, and whether it is new.
+// topic counts a topic published to, and whether it is new; tb is
+// clipped to maxName bytes by its caller (OnMQTT, whose cache compares the
+// clipped topic): a long topic is known by its first bytes.
 func (a *acc) topic(p *Profile, group bool, tb []byte) {
-	if len(tb) > maxName {
-		tb = tb[:maxName] // a long topic is known by its first bytes
-	}
 	if _, ok := a.topics[string(tb)]; ok || len(a.topics) >= maxWindowTopics {
 		return
 	}
