@@ -30,15 +30,22 @@ with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([a.iomtguard, "analyze", "-q", "--no-report", "--json", js] + extra + [a.capture], check=True)
         runs[name] = json.load(open(js))["describe"]
     d = pd.read_csv(csv).describe()
+
+
+def equal(p, x):
+    """x is pandas' quartile p (to the last digits of a float)."""
+    return p == x or abs(p - x) <= 1e-12 * max(1.0, abs(p))
+
+
 bad = 0
 for c in FIELDS:
     for q in ("25%", "50%", "75%"):
         p, e, s = float(d[c][q]), runs["exact"][c][q], runs["default"][c][q]
-        same = p == e or abs(p - e) <= 1e-12 * max(1.0, abs(p))
+        same = equal(p, e)
         if not same or not runs["exact"][c]["exact"]:
             bad += 1
         # Without --exact, a quartile that says it is exact must be.
-        if runs["default"][c]["exact"] and not (p == s or abs(p - s) <= 1e-12 * max(1.0, abs(p))):
+        if runs["default"][c]["exact"] and not equal(p, s):
             bad += 1
             print(f"{c} {q}: default run claims exactness: {s!r} against pandas {p!r}")
         print(f"{c:20s} {q:4s} pandas {p!r:>18}  --exact {e!r:>18} {'=' if same else 'DIFFERS'}"
