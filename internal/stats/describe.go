@@ -543,9 +543,16 @@ func (h *hiCounts) each(fn func(k int, c int64)) {
 }
 
 // each calls fn for every held value with its count, in increasing order.
+//
+// Held values that came in order (a capture's time_relative) are visited in
+// their chunks where they lie: joining them first (flatten) copied the
+// whole column into a new array, 16 MiB at the cap, and profiling four
+// 1.09M-frame files found that copy, the page faults of its fresh memory
+// and the collector spinning until the copy let the goroutine stop (a
+// memmove cannot be preempted) at a fifth of the worker's time.
 func (d *Describer) each(fn func(v float64, c int64)) {
-	d.flatten()
-	if !slices.IsSorted(d.vals) {
+	if !d.heldInOrder() {
+		d.flatten()
 		sortFloats(d.vals)
 	}
 	slices.Sort(d.touched)
@@ -571,17 +578,55 @@ func (d *Describer) each(fn func(v float64, c int64)) {
 		}
 		return 0, 0, false
 	}
-	j := 0
+	// The held values: vals, then the chunks past it; seg is the part of
+	// the current one not yet visited.
+	seg, next := d.vals, 0
 	for v, c, ok := nextCounted(); ok; v, c, ok = nextCounted() {
-		for j < len(d.vals) && d.vals[j] < v {
-			fn(d.vals[j], 1)
-			j++
+		for {
+			j := 0
+			for j < len(seg) && seg[j] < v {
+				fn(seg[j], 1)
+				j++
+			}
+			seg = seg[j:]
+			if len(seg) > 0 || next == len(d.more) {
+				break
+			}
+			seg, next = d.more[next], next+1
 		}
 		fn(v, c)
 	}
-	for ; j < len(d.vals); j++ {
-		fn(d.vals[j], 1)
+	for {
+		for _, x := range seg {
+			fn(x, 1)
+		}
+		if next == len(d.more) {
+			break
+		}
+		seg, next = d.more[next], next+1
 	}
+}
+
+// heldInOrder reports whether the held values, vals and then the chunks
+// past it, are in increasing order.
+func (d *Describer) heldInOrder() bool {
+	if !slices.IsSorted(d.vals) {
+		return false
+	}
+	last, have := 0.0, len(d.vals) > 0
+	if have {
+		last = d.vals[len(d.vals)-1]
+	}
+	for _, c := range d.more {
+		if len(c) == 0 {
+			continue
+		}
+		if (have && c[0] < last) || !slices.IsSorted(c) {
+			return false
+		}
+		last, have = c[len(c)-1], true
+	}
+	return true
 }
 
 // heldSorted returns the values held other than small integers, each as

@@ -481,3 +481,71 @@ func TestCountedEdges(t *testing.T) {
 		t.Errorf("the sketch has %d levels (a stream of 3M values has about 12)", levels)
 	}
 }
+
+// TestHeldInPlace: each visits held values that came in order where they
+// lie, in their chunks, merged with the counted values and the small
+// integers; values out of order (within a chunk, or across the boundary
+// of two chunks each in order) are joined and sorted first. Either way it
+// visits every value once, in increasing order.
+func TestHeldInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	for _, tc := range []struct {
+		name    string
+		held    func(i, n int) float64
+		inPlace bool
+	}{
+		{"increasing", func(i, n int) float64 { return 0.2 + float64(i)*1e-5 }, true},
+		{"decreasing", func(i, n int) float64 { return 0.2 + float64(n-i)*1e-5 }, false},
+		// each chunk in order, but the third chunk (held values 768 on)
+		// starts below the end of the second
+		{"boundary", func(i, n int) float64 {
+			if i >= 768 {
+				return 0.1 + float64(i)*1e-5
+			}
+			return 0.2 + float64(i)*1e-5
+		}, false},
+		{"ties across chunks", func(i, n int) float64 { return 0.2 + float64(i/1000)*1e-3 }, true},
+	} {
+		var d Describer
+		var all []float64
+		add := func(v float64) { d.Add(v); all = append(all, v) }
+		// counted first (repeats over a few values), until the table is full
+		for i := 0; d.counted.n < floatCountsMax; i++ {
+			add(0.5 + float64(rng.IntN(1000))*0.001)
+			if i%3 == 0 {
+				add(0.5 + float64(i)*1e-7) // fills the table
+			}
+		}
+		const n = 300000
+		for i := range n {
+			add(tc.held(i, n))
+			if i%7 == 0 {
+				add(float64(rng.IntN(3))) // small integers among them
+			}
+			if i%11 == 0 {
+				add(0.5 + float64(rng.IntN(1000))*0.001) // counted still
+			}
+		}
+		if d.nMore == 0 || d.counted.n == 0 {
+			t.Fatalf("%s: %d held in chunks, %d counted: the test holds nothing in chunks", tc.name, d.nMore, d.counted.n)
+		}
+		var got []float64
+		d.each(func(v float64, c int64) {
+			for range c {
+				got = append(got, v)
+			}
+		})
+		want := slices.Clone(all)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: each visited %d values, want %d (or out of order)", tc.name, len(got), len(want))
+		}
+		if joined := d.nMore == 0; joined == tc.inPlace {
+			t.Errorf("%s: joined %v, want in place %v", tc.name, joined, tc.inPlace)
+		}
+		s := d.Summary()
+		if s.Min != want[0] || s.Max != want[len(want)-1] || s.Q25 != Quantile(want, 0.25) || s.Q50 != Quantile(want, 0.5) || s.Q75 != Quantile(want, 0.75) {
+			t.Errorf("%s: summary %+v", tc.name, s)
+		}
+	}
+}
