@@ -332,3 +332,45 @@ func TestRefineColumns(t *testing.T) {
 		})
 	}
 }
+
+// TestManyBatches: enough frames that the worker's buffers are each
+// returned and filled again and the pass waits for them (the demo, 16,093
+// frames, fills two batches of 8,192 and the worker has five buffers),
+// with the worker and a State read mid-run at a count that is not a
+// multiple of the batch, give the Result of the run without the worker.
+// It fails when a buffer goes back to the pass without being emptied, or
+// a batch is lost. (From an independent review: at 1,024 records a batch
+// only TestMergedMinutesEqualAnalyze reused buffers.)
+func TestManyBatches(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "demo.pcapng.gz")
+	b, _ := io.ReadAll(demo.Open())
+	os.WriteFile(p, b, 0o644)
+	var ins []pipeline.Input
+	for range 6 {
+		in, err := pipeline.OpenInput(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	fixed := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+	opts := analysis.Options{Now: fixed}
+	copts := opts
+	copts.Concurrent = true
+	whole, wholeC := analysis.New(opts), analysis.New(copts)
+	live := &stateEvery{Analyzer: analysis.New(copts), every: 5003}
+	sum, err := pipeline.New(pipeline.Options{}, whole, wholeC, live).Run(context.Background(), ins...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if least := int64(2 * (analysis.RecQueued + 1) * analysis.RecBatch); sum.Frames < least {
+		t.Fatalf("%d frames: fewer than twice what the worker's buffers hold (%d)", sum.Frames, least)
+	}
+	ja := encode(t, whole.Result(sum, nil))
+	if jc := encode(t, wholeC.Result(sum, nil)); jc != ja {
+		t.Fatalf("the worker differs:\n%s", firstDiff(ja, jc))
+	}
+	if jl := encode(t, live.Result(sum, nil)); jl != ja {
+		t.Fatalf("the worker with %d States read mid-run differs:\n%s", live.states, firstDiff(ja, jl))
+	}
+}

@@ -549,3 +549,51 @@ func TestHeldInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldInPlaceEdges: what an independent review found untested in each.
+// Values in both vals (the array a Reset keeps) and chunks, in order and
+// with one below the last of vals; and -0.0, held only from a state (Add
+// makes it the small integer 0), beside the small integer 0: it is not
+// below 0, so 0 comes first, as when the values were joined and sorted.
+func TestHeldInPlaceEdges(t *testing.T) {
+	visit := func(d *Describer) (vs []float64, cs []int64) {
+		d.each(func(v float64, c int64) { vs, cs = append(vs, v), append(cs, c) })
+		return vs, cs
+	}
+	for _, last := range []float64{0.0625, 10.5} {
+		var d Describer
+		for i := range 5000 {
+			d.Add(0.1234 + float64(i)*1e-3)
+		}
+		d.Summary()
+		d.Reset()
+		for i := range 5000 {
+			d.Add(0.1234 + float64(i)*1e-3)
+		}
+		d.Add(last)
+		if len(d.vals) != 5000 || d.nMore != 1 {
+			t.Fatalf("%v: %d in vals, %d in chunks: the test holds nothing in both", last, len(d.vals), d.nMore)
+		}
+		vs, _ := visit(&d)
+		if len(vs) != 5001 || !slices.IsSorted(vs) {
+			t.Fatalf("%v last: each visits %d values, in order %v", last, len(vs), slices.IsSorted(vs))
+		}
+		if s := d.Summary(); s.Min != min(last, 0.1234) || s.Max != max(last, 0.1234+4999e-3) {
+			t.Errorf("%v last: min %v max %v", last, s.Min, s.Max)
+		}
+	}
+	negz := math.Copysign(0, -1)
+	var d Describer
+	vals := []float64{negz, negz}
+	for i := range 5000 {
+		vals = append(vals, float64(i+1)*1e-3/7)
+	}
+	d.MergeState(DescriberState{N: int64(len(vals)) + 1, MinMax: [2]float64{negz, vals[len(vals)-1]}, Small: map[int32]int64{0: 1}, Vals: vals})
+	if d.nMore == 0 || !d.heldInOrder() {
+		t.Fatalf("-0.0: %d held in chunks, in order %v", d.nMore, d.heldInOrder())
+	}
+	vs, cs := visit(&d)
+	if len(vs) < 3 || vs[0] != 0 || math.Signbit(vs[0]) || cs[0] != 1 || !math.Signbit(vs[1]) || !math.Signbit(vs[2]) {
+		t.Fatalf("-0.0 beside the small integer 0: visited %v %v %v (counts %v)", vs[0], vs[1], vs[2], cs[:3])
+	}
+}
