@@ -537,10 +537,10 @@ func finishCenters(data Data, centers []float64, labels []int32, k int, newC, we
 // It has no branch that depends on the data: a point's cluster is as good as
 // random to the branch predictor, and the branchy loop this replaced spent
 // 15 ns a point (1M points, k = 3) mostly on mispredictions; this one takes
-// 6 to 7 (BenchmarkAssign2). The nearest center is kept with min and a 0/1
-// step (first on ties, as before), and the sums go to two sets of
-// accumulators, even and odd points, so that consecutive points of one
-// cluster do not wait on each other's store.
+// 6 to 7 (BenchmarkAssign2). The nearest center is kept by a 0/1 step and
+// a bit mask (first on ties, as before; not min, see below), and the sums
+// go to two sets of accumulators, even and odd points, so that consecutive
+// points of one cluster do not wait on each other's store.
 func assign2(xs, centers []float64, k int, labels []int32, lo, hi int, sums, weights []float64, changed *bool) {
 	var cx, cy [16]float64
 	for j := 0; j < k; j++ {
