@@ -342,12 +342,9 @@ func TestRefineColumns(t *testing.T) {
 // a batch is lost. (From an independent review: at 1,024 records a batch
 // only TestMergedMinutesEqualAnalyze reused buffers.)
 func TestManyBatches(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "demo.pcapng.gz")
-	b, _ := io.ReadAll(demo.Open())
-	os.WriteFile(p, b, 0o644)
 	var ins []pipeline.Input
 	for range 6 {
-		in, err := pipeline.OpenInput(p)
+		in, err := pipeline.NewInput("demo", demo.Open())
 		if err != nil {
 			t.Fatal(err)
 		}
