@@ -174,7 +174,7 @@ func TestWillPolicy(t *testing.T) {
 	if got := a2.received(time.Second); len(got) > 0 {
 		t.Errorf("retained after refused wills: %v", got)
 	}
-	if rec := find(tg.audit.records(t), "connect", "deny", "will message refused"); rec == nil || rec.Rule == "" {
+	if rec := tg.audit.await(t, "connect", "deny", "will message refused"); rec == nil || rec.Rule == "" {
 		t.Errorf("no audit record of a refused will:\n%s", tg.audit.raw())
 	}
 	_ = env
@@ -281,6 +281,7 @@ func TestProtocolAnswers(t *testing.T) {
 	if closed, _ := silent.closed(4 * time.Second); !closed {
 		t.Error("a TLS client that never sent CONNECT was kept past the handshake timeout")
 	}
+	tg.audit.await(t, "connect", "deny", "no CONNECT within the handshake timeout")
 	rs = tg.audit.records(t)
 	if find(rs, "connect", "deny", "first packet was not CONNECT") == nil || find(rs, "connect", "deny", "no CONNECT within the handshake timeout") == nil {
 		t.Errorf("errors before CONNECT not audited:\n%s", tg.audit.raw())
@@ -394,6 +395,61 @@ func TestHandshakeFairness(t *testing.T) {
 	}
 }
 
+// TestNoGrantBeforeApply: a reload puts the new files in force and then
+// walks the open sessions to take rights away (apply). A delivery or a
+// publish decided in between must follow the files in force, not the
+// rights the session was given before: a right removed or a certificate
+// revoked grants nothing from the moment the reload stores them. The
+// export PutInForceOnly holds that moment open; with rights read from the
+// session alone, the nurse station got the reading.
+func TestNoGrantBeforeApply(t *testing.T) {
+	tg := startAttack(t, attackPolicy)
+	pol := filepath.Join(tg.dir, "policy.yaml")
+	n := dialRaw(t, tg, "nurse-station")
+	n.connectOK(mqtt.V5, "nurse-station", nil)
+	n.subscribe(1, "icu/+/ecg")
+	a := dialRaw(t, tg, "admin")
+	a.connectOK(mqtt.V5, "admin", nil)
+	a.subscribe(2, "icu/#")
+	in := dialRaw(t, tg, "intruder")
+	in.connectOK(mqtt.V311, "intruder", nil)
+	in.publish("icu/intruder/ecg", 0, false, []byte("1"), 0)
+	if got := n.received(2 * time.Second); len(got) != 1 {
+		t.Fatalf("before any change the nurse station received %v, want one reading", got)
+	}
+	if got := a.received(time.Second); len(got) != 1 {
+		t.Fatalf("before any change the admin received %v, want one reading", got)
+	}
+
+	// The nurse station's right to icu/+/ecg removed, not yet applied.
+	if err := tg.g.PutInForceOnly(func() {
+		os.WriteFile(pol, []byte(strings.Replace(attackPolicy, `nurse-station: {subscribe: ["icu/+/ecg", "icu/+/patient"]}`, `nurse-station: {subscribe: ["icu/+/patient"]}`, 1)), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	in.publish("icu/intruder/ecg", 0, false, []byte("2"), 0)
+	if got := n.received(2 * time.Second); len(got) != 0 {
+		t.Errorf("between the reload's store and its apply the nurse station received %v after its right was removed", got)
+	}
+	if got := a.received(time.Second); len(got) != 1 {
+		t.Errorf("the admin, whose rights did not change, received %v, want one reading", got)
+	}
+
+	// The admin's certificate revoked, not yet applied: it receives
+	// nothing, and the intruder's own publishing is unaffected.
+	if err := tg.g.PutInForceOnly(func() {
+		if err := pki.Revoke(tg.dir, "admin", "key-compromise", pki.Options{}); err != nil {
+			t.Error(err)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	in.publish("icu/intruder/ecg", 0, false, []byte("3"), 0)
+	if got := a.received(2 * time.Second); len(got) != 0 {
+		t.Errorf("between the reload's store and its apply the revoked admin received %v", got)
+	}
+}
+
 // 8. A revoked certificate is cut off in seconds, and a reload applies to
 // open sessions.
 func TestRevocationAndReload(t *testing.T) {
@@ -429,7 +485,7 @@ func TestRevocationAndReload(t *testing.T) {
 	in := dialRaw(t, tg, "intruder")
 	in.connectOK(mqtt.V311, "intruder", nil)
 	in.publish("icu/intruder/ecg", 0, false, []byte("1"), 0)
-	if got := n.received(time.Second); len(got) != 1 {
+	if got := n.received(3 * time.Second); len(got) != 1 {
 		t.Errorf("under the kept policy the nurse station received %v, want one reading", got)
 	}
 	// A right removed: the subscription goes.
@@ -444,12 +500,11 @@ func TestRevocationAndReload(t *testing.T) {
 	if closed, _ := n.closed(5 * time.Second); !closed {
 		t.Error("the session of an identity removed from the policy is still open")
 	}
-	if find(tg.audit.records(t), "subscribe", "deny", "removed on reload") == nil {
+	if tg.audit.await(t, "subscribe", "deny", "removed on reload") == nil {
 		t.Errorf("no audit of the removed subscription:\n%s", tg.audit.raw())
 	}
-	rs := tg.audit.records(t)
 	for _, want := range []string{"client certificate revoked", "identity removed from the policy"} {
-		if find(rs, "disconnect", "deny", want) == nil {
+		if tg.audit.await(t, "disconnect", "deny", want) == nil {
 			t.Errorf("no audit of %q:\n%s", want, tg.audit.raw())
 		}
 	}
@@ -541,7 +596,7 @@ func TestMalformedPacketClosesConnection(t *testing.T) {
 	if codes := ok.subscribe(1, "bed1/vitals/#"); hex(codes) != "01" {
 		t.Errorf("after the malformed packet: SUBACK %s", hex(codes))
 	}
-	if rec := find(tg.audit.records(t), "disconnect", "deny", "malformed packet"); rec == nil || rec.Identity != "monitor" {
+	if rec := tg.audit.await(t, "disconnect", "deny", "malformed packet"); rec == nil || rec.Identity != "monitor" {
 		t.Errorf("audit: %+v\n%s", rec, tg.audit.raw())
 	}
 }

@@ -22,13 +22,37 @@ type rights struct {
 	identity string
 	pub, sub []string
 	entries  []string // the policy's devices entries that gave them
+	cfg      *config  // the configuration they were resolved in
 }
 
-// rightsOf resolves identity's rights in pol; known is false when no
-// devices entry matches it.
-func rightsOf(pol *policy.Policy, identity string) (*rights, bool) {
-	pub, sub, known := pol.Rights(identity)
-	return &rights{identity: identity, pub: pub, sub: sub, entries: pol.Entries(identity)}, known
+// rightsOf resolves identity's rights in cfg's policy; known is false when
+// no devices entry matches it.
+func rightsOf(cfg *config, identity string) (*rights, bool) {
+	pub, sub, known := cfg.pol.Rights(identity)
+	return &rights{identity: identity, pub: pub, sub: sub, entries: cfg.pol.Entries(identity), cfg: cfg}, known
+}
+
+// rightsIn returns c's rights under cfg, the configuration in force. A
+// reload stores its configuration first and then walks the open sessions
+// (apply) to update their rights or cut them off; a decision taken in
+// between from the session's stored rights would still grant what the
+// reload took away (a delivery on a subscription whose right was just
+// removed, to a certificate just revoked). So rights resolved in an older
+// configuration are resolved again here, failing closed: a revoked
+// certificate, a changed password or an identity the policy no longer
+// names gets no rights at all until apply cuts the session off.
+func (c *client) rightsIn(cfg *config) *rights {
+	r := c.rights.Load()
+	if r.cfg == cfg {
+		return r
+	}
+	n, known := rightsOf(cfg, c.identity)
+	h, ok := cfg.pw[c.identity]
+	if !known || (c.serial != nil && cfg.revoked[c.serial.Text(16)]) || (cfg.pw != nil && (!ok || h != c.pwHash)) {
+		n = &rights{identity: c.identity, cfg: cfg}
+	}
+	c.rights.CompareAndSwap(r, n)
+	return n
 }
 
 // rule names the devices entries behind r for the audit log.

@@ -43,3 +43,21 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// PutInForceOnly does what a reload does while it holds the reload lock,
+// f included, and stops before apply: the files are read again and put
+// in force, the open sessions are not walked. It holds open, for a test,
+// the moment inside Reload between its Store and its apply.
+func (g *Gateway) PutInForceOnly(f func()) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	f()
+	next, err := g.loadConfig(g.cur.Load())
+	if next != nil {
+		g.cur.Store(next)
+	}
+	return err
+}
+
+// FlushAudit writes out what the audit log holds in its buffer.
+func (g *Gateway) FlushAudit() { g.audit.flush() }

@@ -46,8 +46,9 @@ limits:
 
 // syncBuf is an audit sink the test reads while the gateway writes.
 type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	flush func() // the gateway's audit flush, when the test has its gateway
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
@@ -58,7 +59,11 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 
 func (s *syncBuf) records(t *testing.T) []gateway.Record {
 	t.Helper()
-	time.Sleep(300 * time.Millisecond) // the audit log flushes every 200 ms
+	if s.flush != nil {
+		s.flush() // what was logged before now
+	} else {
+		time.Sleep(300 * time.Millisecond) // the audit log flushes every 200 ms
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []gateway.Record
@@ -83,6 +88,19 @@ func (s *syncBuf) raw() string {
 
 // find returns the first record matching action and verdict whose reason
 // contains reason.
+// await returns the first record that find would, waiting up to 15 s for
+// it: some decisions are logged after the client has seen their outcome
+// (a TLS alert, a ban), and a loaded machine can be slow to get there.
+// Nil when none came.
+func (s *syncBuf) await(t *testing.T, action, verdict, reason string) *gateway.Record {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if r := find(s.records(t), action, verdict, reason); r != nil || time.Now().After(deadline) {
+			return r
+		}
+	}
+}
+
 func find(rs []gateway.Record, action, verdict, reason string) *gateway.Record {
 	for i, r := range rs {
 		if r.Action == action && r.Verdict == verdict && strings.Contains(r.Reason, reason) {
@@ -159,6 +177,7 @@ func startOpts(t testing.TB, policyYAML string, passwords map[string]string, ext
 	if err != nil {
 		t.Fatal(err)
 	}
+	audit.flush = g.FlushAudit
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +297,7 @@ func TestUnknownCA(t *testing.T) {
 	if err == nil {
 		t.Fatal("a certificate from another CA was accepted")
 	}
-	if find(tg.audit.records(t), "tls", "deny", "unknown CA") == nil {
+	if tg.audit.await(t, "tls", "deny", "unknown CA") == nil {
 		t.Errorf("no audit record:\n%s", tg.audit.raw())
 	}
 }
@@ -352,7 +371,7 @@ func TestQuotaExceeded(t *testing.T) {
 	if codes[0] == 0 || codes[0x97] == 0 || codes[0]+codes[0x97] != 40 {
 		t.Errorf("reason codes %v, want some 0x00 and some 0x97", codes)
 	}
-	if r := find(tg.audit.records(t), "publish", "deny", "over 5 publishes a second"); r == nil || r.Code == nil || *r.Code != 0x97 {
+	if r := tg.audit.await(t, "publish", "deny", "over 5 publishes a second"); r == nil || r.Code == nil || *r.Code != 0x97 {
 		t.Errorf("audit %+v", r)
 	}
 }

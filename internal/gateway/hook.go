@@ -141,8 +141,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if g.revoked(gc.leaf) {
 		return deny(packets.ErrNotAuthorized, "client certificate revoked", "crl", "revoked")
 	}
-	pol, lim := g.policy(), g.limits()
-	r, known := rightsOf(pol, id)
+	cfg := g.cur.Load()
+	pol, lim := cfg.pol, cfg.lim
+	r, known := rightsOf(cfg, id)
 	if !known {
 		return deny(packets.ErrNotAuthorized, "certified identity "+id+" is not in the policy", "devices", "not_in_policy")
 	}
@@ -294,7 +295,8 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		return pk, packets.ErrRejectPacket
 	}
 	g := h.g
-	lim := g.limits()
+	cfg := g.cur.Load()
+	lim := cfg.lim
 	c.mu.Lock()
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 {
 		// [MQTT-3.3.2-12]: the alias stands for the topic last sent with it.
@@ -311,7 +313,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	c.mu.Unlock()
 	now := g.now()
-	v := decidePublish(g.policy(), &lim, c.rights.Load(), pk.TopicName, pk.FixedHeader.Retain, pk.Payload)
+	v := decidePublish(cfg.pol, &lim, c.rightsIn(cfg), pk.TopicName, pk.FixedHeader.Retain, pk.Payload)
 	if v.ok() && pk.FixedHeader.Retain && len(pk.Payload) > 0 {
 		if _, held := g.srv.Topics.Retained.Get(pk.TopicName); !held && g.srv.Topics.Retained.Len() >= lim.MaxRetained {
 			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("%d retained messages held (limit %d)", g.srv.Topics.Retained.Len(), lim.MaxRetained), "limits.max_retained", "retained"}
@@ -397,8 +399,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if c == nil {
 		return false
 	}
-	lim := h.g.limits()
-	r := c.rights.Load()
+	cfg := h.g.cur.Load()
+	lim := cfg.lim
+	r := c.rightsIn(cfg)
 	if write {
 		c.mu.Lock()
 		cur := c.cur
@@ -425,8 +428,9 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		}
 		return pk
 	}
-	lim := h.g.limits()
-	r := c.rights.Load()
+	cfg := h.g.cur.Load()
+	lim := cfg.lim
+	r := c.rightsIn(cfg)
 	d := &subDecision{packetID: pk.PacketID, filters: make([]string, len(pk.Filters)), verdicts: make([]verdict, len(pk.Filters))}
 	held := cl.State.Subscriptions.Len()
 	adding := map[string]bool{}
@@ -611,11 +615,12 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	if gc == nil {
 		return will, nil
 	}
-	lim := g.limits()
-	r, known := rightsOf(g.policy(), gc.identity)
+	cfg := g.cur.Load()
+	lim := cfg.lim
+	r, known := rightsOf(cfg, gc.identity)
 	v := verdict{packets.ErrNotAuthorized, "identity no longer in the policy", "devices", "will"}
 	if known {
-		v = decidePublish(g.policy(), &lim, r, will.TopicName, will.Retain, will.Payload)
+		v = decidePublish(cfg.pol, &lim, r, will.TopicName, will.Retain, will.Payload)
 	}
 	if !v.ok() {
 		g.deny(Record{Identity: gc.identity, ClientID: cl.ID, Source: cl.Net.Remote, Action: "publish", Topic: will.TopicName,

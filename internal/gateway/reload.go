@@ -315,7 +315,7 @@ func (g *Gateway) apply(prev, next *config) string {
 			cut.Add(1)
 			return
 		default:
-			r, known := rightsOf(next.pol, c.identity)
+			r, known := rightsOf(next, c.identity)
 			if !known {
 				g.cutOff(cl, c, "identity removed from the policy", "devices", packets.ErrNotAuthorized, true)
 				cut.Add(1)
@@ -352,7 +352,7 @@ func (g *Gateway) apply(prev, next *config) string {
 		if gc == nil {
 			continue
 		}
-		r, known := rightsOf(next.pol, gc.identity)
+		r, known := rightsOf(next, gc.identity)
 		if !known || g.revoked(gc.leaf) {
 			g.dropSession(cl)
 			continue

@@ -155,7 +155,7 @@ func TestSuggestedPolicyEnforced(t *testing.T) {
 
 	// bed1-ecg publishes another bed's topic: refused, with the rule.
 	out, _ := tg.mosq(t, "mosquitto_pub", "bed1-ecg", "-i", "bed1-ecg", "-t", "2/ecg", "-m", "80", "-q", "1")
-	rec := find(tg.audit.records(t), "publish", "deny", "outside the identity's publish rights")
+	rec := tg.audit.await(t, "publish", "deny", "outside the identity's publish rights")
 	if rec == nil || rec.Topic != "2/ecg" || !strings.Contains(rec.Rule, "bed{bed}-ecg") {
 		t.Fatalf("bed1-ecg publishing 2/ecg: %+v (mosquitto_pub: %s)\n%s", rec, out, tg.audit.raw())
 	}
