@@ -83,8 +83,8 @@ func TestQueueBytesBound(t *testing.T) {
 		t.Fatalf("over the budget: dropped %d, want 1", h.Dropped.Load())
 	}
 	h.Patient = true
+	t0 := time.Now() // before the goroutine: it may run its whole sleep before this line would
 	go func() { time.Sleep(100 * time.Millisecond); h.queued.Add(-MaxQueuedBytes) }()
-	t0 := time.Now()
 	h.SaveMinute("", 1, 2, st)
 	if h.Dropped.Load() != 1 || time.Since(t0) < 90*time.Millisecond {
 		t.Fatalf("patient: dropped %d after %v; want it to wait for room", h.Dropped.Load(), time.Since(t0))

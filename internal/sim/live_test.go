@@ -128,7 +128,7 @@ func (h *refuse) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 // with Mosquitto's PUBACK to the pump already in its log). The broker
 // here holds every QoS 1 publish longer than the whole run.
 func TestLiveWaitsForAcks(t *testing.T) {
-	slow := &slowAck{delay: 1500 * time.Millisecond}
+	slow := &slowAck{delay: 4 * time.Second}
 	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
 	srv.AddHook(new(auth.AllowHook), nil)
 	srv.AddHook(slow, nil)
@@ -144,7 +144,7 @@ func TestLiveWaitsForAcks(t *testing.T) {
 	go srv.Serve()
 	defer srv.Close()
 	time.Sleep(100 * time.Millisecond)
-	st, err := sim.Live(context.Background(), sim.LiveOptions{Broker: addr, Duration: time.Second, Beds: 4, Speed: 10, Scenario: "icu-patient", Seed: 3})
+	st, err := sim.Live(context.Background(), sim.LiveOptions{Broker: addr, Duration: 3 * time.Second, Beds: 4, Speed: 10, Scenario: "icu-patient", Seed: 3})
 	if slow.qos1.Load() == 0 {
 		t.Fatalf("no QoS 1 publish in the run (seed): the test proves nothing; error %v, stats %+v", err, st)
 	}
