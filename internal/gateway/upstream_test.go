@@ -187,7 +187,7 @@ func TestClusterBansAndRevocations(t *testing.T) {
 	if _, err := a.g.Ban("identity:bed1-ecg", "reported stolen", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if closed, _ := c.closed(2 * time.Second); !closed {
+	if closed, _ := c.closed(10 * time.Second); !closed { // about 0.1 s here; a loaded CI machine under -race takes longer
 		t.Fatal("the identity banned at A is still connected at B")
 	}
 	t.Logf("ban at A applied at B in %s", time.Since(t0).Round(time.Millisecond))
@@ -201,7 +201,7 @@ func TestClusterBansAndRevocations(t *testing.T) {
 	if err := pki.Revoke(dirA, "bed2-ecg", "key-compromise", pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if closed, _ := c2.closed(4 * time.Second); !closed {
+	if closed, _ := c2.closed(10 * time.Second); !closed {
 		t.Fatal("the certificate revoked at A is still connected at B")
 	}
 	t.Logf("revocation at A applied at B in %s (A reads its CRL within 1 s)", time.Since(t0).Round(time.Millisecond))
@@ -212,7 +212,7 @@ func TestClusterBansAndRevocations(t *testing.T) {
 	}
 	// Lifting at B lifts at A.
 	b.g.LiftBan("identity:bed1-ecg")
-	waitFor(t, 2*time.Second, "the lift at A", func() bool { return len(a.g.Bans()) == 0 })
+	waitFor(t, 10*time.Second, "the lift at A", func() bool { return len(a.g.Bans()) == 0 })
 	_ = context.Background
 	_ = io.Discard
 }

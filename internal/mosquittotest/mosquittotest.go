@@ -138,6 +138,20 @@ func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.Port) }
 // Log returns mosquitto's log so far.
 func (b *Broker) Log() string { return b.out.String() }
 
+// WaitLog reports whether the broker's log contains substr within d. The
+// log is copied from mosquitto's output by a goroutine, so a line for
+// something a client has just seen done may not be there yet.
+func (b *Broker) WaitLog(substr string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(b.Log(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // CopyIn copies a file into the broker's directory (readable by mosquitto)
 // and returns its new path.
 func (b *Broker) CopyIn(t testing.TB, path string) string {

@@ -215,7 +215,7 @@ allow_anonymous false
 	if out, err := run("--cert", filepath.Join(dir, "bed1-ecg.crt"), "--key", filepath.Join(dir, "bed1-ecg.key"), "-i", "bed1-ecg"); err != nil {
 		t.Fatalf("mosquitto_pub with the device certificate: %v\n%s\n%s", err, out, b.Log())
 	}
-	if !strings.Contains(b.Log(), "u'bed1-ecg'") {
+	if !b.WaitLog("u'bed1-ecg'", 10*time.Second) {
 		t.Errorf("the broker did not log the certificate identity:\n%s", b.Log())
 	}
 	if out, err := run("-i", "intruder"); err == nil {

@@ -33,7 +33,7 @@ func TestLiveMosquitto(t *testing.T) {
 	if st.Connected != st.Clients || st.Published < 30 || st.Received < st.Published*9/10 || st.PublishErrors != 0 {
 		t.Errorf("%+v", st)
 	}
-	if !strings.Contains(b.Log(), "as bed1-ecg") || !strings.Contains(b.Log(), "as nurse-station") {
+	if !b.WaitLog("as bed1-ecg", 10*time.Second) || !b.WaitLog("as nurse-station", 10*time.Second) {
 		t.Errorf("mosquitto did not see the devices:\n%s", b.Log())
 	}
 }
@@ -74,7 +74,7 @@ func TestLiveMosquittoTLS(t *testing.T) {
 	if st.Connected != st.Clients || st.Received == 0 {
 		t.Errorf("%+v\n%s", st, b.Log())
 	}
-	if !strings.Contains(b.Log(), "u'bed1-ecg'") {
+	if !b.WaitLog("u'bed1-ecg'", 10*time.Second) {
 		t.Errorf("the broker did not take the certificate identity:\n%s", b.Log())
 	}
 }
