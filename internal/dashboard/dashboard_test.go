@@ -42,9 +42,6 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-
 	p, err := browsertest.Open(context.Background(), chrome, 1400, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +50,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := p.Navigate(srv.URL); err != nil {
 		t.Fatal(err)
 	}
+	// The replay starts once the page is up: a browser slow to start on a
+	// loaded machine must not find it already over.
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
 	read := func() (string, string) {
 		v, _ := browsertest.Eval[string](p, `document.getElementById("s-rate").textContent`)
 		c, _ := browsertest.Eval[string](p, `document.getElementById("clock").textContent`)
