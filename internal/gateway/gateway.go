@@ -40,6 +40,7 @@ type Gateway struct {
 	bans      *bans
 	bridge    *bridge
 	up        *upstream // nil unless Config.Upstream
+	wills     wills     // delayed wills, held until their delay ends
 	cluster   *cluster  // nil unless Config.NATS
 	log       *slog.Logger
 	now       func() time.Time
@@ -150,7 +151,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	caps.TopicAliasMaximum = uint16(lim.MaxTopicAliases)
 	caps.MaximumSessionExpiryInterval = uint32(lim.MaxSessionExpiry.V)
 	caps.MaximumClients = int64(lim.MaxConnections)
-	g.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), InlineClient: cfg.Upstream != "",
+	g.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), InlineClient: true, // the upstream relay and delayed wills publish through it
 		SysTopicResendInterval: 10})
 	g.hook = &hook{g: g}
 	if err := g.srv.AddHook(g.hook, nil); err != nil {
@@ -232,9 +233,6 @@ func (g *Gateway) certFiles() (cert, key string) {
 // The configuration in force (replaced whole by a reload).
 func (g *Gateway) policy() *policy.Policy { return g.cur.Load().pol }
 func (g *Gateway) limits() policy.Limits  { return g.cur.Load().lim }
-func (g *Gateway) passwords() map[string]string {
-	return g.cur.Load().pw
-}
 
 // revoked reports whether the CRL in force (or a revocation shared by
 // another gateway) lists the certificate.
@@ -326,6 +324,7 @@ func (g *Gateway) Close() error {
 	g.closed = true
 	g.mu.Unlock()
 	close(g.stop)
+	g.wills.close()
 	g.wg.Wait()
 	g.bridge.stop()
 	err := g.closeBroker(brokerCloseWait)

@@ -86,8 +86,6 @@ func (s *syncBuf) raw() string {
 	return s.b.String()
 }
 
-// find returns the first record matching action and verdict whose reason
-// contains reason.
 // await returns the first record that find would, waiting up to 15 s for
 // it: some decisions are logged after the client has seen their outcome
 // (a TLS alert, a ban), and a loaded machine can be slow to get there.
@@ -101,6 +99,8 @@ func (s *syncBuf) await(t *testing.T, action, verdict, reason string) *gateway.R
 	}
 }
 
+// find returns the first record matching action and verdict whose reason
+// contains reason.
 func find(rs []gateway.Record, action, verdict, reason string) *gateway.Record {
 	for i, r := range rs {
 		if r.Action == action && r.Verdict == verdict && strings.Contains(r.Reason, reason) {

@@ -138,10 +138,13 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if b, ok := g.bans.banned("identity:"+id, now); ok {
 		return deny(packets.ErrBanned, "identity banned until "+b.Until.UTC().Format(time.RFC3339)+": "+b.Reason, "ban", "banned")
 	}
-	if g.revoked(gc.leaf) {
+	// One configuration for the whole decision: the rights stored below
+	// are trusted while it stays in force (rightsIn), so the revocation
+	// and password checks must come from it too.
+	cfg := g.cur.Load()
+	if gc.leaf != nil && cfg.revoked[gc.leaf.SerialNumber.Text(16)] {
 		return deny(packets.ErrNotAuthorized, "client certificate revoked", "crl", "revoked")
 	}
-	cfg := g.cur.Load()
 	pol, lim := cfg.pol, cfg.lim
 	r, known := rightsOf(cfg, id)
 	if !known {
@@ -190,7 +193,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		}
 	}
 	var pwHash string
-	if pw := g.passwords(); pw != nil {
+	if pw := cfg.pw; pw != nil {
 		user := string(pk.Connect.Username)
 		hash, ok := pw[id]
 		if !ok || user != id || !checkPassword(hash, string(pk.Connect.Password)) {
@@ -227,6 +230,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	c.rights.Store(r)
 	h.clients.Store(cl, c)
+	g.wills.withdraw(cl.ID) // [MQTT-3.1.3-9]: a will held for this client ID is not sent
 	return nil
 }
 
@@ -607,8 +611,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return pk, nil
 }
 
-// OnWill checks a will once more as it is sent, against the policy in
-// force then: a will refused now goes to a topic no one can receive.
+// OnWill checks a will once more as it is sent, against the
+// configuration in force then (will.go): a will refused now goes to a
+// topic no one can receive; one with a delay is held by the gateway and
+// decided again when the delay ends.
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	gc := conn(cl)
 	g := h.g
@@ -616,21 +622,36 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 		return will, nil
 	}
 	cfg := g.cur.Load()
-	lim := cfg.lim
-	r, known := rightsOf(cfg, gc.identity)
-	v := verdict{packets.ErrNotAuthorized, "identity no longer in the policy", "devices", "will"}
-	if known {
-		v = decidePublish(cfg.pol, &lim, r, will.TopicName, will.Retain, will.Payload)
+	var serial *big.Int
+	if gc.leaf != nil {
+		serial = gc.leaf.SerialNumber
 	}
-	if !v.ok() {
-		g.deny(Record{Identity: gc.identity, ClientID: cl.ID, Source: cl.Net.Remote, Action: "publish", Topic: will.TopicName,
-			Reason: "will message not sent: " + v.reason, Rule: v.rule}, "will")
-		return mqtt.Will{TopicName: refusedWill, Qos: 0, Flag: 1}, nil
+	pwHash := ""
+	if c := h.get(cl); c != nil {
+		serial, pwHash = c.serial, c.pwHash
+	}
+	refused := mqtt.Will{TopicName: refusedWill, Qos: 0, Flag: 1}
+	rec := Record{Identity: gc.identity, ClientID: cl.ID, Source: cl.Net.Remote, Action: "publish", Topic: will.TopicName}
+	if v := willVerdict(cfg, gc.identity, serial, pwHash, will); !v.ok() {
+		rec.Reason, rec.Rule = "will message not sent: "+v.reason, v.rule
+		g.deny(rec, "will")
+		return refused, nil
+	}
+	if will.WillDelayInterval > 0 {
+		max := cfg.lim.MaxSessions
+		if max <= 0 {
+			max = maxHeldWills
+		}
+		w := &heldWill{identity: gc.identity, clientID: cl.ID, src: cl.Net.Remote, pwHash: pwHash, serial: serial, will: will}
+		if !g.wills.hold(w, time.Duration(will.WillDelayInterval)*time.Second, max, g.sendHeldWill) {
+			rec.Reason, rec.Rule = fmt.Sprintf("will message not sent: %d delayed wills held (limit)", max), "limits.max_sessions"
+			g.deny(rec, "will")
+		}
+		return refused, nil
 	}
 	if g.up != nil {
-		g.up.publish(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: will.Qos, Retain: will.Retain},
-			TopicName: will.TopicName, Payload: will.Payload})
-		return mqtt.Will{TopicName: refusedWill, Qos: 0, Flag: 1}, nil
+		g.sendWill(will)
+		return refused, nil
 	}
 	return will, nil
 }

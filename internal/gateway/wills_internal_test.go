@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestWillsBounded: the wills held for their delay are bounded, a second
+// will for the same client ID replaces the first (only the second is
+// sent), a withdrawn one is not sent, and none is sent after close.
+func TestWillsBounded(t *testing.T) {
+	var ws wills
+	var mu sync.Mutex
+	var sent []string
+	send := func(w *heldWill) {
+		mu.Lock()
+		sent = append(sent, w.clientID+":"+string(w.will.Payload))
+		mu.Unlock()
+	}
+	w := func(id, payload string) *heldWill {
+		h := &heldWill{clientID: id}
+		h.will.Payload = []byte(payload)
+		return h
+	}
+	const d = 100 * time.Millisecond
+	if !ws.hold(w("a", "1"), d, 2, send) || !ws.hold(w("b", "1"), d, 2, send) {
+		t.Fatal("two wills refused under a limit of two")
+	}
+	if ws.hold(w("c", "1"), d, 2, send) {
+		t.Error("a third will held past a limit of two")
+	}
+	if !ws.hold(w("a", "2"), d, 2, send) {
+		t.Error("a second will for a held client ID refused at the limit")
+	}
+	ws.withdraw("b")
+	if ws.len() != 1 {
+		t.Errorf("%d wills held, want 1", ws.len())
+	}
+	for deadline := time.Now().Add(10 * time.Second); ws.len() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(2 * d) // anything else due would have come by now
+	mu.Lock()
+	if len(sent) != 1 || sent[0] != "a:2" {
+		t.Errorf("sent %v, want only a's second will", sent)
+	}
+	mu.Unlock()
+	if ws.len() != 0 {
+		t.Errorf("%d wills held after they were sent", ws.len())
+	}
+	ws.hold(w("d", "1"), d, 2, send)
+	ws.close()
+	if ws.hold(w("e", "1"), d, 2, send) || ws.len() != 0 {
+		t.Error("a will held after close")
+	}
+	time.Sleep(4 * d)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 1 {
+		t.Errorf("sent after close: %v", sent)
+	}
+}
