@@ -39,9 +39,10 @@ type Gateway struct {
 	metrics   *metrics
 	bans      *bans
 	bridge    *bridge
-	up        *upstream // nil unless Config.Upstream
-	wills     wills     // delayed wills, held until their delay ends
-	cluster   *cluster  // nil unless Config.NATS
+	up        *upstream    // nil unless Config.Upstream
+	wills     wills        // delayed wills, held until their delay ends
+	willFrom  *mqtt.Client // publishes them: inline (no ACL, no network), not a session
+	cluster   *cluster     // nil unless Config.NATS
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -151,9 +152,13 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	caps.TopicAliasMaximum = uint16(lim.MaxTopicAliases)
 	caps.MaximumSessionExpiryInterval = uint32(lim.MaxSessionExpiry.V)
 	caps.MaximumClients = int64(lim.MaxConnections)
-	g.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), InlineClient: true, // the upstream relay and delayed wills publish through it
+	g.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), InlineClient: cfg.Upstream != "",
 		SysTopicResendInterval: 10})
 	g.hook = &hook{g: g}
+	// Not mochi's inline client (Options.InlineClient): that one is held
+	// among the sessions, where it would count against max_sessions and
+	// take the client ID "inline" from the devices.
+	g.willFrom = g.srv.NewClient(nil, mqtt.LocalListener, "$iomtguard-will", true)
 	if err := g.srv.AddHook(g.hook, nil); err != nil {
 		return nil, err
 	}

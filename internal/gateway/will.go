@@ -120,15 +120,17 @@ func willVerdict(cfg *config, identity string, serial *big.Int, pwHash string, w
 }
 
 // sendWill publishes a will the gateway decided to send: upstream when
-// the gateway relays to an upstream broker, else through the local
-// broker's inline client.
+// the gateway relays to an upstream broker, else into the local broker
+// from the gateway's own inline client.
 func (g *Gateway) sendWill(w mqtt.Will) {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: w.Qos, Retain: w.Retain},
+		TopicName: w.TopicName, Payload: w.Payload}
 	if g.up != nil {
-		g.up.publish(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: w.Qos, Retain: w.Retain},
-			TopicName: w.TopicName, Payload: w.Payload})
+		g.up.publish(pk)
 		return
 	}
-	if err := g.srv.Publish(w.TopicName, w.Payload, w.Retain, w.Qos); err != nil {
+	pk.PacketID = uint16(w.Qos) // as mochi's Publish: a packet ID for the validity checks, never acknowledged
+	if err := g.srv.InjectPacket(g.willFrom, pk); err != nil {
 		g.log.Warn("gateway: a delayed will could not be published", "error", err)
 	}
 }
