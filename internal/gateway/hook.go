@@ -643,8 +643,8 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 			max = maxHeldWills
 		}
 		w := &heldWill{identity: gc.identity, clientID: cl.ID, src: cl.Net.Remote, pwHash: pwHash, serial: serial, will: will}
-		if !g.wills.hold(w, time.Duration(will.WillDelayInterval)*time.Second, max, g.sendHeldWill) {
-			rec.Reason, rec.Rule = fmt.Sprintf("will message not sent: %d delayed wills held (limit)", max), "limits.max_sessions"
+		if !g.wills.hold(w, time.Duration(will.WillDelayInterval)*time.Second, max, maxHeldWillBytes, g.sendHeldWill) {
+			rec.Reason, rec.Rule = fmt.Sprintf("will message not sent: delayed wills held at their limit (%d wills, %d MiB)", max, maxHeldWillBytes>>20), "limits.max_sessions"
 			g.deny(rec, "will")
 		}
 		return refused, nil

@@ -24,7 +24,12 @@ import (
 
 // maxHeldWills bounds the wills held for their delay when the policy's
 // max_sessions is not set: each belongs to a session that ended.
-const maxHeldWills = 10000
+// maxHeldWillBytes bounds their payloads together: 10,000 wills of the
+// default 256 KiB packet limit would be 2.5 GiB.
+const (
+	maxHeldWills     = 10000
+	maxHeldWillBytes = 64 << 20
+)
 
 // heldWill is a will waiting for its delay to end.
 type heldWill struct {
@@ -38,31 +43,38 @@ type heldWill struct {
 type wills struct {
 	mu     sync.Mutex
 	held   map[string]*heldWill
+	bytes  int // payload bytes held
 	closed bool
 }
 
 // hold keeps w for delay and then calls send with it, unless it was
 // withdrawn or replaced (a second will for the same client ID) before.
-// It refuses (false) past max wills held or once closed.
-func (ws *wills) hold(w *heldWill, delay time.Duration, max int, send func(*heldWill)) bool {
+// It refuses (false) past max wills or maxBytes of payload held, or once
+// closed.
+func (ws *wills) hold(w *heldWill, delay time.Duration, max, maxBytes int, send func(*heldWill)) bool {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	old := ws.held[w.clientID]
-	if ws.closed || (old == nil && len(ws.held) >= max) {
+	n, b := len(ws.held)+1, ws.bytes+len(w.will.Payload)
+	if old != nil {
+		n, b = n-1, b-len(old.will.Payload)
+	}
+	if ws.closed || n > max || b > maxBytes {
 		return false
 	}
 	if old != nil {
-		old.timer.Stop()
+		ws.drop(old)
 	}
 	if ws.held == nil {
 		ws.held = map[string]*heldWill{}
 	}
 	ws.held[w.clientID] = w
+	ws.bytes += len(w.will.Payload)
 	w.timer = time.AfterFunc(delay, func() {
 		ws.mu.Lock()
 		due := ws.held[w.clientID] == w && !ws.closed
 		if due {
-			delete(ws.held, w.clientID)
+			ws.drop(w)
 		}
 		ws.mu.Unlock()
 		if due {
@@ -72,13 +84,19 @@ func (ws *wills) hold(w *heldWill, delay time.Duration, max int, send func(*held
 	return true
 }
 
+// drop forgets a held will (ws.mu held).
+func (ws *wills) drop(w *heldWill) {
+	w.timer.Stop()
+	delete(ws.held, w.clientID)
+	ws.bytes -= len(w.will.Payload)
+}
+
 // withdraw drops the will held for a client ID, if any.
 func (ws *wills) withdraw(clientID string) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if w := ws.held[clientID]; w != nil {
-		w.timer.Stop()
-		delete(ws.held, clientID)
+		ws.drop(w)
 	}
 }
 
@@ -95,9 +113,8 @@ func (ws *wills) close() {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	ws.closed = true
-	for id, w := range ws.held {
-		w.timer.Stop()
-		delete(ws.held, id)
+	for _, w := range ws.held {
+		ws.drop(w)
 	}
 }
 

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// TestWillsBounded: the wills held for their delay are bounded, a second
+// TestWillsBounded: the wills held for their delay are bounded in number
+// and in payload bytes, a second
 // will for the same client ID replaces the first (only the second is
 // sent), a withdrawn one is not sent, and none is sent after close.
 func TestWillsBounded(t *testing.T) {
@@ -24,13 +25,13 @@ func TestWillsBounded(t *testing.T) {
 		return h
 	}
 	const d = 100 * time.Millisecond
-	if !ws.hold(w("a", "1"), d, 2, send) || !ws.hold(w("b", "1"), d, 2, send) {
+	if !ws.hold(w("a", "1"), d, 2, 1<<20, send) || !ws.hold(w("b", "1"), d, 2, 1<<20, send) {
 		t.Fatal("two wills refused under a limit of two")
 	}
-	if ws.hold(w("c", "1"), d, 2, send) {
+	if ws.hold(w("c", "1"), d, 2, 1<<20, send) {
 		t.Error("a third will held past a limit of two")
 	}
-	if !ws.hold(w("a", "2"), d, 2, send) {
+	if !ws.hold(w("a", "2"), d, 2, 1<<20, send) {
 		t.Error("a second will for a held client ID refused at the limit")
 	}
 	ws.withdraw("b")
@@ -49,9 +50,25 @@ func TestWillsBounded(t *testing.T) {
 	if ws.len() != 0 {
 		t.Errorf("%d wills held after they were sent", ws.len())
 	}
-	ws.hold(w("d", "1"), d, 2, send)
+	// Payload bytes: 3 held of a budget of 4, a will of 2 refused, one
+	// replacing a held will of 2 bytes by one of 3 accepted.
+	if !ws.hold(w("x", "12"), time.Hour, 10, 4, send) || !ws.hold(w("y", "3"), time.Hour, 10, 4, send) {
+		t.Fatal("3 bytes refused under a budget of 4")
+	}
+	if ws.hold(w("z", "45"), time.Hour, 10, 4, send) {
+		t.Error("5 bytes held under a budget of 4")
+	}
+	if !ws.hold(w("x", "123"), time.Hour, 10, 4, send) || ws.bytes != 4 {
+		t.Errorf("replacing 2 bytes by 3 under a budget of 4: %d bytes held", ws.bytes)
+	}
+	ws.withdraw("x")
+	ws.withdraw("y")
+	if ws.bytes != 0 || ws.len() != 0 {
+		t.Errorf("%d wills, %d bytes held after withdrawing all", ws.len(), ws.bytes)
+	}
+	ws.hold(w("d", "1"), d, 2, 1<<20, send)
 	ws.close()
-	if ws.hold(w("e", "1"), d, 2, send) || ws.len() != 0 {
+	if ws.hold(w("e", "1"), d, 2, 1<<20, send) || ws.len() != 0 {
 		t.Error("a will held after close")
 	}
 	time.Sleep(4 * d)
