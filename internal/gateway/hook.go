@@ -230,7 +230,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	c.rights.Store(r)
 	h.clients.Store(cl, c)
-	g.wills.withdraw(cl.ID) // [MQTT-3.1.3-9]: a will held for this client ID is not sent
+	g.wills.withdraw(cl.ID, id) // [MQTT-3.1.3-9]: a will held for this client ID is not sent
 	return nil
 }
 

@@ -91,11 +91,13 @@ func (ws *wills) drop(w *heldWill) {
 	ws.bytes -= len(w.will.Payload)
 }
 
-// withdraw drops the will held for a client ID, if any.
-func (ws *wills) withdraw(clientID string) {
+// withdraw drops the will held for a client ID, if any, when identity is
+// the one that left it: another identity reusing the client ID (possible
+// with client_id: any) does not silence a device's will.
+func (ws *wills) withdraw(clientID, identity string) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if w := ws.held[clientID]; w != nil {
+	if w := ws.held[clientID]; w != nil && w.identity == identity {
 		ws.drop(w)
 	}
 }

@@ -20,7 +20,7 @@ func TestWillsBounded(t *testing.T) {
 		mu.Unlock()
 	}
 	w := func(id, payload string) *heldWill {
-		h := &heldWill{clientID: id}
+		h := &heldWill{clientID: id, identity: "dev"}
 		h.will.Payload = []byte(payload)
 		return h
 	}
@@ -34,7 +34,11 @@ func TestWillsBounded(t *testing.T) {
 	if !ws.hold(w("a", "2"), d, 2, 1<<20, send) {
 		t.Error("a second will for a held client ID refused at the limit")
 	}
-	ws.withdraw("b")
+	ws.withdraw("b", "other") // another identity reusing the client ID
+	if ws.len() != 2 {
+		t.Errorf("another identity withdrew a will: %d held, want 2", ws.len())
+	}
+	ws.withdraw("b", "dev")
 	if ws.len() != 1 {
 		t.Errorf("%d wills held, want 1", ws.len())
 	}
@@ -61,8 +65,8 @@ func TestWillsBounded(t *testing.T) {
 	if !ws.hold(w("x", "123"), time.Hour, 10, 4, send) || ws.bytes != 4 {
 		t.Errorf("replacing 2 bytes by 3 under a budget of 4: %d bytes held", ws.bytes)
 	}
-	ws.withdraw("x")
-	ws.withdraw("y")
+	ws.withdraw("x", "dev")
+	ws.withdraw("y", "dev")
 	if ws.bytes != 0 || ws.len() != 0 {
 		t.Errorf("%d wills, %d bytes held after withdrawing all", ws.len(), ws.bytes)
 	}
