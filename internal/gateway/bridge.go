@@ -63,8 +63,12 @@ func (b *bridge) connect(cl *mochi.Client, identity, src string, pk packets.Pack
 	conn := &tcpstream.Conn{A: a, B: b.local, Start: now.UnixNano(), Last: now.UnixNano(), State: tcpstream.StateEstablished, SynSeen: true}
 	conn.Stat[tcpstream.FromA].SYNs, conn.Stat[tcpstream.FromA].Packets, conn.Stat[tcpstream.FromB].Packets = 1, 2, 1
 	v := mqtt.Version(pk.ProtocolVersion)
+	// The client ID is copied: mochi decodes it as a string sharing the
+	// whole CONNECT packet's memory, and the detectors keep it after the
+	// session ends (the connect-flood detector, for every session: a
+	// 200 KiB CONNECT pinned 200 KiB each).
 	s := &bridgeSession{conn: conn, sess: &pipeline.Session{Level: v, Version: v, ClientDir: tcpstream.FromA, ClientKnown: true,
-		ClientID: cl.ID, Username: string(pk.Connect.Username), Password: pk.Connect.PasswordFlag, KeepAlive: pk.Connect.Keepalive,
+		ClientID: strings.Clone(cl.ID), Username: string(pk.Connect.Username), Password: pk.Connect.PasswordFlag, KeepAlive: pk.Connect.Keepalive,
 		Connects: 1}}
 	b.det.OnFlow(&pipeline.Flow{Kind: pipeline.FlowOpened, Conn: conn, Proto: pipeline.ProtoMQTT, Session: s.sess})
 	flags := uint8(0)

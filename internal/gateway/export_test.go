@@ -61,3 +61,10 @@ func (g *Gateway) PutInForceOnly(f func()) error {
 
 // FlushAudit writes out what the audit log holds in its buffer.
 func (g *Gateway) FlushAudit() { g.audit.flush() }
+
+// Counts: sessions held by the broker, clients known to the hook,
+// wills held by the gateway.
+func (g *Gateway) Counts() (sessions, hooked, held int) {
+	g.hook.clients.Range(func(any, any) bool { hooked++; return true })
+	return g.srv.Clients.Len(), hooked, g.wills.len()
+}

@@ -62,6 +62,10 @@ type hook struct {
 	mqtt.HookBase
 	g       *Gateway
 	clients sync.Map // *mqtt.Client -> *client
+	// latest is the connection established last for each client ID
+	// (OnSessionEstablished to OnDisconnect): a will decided for another
+	// connection with that ID was superseded by it (will.go).
+	latest sync.Map // client ID -> *mqtt.Client
 }
 
 func (h *hook) ID() string { return "iomtguard-gateway" }
@@ -230,7 +234,6 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	c.rights.Store(r)
 	h.clients.Store(cl, c)
-	g.wills.withdraw(cl.ID, id) // [MQTT-3.1.3-9]: a will held for this client ID is not sent
 	return nil
 }
 
@@ -252,6 +255,11 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	c.mu.Lock()
 	c.sess = g.bridge.connect(cl, c.identity, c.src, pk, 0, g.now())
 	c.mu.Unlock()
+	// A new network connection to the session: a will held for this
+	// client ID is not sent [MQTT-3.1.3-9], nor one the connection taken
+	// over has yet to decide (OnWill).
+	h.latest.Store(cl.ID, cl)
+	g.wills.withdraw(cl.ID, c.identity)
 }
 
 func version(v byte) string {
@@ -267,6 +275,7 @@ func version(v byte) string {
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.latest.CompareAndDelete(cl.ID, cl)
 	c := h.get(cl)
 	if c == nil {
 		return
@@ -612,9 +621,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 }
 
 // OnWill checks a will once more as it is sent, against the
-// configuration in force then (will.go): a will refused now goes to a
-// topic no one can receive; one with a delay is held by the gateway and
-// decided again when the delay ends.
+// configuration in force then: a will refused now goes to a topic no one
+// can receive; one with a delay is held by the gateway and decided again
+// when the delay ends (will.go).
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	gc := conn(cl)
 	g := h.g
@@ -632,20 +641,38 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	}
 	refused := mqtt.Will{TopicName: refusedWill, Qos: 0, Flag: 1}
 	rec := Record{Identity: gc.identity, ClientID: cl.ID, Source: cl.Net.Remote, Action: "publish", Topic: will.TopicName}
-	if v := willVerdict(cfg, gc.identity, serial, pwHash, will); !v.ok() {
+	delay := will.WillDelayInterval
+	if cl.Properties.ProtocolVersion >= 5 {
+		delay = min(delay, cl.Properties.Props.SessionExpiryInterval) // [MQTT-3.1.2-8]
+	}
+	// mochi sends what this returns now and queues nothing (will.go).
+	cl.Properties.Will.WillDelayInterval = 0
+	if delay > 0 {
+		if cur, ok := h.latest.Load(cl.ID); ok && cur != cl {
+			rec.Verdict, rec.Reason = "info", "will message not sent: a new connection to the session within the will delay [MQTT-3.1.3-9]"
+			g.audit.log(rec)
+			return refused, nil
+		}
+	}
+	if v := g.decideWill(cfg, gc.identity, serial, pwHash, will); !v.ok() {
 		rec.Reason, rec.Rule = "will message not sent: "+v.reason, v.rule
 		g.deny(rec, "will")
 		return refused, nil
 	}
-	if will.WillDelayInterval > 0 {
+	if delay > 0 {
 		max := cfg.lim.MaxSessions
 		if max <= 0 {
 			max = maxHeldWills
 		}
-		w := &heldWill{identity: gc.identity, clientID: cl.ID, src: cl.Net.Remote, pwHash: pwHash, serial: serial, will: will}
-		if !g.wills.hold(w, time.Duration(will.WillDelayInterval)*time.Second, max, maxHeldWillBytes, g.sendHeldWill) {
-			rec.Reason, rec.Rule = fmt.Sprintf("will message not sent: delayed wills held at their limit (%d wills, %d MiB)", max, maxHeldWillBytes>>20), "limits.max_sessions"
+		w := newHeldWill(gc.identity, cl.ID, cl.Net.Remote, pwHash, serial, will)
+		switch g.wills.hold(w, time.Duration(delay)*time.Second, max, maxHeldWillsPerIdentity, maxHeldWillBytes, g.sendHeldWill) {
+		case heldFull:
+			rec.Reason = fmt.Sprintf("will message not sent: delayed wills held at their limit (%d, %d for one identity, %d MiB)", max, maxHeldWillsPerIdentity, maxHeldWillBytes>>20)
+			rec.Rule = "limits.max_sessions"
 			g.deny(rec, "will")
+		case heldClosed:
+			rec.Verdict, rec.Reason = "info", "delayed will message not sent: the gateway is stopping"
+			g.audit.log(rec)
 		}
 		return refused, nil
 	}

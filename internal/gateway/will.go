@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"bytes"
+	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,66 +16,115 @@ import (
 // force then (OnWill). An MQTT 5 will with a Will Delay Interval is sent
 // later: mochi queues it when the connection drops and publishes it when
 // the delay ends with no further check, so a certificate revoked, a
-// password changed or a right removed within the delay would not stop
-// it. The gateway holds such wills itself instead: mochi is given a will
-// to a topic no one receives, and the gateway publishes the real one when
-// the delay ends, decided once more against the configuration in force
-// then. A reconnect with the same client ID within the delay withdraws it
-// [MQTT-3.1.3-9], as mochi would. What is lost: the will's MQTT 5
-// properties (user properties, content type), which a publish by the
-// gateway does not carry.
+// password changed, a right removed or a ban within the delay would not
+// stop it. The gateway holds such wills itself instead. OnWill sets the
+// delay mochi sees to 0 and gives it a will to a topic no one receives
+// (mochi's queue stays empty: its timer would also clear the will of the
+// connection holding the client ID by then); the gateway publishes the
+// real one when the delay ends, decided once more.
+//
+// The delay is the smaller of the will's and the session's expiry
+// interval (the one granted, or changed by DISCONNECT): the will goes
+// when the delay ends or the session ends, whichever comes first
+// [MQTT-3.1.2-8]; with no session expiry it goes at once. A new network
+// connection to the session within the delay withdraws it [MQTT-3.1.3-9]:
+// a reconnect by the identity that left it (OnSessionEstablished), and a
+// session takeover, whose old connection's will is decided after the new
+// connection may already be established (superseded). So a will is held
+// only while its session is, and their number is bounded by max_sessions;
+// an identity holds at most maxHeldWillsPerIdentity.
+//
+// What is lost: the will's MQTT 5 properties (user properties, content
+// type), which a publish by the gateway does not carry.
 
-// maxHeldWills bounds the wills held for their delay when the policy's
-// max_sessions is not set: each belongs to a session that ended.
-// maxHeldWillBytes bounds their payloads together: 10,000 wills of the
-// default 256 KiB packet limit would be 2.5 GiB.
+// maxHeldWills bounds the wills held when the policy's max_sessions is
+// not set; maxHeldWillBytes bounds what they keep (a copy of topic,
+// payload and names: not the CONNECT packet they were decoded from),
+// since 10,000 wills of the default 256 KiB packet limit would be
+// 2.5 GiB.
 const (
-	maxHeldWills     = 10000
-	maxHeldWillBytes = 64 << 20
+	maxHeldWills            = 10000
+	maxHeldWillsPerIdentity = 64
+	maxHeldWillBytes        = 64 << 20
+	heldWillOverhead        = 256 // bytes counted for each beyond its strings
 )
 
 // heldWill is a will waiting for its delay to end.
 type heldWill struct {
 	identity, clientID, src, pwHash string
 	serial                          *big.Int
-	will                            mqtt.Will
+	will                            mqtt.Will // topic and payload copied, no properties
 	timer                           *time.Timer
 }
 
-// wills holds the delayed wills, by client ID.
+// newHeldWill copies what a held will needs out of the client's will:
+// mochi decodes the will's topic and payload as slices of the whole
+// CONNECT packet, which a held reference would keep alive.
+func newHeldWill(identity, clientID, src, pwHash string, serial *big.Int, w mqtt.Will) *heldWill {
+	return &heldWill{identity: strings.Clone(identity), clientID: strings.Clone(clientID), src: strings.Clone(src), pwHash: pwHash, serial: serial,
+		will: mqtt.Will{TopicName: strings.Clone(w.TopicName), Payload: bytes.Clone(w.Payload), Qos: w.Qos, Retain: w.Retain, Flag: 1}}
+}
+
+// size is what a held will counts against maxHeldWillBytes.
+func (w *heldWill) size() int {
+	return len(w.identity) + len(w.clientID) + len(w.src) + len(w.will.TopicName) + len(w.will.Payload) + heldWillOverhead
+}
+
+// key is where a held will is kept: per client ID and identity, so that
+// another identity reusing the client ID (client_id: any) neither
+// replaces nor withdraws a device's will.
+func (w *heldWill) key() string { return w.clientID + "\x00" + w.identity }
+
+// holdResult is why hold did not keep a will.
+type holdResult int
+
+const (
+	held holdResult = iota
+	heldFull
+	heldClosed
+)
+
+func (r holdResult) ok() bool { return r == held }
+
+// wills holds the delayed wills.
 type wills struct {
 	mu     sync.Mutex
-	held   map[string]*heldWill
-	bytes  int // payload bytes held
+	held   map[string]*heldWill // by key
+	perID  map[string]int       // wills held per identity
+	bytes  int                  // their sizes together
 	closed bool
 }
 
 // hold keeps w for delay and then calls send with it, unless it was
-// withdrawn or replaced (a second will for the same client ID) before.
-// It refuses (false) past max wills or maxBytes of payload held, or once
-// closed.
-func (ws *wills) hold(w *heldWill, delay time.Duration, max, maxBytes int, send func(*heldWill)) bool {
+// withdrawn or replaced (a second will for the same client ID and
+// identity) before. It refuses past max wills, maxPerID for one identity
+// or maxBytes held, and once closed.
+func (ws *wills) hold(w *heldWill, delay time.Duration, max, maxPerID, maxBytes int, send func(*heldWill)) holdResult {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	old := ws.held[w.clientID]
-	n, b := len(ws.held)+1, ws.bytes+len(w.will.Payload)
-	if old != nil {
-		n, b = n-1, b-len(old.will.Payload)
+	if ws.closed {
+		return heldClosed
 	}
-	if ws.closed || n > max || b > maxBytes {
-		return false
+	old := ws.held[w.key()]
+	n, id, b := len(ws.held)+1, ws.perID[w.identity]+1, ws.bytes+w.size()
+	if old != nil {
+		n, id, b = n-1, id-1, b-old.size()
+	}
+	if n > max || id > maxPerID || b > maxBytes {
+		return heldFull
 	}
 	if old != nil {
 		ws.drop(old)
 	}
 	if ws.held == nil {
-		ws.held = map[string]*heldWill{}
+		ws.held, ws.perID = map[string]*heldWill{}, map[string]int{}
 	}
-	ws.held[w.clientID] = w
-	ws.bytes += len(w.will.Payload)
+	ws.held[w.key()] = w
+	ws.perID[w.identity]++
+	ws.bytes += w.size()
 	w.timer = time.AfterFunc(delay, func() {
 		ws.mu.Lock()
-		due := ws.held[w.clientID] == w && !ws.closed
+		due := ws.held[w.key()] == w && !ws.closed
 		if due {
 			ws.drop(w)
 		}
@@ -81,23 +133,24 @@ func (ws *wills) hold(w *heldWill, delay time.Duration, max, maxBytes int, send 
 			send(w)
 		}
 	})
-	return true
+	return held
 }
 
 // drop forgets a held will (ws.mu held).
 func (ws *wills) drop(w *heldWill) {
 	w.timer.Stop()
-	delete(ws.held, w.clientID)
-	ws.bytes -= len(w.will.Payload)
+	delete(ws.held, w.key())
+	if ws.perID[w.identity]--; ws.perID[w.identity] <= 0 {
+		delete(ws.perID, w.identity)
+	}
+	ws.bytes -= w.size()
 }
 
-// withdraw drops the will held for a client ID, if any, when identity is
-// the one that left it: another identity reusing the client ID (possible
-// with client_id: any) does not silence a device's will.
+// withdraw drops the will that identity left for a client ID, if any.
 func (ws *wills) withdraw(clientID, identity string) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if w := ws.held[clientID]; w != nil && w.identity == identity {
+	if w := ws.held[clientID+"\x00"+identity]; w != nil {
 		ws.drop(w)
 	}
 }
@@ -138,6 +191,23 @@ func willVerdict(cfg *config, identity string, serial *big.Int, pwHash string, w
 	return decidePublish(cfg.pol, &lim, r, w.TopicName, w.Retain, w.Payload)
 }
 
+// decideWill is willVerdict with what the gateway's state adds: a ban of
+// the identity, and the bound on retained messages (a will is a PUBLISH:
+// past max_retained a retained one is refused with 0x97, as OnPacketRead
+// refuses the device's own).
+func (g *Gateway) decideWill(cfg *config, identity string, serial *big.Int, pwHash string, w mqtt.Will) verdict {
+	if b, ok := g.bans.banned("identity:"+identity, g.now()); ok {
+		return verdict{packets.ErrBanned, "identity banned until " + b.Until.UTC().Format(time.RFC3339) + ": " + b.Reason, "ban", "will"}
+	}
+	v := willVerdict(cfg, identity, serial, pwHash, w)
+	if v.ok() && w.Retain && len(w.Payload) > 0 {
+		if _, held := g.srv.Topics.Retained.Get(w.TopicName); !held && g.srv.Topics.Retained.Len() >= cfg.lim.MaxRetained {
+			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("%d retained messages held (limit %d)", g.srv.Topics.Retained.Len(), cfg.lim.MaxRetained), "limits.max_retained", "retained"}
+		}
+	}
+	return v
+}
+
 // sendWill publishes a will the gateway decided to send: upstream when
 // the gateway relays to an upstream broker, else into the local broker
 // from the gateway's own inline client.
@@ -157,7 +227,7 @@ func (g *Gateway) sendWill(w mqtt.Will) {
 // sendHeldWill is the end of a will's delay: decided again, then sent or
 // refused (audited).
 func (g *Gateway) sendHeldWill(w *heldWill) {
-	if v := willVerdict(g.cur.Load(), w.identity, w.serial, w.pwHash, w.will); !v.ok() {
+	if v := g.decideWill(g.cur.Load(), w.identity, w.serial, w.pwHash, w.will); !v.ok() {
 		g.deny(Record{Identity: w.identity, ClientID: w.clientID, Source: w.src, Action: "publish", Topic: w.will.TopicName,
 			Reason: "delayed will message not sent: " + v.reason, Rule: v.rule}, "will")
 		return

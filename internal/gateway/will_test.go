@@ -93,6 +93,8 @@ func TestDelayedWill(t *testing.T) {
 		p.WillTopic, p.WillPayload = []byte("icu/bed1/ecg"), []byte("lead off")
 		p.WillProps.WillDelay = 3
 		p.WillProps.Seen |= 1 << mqtt.PropWillDelay
+		p.Props.SessionExpiry = 60 // without it the session, and so the delay, ends at once [MQTT-3.1.2-8]
+		p.Props.Seen |= 1 << mqtt.PropSessionExpiry
 	})
 	d.c.Close()
 	if got := n.received(time.Second); len(got) != 0 {

@@ -1,44 +1,58 @@
 package gateway
 
 import (
+	"bytes"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
-// TestWillsBounded: the wills held for their delay are bounded in number
-// and in payload bytes, a second
-// will for the same client ID replaces the first (only the second is
-// sent), a withdrawn one is not sent, and none is sent after close.
+// TestWillsBounded: the wills held for their delay are bounded in number,
+// per identity and in bytes; a second will for the same client ID and
+// identity replaces the first (only the second is sent), another
+// identity's will for that client ID neither replaces nor withdraws it, a
+// withdrawn one is not sent, and none is held or sent after close.
 func TestWillsBounded(t *testing.T) {
 	var ws wills
 	var mu sync.Mutex
 	var sent []string
 	send := func(w *heldWill) {
 		mu.Lock()
-		sent = append(sent, w.clientID+":"+string(w.will.Payload))
+		sent = append(sent, w.clientID+"/"+w.identity+":"+string(w.will.Payload))
 		mu.Unlock()
 	}
-	w := func(id, payload string) *heldWill {
-		h := &heldWill{clientID: id, identity: "dev"}
-		h.will.Payload = []byte(payload)
-		return h
+	w := func(id, identity, payload string) *heldWill {
+		return newHeldWill(identity, id, "", "", nil, mqtt.Will{TopicName: "t", Payload: []byte(payload)})
 	}
 	const d = 100 * time.Millisecond
-	if !ws.hold(w("a", "1"), d, 2, 1<<20, send) || !ws.hold(w("b", "1"), d, 2, 1<<20, send) {
-		t.Fatal("two wills refused under a limit of two")
+	hold := func(h *heldWill, max, perID, maxBytes int) bool {
+		return ws.hold(h, d, max, perID, maxBytes, send) == held
 	}
-	if ws.hold(w("c", "1"), d, 2, 1<<20, send) {
-		t.Error("a third will held past a limit of two")
+	if !hold(w("a", "dev", "1"), 3, 2, 1<<20) || !hold(w("b", "dev", "1"), 3, 2, 1<<20) {
+		t.Fatal("two wills refused under a limit of three, two per identity")
 	}
-	if !ws.hold(w("a", "2"), d, 2, 1<<20, send) {
-		t.Error("a second will for a held client ID refused at the limit")
+	if hold(w("c", "dev", "1"), 3, 2, 1<<20) {
+		t.Error("a third will of one identity held past its limit of two")
+	}
+	if !hold(w("a", "dev", "2"), 3, 2, 1<<20) {
+		t.Error("a second will for a held client ID refused at the identity's limit")
+	}
+	if !hold(w("a", "other", "x"), 3, 2, 1<<20) {
+		t.Error("another identity's will for the same client ID refused")
+	}
+	if hold(w("z", "third", "1"), 3, 2, 1<<20) {
+		t.Error("a fourth will held past a limit of three")
 	}
 	ws.withdraw("b", "other") // another identity reusing the client ID
-	if ws.len() != 2 {
-		t.Errorf("another identity withdrew a will: %d held, want 2", ws.len())
+	if ws.len() != 3 {
+		t.Errorf("another identity withdrew a will: %d held, want 3", ws.len())
 	}
 	ws.withdraw("b", "dev")
+	ws.withdraw("a", "other")
 	if ws.len() != 1 {
 		t.Errorf("%d wills held, want 1", ws.len())
 	}
@@ -47,32 +61,35 @@ func TestWillsBounded(t *testing.T) {
 	}
 	time.Sleep(2 * d) // anything else due would have come by now
 	mu.Lock()
-	if len(sent) != 1 || sent[0] != "a:2" {
+	if len(sent) != 1 || sent[0] != "a/dev:2" {
 		t.Errorf("sent %v, want only a's second will", sent)
 	}
 	mu.Unlock()
-	if ws.len() != 0 {
-		t.Errorf("%d wills held after they were sent", ws.len())
+
+	// Bytes: what is kept (names, topic, payload and an overhead), not
+	// the payload alone.
+	one := w("x", "dev", "12").size()
+	if one != len("dev")+len("x")+len("t")+2+heldWillOverhead {
+		t.Errorf("size %d", one)
 	}
-	// Payload bytes: 3 held of a budget of 4, a will of 2 refused, one
-	// replacing a held will of 2 bytes by one of 3 accepted.
-	if !ws.hold(w("x", "12"), time.Hour, 10, 4, send) || !ws.hold(w("y", "3"), time.Hour, 10, 4, send) {
-		t.Fatal("3 bytes refused under a budget of 4")
+	if !ws.hold(w("x", "dev", "12"), time.Hour, 10, 10, 2*one, send).ok() || !ws.hold(w("y", "dev", "34"), time.Hour, 10, 10, 2*one, send).ok() {
+		t.Fatal("two wills refused under a budget of two")
 	}
-	if ws.hold(w("z", "45"), time.Hour, 10, 4, send) {
-		t.Error("5 bytes held under a budget of 4")
+	if ws.hold(w("z", "dev", "5"), time.Hour, 10, 10, 2*one, send).ok() {
+		t.Error("a will held past the byte budget")
 	}
-	if !ws.hold(w("x", "123"), time.Hour, 10, 4, send) || ws.bytes != 4 {
-		t.Errorf("replacing 2 bytes by 3 under a budget of 4: %d bytes held", ws.bytes)
+	if !ws.hold(w("x", "dev", "56"), time.Hour, 10, 10, 2*one, send).ok() || ws.bytes != 2*one {
+		t.Errorf("replacing a will by one of the same size at the budget: %d bytes held, want %d", ws.bytes, 2*one)
 	}
 	ws.withdraw("x", "dev")
 	ws.withdraw("y", "dev")
-	if ws.bytes != 0 || ws.len() != 0 {
-		t.Errorf("%d wills, %d bytes held after withdrawing all", ws.len(), ws.bytes)
+	if ws.bytes != 0 || ws.len() != 0 || len(ws.perID) != 0 {
+		t.Errorf("%d wills, %d bytes, %d identities held after withdrawing all", ws.len(), ws.bytes, len(ws.perID))
 	}
-	ws.hold(w("d", "1"), d, 2, 1<<20, send)
+
+	hold(w("d", "dev", "1"), 3, 2, 1<<20)
 	ws.close()
-	if ws.hold(w("e", "1"), d, 2, 1<<20, send) || ws.len() != 0 {
+	if ws.hold(w("e", "dev", "1"), d, 3, 2, 1<<20, send) != heldClosed || ws.len() != 0 {
 		t.Error("a will held after close")
 	}
 	time.Sleep(4 * d)
@@ -82,3 +99,22 @@ func TestWillsBounded(t *testing.T) {
 		t.Errorf("sent after close: %v", sent)
 	}
 }
+
+// TestHeldWillCopies: a held will keeps copies of its strings and
+// payload, not slices of the CONNECT packet mochi decoded them from.
+func TestHeldWillCopies(t *testing.T) {
+	packet := []byte("bed1-ecg" + "icu/bed1/ecg" + "lead off")
+	topic := unsafeString(packet[8:20])
+	w := newHeldWill("bed1-ecg", unsafeString(packet[:8]), "", "", nil, mqtt.Will{TopicName: topic, Payload: packet[20:], User: nil})
+	copy(packet, bytes.Repeat([]byte("x"), len(packet)))
+	if w.clientID != "bed1-ecg" || w.will.TopicName != "icu/bed1/ecg" || string(w.will.Payload) != "lead off" {
+		t.Errorf("the held will changed with the packet: %q %q %q", w.clientID, w.will.TopicName, w.will.Payload)
+	}
+	if strings.Contains(w.will.TopicName, "x") {
+		t.Error("topic shares the packet's memory")
+	}
+}
+
+// unsafeString is a string sharing b's memory, as mochi's decoded fields
+// share the packet's.
+func unsafeString(b []byte) string { return unsafe.String(&b[0], len(b)) }
