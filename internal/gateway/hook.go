@@ -328,8 +328,8 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	now := g.now()
 	v := decidePublish(cfg.pol, &lim, c.rightsIn(cfg), pk.TopicName, pk.FixedHeader.Retain, pk.Payload)
 	if v.ok() && pk.FixedHeader.Retain && len(pk.Payload) > 0 {
-		if _, held := g.srv.Topics.Retained.Get(pk.TopicName); !held && g.srv.Topics.Retained.Len() >= lim.MaxRetained {
-			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("%d retained messages held (limit %d)", g.srv.Topics.Retained.Len(), lim.MaxRetained), "limits.max_retained", "retained"}
+		if n, full := g.retainedFull(pk.TopicName, lim.MaxRetained); full {
+			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("%d retained messages held (limit %d)", n, lim.MaxRetained), "limits.max_retained", "retained"}
 		}
 	}
 	if v.ok() {

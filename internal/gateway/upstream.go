@@ -194,8 +194,8 @@ func (u *upstream) receive(_ paho.Client, m paho.Message) {
 	}
 	u.received.Add(1)
 	u.g.metrics.upstream.WithLabelValues("in", "delivered").Inc()
-	if retain && len(m.Payload()) > 0 && u.g.srv.Topics.Retained.Len() >= u.g.limits().MaxRetained {
-		if _, held := u.g.srv.Topics.Retained.Get(m.Topic()); !held {
+	if retain && len(m.Payload()) > 0 {
+		if _, full := u.g.retainedFull(m.Topic(), u.g.limits().MaxRetained); full {
 			retain = false // the local copy of upstream's retained messages is bounded too
 		}
 	}

@@ -201,11 +201,28 @@ func (g *Gateway) decideWill(cfg *config, identity string, serial *big.Int, pwHa
 	}
 	v := willVerdict(cfg, identity, serial, pwHash, w)
 	if v.ok() && w.Retain && len(w.Payload) > 0 {
-		if _, held := g.srv.Topics.Retained.Get(w.TopicName); !held && g.srv.Topics.Retained.Len() >= cfg.lim.MaxRetained {
-			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("%d retained messages held (limit %d)", g.srv.Topics.Retained.Len(), cfg.lim.MaxRetained), "limits.max_retained", "retained"}
+		if n, full := g.retainedFull(w.TopicName, cfg.lim.MaxRetained); full {
+			v = verdict{packets.ErrQuotaExceeded, fmt.Sprintf("%d retained messages held (limit %d)", n, cfg.lim.MaxRetained), "limits.max_retained", "retained"}
 		}
 	}
 	return v
+}
+
+// retainedFull reports whether a new retained message on topic would go
+// past max: the topic holds none yet and the messages held, the broker's
+// own $SYS ones not counted, are at max already; n is that count. (mochi
+// keeps about 20 retained $SYS messages: counted, a max_retained under 21
+// refused every device's retained message.) The $SYS messages are counted
+// only at the limit, so the usual check stays one lookup.
+func (g *Gateway) retainedFull(topic string, max int) (n int, full bool) {
+	if _, held := g.srv.Topics.Retained.Get(topic); held {
+		return 0, false
+	}
+	if n = g.srv.Topics.Retained.Len(); n < max {
+		return n, false
+	}
+	n -= len(g.srv.Topics.Messages("$SYS/#"))
+	return n, n >= max
 }
 
 // sendWill publishes a will the gateway decided to send: upstream when

@@ -14,7 +14,7 @@ limits:
   handshake_timeout: 2s
   connects_per_minute_per_ip: 1000
   connects_per_minute_per_identity: 1000
-  max_retained: 22
+  max_retained: 2
 `
 
 // TestWillMaxRetained: max_retained holds for wills as for a device's
@@ -63,5 +63,23 @@ func TestWillMaxRetained(t *testing.T) {
 	}
 	if len(retained) > 0 {
 		t.Errorf("with max_retained reached (the device's retained PUBLISH refused 0x97), its wills were retained: %v", retained)
+	}
+}
+
+// TestMaxRetainedNotSys: max_retained counts the devices' retained
+// messages, not the broker's own $SYS ones (mochi keeps about 20). (Found
+// by a review: a max_retained under 21 refused every device's retained
+// message.)
+func TestMaxRetainedNotSys(t *testing.T) {
+	tg := startCID(t, retainPolicy, "identity")
+	d := dialRaw(t, tg, "bed1-ecg")
+	d.connectOK(mqtt.V5, "bed1-ecg", nil)
+	var codes []byte
+	for i := 0; i < 3; i++ {
+		d.publish("icu/bed1/status/p"+itoa(i), 1, true, []byte("held"), uint16(i+1))
+		codes = append(codes, d.expect(mqtt.PUBACK).ReasonCode)
+	}
+	if codes[0] != 0 || codes[1] != 0 || codes[2] != 0x97 {
+		t.Errorf("three retained messages under max_retained 2: PUBACK codes % x, want 00 00 97", codes)
 	}
 }

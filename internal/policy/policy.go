@@ -127,7 +127,7 @@ type Limits struct {
 	MaxInflight                  int   `yaml:"max_inflight"`        // QoS 1 and 2 messages held per session, each way
 	MaxQueuedMessages            int   `yaml:"max_queued_messages"` // messages waiting to be written to one client
 	MaxTopicAliases              int   `yaml:"max_topic_aliases"`
-	MaxRetained                  int   `yaml:"max_retained"`          // retained messages held by the broker
+	MaxRetained                  int   `yaml:"max_retained"`          // retained messages held by the broker for clients (its own $SYS ones not counted)
 	MaxKeepalive                 Value `yaml:"max_keepalive"`         // seconds
 	MaxSessionExpiry             Value `yaml:"max_session_expiry"`    // seconds
 	HandshakeTimeout             Value `yaml:"handshake_timeout"`     // seconds, TLS handshake and then CONNECT
