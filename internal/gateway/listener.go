@@ -179,6 +179,14 @@ func (in *inbound) check() {
 		if in.pkt.Type == mqtt.CONNECT && in.version == 0 {
 			in.version = mqtt.Version(in.pkt.ProtocolLevel)
 		}
+		if in.pkt.Type == mqtt.DISCONNECT && in.version == mqtt.V5 && rl == 1 {
+			// A reason code without the property length (allowed when
+			// the remaining length is 1, and what libmosquitto sends):
+			// mochi reads the reason code only from a remaining length of
+			// 2, so 0x04 "disconnect with will message" would drop the
+			// will. The same packet with an empty property length.
+			pk = []byte{pk[0], 2, pk[hl], 0}
+		}
 		in.ready = append(in.ready, pk...)
 		in.buf = in.buf[total:]
 	}

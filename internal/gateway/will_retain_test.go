@@ -83,3 +83,30 @@ func TestMaxRetainedNotSys(t *testing.T) {
 		t.Errorf("three retained messages under max_retained 2: PUBACK codes % x, want 00 00 97", codes)
 	}
 }
+
+// TestDisconnectWithWillShortForm: an MQTT 5 DISCONNECT with reason code
+// 0x04 (disconnect with will message) and no property length (remaining
+// length 1, allowed by 3.14.2.2.1; libmosquitto sends it so) publishes
+// the will, as the long form does. (Found by a review: mochi reads the
+// reason code only from a remaining length of 2 and dropped the will.)
+func TestDisconnectWithWillShortForm(t *testing.T) {
+	tg := startCID(t, retainPolicy, "identity")
+	n := dialRaw(t, tg, "nurse-station")
+	n.connectOK(mqtt.V5, "nurse-station", nil)
+	n.subscribe(1, "icu/+/status/#")
+	for _, form := range []struct {
+		name  string
+		bytes []byte
+	}{{"short", []byte{0xe0, 1, 4}}, {"long", []byte{0xe0, 2, 4, 0}}} {
+		d := dialRaw(t, tg, "bed1-ecg")
+		d.connectOK(mqtt.V5, "bed1-ecg", func(p *mqtt.Packet) {
+			p.ConnectFlags |= 0x04
+			p.WillTopic, p.WillPayload = []byte("icu/bed1/status/will"), []byte("offline")
+		})
+		d.c.Write(form.bytes)
+		if got := payloads(n, 2*time.Second); len(got) != 1 || got[0] != "icu/bed1/status/will=offline" {
+			t.Errorf("DISCONNECT 0x04, %s form: got %v, want the will", form.name, got)
+		}
+		d.c.Close()
+	}
+}
