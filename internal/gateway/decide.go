@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"math/big"
 	"strings"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -38,21 +39,38 @@ func rightsOf(cfg *config, identity string) (*rights, bool) {
 // between from the session's stored rights would still grant what the
 // reload took away (a delivery on a subscription whose right was just
 // removed, to a certificate just revoked). So rights resolved in an older
-// configuration are resolved again here, failing closed: a revoked
-// certificate, a changed password or an identity the policy no longer
-// names gets no rights at all until apply cuts the session off.
+// configuration are resolved again here, failing closed: a session that
+// no longer stands (standing) gets no rights at all until apply cuts it
+// off.
 func (c *client) rightsIn(cfg *config) *rights {
 	r := c.rights.Load()
 	if r.cfg == cfg {
 		return r
 	}
-	n, known := rightsOf(cfg, c.identity)
-	h, ok := cfg.pw[c.identity]
-	if !known || (c.serial != nil && cfg.revoked[c.serial.Text(16)]) || (cfg.pw != nil && (!ok || h != c.pwHash)) {
+	n, v := cfg.standing(c.identity, c.serial, c.pwHash)
+	if !v.ok() {
 		n = &rights{identity: c.identity, cfg: cfg}
 	}
 	c.rights.CompareAndSwap(r, n)
 	return n
+}
+
+// standing decides whether a session may still act at all under cfg: its
+// certificate not revoked, its identity in the policy, its password the
+// one it authenticated with (pwHash; "" without a password file). It
+// returns the identity's rights with the verdict. (apply cuts sessions
+// off for the same three reasons.)
+func (cfg *config) standing(identity string, serial *big.Int, pwHash string) (*rights, verdict) {
+	r, known := rightsOf(cfg, identity)
+	switch h, ok := cfg.pw[identity]; {
+	case serial != nil && cfg.revoked[serial.Text(16)]:
+		return r, verdict{packets.ErrNotAuthorized, "client certificate revoked", "crl", "revoked"}
+	case !known:
+		return r, verdict{packets.ErrNotAuthorized, "identity no longer in the policy", "devices", "not_in_policy"}
+	case cfg.pw != nil && (!ok || h != pwHash):
+		return r, verdict{packets.ErrNotAuthorized, "password changed or removed", "passwords", "password"}
+	}
+	return r, allow
 }
 
 // rule names the devices entries behind r for the audit log.

@@ -173,19 +173,12 @@ func (ws *wills) close() {
 	}
 }
 
-// willVerdict decides a will against cfg: the certificate not revoked,
-// the identity still in the policy, its password unchanged, the topic,
-// retain flag and payload within its rights.
+// willVerdict decides a will against cfg: the session still standing,
+// the topic, retain flag and payload within its rights.
 func willVerdict(cfg *config, identity string, serial *big.Int, pwHash string, w mqtt.Will) verdict {
-	if serial != nil && cfg.revoked[serial.Text(16)] {
-		return verdict{packets.ErrNotAuthorized, "client certificate revoked", "crl", "will"}
-	}
-	r, known := rightsOf(cfg, identity)
-	if !known {
-		return verdict{packets.ErrNotAuthorized, "identity no longer in the policy", "devices", "will"}
-	}
-	if h, ok := cfg.pw[identity]; cfg.pw != nil && (!ok || h != pwHash) {
-		return verdict{packets.ErrNotAuthorized, "password changed or removed", "passwords", "will"}
+	r, v := cfg.standing(identity, serial, pwHash)
+	if !v.ok() {
+		return v
 	}
 	lim := cfg.lim
 	return decidePublish(cfg.pol, &lim, r, w.TopicName, w.Retain, w.Payload)
