@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"testing"
 	"time"
 
@@ -17,12 +16,7 @@ import (
 func TestEndedSessionsMemory(t *testing.T) {
 	tg := startCID(t, reviewPolicy, "prefix")
 	const n = 200
-	var props []byte
-	val := bytes.Repeat([]byte("x"), 65000)
-	for i := 0; i < 3; i++ {
-		props = append(props, mqtt.PropUserProperty, 0, 1, 'k', byte(len(val)>>8), byte(len(val)))
-		props = append(props, val...)
-	}
+	props := bigUserProps()
 	before := heapNow()
 	for i := 0; i < n; i++ {
 		x := dialRaw(t, tg, "intruder")

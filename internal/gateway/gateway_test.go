@@ -172,6 +172,13 @@ func startOpts(t testing.TB, policyYAML string, passwords map[string]string, ext
 			}
 		}
 	}
+	return serve(t, dir, cfg, ao)
+}
+
+// serve starts a gateway on cfg with the PKI in dir, its audit log read
+// by the test, and closes it when the test ends.
+func serve(t testing.TB, dir string, cfg gateway.Config, ao gateway.AuditOptions) *testGW {
+	t.Helper()
 	audit := &syncBuf{}
 	g, err := gateway.New(cfg, gateway.Options{Audit: audit, AuditOptions: ao})
 	if err != nil {

@@ -172,7 +172,13 @@ func (r *raw) publish(topic string, qos byte, retain bool, payload []byte, id ui
 
 // received collects the PUBLISH topics that arrive within d.
 func (r *raw) received(d time.Duration) []string {
-	var topics []string
+	return r.publishes(d, func(p *mqtt.Packet) string { return string(p.Topic) })
+}
+
+// publishes collects what each PUBLISH arriving within d says through
+// show, acknowledging those of QoS 1.
+func (r *raw) publishes(d time.Duration, show func(*mqtt.Packet) string) []string {
+	var got []string
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		p, err := r.recv(time.Until(deadline))
@@ -180,13 +186,13 @@ func (r *raw) received(d time.Duration) []string {
 			break
 		}
 		if p.Type == mqtt.PUBLISH {
-			topics = append(topics, string(p.Topic))
+			got = append(got, show(p))
 			if p.QoS > 0 {
 				r.send(&mqtt.Packet{Type: mqtt.PUBACK, PacketID: p.PacketID})
 			}
 		}
 	}
-	return topics
+	return got
 }
 
 func hex(b []byte) string { return fmt.Sprintf("% x", b) }

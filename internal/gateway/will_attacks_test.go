@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,20 +30,7 @@ func startCID(t *testing.T, policyYAML, mode string) *testGW {
 	pol := filepath.Join(dir, "policy.yaml")
 	os.WriteFile(pol, []byte(policyYAML), 0o644)
 	cfg := gateway.Config{Listen: "127.0.0.1:0", PKI: dir, Policy: pol, Metrics: "off", ClientID: mode, State: filepath.Join(dir, "state")}
-	audit := &syncBuf{}
-	g, err := gateway.New(cfg, gateway.Options{Audit: audit, AuditOptions: gateway.AuditOptions{PerKey: 1 << 20, Rate: 1 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	audit.flush = g.FlushAudit
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	pool := x509.NewCertPool()
-	b, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	pool.AppendCertsFromPEM(b)
-	return &testGW{g: g, dir: dir, audit: audit, pool: pool}
+	return serve(t, dir, cfg, gateway.AuditOptions{PerKey: 1 << 20, Rate: 1 << 20})
 }
 
 // delayedWill sets an MQTT 5 will on topic with a delay, and a session
@@ -78,21 +64,7 @@ func bed1(got []string) []string {
 
 // payloads collects topic=payload of the PUBLISHes arriving within d.
 func payloads(r *raw, d time.Duration) []string {
-	var got []string
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		p, err := r.recv(time.Until(deadline))
-		if err != nil {
-			break
-		}
-		if p.Type == mqtt.PUBLISH {
-			got = append(got, string(p.Topic)+"="+string(p.Payload))
-			if p.QoS > 0 {
-				r.send(&mqtt.Packet{Type: mqtt.PUBACK, PacketID: p.PacketID})
-			}
-		}
-	}
-	return got
+	return r.publishes(d, func(p *mqtt.Packet) string { return string(p.Topic) + "=" + string(p.Payload) })
 }
 
 // TestWillTakeover: a device whose old connection is still open at the

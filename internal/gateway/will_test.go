@@ -88,14 +88,9 @@ func TestDelayedWill(t *testing.T) {
 	n.connectOK(mqtt.V5, "nurse-station", nil)
 	n.subscribe(1, "icu/+/ecg")
 	d := dialRaw(t, tg, "bed1-ecg")
-	d.connectOK(mqtt.V5, "bed1-ecg", func(p *mqtt.Packet) {
-		p.ConnectFlags |= 0x04
-		p.WillTopic, p.WillPayload = []byte("icu/bed1/ecg"), []byte("lead off")
-		p.WillProps.WillDelay = 3
-		p.WillProps.Seen |= 1 << mqtt.PropWillDelay
-		p.Props.SessionExpiry = 60 // without it the session, and so the delay, ends at once [MQTT-3.1.2-8]
-		p.Props.Seen |= 1 << mqtt.PropSessionExpiry
-	})
+	// A session expiry: without it the session, and so the delay, ends
+	// at once [MQTT-3.1.2-8].
+	d.connectOK(mqtt.V5, "bed1-ecg", delayedWill("icu/bed1/ecg", "lead off", 3, 60, true))
 	d.c.Close()
 	if got := n.received(time.Second); len(got) != 0 {
 		t.Fatalf("the will was not delayed: %v", got)
@@ -119,14 +114,7 @@ func TestDelayedWillSent(t *testing.T) {
 	n := dialRaw(t, tg, "nurse-station")
 	n.connectOK(mqtt.V5, "nurse-station", nil)
 	n.subscribe(1, "icu/+/ecg")
-	delayed := func(p *mqtt.Packet) {
-		p.ConnectFlags |= 0x04
-		p.WillTopic, p.WillPayload = []byte("icu/bed1/ecg"), []byte("lead off")
-		p.WillProps.WillDelay = 2
-		p.WillProps.Seen |= 1 << mqtt.PropWillDelay
-		p.Props.SessionExpiry = 60
-		p.Props.Seen |= 1 << mqtt.PropSessionExpiry
-	}
+	delayed := delayedWill("icu/bed1/ecg", "lead off", 2, 60, true)
 	d := dialRaw(t, tg, "bed1-ecg")
 	d.connectOK(mqtt.V5, "bed1-ecg", delayed)
 	d.c.Close()

@@ -83,20 +83,7 @@ func TestLiveMosquittoTLS(t *testing.T) {
 // fail, naming how many clients were refused and which, instead of
 // reporting a run with holes in it as a success.
 func TestLiveRefused(t *testing.T) {
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	srv.AddHook(&refuse{prefix: "bed1-s"}, nil) // bed1-spo2 (and no other)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	defer srv.Close()
-	time.Sleep(100 * time.Millisecond)
+	addr := startMochi(t, &refuse{prefix: "bed1-s"}) // refuses bed1-spo2 (and no other)
 	st, err := sim.Live(context.Background(), sim.LiveOptions{Broker: addr, Duration: 2 * time.Second, Beds: 1, Speed: 10})
 	if err == nil || !strings.Contains(err.Error(), "1 of ") || !strings.Contains(err.Error(), "bed1-spo2") {
 		t.Fatalf("one device refused: error %v, stats %+v", err, st)
@@ -129,21 +116,7 @@ func (h *refuse) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 // here holds every QoS 1 publish longer than the whole run.
 func TestLiveWaitsForAcks(t *testing.T) {
 	slow := &slowAck{delay: 4 * time.Second}
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	srv.AddHook(new(auth.AllowHook), nil)
-	srv.AddHook(slow, nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	defer srv.Close()
-	time.Sleep(100 * time.Millisecond)
+	addr := startMochi(t, new(auth.AllowHook), slow)
 	st, err := sim.Live(context.Background(), sim.LiveOptions{Broker: addr, Duration: 3 * time.Second, Beds: 4, Speed: 10, Scenario: "icu-patient", Seed: 3})
 	if slow.qos1.Load() == 0 {
 		t.Fatalf("no QoS 1 publish in the run (seed): the test proves nothing; error %v, stats %+v", err, st)
@@ -170,4 +143,29 @@ func (h *slowAck) OnPublish(_ *mochi.Client, pk packets.Packet) (packets.Packet,
 		time.Sleep(h.delay)
 	}
 	return pk, nil
+}
+
+// startMochi starts an in-process mochi broker with hooks on a free
+// loopback port, stopped when the test ends, and returns its address.
+func startMochi(t *testing.T, hooks ...mochi.Hook) string {
+	t.Helper()
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	for _, h := range hooks {
+		if err := srv.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	time.Sleep(100 * time.Millisecond)
+	return addr
 }
