@@ -4,6 +4,9 @@
 #   scripts/bench.sh export     iomtguard export --format icu-csv vs tshark's field export
 #   scripts/bench.sh analyze    iomtguard analyze vs the seed's pipeline (tshark export, then
 #                               ../shared/tools/ref_pipeline.py)
+#   scripts/bench.sh files      iomtguard analyze of the capture cut into FILES files (default
+#                               1440, a rotating capture's day of minutes: editcap -c) vs the
+#                               capture in one file: what reading many files at once costs
 #
 # Input: the 1.09M-frame benchmark capture, built once with
 # ../shared/tools/replicate_pcap.py (100 copies of benign.pcap, 600 s apart) into
@@ -61,8 +64,18 @@ analyze)
   out=$(side seed-pipeline "tshark -r '$BIG' -T fields -E header=y -E separator=, -E quote=d -E occurrence=f $FIELDS > '$BENCH_DIR/seed.csv' && $PY '$SHARED/tools/ref_pipeline.py' '$BENCH_DIR/seed.csv' > '$BENCH_DIR/seed.json'" \
     iomtguard "'$IOMT' analyze -q --out '$BENCH_DIR/report' '$BIG'")
   ;;
+files)
+  FILES=${FILES:-1440}
+  ROT="$BENCH_DIR/rotating-$FILES"
+  if [ ! -d "$ROT" ]; then
+    mkdir -p "$ROT"
+    editcap -F pcap -c $(( (frames + FILES - 1) / FILES )) "$BIG" "$ROT/part.pcap"
+  fi
+  out=$(side one-file "'$IOMT' analyze -q --out '$BENCH_DIR/report' '$BIG'" \
+    "$(ls "$ROT" | wc -l)-files" "'$IOMT' analyze -q --out '$BENCH_DIR/report-files' '$ROT'/*.pcap")
+  ;;
 *)
-  echo "usage: scripts/bench.sh export|analyze" >&2; exit 2 ;;
+  echo "usage: scripts/bench.sh export|analyze|files" >&2; exit 2 ;;
 esac
 a=$(echo "$out" | sed -n 1p)
 b=$(echo "$out" | sed -n 2p)
@@ -70,4 +83,8 @@ printf '%-16s %10s %12s\n' "" "median s" "peak RSS MB"
 for r in "$a" "$b"; do set -- $r; printf '%-16s %10s %12s\n' "$1" "$2" "$3"; done
 set -- $a; ta=$2
 set -- $b; tb=$2
-awk -v a="$ta" -v b="$tb" 'BEGIN{printf "speed-up: %.1fx\n", a/b}'
+if [ "$what" = files ]; then
+  awk -v a="$ta" -v b="$tb" 'BEGIN{printf "the files take %.2fx the time of the one\n", b/a}'
+else
+  awk -v a="$ta" -v b="$tb" 'BEGIN{printf "speed-up: %.1fx\n", a/b}'
+fi

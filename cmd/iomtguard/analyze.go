@@ -45,7 +45,8 @@ func analyzeCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "analyze [flags] [CAPTURE...]",
 		Short: "Analyse captures into a report: statistics, MQTT, hosts, K-means, ARIMA forecast, anomalies, findings",
 		Long: `analyze reads captures (pcap, pcapng, gzip of either) or ICU dataset CSVs in one pass
-(several files are merged in time order) and writes a report a person can read:
+(several files are merged in time order: the files of a rotating capture, ring/*.pcap.gz, cost
+about what their frames cost in one file) and writes a report a person can read:
 
   DIR/report.html     one self-contained page (no request to anywhere; prints well):
                       overview, descriptive statistics (the study's Figure 1, pandas-equal),

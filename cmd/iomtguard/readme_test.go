@@ -231,6 +231,7 @@ func readmeFixtures(t *testing.T, r *readmeRun) {
 		"iomtguard simulate --duration 2m -o capture.pcap",
 		"iomtguard simulate --duration 2m -o capture.pcap.gz",
 		"iomtguard simulate --duration 1m --link ethernet -o ward.pcap",
+		"mkdir -p ring && for m in 00 01 02; do iomtguard simulate --duration 1m --start 2026-01-05T08:$m:00Z --seed 3 -o ring/ward3-08$m.pcap.gz || exit; done",
 		"printf 'bed1-ecg-password\\n' > bed1-ecg.pass",
 	} {
 		if out, code := r.run(c); code != 0 {

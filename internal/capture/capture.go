@@ -132,11 +132,14 @@ func Sniff(head []byte) Kind {
 
 // NewReader returns a Reader for r, detecting the format (and gzip) from its first bytes.
 func NewReader(r io.Reader) (Reader, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	// A small buffer, enough to tell the formats apart (the one given is
+	// used when it is a bufio.Reader of at least that size): the window
+	// reads past it, straight from r, in chunks larger than it.
+	br := bufio.NewReaderSize(r, 4096)
 	head, _ := br.Peek(4)
 	switch Sniff(head) {
 	case KindGzip:
-		zr, err := gzip.NewReader(br)
+		zr, err := gzip.NewReader(bufio.NewReaderSize(br, 32<<10))
 		if err != nil {
 			return nil, fmt.Errorf("capture: gzip: %w", err)
 		}

@@ -114,6 +114,7 @@ func (p *pcapReader) Next(pkt *Packet) error {
 }
 
 func (p *pcapReader) damage(off int64, reason string) error {
+	p.w.release()
 	p.damageErr = &DamageError{Offset: off, Packet: p.n, Reason: reason}
 	return p.damageErr
 }

@@ -272,6 +272,7 @@ func (p *pcapngReader) readSPB(b []byte, pkt *Packet) error {
 }
 
 func (p *pcapngReader) damage(off int64, reason string) error {
+	p.w.release()
 	p.damageErr = &DamageError{Offset: off, Packet: p.n, Reason: reason}
 	return p.damageErr
 }

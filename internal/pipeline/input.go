@@ -59,19 +59,24 @@ func OpenInput(path string) (Input, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: is a directory", path)
 	}
+	// Small buffers: one to sniff the format, one under gzip's byte reads.
+	// The capture reader's window reads past them, straight from the file
+	// (or the decompressor), in chunks that grow with what it has read (see
+	// capture.windowSize): every input given is open from the start, and
+	// one waiting for its turn should hold little.
 	cr := &counter{r: f}
-	br := bufio.NewReaderSize(cr, 1<<20)
-	head, _ := br.Peek(4096)
+	br := bufio.NewReaderSize(cr, sniffLen)
+	head, _ := br.Peek(sniffLen)
 	var r io.Reader = br
 	compressed := false
 	if capture.Sniff(head) == capture.KindGzip {
-		zr, err := gzip.NewReader(br)
+		zr, err := gzip.NewReader(bufio.NewReaderSize(br, 32<<10))
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: gzip: %w", path, err)
 		}
-		zb := bufio.NewReaderSize(zr, 1<<20)
-		head, _ = zb.Peek(4096)
+		zb := bufio.NewReaderSize(zr, sniffLen)
+		head, _ = zb.Peek(sniffLen)
 		r = zb
 		compressed = true
 	}
@@ -105,6 +110,9 @@ func OpenInput(path string) (Input, error) {
 	return nil, fmt.Errorf("%s: %w", path, ErrNotInput)
 }
 
+// sniffLen is the bytes read to tell the formats apart.
+const sniffLen = 4096
+
 type counter struct {
 	r io.Reader
 	n int64
@@ -125,19 +133,34 @@ type fileInput struct {
 
 func (fi *fileInput) Name() string                  { return fi.name }
 func (fi *fileInput) Progress() (done, total int64) { return fi.cr.n, fi.size }
-func (fi *fileInput) Close() error                  { return fi.f.Close() }
+func (fi *fileInput) Close() error {
+	if fi.f == nil {
+		return nil
+	}
+	return fi.f.Close()
+}
 
 type captureInput struct {
 	fileInput
 	r      capture.Reader
 	format string
+	end    error // the error that ended it (io.EOF at the end)
 }
 
 func (ci *captureInput) Format() string { return ci.format }
 
 func (ci *captureInput) Next(rec *Record) error {
 	rec.Row = nil
+	if ci.end != nil {
+		return ci.end
+	}
 	if err := ci.r.Next(&rec.Pkt); err != nil {
+		// Done: let go of the buffers and the file now, not when the last
+		// of the inputs given with this one ends (rotating captures).
+		ci.end, ci.r = err, nil
+		if ci.f != nil {
+			ci.f.Close()
+		}
 		return err
 	}
 	rec.TS = rec.Pkt.Timestamp
@@ -167,8 +190,8 @@ func (ci *csvInput) Next(rec *Record) error {
 // CSV from r, detecting the format from content; name labels it in messages.
 func NewInput(name string, r io.Reader) (Input, error) {
 	cr := &counter{r: r}
-	br := bufio.NewReaderSize(cr, 1<<20)
-	head, _ := br.Peek(4096)
+	br := bufio.NewReaderSize(cr, sniffLen)
+	head, _ := br.Peek(sniffLen)
 	base := fileInput{name: name, cr: cr}
 	switch capture.Sniff(head) {
 	case capture.KindPcap, capture.KindPcapng, capture.KindGzip:
