@@ -182,3 +182,33 @@ func TestExitMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzeTooManyFiles gives analyze more files than the process may
+// open (every input given is open until it ends): the error names the
+// limit and what to do, not only the system's "too many open files".
+func TestAnalyzeTooManyFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("needs bash for ulimit")
+	}
+	bin := binary(t)
+	src, err := os.ReadFile("../../testdata/captures/mqtt5.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var files []string
+	for i := range 80 {
+		p := filepath.Join(dir, fmt.Sprintf("ring-%02d.pcap", i))
+		os.WriteFile(p, src, 0o644)
+		files = append(files, p)
+	}
+	args := append([]string{"-c", `ulimit -n 40 && exec "$0" analyze -q --no-report --json /dev/null "$@"`, bin}, files...)
+	cmd := exec.Command("bash", args...)
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "80 files given at once, past this process's limit of open files (ulimit -n)") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}

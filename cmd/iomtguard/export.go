@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -153,6 +155,11 @@ func openInputs(paths []string) ([]pipeline.Input, error) {
 		in, err := pipeline.OpenInput(p)
 		if err != nil {
 			closeInputs(ins)
+			if errors.Is(err, syscall.EMFILE) {
+				// Every input given is open until it ends (they are merged in
+				// time order).
+				err = fmt.Errorf("%w: %d files given at once, past this process's limit of open files (ulimit -n): raise it, or join the files first (mergecap -w)", err, len(paths))
+			}
 			return nil, usageError{err}
 		}
 		ins = append(ins, in)
