@@ -139,7 +139,7 @@ func NewReader(r io.Reader) (Reader, error) {
 	head, _ := br.Peek(4)
 	switch Sniff(head) {
 	case KindGzip:
-		zr, err := gzip.NewReader(bufio.NewReaderSize(br, 32<<10))
+		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("capture: gzip: %w", err)
 		}

@@ -93,14 +93,16 @@ func (p *pcapngReader) Next(pkt *Packet) error {
 		}
 		typ := p.order.Uint32(h)
 		if binary.BigEndian.Uint32(h) == blockSHB {
+			// h is spent at the next take (its window may grow and go to
+			// another reader): copied first.
+			var full [12]byte
+			copy(full[:], h)
 			rest, err := p.w.take(4)
 			if err != nil {
 				return p.damage(start, "section header cut short")
 			}
-			full := make([]byte, 12)
-			copy(full, h)
 			copy(full[8:], rest)
-			if err := p.readSHB(full); err != nil {
+			if err := p.readSHB(full[:]); err != nil {
 				return p.damage(start, "section header: "+err.Error())
 			}
 			continue
