@@ -448,6 +448,19 @@ const maxKeys = 100000
 
 // printable makes a network string safe and short for evidence.
 func printable(s string, n int) string {
+	// Most names are printable ASCII: kept as they are (the loop below,
+	// rune by rune into a builder, was a tenth of analyze on a capture of
+	// 1M distinct topics).
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] >= 0x20 && s[i] < 0x7f
+	}
+	if plain {
+		if len(s) > n {
+			return s[:n] + "…" // a new string: s is not kept
+		}
+		return s
+	}
 	var b strings.Builder
 	for i, r := range s {
 		if i >= n {

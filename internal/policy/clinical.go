@@ -29,14 +29,21 @@ func (p *Policy) ClinicalTopic(topic string) bool {
 		}
 		return false
 	}
-	for _, level := range strings.Split(topic, "/") {
-		w := strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(level))
+	for rest, more := topic, true; more; {
+		var level string
+		level, rest, more = strings.Cut(rest, "/")
+		w := wordSeparators.Replace(strings.ToLower(level))
 		if clinicalWords[w] || clinicalWords[strings.Trim(w, "0123456789")] {
 			return true
 		}
 	}
 	return false
 }
+
+// wordSeparators removes what may separate a clinical word's parts. Made
+// once: building a Replacer for every level of every topic was 18 s of 20
+// on a capture of 1M distinct topics (a flood of made-up topics).
+var wordSeparators = strings.NewReplacer("-", "", "_", "", " ", "")
 
 // DefaultPHIPatterns find patient identifiers: a medical record number, a
 // person's name in a name field, a date of birth, a US social security
