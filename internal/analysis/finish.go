@@ -263,8 +263,8 @@ func (a *Analyzer) hostsSection(r *Result) {
 		brokerAddr[b] = true
 	}
 	for _, h := range a.hosts {
-		h.h.ClientIDs = sortedStrings(h.clientIDs)
-		h.h.Peers = len(h.peers)
+		h.h.ClientIDs = sortedStrings(h.clientIDSet())
+		h.h.Peers = h.peerCount()
 		switch {
 		case h.broker || brokerAddr[h.h.Addr]:
 			h.h.Role = "broker"
@@ -290,17 +290,19 @@ func (a *Analyzer) hostsSection(r *Result) {
 		return r.Hosts[i].Addr < r.Hosts[j].Addr
 	})
 	// The graph: the busiest hosts and the heaviest edges between them.
-	shown := map[string]bool{}
+	shown := map[netip.Addr]bool{}
 	for i, h := range r.Hosts {
 		if i >= GraphNodes {
 			break
 		}
-		shown[h.Addr] = true
+		if ip, err := netip.ParseAddr(h.Addr); err == nil {
+			shown[ip] = true
+		}
 		r.Graph.Nodes = append(r.Graph.Nodes, Node{ID: h.Addr, Role: h.Role, Bytes: h.Bytes})
 	}
-	for _, e := range a.pairs {
-		if shown[e.A] && shown[e.B] {
-			r.Graph.Edges = append(r.Graph.Edges, *e)
+	for k, e := range a.pairs {
+		if shown[k.a] && shown[k.b] {
+			r.Graph.Edges = append(r.Graph.Edges, edgeOut(k, e))
 		}
 	}
 	sort.Slice(r.Graph.Edges, func(i, j int) bool {

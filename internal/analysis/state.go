@@ -228,12 +228,12 @@ func (a *Analyzer) State() *State {
 		}
 	}
 	for _, h := range a.hosts {
-		st.Hosts = append(st.Hosts, HostState{Host: h.h, ClientIDs: setList(h.clientIDs), Peers: addrList(h.peers), Broker: h.broker,
+		st.Hosts = append(st.Hosts, HostState{Host: h.h, ClientIDs: setList(h.clientIDSet()), Peers: h.peerList(), Broker: h.broker,
 			Publisher: h.publisher, Subscriber: h.subscriber, Client: h.client, TLSClient: h.tlsClient})
 	}
 	sort.Slice(st.Hosts, func(i, j int) bool { return st.Hosts[i].Host.Addr < st.Hosts[j].Host.Addr })
-	for _, e := range a.pairs {
-		st.Pairs = append(st.Pairs, *e)
+	for k, e := range a.pairs {
+		st.Pairs = append(st.Pairs, edgeOut(k, e))
 	}
 	sort.Slice(st.Pairs, func(i, j int) bool {
 		if st.Pairs[i].A != st.Pairs[j].A {
@@ -369,9 +369,7 @@ func (a *Analyzer) Merge(st *State) {
 		h.h.SentBytes += hs.Host.SentBytes
 		h.h.RecvBytes += hs.Host.RecvBytes
 		for _, c := range hs.ClientIDs {
-			if len(h.clientIDs) < 20 {
-				h.clientIDs[c] = true
-			}
+			h.addClientID(c)
 		}
 		for _, p := range hs.Peers {
 			if pa, err := netip.ParseAddr(p); err == nil {
@@ -397,7 +395,7 @@ func (a *Analyzer) Merge(st *State) {
 			if len(a.pairs) >= 4*a.opts.MaxHosts {
 				continue
 			}
-			p = &Edge{A: e.A, B: e.B}
+			p = &Edge{}
 			a.pairs[k] = p
 		}
 		p.Packets += e.Packets

@@ -519,9 +519,15 @@ type scan struct {
 	pipeline.Nop
 	min    int
 	window int64
-	seen   map[netip.Addr]map[netip.AddrPort]bool
-	probes map[netip.Addr][]probe
+	probes map[netip.Addr][]probe // each source's distinct targets
+	// seen indexes a source's targets once it has tried scanSeenFrom: a
+	// flood from spoofed addresses makes a source of every address, each
+	// with one target, and the set made for each was a quarter of analyze's
+	// memory on 1M spoofed SYNs.
+	seen map[netip.Addr]map[netip.AddrPort]bool
 }
+
+const scanSeenFrom = 16
 
 func newScan(e *Env) Detector {
 	return &scan{min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{}}
@@ -535,21 +541,33 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	}
 	c := f.Conn
 	src := c.A.Addr().Unmap()
-	seen := s.seen[src]
-	if seen == nil {
-		if len(s.seen) >= maxKeys {
-			return
-		}
-		seen = map[netip.AddrPort]bool{}
-		s.seen[src] = seen
-	}
-	if seen[c.B] || len(seen) >= 100000 {
+	ps, ok := s.probes[src]
+	if !ok && len(s.probes) >= maxKeys || len(ps) >= 100000 {
 		return
 	}
-	seen[c.B] = true
+	if seen := s.seen[src]; seen != nil {
+		if seen[c.B] {
+			return
+		}
+		seen[c.B] = true
+	} else {
+		for _, p := range ps {
+			if p.target == c.B {
+				return
+			}
+		}
+		if len(ps)+1 == scanSeenFrom {
+			seen = make(map[netip.AddrPort]bool, 2*scanSeenFrom)
+			for _, p := range ps {
+				seen[p.target] = true
+			}
+			seen[c.B] = true
+			s.seen[src] = seen
+		}
+	}
 	b := c.Stat[tcpstream.FromB]
 	failed := b.Packets == b.RSTs // no answer, or only resets
-	s.probes[src] = append(s.probes[src], probe{c.Start, c.B, failed})
+	s.probes[src] = append(ps, probe{c.Start, c.B, failed})
 }
 
 func (s *scan) Findings(Models) []Finding {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -445,9 +446,17 @@ type liveSess struct {
 	keepalive int64
 }
 
+// idState is what a client ID did: lists, not maps, for an ID has one or
+// two sessions and addresses as a rule, and a client-ID flood makes 100,000
+// of them (two maps each were 57 MB of analyze's memory).
 type idState struct {
-	live map[*pipeline.Session]*liveSess
-	past map[netip.Addr]bool // addresses that held the ID
+	live []liveRef    // its sessions not known to have ended, at most 1000
+	past []netip.Addr // addresses that held the ID, at most 1000
+}
+
+type liveRef struct {
+	s *pipeline.Session
+	l *liveSess
 }
 
 type takeover struct {
@@ -487,11 +496,16 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 		if len(t.ids) >= maxKeys {
 			return
 		}
-		st = &idState{live: map[*pipeline.Session]*liveSess{}, past: map[netip.Addr]bool{}}
+		st = &idState{}
 		t.ids[s.ClientID] = st
 	}
 	src := clientAddr(m)
-	for other, l := range st.live {
+	keep := st.live[:0]
+	for _, e := range st.live {
+		other, l := e.s, e.l
+		if other == s {
+			continue // this session's CONNECT again: added anew below
+		}
 		if other.Disconnect || (l.conn != nil && l.conn.State >= tcpstream.StateClosing) ||
 			(l.keepalive != 0 && now-l.last > l.keepalive*3/2) {
 			// A session ending, or one the broker has dropped already: it
@@ -499,14 +513,14 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 			// reconnecting all day otherwise left every session here to
 			// be walked at each CONNECT; profiling analyze of 21.8M frames
 			// found this loop at a twelfth of the pass).
-			delete(st.live, other)
 			continue
 		}
-		if other == s || l.src == src {
-			continue // the same session or address
+		keep = append(keep, e)
+		if l.src == src {
+			continue // the same address
 		}
 		t.claims++
-		if now-l.last <= t.active || st.past[src] {
+		if now-l.last <= t.active || slices.Contains(st.past, src) {
 			t.events++
 			t.hit[idString(s.ClientID)] = true
 			if len(t.srcs) < 1000 {
@@ -517,12 +531,14 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 			t.frames.add(m.Frame.Num)
 		}
 	}
-	if len(st.past) < 1000 {
-		st.past[src] = true
+	clear(st.live[len(keep):]) // let go of the sessions forgotten
+	st.live = keep
+	if len(st.past) < 1000 && !slices.Contains(st.past, src) {
+		st.past = append(st.past, src)
 	}
 	if len(st.live) < 1000 {
 		l := &liveSess{conn: m.Conn, src: src, last: now, keepalive: int64(s.KeepAlive) * 1e9}
-		st.live[s] = l
+		st.live = append(st.live, liveRef{s, l})
 		t.tab.cur.live = l
 	}
 }
@@ -532,7 +548,9 @@ func (t *takeover) OnFlow(f *pipeline.Flow) {
 		return
 	}
 	if st := t.ids[f.Session.ClientID]; st != nil {
-		delete(st.live, f.Session)
+		if i := slices.IndexFunc(st.live, func(e liveRef) bool { return e.s == f.Session }); i >= 0 {
+			st.live = slices.Delete(st.live, i, i+1)
+		}
 	}
 }
 

@@ -67,11 +67,19 @@ func (l *list) remove(c *Conn) {
 
 // Table tracks TCP connections. It is not safe for concurrent use.
 type Table struct {
-	opts      Options
-	recv      Receiver
-	conns     map[key]*Conn
-	active    list // open connections, most recently active first
-	closed    list // closed connections, most recently closed first
+	opts   Options
+	recv   Receiver
+	conns  map[key]*Conn
+	active list // open connections, most recently active first
+	closed list // closed connections, most recently closed first
+	// embryo holds the connections that have seen only their initiator's
+	// SYN (the SYNs of a flood or a scan, from addresses that may be
+	// spoofed), most recent first, at most MaxEmbryonic of them: 1M
+	// spoofed SYNs filled the table's 262,144 connections (170 MB), and
+	// analyze took 16.8 s and 487 MB where the same number of benign
+	// frames take 0.6 s and 60 MB.
+	embryo    list
+	nEmbryo   int
 	nextIndex int
 	oooTotal  int
 	lastSweep int64
@@ -182,7 +190,16 @@ func (t *Table) track(f *packet.Frame, ts int64, frameLen int, seg *Segment, dat
 		seg.New = true
 	} else {
 		seg.Delta = ts - c.tsPrev
-		if !c.inClosed {
+		switch {
+		case c.inEmbryo && d == FromA && tcp.Flags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST|packet.FlagFIN) == packet.FlagSYN && f.PayloadLen == 0:
+			t.embryo.remove(c) // the SYN again
+			t.embryo.pushFront(c)
+		case c.inEmbryo:
+			t.embryo.remove(c) // an answer, or more than a SYN
+			t.nEmbryo--
+			c.inEmbryo = false
+			t.active.pushFront(c)
+		case !c.inClosed:
 			t.active.remove(c)
 			t.active.pushFront(c)
 		}
@@ -266,7 +283,16 @@ func (t *Table) create(k key, f *packet.Frame, ts int64) *Conn {
 	}
 	t.nextIndex++
 	t.conns[k] = c
-	t.active.pushFront(c)
+	if c.State == StateSynSent {
+		if t.nEmbryo >= t.opts.MaxEmbryonic {
+			t.remove(t.embryo.tail, ReasonEvicted)
+		}
+		t.embryo.pushFront(c)
+		t.nEmbryo++
+		c.inEmbryo = true
+	} else {
+		t.active.pushFront(c)
+	}
 	return c
 }
 
@@ -309,7 +335,7 @@ func (t *Table) markClosed(c *Conn, ts int64) {
 	}
 	c.closedAt = ts
 	if !c.inClosed {
-		t.active.remove(c)
+		t.unlist(c)
 		t.closed.pushFront(c)
 		c.inClosed = true
 	}
@@ -580,11 +606,7 @@ func (t *Table) remove(c *Conn, why CloseReason) {
 	if c.Open() || c.Reason == ReasonOpen {
 		c.Reason = why
 	}
-	if c.inClosed {
-		t.closed.remove(c)
-	} else {
-		t.active.remove(c)
-	}
+	t.unlist(c)
 	delete(t.conns, c.key)
 	c.removed = true
 	// The cache lets go of it (a removed connection may hold buffers).
@@ -594,9 +616,27 @@ func (t *Table) remove(c *Conn, why CloseReason) {
 	t.recv.Closed(c)
 }
 
+// unlist takes c out of the list it is in.
+func (t *Table) unlist(c *Conn) {
+	switch {
+	case c.inClosed:
+		t.closed.remove(c)
+	case c.inEmbryo:
+		t.embryo.remove(c)
+		t.nEmbryo--
+		c.inEmbryo = false
+	default:
+		t.active.remove(c)
+	}
+}
+
 func (t *Table) evict() {
 	if t.closed.tail != nil {
 		t.remove(t.closed.tail, ReasonFIN)
+		return
+	}
+	if t.embryo.tail != nil {
+		t.remove(t.embryo.tail, ReasonEvicted)
 		return
 	}
 	if t.active.tail != nil {
@@ -612,6 +652,9 @@ func (t *Table) sweep(now int64) {
 	}
 	if idle := int64(t.opts.IdleTimeout); idle > 0 {
 		for c := t.active.tail; c != nil && now-c.Last > idle; c = t.active.tail {
+			t.remove(c, ReasonIdle)
+		}
+		for c := t.embryo.tail; c != nil && now-c.Last > idle; c = t.embryo.tail {
 			t.remove(c, ReasonIdle)
 		}
 	}

@@ -31,9 +31,19 @@ type Options struct {
 	// its direction is a retransmission and is not delivered, even when its
 	// bytes were only captured late. The default keeps counts equal to tshark's.
 	Reorder bool
-	// MaxFlows is the most connections tracked at once (default 262144). When
+	// MaxFlows is the most connections tracked at once (default 65536). When
 	// full, the least recently active connection is closed with ReasonEvicted.
+	// An MQTT connection with its session and the consumers' state holds
+	// about 1.1 KB: 262,144 of them (the default before) were 290 MB, past
+	// analyze's bound of 256 MB, when a capture held that many open (a
+	// connection storm that never closes them).
 	MaxFlows int
+	// MaxEmbryonic is the most connections kept at once that have seen only
+	// their initiator's SYN (default 16384, about 10 MB): past it the one
+	// whose SYN is oldest is closed with ReasonEvicted, counted as every
+	// closed connection is. Only a flood or a scan has that many SYNs
+	// unanswered at once: a benign capture's connections are the same.
+	MaxEmbryonic int
 	// MaxOutOfOrder is the most out-of-order bytes held per direction (default
 	// 256 KiB); beyond it the oldest hole is declared a gap.
 	MaxOutOfOrder int
@@ -51,7 +61,10 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.MaxFlows <= 0 {
-		o.MaxFlows = 262144
+		o.MaxFlows = 65536
+	}
+	if o.MaxEmbryonic <= 0 {
+		o.MaxEmbryonic = 16384
 	}
 	if o.MaxOutOfOrder <= 0 {
 		o.MaxOutOfOrder = 256 << 10
@@ -160,6 +173,7 @@ type Conn struct {
 	prev, next *Conn // LRU list, most recent first
 	closedAt   int64
 	inClosed   bool
+	inEmbryo   bool // in Table.embryo: only the initiator's SYN seen
 	removed    bool
 	slots      [2]connSlot // consumers' state for this connection (Slot, SetSlot)
 }
