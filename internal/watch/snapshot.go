@@ -88,6 +88,7 @@ func (w *Watch) publish() {
 	}
 	s.Devices = w.inv.Devices()
 	s.Evicted["devices"] = w.inv.Evicted
+	s.Evicted["device_events"] = w.inv.EventsDropped
 	s.Status = "ok"
 	st := s.Source.Stats
 	if st.KernelDrops > 0 || st.QueueDrops > 0 {
