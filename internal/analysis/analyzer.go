@@ -152,16 +152,17 @@ type topicAgg struct {
 // of every address, each with one peer and no client ID, and the two maps
 // made for each were a fifth of analyze's memory on 1M spoofed SYNs.
 type hostAgg struct {
-	h          Host
-	clientID   string              // the first client ID
-	clientIDs  map[string]bool     // every client ID, once there are two
-	peer       netip.Addr          // the first peer
-	peers      map[netip.Addr]bool // every peer, once there are two
-	broker     bool
-	publisher  bool
-	subscriber bool
-	client     bool
-	tlsClient  bool // a client of MQTT over TLS (what it publishes is hidden)
+	h           Host
+	clientID    string              // the first client ID (hasClientID)
+	hasClientID bool                // clientID is set: "" is a client ID too
+	clientIDs   map[string]bool     // every client ID, once there are two
+	peer        netip.Addr          // the first peer
+	peers       map[netip.Addr]bool // every peer, once there are two
+	broker      bool
+	publisher   bool
+	subscriber  bool
+	client      bool
+	tlsClient   bool // a client of MQTT over TLS (what it publishes is hidden)
 }
 
 type pairKey struct{ a, b netip.Addr }
@@ -811,8 +812,8 @@ func (h *hostAgg) peerList() []string {
 // addClientID records a client ID the host used, up to 20 of them.
 func (h *hostAgg) addClientID(id string) {
 	switch {
-	case h.clientID == "" && h.clientIDs == nil:
-		h.clientID = id
+	case !h.hasClientID:
+		h.clientID, h.hasClientID = id, true
 	case h.clientIDs == nil:
 		if id != h.clientID {
 			h.clientIDs = map[string]bool{h.clientID: true, id: true}
@@ -824,7 +825,7 @@ func (h *hostAgg) addClientID(id string) {
 
 // clientIDSet is the set of client IDs the host used.
 func (h *hostAgg) clientIDSet() map[string]bool {
-	if h.clientIDs == nil && h.clientID != "" {
+	if h.clientIDs == nil && h.hasClientID {
 		return map[string]bool{h.clientID: true}
 	}
 	return h.clientIDs

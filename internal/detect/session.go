@@ -500,6 +500,7 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 		t.ids[s.ClientID] = st
 	}
 	src := clientAddr(m)
+	returning := slices.Contains(st.past, src) // past changes only after the loop
 	keep := st.live[:0]
 	for _, e := range st.live {
 		other, l := e.s, e.l
@@ -520,7 +521,7 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 			continue // the same address
 		}
 		t.claims++
-		if now-l.last <= t.active || slices.Contains(st.past, src) {
+		if now-l.last <= t.active || returning {
 			t.events++
 			t.hit[idString(s.ClientID)] = true
 			if len(t.srcs) < 1000 {
@@ -533,7 +534,7 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 	}
 	clear(st.live[len(keep):]) // let go of the sessions forgotten
 	st.live = keep
-	if len(st.past) < 1000 && !slices.Contains(st.past, src) {
+	if len(st.past) < 1000 && !returning {
 		st.past = append(st.past, src)
 	}
 	if len(st.live) < 1000 {

@@ -61,3 +61,31 @@ func BenchmarkDeviceFlood(b *testing.B) {
 		inv.device(fmt.Sprintf("bot-%08d", i), ts)
 	}
 }
+
+// TestSilentDuringFlood: a device that goes quiet while new client IDs
+// flood in is reported silent, once (found by an independent review: the
+// cap on pending events dropped its event while the device stayed marked
+// silent, so it was never reported).
+func TestSilentDuringFlood(t *testing.T) {
+	inv := New(Options{Warmup: time.Nanosecond, Silent: time.Minute})
+	inv.start = 1
+	ts := int64(1e9)
+	inv.device("bed1-pump", ts)
+	inv.Events()
+	ts += 5 * 60e9
+	for i := range 1500 {
+		inv.device(fmt.Sprintf("bot-%06d", i), ts)
+	}
+	inv.now = ts
+	silent := 0
+	for range 2 {
+		for _, ev := range inv.Events() {
+			if ev.Kind == "silent" && ev.Device.Key == "bed1-pump" {
+				silent++
+			}
+		}
+	}
+	if silent != 1 || inv.EventsDropped != 1500-maxPendingEvents {
+		t.Errorf("bed1-pump went silent: reported %d times, want 1 (%d events dropped)", silent, inv.EventsDropped)
+	}
+}

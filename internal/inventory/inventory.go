@@ -74,8 +74,9 @@ type Inventory struct {
 	known   map[string]bool // keys restored from the history: not new
 	events  []Event
 	Evicted int64
-	// EventsDropped counts the events not kept (maxPendingEvents).
+	// EventsDropped counts the "new" events not kept (maxPendingEvents).
 	EventsDropped int64
+	newPending    int // "new" events in events
 	byConn        map[*tcpstream.Conn]*connDevs
 	// The last connection looked up in byConn and its entry (consecutive
 	// packets are mostly on one connection: one map lookup saved each).
@@ -152,16 +153,22 @@ func (inv *Inventory) evict() {
 	}
 }
 
-// maxPendingEvents bounds the events kept until Events is called (watch
-// calls it at each evaluation; analyze never does): a device a packet,
-// each new, must not grow them without end.
+// maxPendingEvents bounds the "new" events kept until Events is called
+// (watch calls it at each evaluation; analyze never does): a device a
+// packet, each new, must not grow them without end.
 const maxPendingEvents = 1000
 
 // event records ev for Events, or counts it when too many are pending.
 func (inv *Inventory) event(ev Event) {
-	if len(inv.events) >= maxPendingEvents {
+	// Only "new" events are capped: a device goes silent, or comes back,
+	// at most once between two calls of Events, so those are bounded by
+	// MaxDevices, and they are the ones that matter during a flood.
+	if ev.Kind == "new" && inv.newPending >= maxPendingEvents {
 		inv.EventsDropped++
 		return
+	}
+	if ev.Kind == "new" {
+		inv.newPending++
 	}
 	inv.events = append(inv.events, ev)
 }
@@ -387,7 +394,7 @@ func (inv *Inventory) Events() []Event {
 		}
 	}
 	evs := inv.events
-	inv.events = nil
+	inv.events, inv.newPending = nil, 0
 	for i := range evs {
 		evs[i].Device = finish(evs[i].Device)
 	}
