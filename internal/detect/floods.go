@@ -438,8 +438,8 @@ func halfOpen(c *tcpstream.Conn) bool {
 }
 
 func (s *synFlood) OnFlow(f *pipeline.Flow) {
-	if f.Kind != pipeline.FlowClosed || !f.Conn.SynSeen {
-		return
+	if f.Kind != pipeline.FlowClosed || !f.Conn.SynSeen || f.Conn.SynAgain {
+		return // (an attempt counted when its first connection was evicted)
 	}
 	c := f.Conn
 	k := bucketKey{c.B, c.Start / 10e9}

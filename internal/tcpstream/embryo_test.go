@@ -99,3 +99,30 @@ func TestSynFloodMaxFlows(t *testing.T) {
 		t.Errorf("%d connections, %d SYNs; want 10 and 5", tab.Len(), tab.nEmbryo)
 	}
 }
+
+// TestSynAgainAfterEviction: SYNs sent again after their connection was
+// evicted unanswered (more clients retrying at once than MaxEmbryonic) are
+// marked SynAgain, so that the attempts are counted once: 5 clients, each
+// sending its SYN 3 times, with room for 4 (an independent review: each
+// retransmission was an attempt of its own). A new sequence number on the
+// same 4-tuple is a new attempt.
+func TestSynAgainAfterEviction(t *testing.T) {
+	rec := &recorder{}
+	tab := New(Options{MaxEmbryonic: 4}, rec)
+	for round := range 3 {
+		for i := range 5 {
+			send(tab, int64(round*10+i), fmt.Sprintf("198.51.100.%d:5000", i), "10.0.0.2:1883", 77, 0, packet.FlagSYN, "")
+		}
+	}
+	send(tab, 100, "198.51.100.0:5000", "10.0.0.2:1883", 999, 0, packet.FlagSYN, "") // a new attempt
+	tab.Flush()
+	first := 0
+	for _, c := range rec.closed {
+		if !c.SynAgain {
+			first++
+		}
+	}
+	if first != 6 || len(rec.closed) != tab.Streams() {
+		t.Errorf("%d connections closed, %d of them first attempts; want 6 first attempts", len(rec.closed), first)
+	}
+}

@@ -3,6 +3,7 @@ package tcpstream
 import (
 	"cmp"
 	"encoding/binary"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -78,8 +79,16 @@ type Table struct {
 	// spoofed SYNs filled the table's 262,144 connections (170 MB), and
 	// analyze took 16.8 s and 487 MB where the same number of benign
 	// frames take 0.6 s and 60 MB.
-	embryo    list
-	nEmbryo   int
+	embryo  list
+	nEmbryo int
+	// gone remembers the SYNs of evicted embryos (a hash of 4-tuple and
+	// sequence number, direct-mapped, made at the first eviction): past
+	// MaxEmbryonic, clients retrying against a broker that is down would
+	// otherwise make every retransmitted SYN an attempt of its own (an
+	// independent review: 20,000 SYNs sent 10 times counted 200,000
+	// half-open connections).
+	gone      []uint64
+	goneSeed  maphash.Seed
 	nextIndex int
 	oooTotal  int
 	lastSweep int64
@@ -284,6 +293,10 @@ func (t *Table) create(k key, f *packet.Frame, ts int64) *Conn {
 	t.nextIndex++
 	t.conns[k] = c
 	if c.State == StateSynSent {
+		if t.gone != nil {
+			h := t.synHash(k, f.TCP.Seq)
+			c.SynAgain = t.gone[h%uint64(len(t.gone))] == h
+		}
 		if t.nEmbryo >= t.opts.MaxEmbryonic {
 			t.remove(t.embryo.tail, ReasonEvicted)
 		}
@@ -606,6 +619,13 @@ func (t *Table) remove(c *Conn, why CloseReason) {
 	if c.Open() || c.Reason == ReasonOpen {
 		c.Reason = why
 	}
+	if c.inEmbryo && why == ReasonEvicted {
+		if t.gone == nil {
+			t.gone, t.goneSeed = make([]uint64, 1<<16), maphash.MakeSeed()
+		}
+		h := t.synHash(c.key, c.half[FromA].baseSeq)
+		t.gone[h%uint64(len(t.gone))] = h
+	}
 	t.unlist(c)
 	delete(t.conns, c.key)
 	c.removed = true
@@ -614,6 +634,15 @@ func (t *Table) remove(c *Conn, why CloseReason) {
 		t.recent[s] = nil
 	}
 	t.recv.Closed(c)
+}
+
+// synHash identifies a SYN: its connection's key and sequence number
+// (never 0, the empty slot).
+func (t *Table) synHash(k key, seq uint32) uint64 {
+	return maphash.Comparable(t.goneSeed, struct {
+		k   key
+		seq uint32
+	}{k, seq}) | 1
 }
 
 // unlist takes c out of the list it is in.

@@ -161,6 +161,11 @@ type Conn struct {
 	// SynSeen is true when the connection's opening SYN was captured (its
 	// start is known).
 	SynSeen bool
+	// SynAgain is true when the connection began with a SYN sent again
+	// after an earlier connection of the same SYN (4-tuple and sequence
+	// number) was evicted unanswered (past MaxEmbryonic): it is that
+	// attempt once more, which those who count attempts have counted.
+	SynAgain bool
 	// FirstFrame is the number of the connection's first frame (set by the
 	// caller that numbers frames; 0 when none does).
 	FirstFrame int
@@ -235,13 +240,15 @@ func (c *Conn) SetSlot(owner, v any) bool {
 func (c *Conn) CopyFacts(dst *Conn) {
 	dst.Index, dst.A, dst.B, dst.Start, dst.Last = c.Index, c.A, c.B, c.Start, c.Last
 	dst.State, dst.Reason, dst.Stat, dst.SynSeen, dst.FirstFrame = c.State, c.Reason, c.Stat, c.SynSeen, c.FirstFrame
+	dst.SynAgain = c.SynAgain
 }
 
 // SameFacts reports whether dst, a copy CopyFacts made of c, still holds
 // c's facts: nothing but these fields changes once a connection exists.
 func (c *Conn) SameFacts(dst *Conn) bool {
 	return dst.Last == c.Last && dst.Stat == c.Stat && dst.State == c.State && dst.Reason == c.Reason &&
-		dst.SynSeen == c.SynSeen && dst.FirstFrame == c.FirstFrame && dst.Index == c.Index && dst.Start == c.Start
+		dst.SynSeen == c.SynSeen && dst.FirstFrame == c.FirstFrame && dst.Index == c.Index && dst.Start == c.Start &&
+		dst.SynAgain == c.SynAgain
 }
 
 // Duration is the time from first to last packet.
