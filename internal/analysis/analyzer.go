@@ -162,7 +162,15 @@ type hostAgg struct {
 	publisher   bool
 	subscriber  bool
 	client      bool
-	tlsClient   bool // a client of MQTT over TLS (what it publishes is hidden)
+	tlsClient   bool   // a client of MQTT over TLS (what it publishes is hidden)
+	seq         uint32 // when it was made (evict.go)
+}
+
+// edgeAgg is a conversation between two hosts (pairKey), written out as an
+// Edge when reported (edgeOut).
+type edgeAgg struct {
+	packets, bytes, flows int64
+	seq                   uint32 // when it was made (evict.go)
 }
 
 type pairKey struct{ a, b netip.Addr }
@@ -206,29 +214,35 @@ type Analyzer struct {
 	topicOther int64
 	subs       map[string]map[string]bool // filter -> subscribers
 	hosts      map[netip.Addr]*hostAgg
-	hostsOver  int64
-	pairs      map[pairKey]*Edge
-	ports      map[portKey]*Port
-	flows      []Flow
-	flowStates map[string]int
-	flowProtos map[string]int
-	flowCount  int
-	brokers    map[netip.Addr]bool
-	clientIDs  map[string]bool
-	versions   map[string]int
-	cleartext  int
-	tls        *tlsAgg
-	packets    *Series
-	mqttSeries *Series
-	start      int64
-	started    bool
-	fromCSV    bool
-	sum        SummaryState // the frames' own Summary (state.go)
-	conns      map[*tcpstream.Conn]*connAcc
-	lastConn   *tcpstream.Conn // the last connection summed and its sums (a one-entry cache of conns)
-	lastAcc    *connAcc
-	first      int64 // first and last frame (ns)
-	last       int64
+	pairs      map[pairKey]*edgeAgg
+	// The bounds of hosts and pairs (evict.go): entries let go and
+	// newcomers refused, when each was made, who may come in.
+	hostsOver, hostsRefused int64
+	edgesOver, edgesRefused int64
+	hostSeq, edgeSeq        uint32
+	hostDoor, edgeDoor      admission
+	hostsSeen               stats.Distinct // every address that reached hosts
+	ports                   map[portKey]*Port
+	flows                   []Flow
+	flowStates              map[string]int
+	flowProtos              map[string]int
+	flowCount               int
+	brokers                 map[netip.Addr]bool
+	clientIDs               map[string]bool
+	versions                map[string]int
+	cleartext               int
+	tls                     *tlsAgg
+	packets                 *Series
+	mqttSeries              *Series
+	start                   int64
+	started                 bool
+	fromCSV                 bool
+	sum                     SummaryState // the frames' own Summary (state.go)
+	conns                   map[*tcpstream.Conn]*connAcc
+	lastConn                *tcpstream.Conn // the last connection summed and its sums (a one-entry cache of conns)
+	lastAcc                 *connAcc
+	first                   int64 // first and last frame (ns)
+	last                    int64
 
 	// The worker's fields (Options.Concurrent: apply writes them for every
 	// frame on its own goroutine), on cache lines of their own. Beside the
@@ -246,7 +260,7 @@ type Analyzer struct {
 func New(opts Options) *Analyzer {
 	opts.defaults()
 	a := &Analyzer{opts: opts, lengths: map[int]int64{}, anomalies: map[string]int64{}, topics: map[string]*topicAgg{},
-		subs: map[string]map[string]bool{}, hosts: map[netip.Addr]*hostAgg{}, pairs: map[pairKey]*Edge{},
+		subs: map[string]map[string]bool{}, hosts: map[netip.Addr]*hostAgg{}, pairs: map[pairKey]*edgeAgg{},
 		ports: map[portKey]*Port{}, flowStates: map[string]int{}, flowProtos: map[string]int{}, brokers: map[netip.Addr]bool{},
 		clientIDs: map[string]bool{}, versions: map[string]int{}, kpts: map[[2]int32]*kpoint{}, tls: newTLSAgg(opts.MaxHosts),
 		conns:   map[*tcpstream.Conn]*connAcc{},
@@ -293,26 +307,16 @@ func (a *Analyzer) connHosts(c *tcpstream.Conn, acc *connAcc) {
 	}
 	src, dst := c.A.Addr(), c.B.Addr()
 	pk, by := acc.frames[0]+acc.frames[1], acc.bytes[0]+acc.bytes[1]
-	if h := a.host(src); h != nil {
-		h.h.Frames += pk
-		h.h.Bytes += by
-		h.h.SentBytes += acc.bytes[0]
-		h.h.RecvBytes += acc.bytes[1]
-		h.addPeer(dst)
+	if h := a.host(src, pk, false); h != nil {
+		h.traffic(pk, acc.bytes[0], acc.bytes[1], dst)
 	}
-	if h := a.host(dst); h != nil {
-		h.h.Frames += pk
-		h.h.Bytes += by
-		h.h.SentBytes += acc.bytes[1]
-		h.h.RecvBytes += acc.bytes[0]
-		h.addPeer(src)
+	if h := a.host(dst, pk, false); h != nil {
+		h.traffic(pk, acc.bytes[1], acc.bytes[0], src)
 	}
-	e := a.edge(src, dst)
-	if e == nil {
-		return
+	if e := a.edge(src, dst, pk); e != nil {
+		e.packets += pk
+		e.bytes += by
 	}
-	e.Packets += pk
-	e.Bytes += by
 	*acc = connAcc{}
 }
 
@@ -360,7 +364,7 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 		if b := ev.Conn.Dst(ev.Dir).Addr(); len(a.brokers) < 1000 {
 			a.brokers[b] = true
 		}
-		if h := a.host(ev.Conn.Src(ev.Dir).Addr()); h != nil {
+		if h := a.host(ev.Conn.Src(ev.Dir).Addr(), 0, true); h != nil {
 			h.client = true
 			if p.Has(mqtt.FieldClientID) {
 				h.addClientID(string(p.ClientID))
@@ -399,7 +403,7 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 				t.lastPub = s.ClientID
 			}
 			if src := ev.Conn.Src(ev.Dir).Addr(); src != t.lastAddr {
-				if h := a.host(src); h != nil {
+				if h := a.host(src, 0, true); h != nil {
 					h.publisher = true
 					t.lastAddr = src
 				}
@@ -420,7 +424,7 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 				m[clientName()] = true
 			}
 		}
-		if h := a.host(ev.Conn.Src(ev.Dir).Addr()); h != nil {
+		if h := a.host(ev.Conn.Src(ev.Dir).Addr(), 0, true); h != nil {
 			h.subscriber = true
 		}
 	}
@@ -450,19 +454,6 @@ func (a *Analyzer) foldLengths() {
 			a.lenSmall[l] = 0
 		}
 	}
-}
-
-func (a *Analyzer) host(ip netip.Addr) *hostAgg {
-	h := a.hosts[ip]
-	if h == nil {
-		if len(a.hosts) >= a.opts.MaxHosts {
-			a.hostsOver++
-			return nil
-		}
-		h = &hostAgg{h: Host{Addr: ip.String()}}
-		a.hosts[ip] = h
-	}
-	return h
 }
 
 func (a *Analyzer) add(i int, v float64) {
@@ -620,24 +611,16 @@ type kcacheEntry struct {
 }
 
 func (a *Analyzer) frameHosts(src, dst netip.Addr, n int64) {
-	if h := a.host(src); h != nil {
-		h.h.Frames++
-		h.h.Bytes += n
-		h.h.SentBytes += n
-		h.addPeer(dst)
+	if h := a.host(src, 1, false); h != nil {
+		h.traffic(1, n, 0, dst)
 	}
-	if h := a.host(dst); h != nil {
-		h.h.Frames++
-		h.h.Bytes += n
-		h.h.RecvBytes += n
-		h.addPeer(src)
+	if h := a.host(dst, 1, false); h != nil {
+		h.traffic(1, 0, n, src)
 	}
-	e := a.edge(src, dst)
-	if e == nil {
-		return
+	if e := a.edge(src, dst, 1); e != nil {
+		e.packets++
+		e.bytes += n
 	}
-	e.Packets++
-	e.Bytes += n
 }
 
 // OnFlow records a TCP connection when it leaves the table.
@@ -713,19 +696,19 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 		// counts them when it closes.
 		a.rowFlowHosts(c)
 	}
-	if h := a.host(dst); h != nil {
-		if ev.Proto == pipeline.ProtoMQTT && ev.Session != nil && ev.Session.ClientDir == tcpstream.FromA && ev.Session.Connects > 0 {
-			h.broker = true
-		}
-		if mqttTLS {
+	// One host at a time: making one may let another go (evict.go).
+	if mqttTLS || ev.Proto == pipeline.ProtoMQTT && ev.Session != nil && ev.Session.ClientDir == tcpstream.FromA && ev.Session.Connects > 0 {
+		if h := a.host(dst, 0, true); h != nil {
 			h.broker = true
 		}
 	}
-	if h := a.host(src); h != nil && mqttTLS {
-		h.tlsClient = true
+	if mqttTLS {
+		if h := a.host(src, 0, true); h != nil {
+			h.tlsClient = true
+		}
 	}
-	if e := a.edge(src, dst); e != nil {
-		e.Flows++
+	if e := a.edge(src, dst, 0); e != nil {
+		e.flows++
 	}
 }
 
@@ -735,48 +718,31 @@ func (a *Analyzer) rowFlowHosts(c *tcpstream.Conn) {
 	src, dst := c.A.Addr(), c.B.Addr()
 	pk := c.Stat[0].Packets + c.Stat[1].Packets
 	by := c.Stat[0].Bytes + c.Stat[1].Bytes
-	if h := a.host(src); h != nil {
-		h.h.Frames += pk
-		h.h.Bytes += by
-		h.h.SentBytes += c.Stat[0].Bytes
-		h.h.RecvBytes += c.Stat[1].Bytes
-		h.addPeer(dst)
+	if h := a.host(src, pk, false); h != nil {
+		h.traffic(pk, c.Stat[0].Bytes, c.Stat[1].Bytes, dst)
 	}
-	if h := a.host(dst); h != nil {
-		h.h.Frames += pk
-		h.h.Bytes += by
-		h.h.SentBytes += c.Stat[1].Bytes
-		h.h.RecvBytes += c.Stat[0].Bytes
-		h.addPeer(src)
+	if h := a.host(dst, pk, false); h != nil {
+		h.traffic(pk, c.Stat[1].Bytes, c.Stat[0].Bytes, src)
 	}
-	if e := a.edge(src, dst); e != nil {
-		e.Packets += pk
-		e.Bytes += by
+	if e := a.edge(src, dst, pk); e != nil {
+		e.packets += pk
+		e.bytes += by
 	}
-}
-
-// edge is the conversation between x and y (in either order), made when
-// new; nil when the table is full (4 × MaxHosts conversations). Its
-// addresses are written out by edgeOut, when it is reported: a flood from
-// spoofed addresses makes one for every address.
-func (a *Analyzer) edge(x, y netip.Addr) *Edge {
-	k := pairKey{x, y}
-	if y.Less(x) {
-		k = pairKey{y, x}
-	}
-	e := a.pairs[k]
-	if e == nil && len(a.pairs) < 4*a.opts.MaxHosts {
-		e = &Edge{}
-		a.pairs[k] = e
-	}
-	return e
 }
 
 // edgeOut is the conversation e of key k as reported.
-func edgeOut(k pairKey, e *Edge) Edge {
-	out := *e
-	out.A, out.B = k.a.String(), k.b.String()
-	return out
+func edgeOut(k pairKey, e *edgeAgg) Edge {
+	return Edge{A: k.a.String(), B: k.b.String(), Packets: e.packets, Bytes: e.bytes, Flows: e.flows}
+}
+
+// traffic counts frames the host took part in, the bytes it sent and
+// received in them, and their peer.
+func (h *hostAgg) traffic(frames, sent, recv int64, peer netip.Addr) {
+	h.h.Frames += frames
+	h.h.Bytes += sent + recv
+	h.h.SentBytes += sent
+	h.h.RecvBytes += recv
+	h.addPeer(peer)
 }
 
 // addPeer records a peer of the host, up to 10,000 of them.

@@ -116,7 +116,21 @@ func (a *Analyzer) overview(r *Result, sum *pipeline.Summary) {
 		o.First, o.Last = time.Unix(0, sum.First).UTC(), time.Unix(0, sum.Last).UTC()
 		o.SpanSeconds = float64(sum.Last-sum.First) / 1e9
 	}
-	o.Hosts = len(a.hosts) + int(min(a.hostsOver, 1))
+	o.Hosts = len(a.hosts)
+	o.HostsEvicted, o.HostsRefused = a.hostsOver, a.hostsRefused
+	o.ConversationsEvicted, o.ConversationsRefused = a.edgesOver, a.edgesRefused
+	if a.hostsOver+a.hostsRefused > 0 {
+		o.Hosts, o.HostsEstimated = max(o.Hosts, int(a.hostsSeen.Estimate())), true
+		r.Warnings = append(r.Warnings, fmt.Sprintf("more hosts than the host table holds (%d): %d with the least traffic were let go "+
+			"and %d newcomers with less refused; the hosts and the graph show the busiest, and the number of hosts (%d) is estimated "+
+			"(standard error %.1f %%)", a.opts.MaxHosts, a.hostsOver, a.hostsRefused,
+			o.Hosts, 100*stats.DistinctError))
+	}
+	if a.edgesOver+a.edgesRefused > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("more conversations than the table holds (%d): %d with the fewest packets were let go "+
+			"and %d newcomers with fewer refused; the graph shows the heaviest", 4*a.opts.MaxHosts,
+			a.edgesOver, a.edgesRefused))
+	}
 	o.MQTTClients = len(a.clientIDs)
 	o.MQTTTLSClients = len(a.tls.clients)
 	brokers := map[netip.Addr]bool{}

@@ -53,7 +53,18 @@ type Overview struct {
 	Frames      int64     `json:"frames"`
 	Bytes       int64     `json:"bytes"`
 	Hosts       int       `json:"hosts"`
-	MQTTClients int       `json:"mqtt_clients"` // distinct client IDs (cleartext MQTT)
+	// HostsEstimated: the host table was full, and Hosts is estimated
+	// (within about 1 %, stats.DistinctError) from every address that
+	// reached it. The host and conversation tables let go the entries with
+	// the least traffic and refuse newcomers with less than those (a flood
+	// from spoofed addresses), counted here; the hosts and the graph show
+	// the others.
+	HostsEstimated       bool  `json:"hosts_estimated,omitempty"`
+	HostsEvicted         int64 `json:"hosts_evicted,omitempty"`
+	HostsRefused         int64 `json:"hosts_refused,omitempty"`
+	ConversationsEvicted int64 `json:"conversations_evicted,omitempty"`
+	ConversationsRefused int64 `json:"conversations_refused,omitempty"`
+	MQTTClients          int   `json:"mqtt_clients"` // distinct client IDs (cleartext MQTT)
 	// MQTTTLSClients counts the addresses of MQTT-over-TLS clients, whose
 	// client IDs the capture cannot show.
 	MQTTTLSClients int              `json:"mqtt_over_tls_clients"`

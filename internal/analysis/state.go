@@ -46,24 +46,30 @@ type State struct {
 	TopicOther int64                         `json:"topic_other,omitempty"`
 	Subs       map[string][]string           `json:"subs,omitempty"`
 	Hosts      []HostState                   `json:"hosts,omitempty"`
-	HostsOver  int64                         `json:"hosts_over,omitempty"`
-	Pairs      []Edge                        `json:"pairs,omitempty"`
-	Ports      []Port                        `json:"ports,omitempty"`
-	Flows      []Flow                        `json:"flows,omitempty"`
-	FlowStates map[string]int                `json:"flow_states,omitempty"`
-	FlowProtos map[string]int                `json:"flow_protos,omitempty"`
-	FlowCount  int                           `json:"flow_count"`
-	Brokers    []string                      `json:"brokers,omitempty"`
-	ClientIDs  []string                      `json:"client_ids,omitempty"`
-	Versions   map[string]int                `json:"versions,omitempty"`
-	Cleartext  int                           `json:"cleartext"`
-	TLS        TLSState                      `json:"tls"`
-	KPoints    []KPointState                 `json:"kpoints,omitempty"`
-	KFrames    int64                         `json:"kframes"`
-	Packets    SeriesState                   `json:"packets"`
-	MQTT       SeriesState                   `json:"mqtt"`
-	FromCSV    bool                          `json:"from_csv,omitempty"`
-	Summary    SummaryState                  `json:"summary"`
+	// The bounds of Hosts and Pairs (evict.go): entries let go, newcomers
+	// refused, and, when any was, the sketch that counts the hosts.
+	HostsOver    int64          `json:"hosts_over,omitempty"`
+	HostsRefused int64          `json:"hosts_refused,omitempty"`
+	HostSketch   []byte         `json:"host_sketch,omitempty"`
+	Pairs        []Edge         `json:"pairs,omitempty"`
+	EdgesOver    int64          `json:"edges_over,omitempty"`
+	EdgesRefused int64          `json:"edges_refused,omitempty"`
+	Ports        []Port         `json:"ports,omitempty"`
+	Flows        []Flow         `json:"flows,omitempty"`
+	FlowStates   map[string]int `json:"flow_states,omitempty"`
+	FlowProtos   map[string]int `json:"flow_protos,omitempty"`
+	FlowCount    int            `json:"flow_count"`
+	Brokers      []string       `json:"brokers,omitempty"`
+	ClientIDs    []string       `json:"client_ids,omitempty"`
+	Versions     map[string]int `json:"versions,omitempty"`
+	Cleartext    int            `json:"cleartext"`
+	TLS          TLSState       `json:"tls"`
+	KPoints      []KPointState  `json:"kpoints,omitempty"`
+	KFrames      int64          `json:"kframes"`
+	Packets      SeriesState    `json:"packets"`
+	MQTT         SeriesState    `json:"mqtt"`
+	FromCSV      bool           `json:"from_csv,omitempty"`
+	Summary      SummaryState   `json:"summary"`
 }
 
 // TopicState is one topic and its publishers.
@@ -211,9 +217,12 @@ func (a *Analyzer) State() *State {
 	a.syncColumns()
 	st := &State{Version: StateVersion, Origin: a.packets.Origin(), First: a.first, Last: a.last, MsgTypes: a.msgTypes,
 		Lengths: a.lengths, QoS: a.qos, Retained: a.retained, Publishes: a.publishes, Payload: a.payload,
-		Anomalies: a.anomalies, TopicOther: a.topicOther, HostsOver: a.hostsOver, Flows: a.flows, FlowStates: a.flowStates,
+		Anomalies: a.anomalies, TopicOther: a.topicOther, HostsOver: a.hostsOver, HostsRefused: a.hostsRefused, EdgesOver: a.edgesOver, EdgesRefused: a.edgesRefused, Flows: a.flows, FlowStates: a.flowStates,
 		FlowProtos: a.flowProtos, FlowCount: a.flowCount, Versions: a.versions, Cleartext: a.cleartext, KFrames: a.kFrames,
 		FromCSV: a.fromCSV, Summary: a.sum}
+	if a.hostsOver+a.hostsRefused > 0 {
+		st.HostSketch = a.hostsSeen.Registers()
+	}
 	for i := range a.all {
 		st.All[i], st.MQ[i] = a.all[i].State(), a.mq[i].State()
 	}
@@ -360,7 +369,7 @@ func (a *Analyzer) Merge(st *State) {
 		if err != nil {
 			continue
 		}
-		h := a.host(ip)
+		h := a.host(ip, hs.Host.Frames, hs.Broker || hs.Publisher || hs.Subscriber || hs.Client || hs.TLSClient || len(hs.ClientIDs) > 0)
 		if h == nil {
 			continue
 		}
@@ -383,25 +392,24 @@ func (a *Analyzer) Merge(st *State) {
 		h.tlsClient = h.tlsClient || hs.TLSClient
 	}
 	a.hostsOver += st.HostsOver
+	a.hostsRefused += st.HostsRefused
+	a.hostsSeen.MergeRegisters(st.HostSketch)
 	for _, e := range st.Pairs {
 		x, err1 := netip.ParseAddr(e.A)
 		y, err2 := netip.ParseAddr(e.B)
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		k := pairKey{x, y}
-		p := a.pairs[k]
+		p := a.edge(x, y, e.Packets)
 		if p == nil {
-			if len(a.pairs) >= 4*a.opts.MaxHosts {
-				continue
-			}
-			p = &Edge{}
-			a.pairs[k] = p
+			continue
 		}
-		p.Packets += e.Packets
-		p.Bytes += e.Bytes
-		p.Flows += e.Flows
+		p.packets += e.Packets
+		p.bytes += e.Bytes
+		p.flows += e.Flows
 	}
+	a.edgesOver += st.EdgesOver
+	a.edgesRefused += st.EdgesRefused
 	for _, po := range st.Ports {
 		k := portKey{port: po.Port, udp: po.Proto == "udp"}
 		p := a.ports[k]

@@ -292,7 +292,7 @@ func overview(p *page, r *analysis.Result) {
 		{"Capture span", fmt.Sprintf("%s to %s (%s)", o.First.Format("2006-01-02 15:04:05.000"), o.Last.Format("15:04:05.000 MST"), dur(o.SpanSeconds))},
 		{"Frames and bytes", fmt.Sprintf("%s frames, %s bytes (IPv4 %s, IPv6 %s; TCP %s, UDP %s)", groupDigits(o.Frames), groupDigits(o.Bytes),
 			groupDigits(o.IPv4), groupDigits(o.IPv6), groupDigits(o.TCP), groupDigits(o.UDP))},
-		{"Hosts", groupDigits(int64(o.Hosts))},
+		{"Hosts", hostCount(o, true)},
 		{"MQTT clients (client IDs)", groupDigits(int64(o.MQTTClients)) + tlsClients(o.MQTTTLSClients)},
 		{"MQTT brokers", esc(strings.Join(firstN(o.Brokers, 10), ", "))},
 		{"MQTT versions (connections)", esc(strings.Join(versions, ", "))},
@@ -450,7 +450,7 @@ func networkSection(p *page, r *analysis.Result) {
 		rows = append(rows, []string{"<code>" + esc(h.Addr) + "</code>", h.Role, groupDigits(h.Frames), groupDigits(h.SentBytes), groupDigits(h.RecvBytes),
 			strconv.Itoa(h.Peers), esc(strings.Join(firstN(h.ClientIDs, 3), ", "))})
 	}
-	p.f("<h3>Hosts</h3><p>%d hosts; the 30 busiest by bytes.</p>", r.Overview.Hosts)
+	p.f("<h3>Hosts</h3><p>%s hosts; the 30 busiest by bytes.</p>", hostCount(r.Overview, false))
 	table(p, []string{"address", "role", "frames", "bytes sent", "bytes received", "peers", "MQTT client IDs"}, rows, "")
 	rows = nil
 	for i, e := range r.Graph.Edges {
@@ -561,11 +561,24 @@ func kmeansSection(p *page, r *analysis.Result, figs map[string]Figure) {
 	p.s("</section>")
 }
 
+// hostCount is the number of hosts as the report says it: estimated when
+// the host table was full (analysis/evict.go).
+func hostCount(o analysis.Overview, why bool) string {
+	switch {
+	case !o.HostsEstimated:
+		return groupDigits(int64(o.Hosts))
+	case !why:
+		return "about " + groupDigits(int64(o.Hosts))
+	}
+	return fmt.Sprintf("about %s (estimated: more than the host table holds, so the %s with the least traffic were let go "+
+		"and %s newcomers with less refused)", groupDigits(int64(o.Hosts)), groupDigits(o.HostsEvicted), groupDigits(o.HostsRefused))
+}
+
 func graphSection(p *page, r *analysis.Result, figs map[string]Figure) {
 	p.s(`<section id="graph"><h2>6. IP communication graph</h2>`)
 	note := ""
 	if r.Overview.Hosts > len(r.Graph.Nodes) {
-		note = fmt.Sprintf(" The %d busiest of %d hosts are drawn.", len(r.Graph.Nodes), r.Overview.Hosts)
+		note = fmt.Sprintf(" The %d busiest of %s hosts are drawn.", len(r.Graph.Nodes), hostCount(r.Overview, false))
 	}
 	figure(p, figs["graph"], "Hosts sized by traffic and coloured by role (broker, publisher, subscriber, unknown); lines weighted by the bytes exchanged."+note)
 	p.s("</section>")

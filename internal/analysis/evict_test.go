@@ -1,0 +1,197 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pcaptest"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+)
+
+// floodThenDevice is 20,000 SYNs from spoofed sources to the broker, with a
+// pump connected before the flood and a monitor that arrives after it,
+// publishes and leaves; the pump is still connected at the end.
+func floodThenDevice(t *testing.T) string {
+	const sec = int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
+	pump := c.NewConn("10.9.9.9:40000", "10.0.0.1:1883")
+	pump.Handshake()
+	pump.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
+	pump.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+	for i := range 20000 {
+		k := c.NewConn(fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 1024+i%60000), "10.0.0.1:1883")
+		k.SYN()
+		c.Tick(sec / 1000)
+	}
+	mon := c.NewConn("10.9.9.8:41000", "10.0.0.1:1883")
+	mon.Handshake()
+	mon.Send(pcaptest.FromClient, pcaptest.Connect("monitor-7", mqtt.V311))
+	for range 5 {
+		mon.Send(pcaptest.FromClient, pcaptest.Publish("ward3/monitor-7/hr", "72"))
+		c.Tick(sec)
+	}
+	mon.Close()
+	pump.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+	path := filepath.Join(t.TempDir(), "flood.pcap")
+	if err := os.WriteFile(path, c.Pcap(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func analyseSmall(t *testing.T, path string, maxHosts int) (*Analyzer, *Result) {
+	t.Helper()
+	in, err := pipeline.OpenInput(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	an := New(Options{MaxHosts: maxHosts})
+	sum, err := pipeline.New(pipeline.Options{}, an).Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return an, an.Result(sum, nil)
+}
+
+// TestHostTableFlood: a flood of spoofed sources fills the host table
+// (500 here), and the monitor that comes after it is still in the hosts and
+// the graph, with its frames, beside the pump and the broker; the tables
+// stay within their bounds, the number of hosts is estimated and said to
+// be, and two runs give the same hosts and graph (the map's order does not
+// choose who goes). First come, first kept left the monitor out.
+func TestHostTableFlood(t *testing.T) {
+	path := floodThenDevice(t)
+	an, r := analyseSmall(t, path, 500)
+	if len(an.hosts) > 500 || len(an.pairs) > 2000 {
+		t.Fatalf("tables past their bounds: %d hosts, %d conversations", len(an.hosts), len(an.pairs))
+	}
+	hosts := map[string]Host{}
+	for _, h := range r.Hosts {
+		hosts[h.Addr] = h
+	}
+	// The monitor's connection: 3 handshake frames, CONNECT, 5 PUBLISH, 3 closing.
+	if h, ok := hosts["10.9.9.8"]; !ok || h.Frames != 12 || h.Role != "publisher" {
+		t.Errorf("the monitor that came after the flood: %+v (in the table: %v), want 12 frames as a publisher", h, ok)
+	}
+	if h := hosts["10.9.9.9"]; h.Role != "publisher" || h.Frames != 6 {
+		t.Errorf("the pump: %+v, want 6 frames as a publisher", h)
+	}
+	if h := hosts["10.0.0.1"]; h.Role != "broker" {
+		t.Errorf("the broker: %+v", h)
+	}
+	edges := map[string]bool{}
+	for _, e := range r.Graph.Edges {
+		edges[e.A+" "+e.B] = true
+	}
+	if !edges["10.0.0.1 10.9.9.8"] || !edges["10.0.0.1 10.9.9.9"] {
+		t.Errorf("the graph lacks the devices' conversations with the broker: %v", r.Graph.Edges[:min(5, len(r.Graph.Edges))])
+	}
+	o := r.Overview
+	if !o.HostsEstimated || math.Abs(float64(o.Hosts)-20003) > 0.03*20003 || o.HostsEvicted+o.HostsRefused == 0 || len(r.Warnings) == 0 {
+		t.Errorf("overview: %d hosts (estimated %v), %d evicted, %d refused, warnings %q; want about 20,003, estimated",
+			o.Hosts, o.HostsEstimated, o.HostsEvicted, o.HostsRefused, r.Warnings)
+	}
+	_, r2 := analyseSmall(t, path, 500)
+	j1, _ := json.Marshal([]any{r.Hosts, r.Graph, r.Overview})
+	j2, _ := json.Marshal([]any{r2.Hosts, r2.Graph, r2.Overview})
+	if string(j1) != string(j2) {
+		t.Error("two runs kept different hosts or conversations")
+	}
+	// Under the bound nothing is estimated.
+	_, r3 := analyseSmall(t, path, 100000)
+	if r3.Overview.HostsEstimated || r3.Overview.Hosts != 20003 || len(r3.Warnings) != 0 {
+		t.Errorf("with room for every host: %d hosts, estimated %v, warnings %q", r3.Overview.Hosts, r3.Overview.HostsEstimated, r3.Warnings)
+	}
+}
+
+// TestNthLowest checks the selection against a sort, on sizes and orders
+// that catch an off-by-one at either end.
+func TestNthLowest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 2, 3, 5, 8, 100, 1001} {
+		for _, order := range []string{"random", "ascending", "descending"} {
+			xs := make([]uint64, n)
+			for i := range xs {
+				xs[i] = rng.Uint64()
+			}
+			switch order {
+			case "ascending":
+				slices.Sort(xs)
+			case "descending":
+				slices.Sort(xs)
+				slices.Reverse(xs)
+			}
+			sorted := slices.Sorted(slices.Values(xs))
+			for _, i := range []int{0, n / 8, n / 2, n - 1} {
+				ys := slices.Clone(xs)
+				if got := nthLowest(ys, i); got != sorted[i] {
+					t.Fatalf("n %d %s, index %d: %d, want %d", n, order, i, got, sorted[i])
+				}
+				for _, y := range ys[:i] {
+					if y > sorted[i] {
+						t.Fatalf("n %d %s, index %d: %d before it", n, order, i, y)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestAdmission: a newcomer lighter than what was let go last enters the
+// second time it asks, not the first; a weightless one never does.
+func TestAdmission(t *testing.T) {
+	d := admission{floor: 5}
+	h := addrHash(netip.MustParseAddr("192.0.2.7"))
+	if !d.admit(h, 6) {
+		t.Error("a newcomer heavier than the floor was refused")
+	}
+	if d.admit(h, 2) || !d.admit(h, 2) {
+		t.Error("a light newcomer: want refused once, then let in")
+	}
+	for i := range 2 {
+		if d.admit(h, 0) {
+			t.Errorf("a weightless newcomer was let in (asking the %d time)", i+1)
+		}
+	}
+}
+
+// TestHostTableFloodState: the state a live window stores (State, through
+// JSON) merged twice into an empty analyzer keeps the estimate (the union
+// of the same hosts, not their sum) and the devices.
+func TestHostTableFloodState(t *testing.T) {
+	an, r := analyseSmall(t, floodThenDevice(t), 500)
+	b, err := json.Marshal(an.State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	into := New(Options{MaxHosts: 500})
+	for range 2 {
+		var st State
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		into.Merge(&st)
+	}
+	m := into.Result(into.OwnSummary(), nil)
+	if !m.Overview.HostsEstimated || math.Abs(float64(m.Overview.Hosts-r.Overview.Hosts)) > 0.01*float64(r.Overview.Hosts) {
+		t.Errorf("merged twice: %d hosts (estimated %v), one run %d", m.Overview.Hosts, m.Overview.HostsEstimated, r.Overview.Hosts)
+	}
+	found := false
+	for _, h := range m.Hosts {
+		found = found || h.Addr == "10.9.9.8" && h.Frames == 24
+	}
+	if !found {
+		t.Error("the monitor (12 frames a window) is not in the merged hosts with 24")
+	}
+}
