@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/pcaptest"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/policy"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
 const t0 = int64(1_750_000_000) * 1e9
@@ -217,6 +219,29 @@ func TestConnectFlood(t *testing.T) {
 	// a handful of devices connecting just before the end.
 	expect(t, run(t, cut(200, 20*sec), nil), "attack.connect-flood", false)
 	expect(t, run(t, cut(10, sec), nil), "attack.connect-flood", false)
+
+	// Sessions the connection table let go while open (it holds 100 here):
+	// counted, and said to be.
+	in, err := pipeline.NewInput("test.pcap", bytes.NewReader(cut(300, 20*sec)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, err := detect.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.New(pipeline.Options{Flows: tcpstream.Options{MaxFlows: 100}}, det).Run(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	var ev detect.Evidence
+	for _, f := range det.Findings(detect.Models{}) {
+		if f.ID == "attack.connect-flood" {
+			ev = f.Evidence
+		}
+	}
+	if n := ev.Counts["evicted_open"]; n < 190 || !slices.ContainsFunc(ev.Notes, func(s string) bool { return strings.Contains(s, "let go by the connection table") }) {
+		t.Errorf("sessions let go by a full table: %d counted, notes %q", n, ev.Notes)
+	}
 }
 
 func TestPublishFlood(t *testing.T) {

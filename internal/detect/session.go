@@ -243,7 +243,9 @@ var connectFloodSpec = Spec{
 		"60 s (EMQX's flapping rule: 15 a minute), a source address with per_source, or the whole capture with " +
 		"global within 60 s is a connection storm. Sessions still open when the capture ended less than " +
 		"short_session after they began cannot be judged short or long: they count as short, so that a storm " +
-		"recorded only at its start is still found.",
+		"recorded only at its start is still found. So do sessions the connection table let go while still open " +
+		"(more connections at once than it holds) whose last packet came less than short_session after they " +
+		"began; the evidence counts both.",
 	Params: []Param{
 		{"short_session", 10, "s", "sessions shorter than this count"},
 		{"flapping", 15, "", "short sessions of one client ID within 60 s"},
@@ -260,6 +262,7 @@ type sessEnd struct {
 	frame    int
 	clean    bool // short and ended cleanly
 	atEnd    bool // still open when the capture ended, begun less than short_session before
+	evicted  bool // let go by the connection table while open: its end is unknown
 }
 
 type connectFlood struct {
@@ -320,7 +323,8 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 		return
 	}
 	clean := conn.Last-conn.Start < c.short && s.Anomalies&protocolErrors == 0 && conn.Stat[s.ClientDir].RSTs == 0
-	c.ends = append(c.ends, sessEnd{t: conn.Last, src: conn.Src(s.ClientDir).Addr().Unmap(), clientID: s.ClientID, frame: frame, clean: clean})
+	c.ends = append(c.ends, sessEnd{t: conn.Last, src: conn.Src(s.ClientDir).Addr().Unmap(), clientID: s.ClientID, frame: frame, clean: clean,
+		evicted: conn.Reason == tcpstream.ReasonEvicted})
 }
 
 // storm returns the most clean short sessions ending within any 60 s
@@ -351,13 +355,16 @@ func (c *connectFlood) Findings(Models) []Finding {
 	}
 	sort.Slice(c.ends, func(i, j int) bool { return c.ends[i].t < c.ends[j].t })
 	bySrc, byID := map[netip.Addr][]sessEnd{}, map[string][]sessEnd{}
-	short, atEnd := 0, 0
+	short, atEnd, evicted := 0, 0, 0
 	for _, e := range c.ends {
 		if e.clean {
 			short++
 		}
 		if e.atEnd {
 			atEnd++
+		}
+		if e.evicted && e.clean {
+			evicted++
 		}
 		if len(bySrc) < maxKeys || bySrc[e.src] != nil {
 			bySrc[e.src] = append(bySrc[e.src], e)
@@ -396,6 +403,12 @@ func (c *connectFlood) Findings(Models) []Finding {
 	if atEnd > 0 {
 		ev.Counts["open_at_end"] = int64(atEnd)
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%d of the sessions were still open when the capture ended, less than %s after they began: counted as short", atEnd, time.Duration(c.short)))
+	}
+	if evicted > 0 {
+		ev.Counts["evicted_open"] = int64(evicted)
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%d of the short sessions were let go by the connection table while still open (more "+
+			"connections at once than it holds), their end unknown: counted as short, for their last packet came less than %s after they began",
+			evicted, time.Duration(c.short)))
 	}
 	sort.Strings(ev.Notes)
 	if len(ev.Notes) > 20 {
