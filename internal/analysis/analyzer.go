@@ -145,6 +145,7 @@ type topicAgg struct {
 	// per-message map updates were a tenth of OnMQTT).
 	lastPub  string
 	lastAddr netip.Addr
+	seq      uint32 // when it was made (evict.go)
 }
 
 // hostAgg is a host's sums. Its sets are made when they get a second
@@ -211,38 +212,42 @@ type Analyzer struct {
 	payload    int64
 	anomalies  map[string]int64
 	topics     map[string]*topicAgg
-	topicOther int64
+	topicOther int64                      // publishes of topics not in topics (refused or let go)
 	subs       map[string]map[string]bool // filter -> subscribers
 	hosts      map[netip.Addr]*hostAgg
 	pairs      map[pairKey]*edgeAgg
 	// The bounds of hosts and pairs (evict.go): entries let go and
 	// newcomers refused, when each was made, who may come in.
-	hostsOver, hostsRefused int64
-	edgesOver, edgesRefused int64
-	hostSeq, edgeSeq        uint32
-	hostDoor, edgeDoor      admission
-	hostsSeen               stats.Distinct // every address that reached hosts
-	ports                   map[portKey]*Port
-	flows                   []Flow
-	flowStates              map[string]int
-	flowProtos              map[string]int
-	flowCount               int
-	brokers                 map[netip.Addr]bool
-	clientIDs               map[string]bool
-	versions                map[string]int
-	cleartext               int
-	tls                     *tlsAgg
-	packets                 *Series
-	mqttSeries              *Series
-	start                   int64
-	started                 bool
-	fromCSV                 bool
-	sum                     SummaryState // the frames' own Summary (state.go)
-	conns                   map[*tcpstream.Conn]*connAcc
-	lastConn                *tcpstream.Conn // the last connection summed and its sums (a one-entry cache of conns)
-	lastAcc                 *connAcc
-	first                   int64 // first and last frame (ns)
-	last                    int64
+	hostsOver, hostsRefused   int64
+	edgesOver, edgesRefused   int64
+	hostSeq, edgeSeq          uint32
+	hostDoor, edgeDoor        admission
+	hostsSeen                 stats.Distinct // every address that reached hosts
+	topicsOver, topicsRefused int64
+	topicSeq                  uint32
+	topicDoor                 admission
+	topicsSeen                stats.Distinct
+	ports                     map[portKey]*Port
+	flows                     []Flow
+	flowStates                map[string]int
+	flowProtos                map[string]int
+	flowCount                 int
+	brokers                   map[netip.Addr]bool
+	clientIDs                 map[string]bool
+	versions                  map[string]int
+	cleartext                 int
+	tls                       *tlsAgg
+	packets                   *Series
+	mqttSeries                *Series
+	start                     int64
+	started                   bool
+	fromCSV                   bool
+	sum                       SummaryState // the frames' own Summary (state.go)
+	conns                     map[*tcpstream.Conn]*connAcc
+	lastConn                  *tcpstream.Conn // the last connection summed and its sums (a one-entry cache of conns)
+	lastAcc                   *connAcc
+	first                     int64 // first and last frame (ns)
+	last                      int64
 
 	// The worker's fields (Options.Concurrent: apply writes them for every
 	// frame on its own goroutine), on cache lines of their own. Beside the
@@ -377,15 +382,10 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 		if p.Retain {
 			a.retained++
 		}
-		t := a.topics[string(p.TopicName())] // no string made for a lookup
+		t := a.topic(p.TopicName(), 1)
 		if t == nil {
-			if len(a.topics) >= a.opts.MaxTopics {
-				a.topicOther++
-				break
-			}
-			topic := string(p.TopicName())
-			t = &topicAgg{t: Topic{Topic: topic}, publishers: map[string]bool{}}
-			a.topics[topic] = t
+			a.topicOther++
+			break
 		}
 		t.t.Publishes++
 		t.t.Bytes += int64(p.PayloadLen)

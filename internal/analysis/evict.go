@@ -27,9 +27,19 @@ import (
 //     packets, then the oldest.
 //
 // The busiest hosts and conversations, the ones the report and the graph
-// show, stay exact; a host let go and seen again starts from nothing. The
+// show, stay exact; a host let go and seen again starts from nothing, and
+// a newcomer let in when it asks again lacks what it brought the first
+// time (a topic listed with 4 of its 5 publishes: the fifth is counted among
+// the others'). The
 // number of hosts is then estimated (stats.Distinct over every address
 // that reached the table) and the report says so.
+//
+// The topic table (MaxTopics) works the same way, weighed on PUBLISH
+// packets: 10,000 topics each published once (a client walking the topic
+// space, or one putting a counter in its topic) kept every topic that came
+// later out of the report, a ward's pumps with them. A topic let go adds its
+// publishes to topicOther, so that the topics listed and topicOther still
+// add up to every PUBLISH.
 
 // rankCap keeps a count within a rank's 31 bits.
 const rankCap = math.MaxInt32
@@ -52,6 +62,10 @@ func weight(role bool, n int64) uint64 {
 // hasRole reports whether the host did anything in MQTT.
 func (h *hostAgg) hasRole() bool {
 	return h.broker || h.publisher || h.subscriber || h.client || h.tlsClient || h.hasClientID
+}
+
+func (t *topicAgg) rank() uint64 {
+	return weight(false, t.t.Publishes)<<32 | uint64(t.seq)
 }
 
 func (e *edgeAgg) rank() uint64 {
@@ -97,6 +111,60 @@ func addrHash(ip netip.Addr) uint64 {
 		lo = lo<<8 | uint64(b[8+i])
 	}
 	return stats.Mix64(stats.Mix64(hi^uint64(ip.BitLen())) ^ lo)
+}
+
+// bytesHash is a hash of b, the same on every run (FNV-1a, then mixed).
+func bytesHash(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return stats.Mix64(h)
+}
+
+// topic is the aggregate of the topic name, made when new: nil when the
+// table is full and the newcomer, of publishes PUBLISH packets, is refused
+// (the caller counts them in topicOther).
+func (a *Analyzer) topic(name []byte, publishes int64) *topicAgg {
+	if t := a.topics[string(name)]; t != nil { // no string made for a lookup
+		return t
+	}
+	hash := bytesHash(name)
+	a.topicsSeen.Add(hash)
+	if len(a.topics) >= a.opts.MaxTopics {
+		w := weight(false, publishes)
+		if !a.topicDoor.admit(hash, w) {
+			if w > 0 {
+				a.topicsRefused++
+			}
+			return nil
+		}
+		a.evictTopics()
+	}
+	a.topicSeq++
+	s := string(name)
+	t := &topicAgg{t: Topic{Topic: s}, publishers: map[string]bool{}, seq: a.topicSeq}
+	a.topics[s] = t
+	return t
+}
+
+// evictTopics lets go the eighth of the topics with the fewest publishes;
+// their publishes go to topicOther.
+func (a *Analyzer) evictTopics() {
+	ranks := make([]uint64, 0, len(a.topics))
+	for _, t := range a.topics {
+		ranks = append(ranks, t.rank())
+	}
+	n := max(1, len(ranks)/8)
+	cut := nthLowest(ranks, n-1)
+	for k, t := range a.topics {
+		if t.rank() <= cut {
+			a.topicOther += t.t.Publishes
+			delete(a.topics, k)
+		}
+	}
+	a.topicDoor.floor = cut >> 32
+	a.topicsOver += int64(n)
 }
 
 // host is the aggregate of address ip, made when new: nil when the table

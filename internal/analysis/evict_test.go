@@ -195,3 +195,63 @@ func TestHostTableFloodState(t *testing.T) {
 		t.Error("the monitor (12 frames a window) is not in the merged hosts with 24")
 	}
 }
+
+// TestTopicTableFlood: a client publishing once to each of 2,000 topics
+// fills the topic table (100 here); a pump's topic published after it is
+// still listed (from its second PUBLISH: the first asked at the door), the
+// topics listed and the others still add up to every PUBLISH, and the
+// number of topics is estimated and said to be. First come, first kept left
+// the pump's topic out.
+func TestTopicTableFlood(t *testing.T) {
+	const sec = int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
+	spam := c.NewConn("10.9.9.66:40000", "10.0.0.1:1883")
+	spam.Handshake()
+	spam.Send(pcaptest.FromClient, pcaptest.Connect("spam", mqtt.V311))
+	for i := range 2000 {
+		spam.Send(pcaptest.FromClient, pcaptest.Publish(fmt.Sprintf("ward/%d/bed/spo2", i), "97"))
+		c.Tick(sec / 1000)
+	}
+	pump := c.NewConn("10.9.9.9:40001", "10.0.0.1:1883")
+	pump.Handshake()
+	pump.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
+	for range 5 {
+		pump.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+		c.Tick(sec)
+	}
+	path := filepath.Join(t.TempDir(), "topics.pcap")
+	if err := os.WriteFile(path, c.Pcap(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in, err := pipeline.OpenInput(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	an := New(Options{MaxTopics: 100})
+	sum, err := pipeline.New(pipeline.Options{}, an).Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := an.Result(sum, nil)
+	if len(an.topics) > 100 {
+		t.Fatalf("%d topics held, the table holds 100", len(an.topics))
+	}
+	var listed, pumpPubs int64
+	for _, tp := range r.Topics {
+		listed += tp.Publishes
+		if tp.Topic == "ward3/pump-1/rate" {
+			pumpPubs = tp.Publishes
+		}
+	}
+	if pumpPubs < 4 {
+		t.Errorf("the pump's topic after the flood: %d publishes listed, want at least 4 of 5", pumpPubs)
+	}
+	m := r.MQTT
+	if listed+m.OtherTopicPublishes != m.Publishes || m.Publishes != 2005 {
+		t.Errorf("publishes: %d listed + %d others, %d in all, want 2,005", listed, m.OtherTopicPublishes, m.Publishes)
+	}
+	if math.Abs(float64(m.TopicsEstimate)-2001) > 0.03*2001 || len(r.Warnings) == 0 {
+		t.Errorf("topics estimated %d, want about 2,001; warnings %q", m.TopicsEstimate, r.Warnings)
+	}
+}

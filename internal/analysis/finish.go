@@ -216,6 +216,15 @@ func (a *Analyzer) mqttSection(r *Result) {
 	}
 	sort.Slice(m.Lengths, func(i, j int) bool { return m.Lengths[i].Value < m.Lengths[j].Value })
 	m.Retained, m.Anomalies, m.Publishes, m.PayloadBytes = a.retained, a.anomalies, a.publishes, a.payload
+	m.OtherTopicPublishes = a.topicOther
+	if a.topicsOver+a.topicsRefused > 0 {
+		m.TopicsEstimate = max(len(a.topics), int(a.topicsSeen.Estimate()))
+		m.TopicsEvicted, m.TopicsRefused = a.topicsOver, a.topicsRefused
+		r.Warnings = append(r.Warnings, fmt.Sprintf("more topics than the topic table holds (%d): %d with the fewest publishes were let go "+
+			"and %d newcomers with fewer refused; the topics listed are the busiest, %d publishes went to the others, and the number "+
+			"of topics (%d) is estimated (standard error %.1f %%)", a.opts.MaxTopics, a.topicsOver, a.topicsRefused, a.topicOther,
+			m.TopicsEstimate, 100*stats.DistinctError))
+	}
 	// Topics, with the subscribers whose filters match them.
 	for _, t := range a.topics {
 		t.t.Publishers = sortedStrings(t.publishers)

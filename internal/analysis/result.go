@@ -97,6 +97,14 @@ type MQTTResult struct {
 	Anomalies    map[string]int64 `json:"anomalies"`
 	Publishes    int64            `json:"publishes"`
 	PayloadBytes int64            `json:"payload_bytes"`
+	// When there were more topics than the topic table holds: about how
+	// many there were (estimated, stats.DistinctError), the ones let go
+	// (the fewest publishes) and refused, and the publishes of the topics
+	// not listed.
+	TopicsEstimate      int   `json:"topics_estimate,omitempty"`
+	TopicsEvicted       int64 `json:"topics_evicted,omitempty"`
+	TopicsRefused       int64 `json:"topics_refused,omitempty"`
+	OtherTopicPublishes int64 `json:"other_topic_publishes,omitempty"`
 }
 
 // Count is a value with how often it was seen.

@@ -44,8 +44,12 @@ type State struct {
 	Anomalies  map[string]int64              `json:"anomalies,omitempty"`
 	Topics     []TopicState                  `json:"topics,omitempty"`
 	TopicOther int64                         `json:"topic_other,omitempty"`
-	Subs       map[string][]string           `json:"subs,omitempty"`
-	Hosts      []HostState                   `json:"hosts,omitempty"`
+	// The bound of Topics, as the hosts' below.
+	TopicsOver    int64               `json:"topics_over,omitempty"`
+	TopicsRefused int64               `json:"topics_refused,omitempty"`
+	TopicSketch   []byte              `json:"topic_sketch,omitempty"`
+	Subs          map[string][]string `json:"subs,omitempty"`
+	Hosts         []HostState         `json:"hosts,omitempty"`
 	// The bounds of Hosts and Pairs (evict.go): entries let go, newcomers
 	// refused, and, when any was, the sketch that counts the hosts.
 	HostsOver    int64          `json:"hosts_over,omitempty"`
@@ -223,6 +227,10 @@ func (a *Analyzer) State() *State {
 	if a.hostsOver+a.hostsRefused > 0 {
 		st.HostSketch = a.hostsSeen.Registers()
 	}
+	st.TopicsOver, st.TopicsRefused = a.topicsOver, a.topicsRefused
+	if a.topicsOver+a.topicsRefused > 0 {
+		st.TopicSketch = a.topicsSeen.Registers()
+	}
 	for i := range a.all {
 		st.All[i], st.MQ[i] = a.all[i].State(), a.mq[i].State()
 	}
@@ -327,14 +335,10 @@ func (a *Analyzer) Merge(st *State) {
 	a.payload += st.Payload
 	a.anomalies = addCounts(a.anomalies, st.Anomalies)
 	for _, ts := range st.Topics {
-		t := a.topics[ts.Topic.Topic]
+		t := a.topic([]byte(ts.Topic.Topic), ts.Topic.Publishes)
 		if t == nil {
-			if len(a.topics) >= a.opts.MaxTopics {
-				a.topicOther += ts.Topic.Publishes
-				continue
-			}
-			t = &topicAgg{t: Topic{Topic: ts.Topic.Topic}, publishers: map[string]bool{}}
-			a.topics[ts.Topic.Topic] = t
+			a.topicOther += ts.Topic.Publishes
+			continue
 		}
 		t.t.Publishes += ts.Topic.Publishes
 		t.t.Bytes += ts.Topic.Bytes
@@ -349,6 +353,9 @@ func (a *Analyzer) Merge(st *State) {
 		}
 	}
 	a.topicOther += st.TopicOther
+	a.topicsOver += st.TopicsOver
+	a.topicsRefused += st.TopicsRefused
+	a.topicsSeen.MergeRegisters(st.TopicSketch)
 	for f, subs := range st.Subs {
 		m := a.subs[f]
 		if m == nil {

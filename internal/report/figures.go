@@ -104,7 +104,9 @@ func figTopics(r *analysis.Result) string {
 		notes = append(notes, fmt.Sprintf("· %s, %s", plural(len(t.Publishers), "publisher"), plural(len(t.Subscribers), "subscriber")))
 	}
 	title := "Topics by PUBLISH count (Figure 4)"
-	if len(r.Topics) > 20 {
+	if n := r.MQTT.TopicsEstimate; n > 0 {
+		title = fmt.Sprintf("The 20 busiest of about %s topics (Figure 4)", groupDigits(int64(n)))
+	} else if len(r.Topics) > 20 {
 		title = fmt.Sprintf("The 20 busiest of %d topics (Figure 4)", len(r.Topics))
 	}
 	return hbarChart(title, "PUBLISH packets", labels, values, notes)

@@ -427,6 +427,11 @@ func mqttSection(p *page, r *analysis.Result, figs map[string]Figure) {
 		if len(r.Topics) > 40 {
 			p.f("<p>%d more topics in analysis.json.</p>", len(r.Topics)-40)
 		}
+		if m := r.MQTT; m.TopicsEstimate > 0 {
+			p.f("<p>About %s topics in all (estimated): more than the topic table holds, so the %s with the fewest publishes were let go "+
+				"and %s newcomers with fewer refused; %s publishes went to topics not listed.</p>", groupDigits(int64(m.TopicsEstimate)),
+				groupDigits(m.TopicsEvicted), groupDigits(m.TopicsRefused), groupDigits(m.OtherTopicPublishes))
+		}
 	}
 	p.s("</section>")
 }
