@@ -143,9 +143,10 @@ type topicAgg struct {
 	// The last publisher counted: a topic's messages mostly come from one
 	// client, whose name and address are then not looked up again (the
 	// per-message map updates were a tenth of OnMQTT).
-	lastPub  string
-	lastAddr netip.Addr
-	seq      uint32 // when it was made (evict.go)
+	lastPub   string
+	lastAddr  netip.Addr
+	lastRound int64  // hostRounds when lastAddr was marked a publisher
+	seq       uint32 // when it was made (evict.go)
 }
 
 // hostAgg is a host's sums. Its sets are made when they get a second
@@ -219,6 +220,7 @@ type Analyzer struct {
 	// The bounds of hosts and pairs (evict.go): entries let go and
 	// newcomers refused, when each was made, who may come in.
 	hostsOver, hostsRefused   int64
+	hostRounds                int64 // evictions of hosts
 	edgesOver, edgesRefused   int64
 	hostSeq, edgeSeq          uint32
 	hostDoor, edgeDoor        admission
@@ -227,6 +229,8 @@ type Analyzer struct {
 	topicSeq                  uint32
 	topicDoor                 admission
 	topicsSeen                stats.Distinct
+	clientIDsOver             int64          // client IDs not kept in clientIDs (MaxHosts)
+	clientIDsSeen             stats.Distinct // every client ID, once clientIDs is full
 	ports                     map[portKey]*Port
 	flows                     []Flow
 	flowStates                map[string]int
@@ -288,6 +292,64 @@ func New(opts Options) *Analyzer {
 type connAcc struct {
 	frames [2]int64 // by direction: from A, from B
 	bytes  [2]int64
+	// MQTT roles (and a client ID) of A and B that their hosts could not
+	// take when the host table refused them (mark), for connHosts.
+	roles       [2]uint8
+	clientID    string
+	hasClientID bool
+	idSide      uint8
+}
+
+// MQTT roles of a host (mark).
+const (
+	roleClient uint8 = 1 << iota
+	rolePublisher
+	roleSubscriber
+)
+
+// mark gives the sender of ev an MQTT role (and a client ID): on its host,
+// or, when the host table refuses it for now, on its connection's sums,
+// for when the connection is counted in its hosts (evict.go). It reports
+// whether the host took it.
+func (a *Analyzer) mark(ev *pipeline.MQTT, role uint8, id []byte, hasID bool) bool {
+	ip := ev.Conn.Src(ev.Dir).Addr()
+	h := a.hosts[ip]
+	if h == nil {
+		acc := a.connSums(ev.Conn)
+		// Weighed on the connection's frames so far, which connHosts
+		// will bring again: an ask that does not add them (remember).
+		if h = a.host(ip, acc.frames[0]+acc.frames[1], false); h == nil {
+			side := uint8(0)
+			if ev.Dir != tcpstream.FromA {
+				side = 1
+			}
+			acc.roles[side] |= role
+			if hasID {
+				acc.clientID, acc.hasClientID, acc.idSide = string(id), true, side
+			}
+			return false
+		}
+	}
+	h.setRoles(role)
+	if hasID {
+		h.addClientID(string(id))
+	}
+	return true
+}
+
+func (h *hostAgg) setRoles(r uint8) {
+	h.client = h.client || r&roleClient != 0
+	h.publisher = h.publisher || r&rolePublisher != 0
+	h.subscriber = h.subscriber || r&roleSubscriber != 0
+}
+
+// connHostTook gives host h, side side of the connection whose sums are
+// acc, the MQTT roles its host could not take before.
+func (acc *connAcc) connHostTook(h *hostAgg, side uint8) {
+	h.setRoles(acc.roles[side])
+	if acc.hasClientID && acc.idSide == side {
+		h.addClientID(acc.clientID)
+	}
 }
 
 // maxConnAcc bounds the connections summed at once (past it they are
@@ -312,13 +374,15 @@ func (a *Analyzer) connHosts(c *tcpstream.Conn, acc *connAcc) {
 	}
 	src, dst := c.A.Addr(), c.B.Addr()
 	pk, by := acc.frames[0]+acc.frames[1], acc.bytes[0]+acc.bytes[1]
-	if h := a.host(src, pk, false); h != nil {
+	if h := a.host(src, pk, true); h != nil {
 		h.traffic(pk, acc.bytes[0], acc.bytes[1], dst)
+		acc.connHostTook(h, 0)
 	}
-	if h := a.host(dst, pk, false); h != nil {
+	if h := a.host(dst, pk, true); h != nil {
 		h.traffic(pk, acc.bytes[1], acc.bytes[0], src)
+		acc.connHostTook(h, 1)
 	}
-	if e := a.edge(src, dst, pk); e != nil {
+	if e := a.edge(src, dst, pk, true); e != nil {
 		e.packets += pk
 		e.bytes += by
 	}
@@ -363,18 +427,13 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 	}
 	switch p.Type {
 	case mqtt.CONNECT:
-		if p.Has(mqtt.FieldClientID) && len(a.clientIDs) < a.opts.MaxHosts {
-			a.clientIDs[string(p.ClientID)] = true
+		if p.Has(mqtt.FieldClientID) {
+			a.addClientID(p.ClientID)
 		}
 		if b := ev.Conn.Dst(ev.Dir).Addr(); len(a.brokers) < 1000 {
 			a.brokers[b] = true
 		}
-		if h := a.host(ev.Conn.Src(ev.Dir).Addr(), 0, true); h != nil {
-			h.client = true
-			if p.Has(mqtt.FieldClientID) {
-				h.addClientID(string(p.ClientID))
-			}
-		}
+		a.mark(ev, roleClient, p.ClientID, p.Has(mqtt.FieldClientID))
 	case mqtt.PUBLISH:
 		a.publishes++
 		a.payload += int64(p.PayloadLen)
@@ -402,10 +461,11 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 				}
 				t.lastPub = s.ClientID
 			}
-			if src := ev.Conn.Src(ev.Dir).Addr(); src != t.lastAddr {
-				if h := a.host(src, 0, true); h != nil {
-					h.publisher = true
-					t.lastAddr = src
+			// lastAddr's host is a publisher already, unless hosts were
+			// let go since (hostRounds).
+			if src := ev.Conn.Src(ev.Dir).Addr(); src != t.lastAddr || t.lastRound != a.hostRounds {
+				if a.mark(ev, rolePublisher, nil, false) {
+					t.lastAddr, t.lastRound = src, a.hostRounds
 				}
 			}
 		}
@@ -424,9 +484,7 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 				m[clientName()] = true
 			}
 		}
-		if h := a.host(ev.Conn.Src(ev.Dir).Addr(), 0, true); h != nil {
-			h.subscriber = true
-		}
+		a.mark(ev, roleSubscriber, nil, false)
 	}
 }
 
@@ -611,13 +669,13 @@ type kcacheEntry struct {
 }
 
 func (a *Analyzer) frameHosts(src, dst netip.Addr, n int64) {
-	if h := a.host(src, 1, false); h != nil {
+	if h := a.host(src, 1, true); h != nil {
 		h.traffic(1, n, 0, dst)
 	}
-	if h := a.host(dst, 1, false); h != nil {
+	if h := a.host(dst, 1, true); h != nil {
 		h.traffic(1, 0, n, src)
 	}
-	if e := a.edge(src, dst, 1); e != nil {
+	if e := a.edge(src, dst, 1, true); e != nil {
 		e.packets++
 		e.bytes += n
 	}
@@ -698,16 +756,16 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 	}
 	// One host at a time: making one may let another go (evict.go).
 	if mqttTLS || ev.Proto == pipeline.ProtoMQTT && ev.Session != nil && ev.Session.ClientDir == tcpstream.FromA && ev.Session.Connects > 0 {
-		if h := a.host(dst, 0, true); h != nil {
+		if h := a.host(dst, 0, false); h != nil {
 			h.broker = true
 		}
 	}
 	if mqttTLS {
-		if h := a.host(src, 0, true); h != nil {
+		if h := a.host(src, 0, false); h != nil {
 			h.tlsClient = true
 		}
 	}
-	if e := a.edge(src, dst, 0); e != nil {
+	if e := a.edge(src, dst, 0, false); e != nil {
 		e.flows++
 	}
 }
@@ -718,13 +776,13 @@ func (a *Analyzer) rowFlowHosts(c *tcpstream.Conn) {
 	src, dst := c.A.Addr(), c.B.Addr()
 	pk := c.Stat[0].Packets + c.Stat[1].Packets
 	by := c.Stat[0].Bytes + c.Stat[1].Bytes
-	if h := a.host(src, pk, false); h != nil {
+	if h := a.host(src, pk, true); h != nil {
 		h.traffic(pk, c.Stat[0].Bytes, c.Stat[1].Bytes, dst)
 	}
-	if h := a.host(dst, pk, false); h != nil {
+	if h := a.host(dst, pk, true); h != nil {
 		h.traffic(pk, c.Stat[1].Bytes, c.Stat[0].Bytes, src)
 	}
-	if e := a.edge(src, dst, pk); e != nil {
+	if e := a.edge(src, dst, pk, true); e != nil {
 		e.packets += pk
 		e.bytes += by
 	}

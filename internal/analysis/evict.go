@@ -7,99 +7,85 @@ import (
 	"github.com/iomtguard/iomtguard/internal/stats"
 )
 
-// The host and conversation tables are bounded (MaxHosts hosts, four
-// times as many conversations). First come, first kept let 100,000 spoofed
-// SYN sources fill the host table, and a pump or the broker whose
-// connections closed later was then missing from the hosts and the graph.
-// Now, when a table is full:
+// The host, conversation and topic tables are bounded (MaxHosts hosts,
+// four times as many conversations, MaxTopics topics). First come, first
+// kept let 100,000 spoofed SYN sources fill the host table, and a pump or
+// the broker whose connections closed later was then missing from the
+// hosts and the graph; 10,000 topics published once kept a ward's topics
+// out of the report. Now, once a table has been full:
 //
-//   - A newcomer is let in when it matters more than what the table last
-//     let go (admission's floor), or when it was refused once before (a
-//     host that keeps coming back is not a spoofed one-off). Otherwise it
-//     is refused and counted. A flood of one-frame spoofed sources is
-//     refused at the door instead of churning the table: letting each in
-//     and another out made analyze of 1M spoofed SYNs 2.6 times slower.
-//   - Letting one in lets go the eighth of the table that matters least.
-//     What matters least: for a host, no MQTT role (a spoofed source or a
-//     scanner's target has none; a device has one from its first CONNECT,
-//     before its connection has closed and counted its frames), then the
-//     fewest frames, then the oldest entry; for a conversation, the fewest
-//     packets, then the oldest.
+//   - A newcomer comes in when its weight (frames for a host, packets for
+//     a conversation, PUBLISH packets for a topic), with what it brought on
+//     its earlier asks, outweighs the heaviest entry let go last (the
+//     floor). A flood of one-frame spoofed sources is refused at the door
+//     instead of churning the table; a device that keeps talking comes in.
+//     Asks that only look (an MQTT packet whose frames the connection will
+//     bring when it is counted) do not add to what a newcomer brought, so
+//     the same frames are not weighed twice.
+//   - Letting one into a full table lets go the eighth that weighs least,
+//     the newest first among equals (an incumbent stays). A host's weight
+//     counts the frames of its connections still open (their sums wait in
+//     conns until the connection closes): a device connected before a
+//     storm of clients that stay connected outweighs them.
 //
-// The busiest hosts and conversations, the ones the report and the graph
-// show, stay exact; a host let go and seen again starts from nothing, and
-// a newcomer let in when it asks again lacks what it brought the first
-// time (a topic listed with 4 of its 5 publishes: the fifth is counted among
-// the others'). The
-// number of hosts is then estimated (stats.Distinct over every address
-// that reached the table) and the report says so.
-//
-// The topic table (MaxTopics) works the same way, weighed on PUBLISH
-// packets: 10,000 topics each published once (a client walking the topic
-// space, or one putting a counter in its topic) kept every topic that came
-// later out of the report, a ward's pumps with them. A topic let go adds its
-// publishes to topicOther, so that the topics listed and topicOther still
-// add up to every PUBLISH.
+// What weighs more stays exact: the busiest hosts, conversations and topics
+// the report shows. A host let go and seen again starts from nothing, and a
+// newcomer lacks what it brought on the asks it was refused (a topic listed
+// with 4 of its 5 publishes: the fifth is counted among the others'; a
+// host's MQTT role waits in its connection's sums, connAcc, until then). The
+// number of hosts and topics is then estimated (stats.Distinct over every
+// one that reached the table) and the report says so.
 
 // rankCap keeps a count within a rank's 31 bits.
 const rankCap = math.MaxInt32
 
-// rank orders hosts for eviction, lowest first: MQTT role, frames, age. It
-// is unique, for seq is. rank>>32 is the part a newcomer is weighed on.
-func (h *hostAgg) rank() uint64 {
-	return weight(h.hasRole(), h.h.Frames)<<32 | uint64(h.seq)
-}
+// weight is a count on the scale of rank>>32.
+func weight(n int64) uint64 { return uint64(min(max(n, 0), rankCap)) }
 
-// weight is role and count on the scale of rank>>32.
-func weight(role bool, n int64) uint64 {
-	w := uint64(min(max(n, 0), rankCap))
-	if role {
-		w |= 1 << 31
-	}
-	return w
-}
+// rank orders entries for eviction, lowest first: weight, then newest
+// first. It is unique, for seq is.
+func rank(w int64, seq uint32) uint64 { return weight(w)<<32 | uint64(^seq) }
 
-// hasRole reports whether the host did anything in MQTT.
-func (h *hostAgg) hasRole() bool {
-	return h.broker || h.publisher || h.subscriber || h.client || h.tlsClient || h.hasClientID
-}
-
-func (t *topicAgg) rank() uint64 {
-	return weight(false, t.t.Publishes)<<32 | uint64(t.seq)
-}
-
-func (e *edgeAgg) rank() uint64 {
-	return weight(false, e.packets)<<32 | uint64(e.seq)
-}
-
-// admission decides whether a newcomer enters a full table.
+// admission decides whether a newcomer enters a table that has been full.
 type admission struct {
-	floor uint64   // the weight of the entry of highest rank let go last
-	seen  []uint64 // hashes of newcomers refused, direct-mapped (a collision forgets one)
+	closed bool       // the table has been full: newcomers are weighed from now on
+	floor  uint64     // the weight of the heaviest entry let go last
+	seen   []seenSlot // what refused newcomers brought, direct-mapped (a collision forgets one)
 }
+
+type seenSlot struct{ h, w uint64 }
 
 const seenSlots = 1 << 16
 
-// admit reports whether a newcomer of hash h and weight w enters. One of
-// weight 0 (a flow's end, whose frames were counted before) never does,
-// nor is it remembered: it is the same newcomer asking again.
-func (d *admission) admit(h, w uint64) bool {
-	if w > d.floor {
-		return true
-	}
-	if w == 0 {
-		return false
-	}
+// admit reports whether a newcomer of hash h and weight w comes in; when
+// it does not and remember is set, w is kept toward its next ask.
+func (d *admission) admit(h, w uint64, remember bool) bool {
 	if d.seen == nil {
-		d.seen = make([]uint64, seenSlots)
+		d.seen = make([]seenSlot, seenSlots)
 	}
 	s := &d.seen[h&(seenSlots-1)]
-	if *s == h {
-		*s = 0
+	var prior uint64
+	if s.h == h {
+		prior = s.w
+	}
+	if prior+w > d.floor {
+		if s.h == h {
+			*s = seenSlot{}
+		}
 		return true
 	}
-	*s = h
+	if remember && w > 0 {
+		if s.h != h {
+			*s = seenSlot{h: h}
+		}
+		s.w += w
+	}
 	return false
+}
+
+// letGo records an eviction whose cut (the highest rank let go) was cut.
+func (d *admission) letGo(cut uint64) {
+	d.closed, d.floor = true, cut>>32
 }
 
 // addrHash is a hash of an address, the same on every run.
@@ -122,69 +108,26 @@ func bytesHash(b []byte) uint64 {
 	return stats.Mix64(h)
 }
 
-// topic is the aggregate of the topic name, made when new: nil when the
-// table is full and the newcomer, of publishes PUBLISH packets, is refused
-// (the caller counts them in topicOther).
-func (a *Analyzer) topic(name []byte, publishes int64) *topicAgg {
-	if t := a.topics[string(name)]; t != nil { // no string made for a lookup
-		return t
-	}
-	hash := bytesHash(name)
-	a.topicsSeen.Add(hash)
-	if len(a.topics) >= a.opts.MaxTopics {
-		w := weight(false, publishes)
-		if !a.topicDoor.admit(hash, w) {
-			if w > 0 {
-				a.topicsRefused++
-			}
-			return nil
-		}
-		a.evictTopics()
-	}
-	a.topicSeq++
-	s := string(name)
-	t := &topicAgg{t: Topic{Topic: s}, publishers: map[string]bool{}, seq: a.topicSeq}
-	a.topics[s] = t
-	return t
-}
-
-// evictTopics lets go the eighth of the topics with the fewest publishes;
-// their publishes go to topicOther.
-func (a *Analyzer) evictTopics() {
-	ranks := make([]uint64, 0, len(a.topics))
-	for _, t := range a.topics {
-		ranks = append(ranks, t.rank())
-	}
-	n := max(1, len(ranks)/8)
-	cut := nthLowest(ranks, n-1)
-	for k, t := range a.topics {
-		if t.rank() <= cut {
-			a.topicOther += t.t.Publishes
-			delete(a.topics, k)
-		}
-	}
-	a.topicDoor.floor = cut >> 32
-	a.topicsOver += int64(n)
-}
-
 // host is the aggregate of address ip, made when new: nil when the table
-// is full and the newcomer, of frames frames and with an MQTT role or not,
-// is refused.
-func (a *Analyzer) host(ip netip.Addr, frames int64, role bool) *hostAgg {
+// has been full and the newcomer, of w frames, is refused (remember: they
+// are frames counted now, not frames its connection will bring later).
+func (a *Analyzer) host(ip netip.Addr, w int64, remember bool) *hostAgg {
 	if h := a.hosts[ip]; h != nil {
 		return h
 	}
 	hash := addrHash(ip)
 	a.hostsSeen.Add(hash)
-	if len(a.hosts) >= a.opts.MaxHosts {
-		w := weight(role, frames)
-		if !a.hostDoor.admit(hash, w) {
-			if w > 0 {
+	full := len(a.hosts) >= a.opts.MaxHosts
+	if full || a.hostDoor.closed {
+		if !a.hostDoor.admit(hash, weight(w), remember) {
+			if remember && w > 0 {
 				a.hostsRefused++
 			}
 			return nil
 		}
-		a.evictHosts()
+		if full {
+			a.evictHosts()
+		}
 	}
 	a.hostSeq++
 	h := &hostAgg{h: Host{Addr: ip.String()}, seq: a.hostSeq}
@@ -193,11 +136,11 @@ func (a *Analyzer) host(ip netip.Addr, frames int64, role bool) *hostAgg {
 }
 
 // edge is the conversation between x and y (in either order), made when
-// new: nil when the table (4 × MaxHosts) is full and the newcomer, of
-// packets packets, is refused. Its addresses are written out by edgeOut,
-// when it is reported: a flood from spoofed addresses would make one for
-// every address.
-func (a *Analyzer) edge(x, y netip.Addr, packets int64) *edgeAgg {
+// new: nil when the table (4 × MaxHosts) has been full and the newcomer, of
+// w packets, is refused. Its addresses are written out by edgeOut, when it
+// is reported: a flood from spoofed addresses would make one for every
+// address.
+func (a *Analyzer) edge(x, y netip.Addr, w int64, remember bool) *edgeAgg {
 	k := pairKey{x, y}
 	if y.Less(x) {
 		k = pairKey{y, x}
@@ -205,15 +148,17 @@ func (a *Analyzer) edge(x, y netip.Addr, packets int64) *edgeAgg {
 	if e := a.pairs[k]; e != nil {
 		return e
 	}
-	if len(a.pairs) >= 4*a.opts.MaxHosts {
-		w := weight(false, packets)
-		if !a.edgeDoor.admit(stats.Mix64(addrHash(k.a))^addrHash(k.b), w) {
-			if w > 0 {
+	full := len(a.pairs) >= 4*a.opts.MaxHosts
+	if full || a.edgeDoor.closed {
+		if !a.edgeDoor.admit(stats.Mix64(addrHash(k.a))^addrHash(k.b), weight(w), remember) {
+			if remember && w > 0 {
 				a.edgesRefused++
 			}
 			return nil
 		}
-		a.evictEdges()
+		if full {
+			a.evictEdges()
+		}
 	}
 	a.edgeSeq++
 	e := &edgeAgg{seq: a.edgeSeq}
@@ -221,38 +166,119 @@ func (a *Analyzer) edge(x, y netip.Addr, packets int64) *edgeAgg {
 	return e
 }
 
-// evictHosts lets go the eighth of the hosts that matter least.
+// topic is the aggregate of the topic name, made when new: nil when the
+// table has been full and the newcomer, of w PUBLISH packets, is refused
+// (the caller counts them in topicOther).
+func (a *Analyzer) topic(name []byte, w int64) *topicAgg {
+	if t := a.topics[string(name)]; t != nil { // no string made for a lookup
+		return t
+	}
+	hash := bytesHash(name)
+	a.topicsSeen.Add(hash)
+	full := len(a.topics) >= a.opts.MaxTopics
+	if full || a.topicDoor.closed {
+		if !a.topicDoor.admit(hash, weight(w), true) {
+			a.topicsRefused++
+			return nil
+		}
+		if full {
+			a.evictTopics()
+		}
+	}
+	a.topicSeq++
+	s := string(name)
+	t := &topicAgg{t: Topic{Topic: s}, publishers: map[string]bool{}, seq: a.topicSeq}
+	a.topics[s] = t
+	return t
+}
+
+// addClientID counts a client ID: in clientIDs up to MaxHosts of them, and
+// past that in an estimate of how many there were (a storm of clients each
+// with its own ID made the overview say 100,000).
+func (a *Analyzer) addClientID(id []byte) {
+	if a.clientIDs[string(id)] {
+		return
+	}
+	if len(a.clientIDs) < a.opts.MaxHosts {
+		a.clientIDs[string(id)] = true
+		a.clientIDsSeen.Add(bytesHash(id))
+		return
+	}
+	a.clientIDsSeen.Add(bytesHash(id))
+	a.clientIDsOver++
+}
+
+// evictHosts lets go the eighth of the hosts that weigh least, counting
+// the frames of their connections still open.
 func (a *Analyzer) evictHosts() {
+	open := map[netip.Addr]int64{}
+	for c, acc := range a.conns {
+		if n := acc.frames[0] + acc.frames[1]; n > 0 {
+			open[c.A.Addr()] += n
+			open[c.B.Addr()] += n
+		}
+	}
 	ranks := make([]uint64, 0, len(a.hosts))
-	for _, h := range a.hosts {
-		ranks = append(ranks, h.rank())
+	for ip, h := range a.hosts {
+		ranks = append(ranks, rank(h.h.Frames+open[ip], h.seq))
 	}
 	n := max(1, len(ranks)/8)
 	cut := nthLowest(ranks, n-1)
 	for ip, h := range a.hosts {
-		if h.rank() <= cut {
+		if rank(h.h.Frames+open[ip], h.seq) <= cut {
 			delete(a.hosts, ip)
 		}
 	}
-	a.hostDoor.floor = cut >> 32
+	a.hostDoor.letGo(cut)
 	a.hostsOver += int64(n)
+	a.hostRounds++
 }
 
-// evictEdges lets go the eighth of the conversations that matter least.
+// evictEdges lets go the eighth of the conversations that weigh least,
+// counting the frames of their connections still open.
 func (a *Analyzer) evictEdges() {
+	open := map[pairKey]int64{}
+	for c, acc := range a.conns {
+		if n := acc.frames[0] + acc.frames[1]; n > 0 {
+			k := pairKey{c.A.Addr(), c.B.Addr()}
+			if k.b.Less(k.a) {
+				k = pairKey{k.b, k.a}
+			}
+			open[k] += n
+		}
+	}
 	ranks := make([]uint64, 0, len(a.pairs))
-	for _, e := range a.pairs {
-		ranks = append(ranks, e.rank())
+	for k, e := range a.pairs {
+		ranks = append(ranks, rank(e.packets+open[k], e.seq))
 	}
 	n := max(1, len(ranks)/8)
 	cut := nthLowest(ranks, n-1)
 	for k, e := range a.pairs {
-		if e.rank() <= cut {
+		if rank(e.packets+open[k], e.seq) <= cut {
 			delete(a.pairs, k)
 		}
 	}
-	a.edgeDoor.floor = cut >> 32
+	a.edgeDoor.letGo(cut)
 	a.edgesOver += int64(n)
+}
+
+// evictTopics lets go the eighth of the topics with the fewest publishes;
+// their publishes go to topicOther.
+func (a *Analyzer) evictTopics() {
+	ranks := make([]uint64, 0, len(a.topics))
+	for _, t := range a.topics {
+		ranks = append(ranks, rank(t.t.Publishes, t.seq))
+	}
+	n := max(1, len(ranks)/8)
+	cut := nthLowest(ranks, n-1)
+	for k, t := range a.topics {
+		if rank(t.t.Publishes, t.seq) <= cut {
+			a.topicOther += t.t.Publishes
+			delete(a.topics, k)
+		}
+	}
+	a.topicDoor.letGo(cut)
+	a.topicsOver += int64(n)
 }
 
 // nthLowest is the value that would be at index i were xs sorted; xs is

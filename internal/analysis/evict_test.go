@@ -120,10 +120,13 @@ func TestHostTableFlood(t *testing.T) {
 func TestNthLowest(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{1, 2, 3, 5, 8, 100, 1001} {
-		for _, order := range []string{"random", "ascending", "descending"} {
+		for _, order := range []string{"random", "ascending", "descending", "repeats"} {
 			xs := make([]uint64, n)
 			for i := range xs {
 				xs[i] = rng.Uint64()
+				if order == "repeats" {
+					xs[i] %= 7
+				}
 			}
 			switch order {
 			case "ascending":
@@ -148,20 +151,27 @@ func TestNthLowest(t *testing.T) {
 	}
 }
 
-// TestAdmission: a newcomer lighter than what was let go last enters the
-// second time it asks, not the first; a weightless one never does.
+// TestAdmission: a newcomer lighter than the floor comes in once what it
+// brought on its asks outweighs the floor; asks that only look (remember
+// false) bring nothing, nor does a weightless one.
 func TestAdmission(t *testing.T) {
 	d := admission{floor: 5}
 	h := addrHash(netip.MustParseAddr("192.0.2.7"))
-	if !d.admit(h, 6) {
+	if !d.admit(h, 6, true) {
 		t.Error("a newcomer heavier than the floor was refused")
 	}
-	if d.admit(h, 2) || !d.admit(h, 2) {
-		t.Error("a light newcomer: want refused once, then let in")
+	for i, want := range []bool{false, false, true} {
+		if got := d.admit(h, 2, true); got != want {
+			t.Errorf("light newcomer, ask %d (2 frames each): %v, want %v", i+1, got, want)
+		}
 	}
-	for i := range 2 {
-		if d.admit(h, 0) {
-			t.Errorf("a weightless newcomer was let in (asking the %d time)", i+1)
+	h2 := addrHash(netip.MustParseAddr("192.0.2.8"))
+	for i := range 5 {
+		if d.admit(h2, 3, false) {
+			t.Errorf("a look that brings nothing let a light newcomer in (ask %d)", i+1)
+		}
+		if d.admit(h2, 0, true) {
+			t.Errorf("a weightless newcomer was let in (ask %d)", i+1)
 		}
 	}
 }
@@ -253,5 +263,206 @@ func TestTopicTableFlood(t *testing.T) {
 	}
 	if math.Abs(float64(m.TopicsEstimate)-2001) > 0.03*2001 || len(r.Warnings) == 0 {
 		t.Errorf("topics estimated %d, want about 2,001; warnings %q", m.TopicsEstimate, r.Warnings)
+	}
+}
+
+// The cases below were found by an independent review of the tables'
+// first version (weight: an MQTT role, then frames; a newcomer let in at its
+// second ask; the oldest first among equals).
+
+func writeCapture(t *testing.T, c *pcaptest.Capture) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "x.pcap")
+	if err := os.WriteFile(path, c.Pcap(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func hostsByAddr(r *Result) map[string]Host {
+	m := map[string]Host{}
+	for _, h := range r.Hosts {
+		m[h.Addr] = h
+	}
+	return m
+}
+
+// TestEarlyDeviceInConnectStorm: a pump connected before 1,000 clients
+// that connect and stay connected (its frames wait in its open connection's
+// sums) is not let go as the lightest: it was, and refused when its
+// connection closed.
+func TestEarlyDeviceInConnectStorm(t *testing.T) {
+	const sec = int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
+	dev := c.NewConn("10.9.9.9:40000", "10.0.0.1:1883")
+	dev.Handshake()
+	dev.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
+	dev.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+	for i := range 1000 {
+		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
+		k.Handshake()
+		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
+		c.Tick(sec / 1000)
+	}
+	for range 300 {
+		dev.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+		c.Tick(sec / 10)
+	}
+	dev.Close()
+	_, r := analyseSmall(t, writeCapture(t, c), 100)
+	if h := hostsByAddr(r)["10.9.9.9"]; h.Frames != 308 || h.Role != "publisher" || !slices.Equal(h.ClientIDs, []string{"pump-1"}) {
+		t.Errorf("the pump (308 frames, publisher, pump-1): %+v", h)
+	}
+}
+
+// TestHeavyHostWithoutMQTT: a 2 MB transfer that is not MQTT, after 1,000
+// MQTT sessions, keeps both its hosts and its conversation: an MQTT role
+// outweighed any number of frames, and one end let the other go.
+func TestHeavyHostWithoutMQTT(t *testing.T) {
+	const sec = int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
+	for i := range 1000 {
+		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
+		k.Handshake()
+		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
+		k.Close()
+		c.Tick(sec / 1000)
+	}
+	d := c.NewConn("10.5.5.5:50000", "10.5.5.6:104")
+	d.Handshake()
+	buf := make([]byte, 1000)
+	for range 2000 {
+		d.Send(pcaptest.FromClient, buf)
+	}
+	d.Close()
+	_, r := analyseSmall(t, writeCapture(t, c), 100)
+	hs := hostsByAddr(r)
+	edge := slices.ContainsFunc(r.Graph.Edges, func(e Edge) bool { return e.A == "10.5.5.5" && e.B == "10.5.5.6" })
+	if hs["10.5.5.5"].Frames != 2006 || hs["10.5.5.6"].Frames != 2006 || !edge {
+		t.Errorf("the transfer: %+v and %+v, in the graph: %v", hs["10.5.5.5"], hs["10.5.5.6"], edge)
+	}
+}
+
+// TestSpoofedConnects: 5,000 sources that each send one packet carrying a
+// CONNECT (no handshake) neither get in as MQTT clients nor let go an HL7
+// conversation of 500 frames or the pump; the pump keeps its role and
+// client ID. The role weighed more than frames, and the CONNECT's ask and
+// the connection's made two asks of one packet.
+func TestSpoofedConnects(t *testing.T) {
+	const sec = int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
+	d := c.NewConn("10.5.5.5:50000", "10.5.5.6:2575")
+	d.Handshake()
+	for range 500 {
+		d.Send(pcaptest.FromClient, []byte("MSH|^~\\&|..."))
+	}
+	d.Close()
+	pump := c.NewConn("10.9.9.9:40000", "10.0.0.1:1883")
+	pump.Handshake()
+	pump.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
+	for i := range 5000 {
+		k := c.NewConn(fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 2000+i%60000), "10.0.0.1:1883")
+		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("x%d", i), mqtt.V311))
+		c.Tick(sec / 1000)
+	}
+	for range 100 {
+		pump.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+	}
+	pump.Close()
+	_, r := analyseSmall(t, writeCapture(t, c), 500)
+	hs := hostsByAddr(r)
+	if hs["10.5.5.5"].Frames != 506 || hs["10.5.5.6"].Frames != 506 {
+		t.Errorf("the HL7 conversation: %+v, %+v", hs["10.5.5.5"], hs["10.5.5.6"])
+	}
+	if h := hs["10.9.9.9"]; h.Role != "publisher" || !slices.Equal(h.ClientIDs, []string{"pump-1"}) {
+		t.Errorf("the pump: %+v", h)
+	}
+	if hs["10.0.0.1"].Role != "broker" {
+		t.Errorf("the broker: %+v", hs["10.0.0.1"])
+	}
+}
+
+// TestPublisherAfterEviction: a topic remembers the last address it marked
+// a publisher; once that host was let go and made again, it is marked again.
+func TestPublisherAfterEviction(t *testing.T) {
+	const sec = int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
+	d := c.NewConn("10.9.9.9:40000", "10.0.0.1:1883")
+	d.Handshake()
+	d.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
+	d.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+	d.Close()
+	for i := range 1000 {
+		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
+		k.Handshake()
+		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
+		for range 3 {
+			k.Send(pcaptest.FromClient, pcaptest.Publish(fmt.Sprintf("bot/%d", i), "1"))
+		}
+		k.Close()
+		c.Tick(sec / 1000)
+	}
+	d = c.NewConn("10.9.9.9:40001", "10.0.0.1:1883")
+	d.Handshake()
+	d.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
+	for range 50 {
+		d.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+	}
+	d.Close()
+	_, r := analyseSmall(t, writeCapture(t, c), 100)
+	if h := hostsByAddr(r)["10.9.9.9"]; h.Role != "publisher" {
+		t.Errorf("the pump: %+v, want a publisher", h)
+	}
+}
+
+// TestHostileSketch: a stored state's sketch claiming absurd counts gives
+// a large number, not a negative or wrapped one.
+func TestHostileSketch(t *testing.T) {
+	for _, v := range []byte{40, 51, 255} {
+		reg := make([]byte, 1<<14)
+		for i := range reg {
+			reg[i] = v
+		}
+		a := New(Options{})
+		a.Merge(&State{Version: StateVersion, HostsOver: 1, HostSketch: reg})
+		r := a.Result(&pipeline.Summary{}, nil)
+		if n := r.Overview.Hosts; n <= 0 || n > 1<<40 || !r.Overview.HostsEstimated {
+			t.Errorf("registers all %d: %d hosts (estimated %v)", v, n, r.Overview.HostsEstimated)
+		}
+	}
+}
+
+// TestLateDeviceKeepsItsRole: a monitor that connects once the host table
+// is full of clients heavier than its first packets is refused at its
+// CONNECT and SUBSCRIBE and let in later; its role and client ID wait in
+// its connection's sums until then.
+func TestLateDeviceKeepsItsRole(t *testing.T) {
+	const sec = int64(1e9)
+	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
+	for i := range 1000 {
+		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
+		k.Handshake()
+		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
+		for range 3 {
+			k.Send(pcaptest.FromClient, pcaptest.Publish(fmt.Sprintf("bot/%d", i), "1"))
+		}
+		k.Close()
+		c.Tick(sec / 1000)
+	}
+	m := c.NewConn("10.9.9.7:40000", "10.0.0.1:1883")
+	m.Handshake()
+	m.Send(pcaptest.FromClient, pcaptest.Connect("monitor-9", mqtt.V311))
+	m.Send(pcaptest.FromClient, []byte{0x82, 12, 0, 1, 0, 7, 'w', 'a', 'r', 'd', '3', '/', '#', 0}) // SUBSCRIBE ward3/#
+	for range 50 {
+		m.Send(pcaptest.FromClient, pcaptest.Publish("ward3/monitor-9/hr", "72"))
+		c.Tick(sec / 10)
+	}
+	m.Close()
+	an, r := analyseSmall(t, writeCapture(t, c), 100)
+	if h := hostsByAddr(r)["10.9.9.7"]; h.Role != "publisher+subscriber" || !slices.Equal(h.ClientIDs, []string{"monitor-9"}) || h.Frames != 58 {
+		t.Errorf("the monitor: %+v, want 58 frames, publisher+subscriber, monitor-9", h)
+	}
+	if an.hostsRefused == 0 {
+		t.Error("nothing was refused: the case is not the one meant")
 	}
 }

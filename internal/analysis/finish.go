@@ -132,6 +132,11 @@ func (a *Analyzer) overview(r *Result, sum *pipeline.Summary) {
 			a.edgesOver, a.edgesRefused))
 	}
 	o.MQTTClients = len(a.clientIDs)
+	if a.clientIDsOver > 0 {
+		o.MQTTClients, o.MQTTClientsEstimated = max(o.MQTTClients, int(a.clientIDsSeen.Estimate())), true
+		r.Warnings = append(r.Warnings, fmt.Sprintf("more MQTT client IDs than are kept (%d): their number (%d) is estimated (standard error %.1f %%)",
+			a.opts.MaxHosts, o.MQTTClients, 100*stats.DistinctError))
+	}
 	o.MQTTTLSClients = len(a.tls.clients)
 	brokers := map[netip.Addr]bool{}
 	for b := range a.brokers {

@@ -64,7 +64,8 @@ type Overview struct {
 	HostsRefused         int64 `json:"hosts_refused,omitempty"`
 	ConversationsEvicted int64 `json:"conversations_evicted,omitempty"`
 	ConversationsRefused int64 `json:"conversations_refused,omitempty"`
-	MQTTClients          int   `json:"mqtt_clients"` // distinct client IDs (cleartext MQTT)
+	MQTTClients          int   `json:"mqtt_clients"`                     // distinct client IDs (cleartext MQTT)
+	MQTTClientsEstimated bool  `json:"mqtt_clients_estimated,omitempty"` // more than MaxHosts: estimated (stats.DistinctError)
 	// MQTTTLSClients counts the addresses of MQTT-over-TLS clients, whose
 	// client IDs the capture cannot show.
 	MQTTTLSClients int              `json:"mqtt_over_tls_clients"`

@@ -45,11 +45,14 @@ type State struct {
 	Topics     []TopicState                  `json:"topics,omitempty"`
 	TopicOther int64                         `json:"topic_other,omitempty"`
 	// The bound of Topics, as the hosts' below.
-	TopicsOver    int64               `json:"topics_over,omitempty"`
-	TopicsRefused int64               `json:"topics_refused,omitempty"`
-	TopicSketch   []byte              `json:"topic_sketch,omitempty"`
-	Subs          map[string][]string `json:"subs,omitempty"`
-	Hosts         []HostState         `json:"hosts,omitempty"`
+	TopicsOver    int64  `json:"topics_over,omitempty"`
+	TopicsRefused int64  `json:"topics_refused,omitempty"`
+	TopicSketch   []byte `json:"topic_sketch,omitempty"`
+	// Client IDs past ClientIDs' bound, and then their sketch.
+	ClientIDsOver  int64               `json:"client_ids_over,omitempty"`
+	ClientIDSketch []byte              `json:"client_id_sketch,omitempty"`
+	Subs           map[string][]string `json:"subs,omitempty"`
+	Hosts          []HostState         `json:"hosts,omitempty"`
 	// The bounds of Hosts and Pairs (evict.go): entries let go, newcomers
 	// refused, and, when any was, the sketch that counts the hosts.
 	HostsOver    int64          `json:"hosts_over,omitempty"`
@@ -228,6 +231,9 @@ func (a *Analyzer) State() *State {
 		st.HostSketch = a.hostsSeen.Registers()
 	}
 	st.TopicsOver, st.TopicsRefused = a.topicsOver, a.topicsRefused
+	if st.ClientIDsOver = a.clientIDsOver; a.clientIDsOver > 0 {
+		st.ClientIDSketch = a.clientIDsSeen.Registers()
+	}
 	if a.topicsOver+a.topicsRefused > 0 {
 		st.TopicSketch = a.topicsSeen.Registers()
 	}
@@ -376,7 +382,7 @@ func (a *Analyzer) Merge(st *State) {
 		if err != nil {
 			continue
 		}
-		h := a.host(ip, hs.Host.Frames, hs.Broker || hs.Publisher || hs.Subscriber || hs.Client || hs.TLSClient || len(hs.ClientIDs) > 0)
+		h := a.host(ip, hs.Host.Frames, true)
 		if h == nil {
 			continue
 		}
@@ -407,7 +413,7 @@ func (a *Analyzer) Merge(st *State) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		p := a.edge(x, y, e.Packets)
+		p := a.edge(x, y, e.Packets, true)
 		if p == nil {
 			continue
 		}
@@ -448,10 +454,10 @@ func (a *Analyzer) Merge(st *State) {
 		}
 	}
 	for _, c := range st.ClientIDs {
-		if len(a.clientIDs) < a.opts.MaxHosts {
-			a.clientIDs[c] = true
-		}
+		a.addClientID([]byte(c))
 	}
+	a.clientIDsOver += st.ClientIDsOver
+	a.clientIDsSeen.MergeRegisters(st.ClientIDSketch)
 	a.versions = addCounts(a.versions, st.Versions)
 	a.cleartext += st.Cleartext
 	a.tls.merge(&st.TLS)

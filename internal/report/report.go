@@ -84,8 +84,8 @@ func JSON(w io.Writer, r *analysis.Result) error {
 // Summary writes the terminal summary.
 func Summary(w io.Writer, r *analysis.Result, where string) {
 	o := r.Overview
-	fmt.Fprintf(w, "%s frames, %s bytes over %s; %d hosts, %d MQTT clients",
-		groupDigits(o.Frames), groupDigits(o.Bytes), dur(o.SpanSeconds), o.Hosts, o.MQTTClients)
+	fmt.Fprintf(w, "%s frames, %s bytes over %s; %s hosts, %s MQTT clients",
+		groupDigits(o.Frames), groupDigits(o.Bytes), dur(o.SpanSeconds), hostCount(o, false), about(o.MQTTClientsEstimated, o.MQTTClients))
 	if o.MQTTTLSClients > 0 {
 		fmt.Fprintf(w, " (+%d over TLS)", o.MQTTTLSClients)
 	}
@@ -293,7 +293,7 @@ func overview(p *page, r *analysis.Result) {
 		{"Frames and bytes", fmt.Sprintf("%s frames, %s bytes (IPv4 %s, IPv6 %s; TCP %s, UDP %s)", groupDigits(o.Frames), groupDigits(o.Bytes),
 			groupDigits(o.IPv4), groupDigits(o.IPv6), groupDigits(o.TCP), groupDigits(o.UDP))},
 		{"Hosts", hostCount(o, true)},
-		{"MQTT clients (client IDs)", groupDigits(int64(o.MQTTClients)) + tlsClients(o.MQTTTLSClients)},
+		{"MQTT clients (client IDs)", about(o.MQTTClientsEstimated, o.MQTTClients) + tlsClients(o.MQTTTLSClients)},
 		{"MQTT brokers", esc(strings.Join(firstN(o.Brokers, 10), ", "))},
 		{"MQTT versions (connections)", esc(strings.Join(versions, ", "))},
 		{"Connections", fmt.Sprintf("%s TCP streams; %d MQTT (%d in cleartext%s), %d TLS (%d of them MQTT over TLS)", groupDigits(int64(o.TCPStreams)), o.MQTTConns, o.Cleartext, wsNote(o.WebSocket), o.TLSConns, o.MQTTOverTLS)},
@@ -564,6 +564,14 @@ func kmeansSection(p *page, r *analysis.Result, figs map[string]Figure) {
 	p.s("<h3>Choosing k</h3><p>Inertia (the elbow curve) and the silhouette on a sample of 2,000 frames for each k tried; the highest silhouette wins.</p>")
 	table(p, []string{"k", "inertia (z units)", "silhouette"}, rows, "num narrow")
 	p.s("</section>")
+}
+
+// about is n, said to be estimated when it is.
+func about(estimated bool, n int) string {
+	if estimated {
+		return "about " + groupDigits(int64(n))
+	}
+	return groupDigits(int64(n))
 }
 
 // hostCount is the number of hosts as the report says it: estimated when

@@ -50,7 +50,8 @@ func (d *Distinct) Estimate() int64 {
 	if e <= 2.5*m && zeros > 0 {
 		e = m * math.Log(m/float64(zeros))
 	}
-	return int64(math.Round(e))
+	// A sketch merged from a stored state can claim anything: at most 2^40.
+	return int64(math.Round(min(e, 1<<40)))
 }
 
 // Merge adds the values of o (register by register: the union).
