@@ -147,6 +147,7 @@ type topicAgg struct {
 	lastAddr  netip.Addr
 	lastRound int64  // hostRounds when lastAddr was marked a publisher
 	seq       uint32 // when it was made (evict.go)
+	credit    int64  // what it brought before it was let in
 }
 
 // hostAgg is a host's sums. Its sets are made when they get a second
@@ -166,6 +167,7 @@ type hostAgg struct {
 	client      bool
 	tlsClient   bool   // a client of MQTT over TLS (what it publishes is hidden)
 	seq         uint32 // when it was made (evict.go)
+	credit      int64  // what it brought before it was let in (evict.go)
 }
 
 // edgeAgg is a conversation between two hosts (pairKey), written out as an
@@ -173,6 +175,7 @@ type hostAgg struct {
 type edgeAgg struct {
 	packets, bytes, flows int64
 	seq                   uint32 // when it was made (evict.go)
+	credit                int64  // what it brought before it was let in
 }
 
 type pairKey struct{ a, b netip.Addr }
@@ -688,7 +691,8 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 	}
 	a.sumFlow(ev)
 	c := ev.Conn
-	if acc := a.conns[c]; acc != nil {
+	acc := a.conns[c]
+	if acc != nil {
 		a.connHosts(c, acc)
 		delete(a.conns, c)
 		c.SetSlot(a, nil)
@@ -753,6 +757,15 @@ func (a *Analyzer) OnFlow(ev *pipeline.Flow) {
 		// Dataset rows carry no frame of their own per host: the connection
 		// counts them when it closes.
 		a.rowFlowHosts(c)
+		if acc != nil {
+			// Rows have no frames of their own: connHosts had none to
+			// count, and the roles its hosts could not take wait still.
+			for side, ip := range [2]netip.Addr{c.A.Addr(), c.B.Addr()} {
+				if h := a.hosts[ip]; h != nil {
+					acc.connHostTook(h, uint8(side))
+				}
+			}
+		}
 	}
 	// One host at a time: making one may let another go (evict.go).
 	if mqttTLS || ev.Proto == pipeline.ProtoMQTT && ev.Session != nil && ev.Session.ClientDir == tcpstream.FromA && ev.Session.Connects > 0 {

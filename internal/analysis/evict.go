@@ -12,29 +12,40 @@ import (
 // kept let 100,000 spoofed SYN sources fill the host table, and a pump or
 // the broker whose connections closed later was then missing from the
 // hosts and the graph; 10,000 topics published once kept a ward's topics
-// out of the report. Now, once a table has been full:
+// out of the report. Now, when a table is full:
 //
 //   - A newcomer comes in when its weight (frames for a host, packets for
 //     a conversation, PUBLISH packets for a topic), with what it brought on
-//     its earlier asks, outweighs the heaviest entry let go last (the
-//     floor). A flood of one-frame spoofed sources is refused at the door
-//     instead of churning the table; a device that keeps talking comes in.
-//     Asks that only look (an MQTT packet whose frames the connection will
-//     bring when it is counted) do not add to what a newcomer brought, so
-//     the same frames are not weighed twice.
-//   - Letting one into a full table lets go the eighth that weighs least,
-//     the newest first among equals (an incumbent stays). A host's weight
-//     counts the frames of its connections still open (their sums wait in
-//     conns until the connection closes): a device connected before a
-//     storm of clients that stay connected outweighs them.
+//     its earlier asks, outweighs the floor: the heaviest entry let go last,
+//     halved (not below 1) after every eighth of the table's size in
+//     refused asks (a flood's floor does not stay once the flood has gone). A flood of
+//     one-frame spoofed sources is refused at the door instead of churning
+//     the table; a device that keeps talking comes in. Asks that only look
+//     (an MQTT packet whose frames the connection will bring when it is
+//     counted) do not add to what a newcomer brought, so the same frames
+//     are not weighed twice.
+//   - What refused newcomers brought is kept in sets of four (admission):
+//     a newcomer takes the place of a lighter one, or else wears the
+//     lightest down by its weight. Colliding with a device's place (the
+//     hash is fixed, so an attacker can find an address that does) then
+//     costs as many frames as the device brought, not one packet, and a
+//     flood of light sources wears down its own kind.
+//   - Letting one in lets go the eighth that weighs least, the newest
+//     first among equals (an incumbent stays). An entry weighs what it
+//     counted, what it brought before it came in (credit: a device let in
+//     on its asks is not the first to go), and, for a host or a
+//     conversation, the frames of its connections still open (their sums
+//     wait in conns until the connection closes): a device connected before
+//     a storm of clients that stay connected outweighs them.
 //
 // What weighs more stays exact: the busiest hosts, conversations and topics
 // the report shows. A host let go and seen again starts from nothing, and a
-// newcomer lacks what it brought on the asks it was refused (a topic listed
-// with 4 of its 5 publishes: the fifth is counted among the others'; a
-// host's MQTT role waits in its connection's sums, connAcc, until then). The
-// number of hosts and topics is then estimated (stats.Distinct over every
-// one that reached the table) and the report says so.
+// newcomer's counts lack what it brought on the asks it was refused (a
+// topic listed with 4 of its 5 publishes: the fifth is counted among the
+// others'; a host's MQTT role waits in its connection's sums, connAcc,
+// until then). The number of hosts and topics is then estimated
+// (stats.Distinct over every one that reached the table) and the report
+// says so.
 
 // rankCap keeps a count within a rank's 31 bits.
 const rankCap = math.MaxInt32
@@ -46,46 +57,71 @@ func weight(n int64) uint64 { return uint64(min(max(n, 0), rankCap)) }
 // first. It is unique, for seq is.
 func rank(w int64, seq uint32) uint64 { return weight(w)<<32 | uint64(^seq) }
 
-// admission decides whether a newcomer enters a table that has been full.
+// admission decides whether a newcomer enters a full table.
 type admission struct {
-	closed bool       // the table has been full: newcomers are weighed from now on
-	floor  uint64     // the weight of the heaviest entry let go last
-	seen   []seenSlot // what refused newcomers brought, direct-mapped (a collision forgets one)
+	floor   uint64     // the weight of the heaviest entry let go last, halved as asks are refused
+	refused int        // refused asks since the floor was last set or halved
+	seen    []seenSlot // what refused newcomers brought: seenSets sets of seenWays
 }
 
-type seenSlot struct{ h, w uint64 }
+type seenSlot struct{ h, w uint64 } // h|1, so that 0 is an empty place
 
-const seenSlots = 1 << 16
+const (
+	seenSets = 1 << 14
+	seenWays = 4
+)
 
-// admit reports whether a newcomer of hash h and weight w comes in; when
-// it does not and remember is set, w is kept toward its next ask.
-func (d *admission) admit(h, w uint64, remember bool) bool {
+// admit reports whether a newcomer of hash h and weight w comes in, and
+// what it brought on its earlier asks; when it does not and remember is
+// set, w is kept toward its next ask. halveAfter is the number of refused
+// asks after which the floor is halved.
+func (d *admission) admit(h, w uint64, remember bool, halveAfter int) (bool, uint64) {
 	if d.seen == nil {
-		d.seen = make([]seenSlot, seenSlots)
+		d.seen = make([]seenSlot, seenSets*seenWays)
 	}
-	s := &d.seen[h&(seenSlots-1)]
+	h |= 1
+	set := d.seen[(h>>1)%seenSets*seenWays:][:seenWays]
+	var mine, light *seenSlot
+	for i := range set {
+		switch s := &set[i]; {
+		case s.h == h:
+			mine = s
+		case light == nil || s.w < light.w:
+			light = s
+		}
+	}
 	var prior uint64
-	if s.h == h {
-		prior = s.w
+	if mine != nil {
+		prior = mine.w
 	}
 	if prior+w > d.floor {
-		if s.h == h {
-			*s = seenSlot{}
+		if mine != nil {
+			*mine = seenSlot{}
 		}
-		return true
+		return true, prior
 	}
-	if remember && w > 0 {
-		if s.h != h {
-			*s = seenSlot{h: h}
-		}
-		s.w += w
+	if !remember || w == 0 {
+		return false, 0
 	}
-	return false
+	switch {
+	case mine != nil:
+		mine.w += w
+	case light.w <= w:
+		*light = seenSlot{h: h, w: w}
+	default:
+		light.w -= w
+	}
+	if d.refused++; d.refused >= halveAfter {
+		// Not below 1: a floor of 1 is a flood of one-frame sources,
+		// and 0 would let them all in, one eviction an eighth of them.
+		d.floor, d.refused = max(d.floor/2, min(d.floor, 1)), 0
+	}
+	return false, 0
 }
 
 // letGo records an eviction whose cut (the highest rank let go) was cut.
 func (d *admission) letGo(cut uint64) {
-	d.closed, d.floor = true, cut>>32
+	d.floor, d.refused = cut>>32, 0
 }
 
 // addrHash is a hash of an address, the same on every run.
@@ -117,20 +153,20 @@ func (a *Analyzer) host(ip netip.Addr, w int64, remember bool) *hostAgg {
 	}
 	hash := addrHash(ip)
 	a.hostsSeen.Add(hash)
-	full := len(a.hosts) >= a.opts.MaxHosts
-	if full || a.hostDoor.closed {
-		if !a.hostDoor.admit(hash, weight(w), remember) {
+	var credit uint64
+	if len(a.hosts) >= a.opts.MaxHosts {
+		ok, prior := a.hostDoor.admit(hash, weight(w), remember, a.opts.MaxHosts/8)
+		if !ok {
 			if remember && w > 0 {
 				a.hostsRefused++
 			}
 			return nil
 		}
-		if full {
-			a.evictHosts()
-		}
+		credit = prior
+		a.evictHosts()
 	}
 	a.hostSeq++
-	h := &hostAgg{h: Host{Addr: ip.String()}, seq: a.hostSeq}
+	h := &hostAgg{h: Host{Addr: ip.String()}, seq: a.hostSeq, credit: int64(credit)}
 	a.hosts[ip] = h
 	return h
 }
@@ -148,20 +184,20 @@ func (a *Analyzer) edge(x, y netip.Addr, w int64, remember bool) *edgeAgg {
 	if e := a.pairs[k]; e != nil {
 		return e
 	}
-	full := len(a.pairs) >= 4*a.opts.MaxHosts
-	if full || a.edgeDoor.closed {
-		if !a.edgeDoor.admit(stats.Mix64(addrHash(k.a))^addrHash(k.b), weight(w), remember) {
+	var credit uint64
+	if len(a.pairs) >= 4*a.opts.MaxHosts {
+		ok, prior := a.edgeDoor.admit(stats.Mix64(addrHash(k.a))^addrHash(k.b), weight(w), remember, a.opts.MaxHosts/2)
+		if !ok {
 			if remember && w > 0 {
 				a.edgesRefused++
 			}
 			return nil
 		}
-		if full {
-			a.evictEdges()
-		}
+		credit = prior
+		a.evictEdges()
 	}
 	a.edgeSeq++
-	e := &edgeAgg{seq: a.edgeSeq}
+	e := &edgeAgg{seq: a.edgeSeq, credit: int64(credit)}
 	a.pairs[k] = e
 	return e
 }
@@ -175,19 +211,19 @@ func (a *Analyzer) topic(name []byte, w int64) *topicAgg {
 	}
 	hash := bytesHash(name)
 	a.topicsSeen.Add(hash)
-	full := len(a.topics) >= a.opts.MaxTopics
-	if full || a.topicDoor.closed {
-		if !a.topicDoor.admit(hash, weight(w), true) {
+	var credit uint64
+	if len(a.topics) >= a.opts.MaxTopics {
+		ok, prior := a.topicDoor.admit(hash, weight(w), true, a.opts.MaxTopics/8)
+		if !ok {
 			a.topicsRefused++
 			return nil
 		}
-		if full {
-			a.evictTopics()
-		}
+		credit = prior
+		a.evictTopics()
 	}
 	a.topicSeq++
 	s := string(name)
-	t := &topicAgg{t: Topic{Topic: s}, publishers: map[string]bool{}, seq: a.topicSeq}
+	t := &topicAgg{t: Topic{Topic: s}, publishers: map[string]bool{}, seq: a.topicSeq, credit: int64(credit)}
 	a.topics[s] = t
 	return t
 }
@@ -220,12 +256,12 @@ func (a *Analyzer) evictHosts() {
 	}
 	ranks := make([]uint64, 0, len(a.hosts))
 	for ip, h := range a.hosts {
-		ranks = append(ranks, rank(h.h.Frames+open[ip], h.seq))
+		ranks = append(ranks, rank(h.h.Frames+h.credit+open[ip], h.seq))
 	}
 	n := max(1, len(ranks)/8)
 	cut := nthLowest(ranks, n-1)
 	for ip, h := range a.hosts {
-		if rank(h.h.Frames+open[ip], h.seq) <= cut {
+		if rank(h.h.Frames+h.credit+open[ip], h.seq) <= cut {
 			delete(a.hosts, ip)
 		}
 	}
@@ -249,12 +285,12 @@ func (a *Analyzer) evictEdges() {
 	}
 	ranks := make([]uint64, 0, len(a.pairs))
 	for k, e := range a.pairs {
-		ranks = append(ranks, rank(e.packets+open[k], e.seq))
+		ranks = append(ranks, rank(e.packets+e.credit+open[k], e.seq))
 	}
 	n := max(1, len(ranks)/8)
 	cut := nthLowest(ranks, n-1)
 	for k, e := range a.pairs {
-		if rank(e.packets+open[k], e.seq) <= cut {
+		if rank(e.packets+e.credit+open[k], e.seq) <= cut {
 			delete(a.pairs, k)
 		}
 	}
@@ -267,12 +303,12 @@ func (a *Analyzer) evictEdges() {
 func (a *Analyzer) evictTopics() {
 	ranks := make([]uint64, 0, len(a.topics))
 	for _, t := range a.topics {
-		ranks = append(ranks, rank(t.t.Publishes, t.seq))
+		ranks = append(ranks, rank(t.t.Publishes+t.credit, t.seq))
 	}
 	n := max(1, len(ranks)/8)
 	cut := nthLowest(ranks, n-1)
 	for k, t := range a.topics {
-		if rank(t.t.Publishes, t.seq) <= cut {
+		if rank(t.t.Publishes+t.credit, t.seq) <= cut {
 			a.topicOther += t.t.Publishes
 			delete(a.topics, k)
 		}

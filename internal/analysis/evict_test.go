@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/iomtguard/iomtguard/internal/capture"
@@ -152,27 +153,183 @@ func TestNthLowest(t *testing.T) {
 }
 
 // TestAdmission: a newcomer lighter than the floor comes in once what it
-// brought on its asks outweighs the floor; asks that only look (remember
-// false) bring nothing, nor does a weightless one.
+// brought on its asks outweighs the floor, and says what that was; asks
+// that only look (remember false) bring nothing, nor does a weightless one;
+// the floor halves after enough refused asks.
 func TestAdmission(t *testing.T) {
 	d := admission{floor: 5}
+	in := func(h, w uint64, remember bool) bool {
+		ok, _ := d.admit(h, w, remember, 1000)
+		return ok
+	}
 	h := addrHash(netip.MustParseAddr("192.0.2.7"))
-	if !d.admit(h, 6, true) {
+	if !in(h, 6, true) {
 		t.Error("a newcomer heavier than the floor was refused")
 	}
-	for i, want := range []bool{false, false, true} {
-		if got := d.admit(h, 2, true); got != want {
+	for i, want := range []bool{false, false} {
+		if got := in(h, 2, true); got != want {
 			t.Errorf("light newcomer, ask %d (2 frames each): %v, want %v", i+1, got, want)
 		}
 	}
+	if ok, prior := d.admit(h, 2, true, 1000); !ok || prior != 4 {
+		t.Errorf("third ask: let in %v, brought before %d; want true, 4", ok, prior)
+	}
 	h2 := addrHash(netip.MustParseAddr("192.0.2.8"))
 	for i := range 5 {
-		if d.admit(h2, 3, false) {
+		if in(h2, 3, false) {
 			t.Errorf("a look that brings nothing let a light newcomer in (ask %d)", i+1)
 		}
-		if d.admit(h2, 0, true) {
+		if in(h2, 0, true) {
 			t.Errorf("a weightless newcomer was let in (ask %d)", i+1)
 		}
+	}
+	d = admission{floor: 64}
+	for range 10 {
+		d.admit(addrHash(netip.MustParseAddr("192.0.2.9")), 1, true, 10)
+	}
+	if d.floor != 32 {
+		t.Errorf("after 10 refused asks (halving every 10): floor %d, want 32", d.floor)
+	}
+}
+
+// colliding is an address other than ip whose place in an admission's
+// memory is ip's set (an attacker can find one: the hash is fixed).
+func colliding(ip netip.Addr, skip int) netip.Addr {
+	want := (addrHash(ip) | 1) >> 1 % seenSets
+	for i := 0; ; i++ {
+		x := netip.AddrFrom4([4]byte{198, byte(i >> 16), byte(i >> 8), byte(i)})
+		if (addrHash(x)|1)>>1%seenSets == want && x != ip {
+			if skip == 0 {
+				return x
+			}
+			skip--
+		}
+	}
+}
+
+// ask is what connHosts does for one host: a connection of w frames.
+func ask(a *Analyzer, ip netip.Addr, w int64) bool {
+	h := a.host(ip, w, true)
+	if h != nil {
+		h.traffic(w, w*60, 0, netip.MustParseAddr("10.0.0.1"))
+	}
+	return h != nil
+}
+
+func ipN(prefix byte, i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{prefix, byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+// fillHosts makes n hosts of w frames each from 172.x.
+func fillHosts(a *Analyzer, n int, w int64) {
+	for i := range n {
+		ask(a, ipN(172, i), w)
+	}
+}
+
+// TestAdmissionUnderCollision (from a second review): one packet from an
+// address that shares a device's place in the memory, sent between its
+// connections, erased what the device had brought, and kept it out for
+// ever; so did a random flood of light sources. Now it comes in.
+func TestAdmissionUnderCollision(t *testing.T) {
+	a := New(Options{MaxHosts: 1000})
+	fillHosts(a, 2000, 10)
+	dev := netip.MustParseAddr("10.9.9.9")
+	xs := []netip.Addr{colliding(dev, 0), colliding(dev, 1), colliding(dev, 2), colliding(dev, 3)}
+	in := -1
+	for c := range 100 {
+		if ask(a, dev, 9) {
+			in = c
+			break
+		}
+		for _, x := range xs {
+			ask(a, x, 1) // the attacker's packets, one from each colliding address
+		}
+	}
+	if in < 0 || in > 3 {
+		t.Errorf("a device of 9 frames a connection (floor %d), 4 colliding packets between its connections: let in at connection %d", a.hostDoor.floor, in)
+	}
+	b := New(Options{MaxHosts: 1000})
+	fillHosts(b, 2000, 20)
+	src, in := 0, -1
+	for c := range 30 {
+		if ask(b, dev, 9) {
+			in = c
+			break
+		}
+		for range 100000 {
+			ask(b, ipN(100, src), 1)
+			src++
+		}
+	}
+	if in < 0 || in > 3 {
+		t.Errorf("a device of 9 frames a connection (floor 20), 100,000 light sources between its connections: let in at connection %d", in)
+	}
+}
+
+// TestFloorComesDown (from a second review): after a flood of heavy hosts
+// has gone, a lighter device is not kept waiting for as long as the flood's
+// floor stood: the floor halves as asks are refused.
+func TestFloorComesDown(t *testing.T) {
+	a := New(Options{MaxHosts: 1000})
+	fillHosts(a, 2000, 100)
+	for i := range 1000 { // ordinary light traffic after the flood
+		ask(a, ipN(100, i), 2)
+	}
+	if a.hostDoor.floor >= 100 {
+		t.Errorf("floor %d after 1,000 refused asks, want it below the flood's 100", a.hostDoor.floor)
+	}
+}
+
+// TestAdmittedIsNotFirstToGo (from a second review): a device let in on
+// what it brought over several asks kept only its last ask's weight, and,
+// the newest among equals, was the first to go at the next eviction, again
+// and again. Here 200 newcomers of 50 frames come each minute and the
+// device brings 9 a minute: let go while it weighs less than they do, it
+// must come back and, once heavier, stay (it was let go 110 times, and
+// ended with 18 frames).
+func TestAdmittedIsNotFirstToGo(t *testing.T) {
+	a := New(Options{MaxHosts: 1000})
+	dev := netip.MustParseAddr("10.9.9.9")
+	src, outs, was := 0, 0, false
+	for range 600 {
+		for range 200 {
+			ask(a, ipN(100, src), 50)
+			src++
+		}
+		ask(a, dev, 9)
+		is := a.hosts[dev] != nil
+		if !is && was {
+			outs++
+		}
+		was = is
+	}
+	if h := a.hosts[dev]; outs > 8 || h == nil || h.h.Frames < 9*500 {
+		t.Errorf("a device of 9 frames a minute among newcomers of 50: let go %d times; at the end: %+v", outs, h)
+	}
+}
+
+// TestCSVRolesPastTheBound (from a second review): dataset rows carry no
+// frames of their own, so the MQTT roles and client IDs that waited for a
+// refused host were dropped when its connection's rows let it in.
+func TestCSVRolesPastTheBound(t *testing.T) {
+	const path = "../../testdata/icu-dataset/spoofed-then-devices.csv"
+	_, all := analyseSmall(t, path, 100000)
+	_, r := analyseSmall(t, path, 8)
+	want := hostsByAddr(all)
+	n, ids := 0, 0
+	for _, h := range r.Hosts {
+		if !strings.HasPrefix(h.Addr, "10.") {
+			continue
+		}
+		n++
+		ids += len(h.ClientIDs)
+		if w := want[h.Addr]; h.Role != w.Role || !slices.Equal(h.ClientIDs, w.ClientIDs) {
+			t.Errorf("device %s past the bound: role %q, client IDs %v; with room for all: %q, %v", h.Addr, h.Role, h.ClientIDs, w.Role, w.ClientIDs)
+		}
+	}
+	if n < 4 || ids == 0 {
+		t.Fatalf("%d devices of the excerpt among the hosts, %d client IDs: the case is not the one meant", n, ids)
 	}
 }
 

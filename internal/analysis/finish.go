@@ -122,13 +122,13 @@ func (a *Analyzer) overview(r *Result, sum *pipeline.Summary) {
 	if a.hostsOver+a.hostsRefused > 0 {
 		o.Hosts, o.HostsEstimated = max(o.Hosts, int(a.hostsSeen.Estimate())), true
 		r.Warnings = append(r.Warnings, fmt.Sprintf("more hosts than the host table holds (%d): %d with the least traffic were let go "+
-			"and %d newcomers with less refused; the hosts and the graph show the busiest, and the number of hosts (%d) is estimated "+
+			"and newcomers with less refused %d times; the hosts and the graph show the busiest, and the number of hosts (%d) is estimated "+
 			"(standard error %.1f %%)", a.opts.MaxHosts, a.hostsOver, a.hostsRefused,
 			o.Hosts, 100*stats.DistinctError))
 	}
 	if a.edgesOver+a.edgesRefused > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("more conversations than the table holds (%d): %d with the fewest packets were let go "+
-			"and %d newcomers with fewer refused; the graph shows the heaviest", 4*a.opts.MaxHosts,
+			"and newcomers with fewer refused %d times; the graph shows the heaviest", 4*a.opts.MaxHosts,
 			a.edgesOver, a.edgesRefused))
 	}
 	o.MQTTClients = len(a.clientIDs)
@@ -226,7 +226,7 @@ func (a *Analyzer) mqttSection(r *Result) {
 		m.TopicsEstimate = max(len(a.topics), int(a.topicsSeen.Estimate()))
 		m.TopicsEvicted, m.TopicsRefused = a.topicsOver, a.topicsRefused
 		r.Warnings = append(r.Warnings, fmt.Sprintf("more topics than the topic table holds (%d): %d with the fewest publishes were let go "+
-			"and %d newcomers with fewer refused; the topics listed are the busiest, %d publishes went to the others, and the number "+
+			"and newcomers with fewer refused %d times; the topics listed are the busiest, %d publishes went to the others, and the number "+
 			"of topics (%d) is estimated (standard error %.1f %%)", a.opts.MaxTopics, a.topicsOver, a.topicsRefused, a.topicOther,
 			m.TopicsEstimate, 100*stats.DistinctError))
 	}

@@ -429,7 +429,7 @@ func mqttSection(p *page, r *analysis.Result, figs map[string]Figure) {
 		}
 		if m := r.MQTT; m.TopicsEstimate > 0 {
 			p.f("<p>About %s topics in all (estimated): more than the topic table holds, so the %s with the fewest publishes were let go "+
-				"and %s newcomers with fewer refused; %s publishes went to topics not listed.</p>", groupDigits(int64(m.TopicsEstimate)),
+				"and newcomers with fewer refused %s times; %s publishes went to topics not listed.</p>", groupDigits(int64(m.TopicsEstimate)),
 				groupDigits(m.TopicsEvicted), groupDigits(m.TopicsRefused), groupDigits(m.OtherTopicPublishes))
 		}
 	}
@@ -584,7 +584,7 @@ func hostCount(o analysis.Overview, why bool) string {
 		return "about " + groupDigits(int64(o.Hosts))
 	}
 	return fmt.Sprintf("about %s (estimated: more than the host table holds, so the %s with the least traffic were let go "+
-		"and %s newcomers with less refused)", groupDigits(int64(o.Hosts)), groupDigits(o.HostsEvicted), groupDigits(o.HostsRefused))
+		"and newcomers with less refused %s times)", groupDigits(int64(o.Hosts)), groupDigits(o.HostsEvicted), groupDigits(o.HostsRefused))
 }
 
 func graphSection(p *page, r *analysis.Result, figs map[string]Figure) {
