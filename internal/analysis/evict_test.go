@@ -436,6 +436,23 @@ func writeCapture(t *testing.T, c *pcaptest.Capture) string {
 	return path
 }
 
+// mqttClients adds n clients from 172.16/16 that connect to 10.0.0.1, each
+// publishing publishes times to a topic of its own, and closing or not.
+func mqttClients(c *pcaptest.Capture, n, publishes int, close bool) {
+	for i := range n {
+		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
+		k.Handshake()
+		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
+		for range publishes {
+			k.Send(pcaptest.FromClient, pcaptest.Publish(fmt.Sprintf("bot/%d", i), "1"))
+		}
+		if close {
+			k.Close()
+		}
+		c.Tick(1e6)
+	}
+}
+
 func hostsByAddr(r *Result) map[string]Host {
 	m := map[string]Host{}
 	for _, h := range r.Hosts {
@@ -455,12 +472,7 @@ func TestEarlyDeviceInConnectStorm(t *testing.T) {
 	dev.Handshake()
 	dev.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
 	dev.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
-	for i := range 1000 {
-		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
-		k.Handshake()
-		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
-		c.Tick(sec / 1000)
-	}
+	mqttClients(c, 1000, 0, false)
 	for range 300 {
 		dev.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
 		c.Tick(sec / 10)
@@ -478,13 +490,7 @@ func TestEarlyDeviceInConnectStorm(t *testing.T) {
 func TestHeavyHostWithoutMQTT(t *testing.T) {
 	const sec = int64(1e9)
 	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
-	for i := range 1000 {
-		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
-		k.Handshake()
-		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
-		k.Close()
-		c.Tick(sec / 1000)
-	}
+	mqttClients(c, 1000, 0, true)
 	d := c.NewConn("10.5.5.5:50000", "10.5.5.6:104")
 	d.Handshake()
 	buf := make([]byte, 1000)
@@ -549,16 +555,7 @@ func TestPublisherAfterEviction(t *testing.T) {
 	d.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
 	d.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
 	d.Close()
-	for i := range 1000 {
-		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
-		k.Handshake()
-		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
-		for range 3 {
-			k.Send(pcaptest.FromClient, pcaptest.Publish(fmt.Sprintf("bot/%d", i), "1"))
-		}
-		k.Close()
-		c.Tick(sec / 1000)
-	}
+	mqttClients(c, 1000, 3, true)
 	d = c.NewConn("10.9.9.9:40001", "10.0.0.1:1883")
 	d.Handshake()
 	d.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
@@ -596,16 +593,7 @@ func TestHostileSketch(t *testing.T) {
 func TestLateDeviceKeepsItsRole(t *testing.T) {
 	const sec = int64(1e9)
 	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
-	for i := range 1000 {
-		k := c.NewConn(fmt.Sprintf("172.16.%d.%d:%d", i/250, 1+i%250, 2000+i), "10.0.0.1:1883")
-		k.Handshake()
-		k.Send(pcaptest.FromClient, pcaptest.Connect(fmt.Sprintf("bot-%d", i), mqtt.V311))
-		for range 3 {
-			k.Send(pcaptest.FromClient, pcaptest.Publish(fmt.Sprintf("bot/%d", i), "1"))
-		}
-		k.Close()
-		c.Tick(sec / 1000)
-	}
+	mqttClients(c, 1000, 3, true)
 	m := c.NewConn("10.9.9.7:40000", "10.0.0.1:1883")
 	m.Handshake()
 	m.Send(pcaptest.FromClient, pcaptest.Connect("monitor-9", mqtt.V311))
