@@ -177,10 +177,7 @@ func (a *Analyzer) host(ip netip.Addr, w int64, remember bool) *hostAgg {
 // is reported: a flood from spoofed addresses would make one for every
 // address.
 func (a *Analyzer) edge(x, y netip.Addr, w int64, remember bool) *edgeAgg {
-	k := pairKey{x, y}
-	if y.Less(x) {
-		k = pairKey{y, x}
-	}
+	k := pair(x, y)
 	if e := a.pairs[k]; e != nil {
 		return e
 	}
@@ -200,6 +197,14 @@ func (a *Analyzer) edge(x, y netip.Addr, w int64, remember bool) *edgeAgg {
 	e := &edgeAgg{seq: a.edgeSeq, credit: int64(credit)}
 	a.pairs[k] = e
 	return e
+}
+
+// pair is the key of the conversation between x and y, in either order.
+func pair(x, y netip.Addr) pairKey {
+	if y.Less(x) {
+		return pairKey{y, x}
+	}
+	return pairKey{x, y}
 }
 
 // topic is the aggregate of the topic name, made when new: nil when the
@@ -244,6 +249,26 @@ func (a *Analyzer) addClientID(id []byte) {
 	a.clientIDsOver++
 }
 
+// letGoLightest removes from m the eighth of its entries of lowest rank
+// (at least one), calling gone on each first, and returns how many it
+// removed and the highest rank among them. rank must give each entry a
+// rank of its own, the same both times it is asked.
+func letGoLightest[K comparable, V any](m map[K]V, rank func(K, V) uint64, gone func(V)) (int, uint64) {
+	ranks := make([]uint64, 0, len(m))
+	for k, v := range m {
+		ranks = append(ranks, rank(k, v))
+	}
+	n := max(1, len(ranks)/8)
+	cut := nthLowest(ranks, n-1)
+	for k, v := range m {
+		if rank(k, v) <= cut {
+			gone(v)
+			delete(m, k)
+		}
+	}
+	return n, cut
+}
+
 // evictHosts lets go the eighth of the hosts that weigh least, counting
 // the frames of their connections still open.
 func (a *Analyzer) evictHosts() {
@@ -254,17 +279,9 @@ func (a *Analyzer) evictHosts() {
 			open[c.B.Addr()] += n
 		}
 	}
-	ranks := make([]uint64, 0, len(a.hosts))
-	for ip, h := range a.hosts {
-		ranks = append(ranks, rank(h.h.Frames+h.credit+open[ip], h.seq))
-	}
-	n := max(1, len(ranks)/8)
-	cut := nthLowest(ranks, n-1)
-	for ip, h := range a.hosts {
-		if rank(h.h.Frames+h.credit+open[ip], h.seq) <= cut {
-			delete(a.hosts, ip)
-		}
-	}
+	n, cut := letGoLightest(a.hosts, func(ip netip.Addr, h *hostAgg) uint64 {
+		return rank(h.h.Frames+h.credit+open[ip], h.seq)
+	}, func(*hostAgg) {})
 	a.hostDoor.letGo(cut)
 	a.hostsOver += int64(n)
 	a.hostRounds++
@@ -276,24 +293,12 @@ func (a *Analyzer) evictEdges() {
 	open := map[pairKey]int64{}
 	for c, acc := range a.conns {
 		if n := acc.frames[0] + acc.frames[1]; n > 0 {
-			k := pairKey{c.A.Addr(), c.B.Addr()}
-			if k.b.Less(k.a) {
-				k = pairKey{k.b, k.a}
-			}
-			open[k] += n
+			open[pair(c.A.Addr(), c.B.Addr())] += n
 		}
 	}
-	ranks := make([]uint64, 0, len(a.pairs))
-	for k, e := range a.pairs {
-		ranks = append(ranks, rank(e.packets+e.credit+open[k], e.seq))
-	}
-	n := max(1, len(ranks)/8)
-	cut := nthLowest(ranks, n-1)
-	for k, e := range a.pairs {
-		if rank(e.packets+e.credit+open[k], e.seq) <= cut {
-			delete(a.pairs, k)
-		}
-	}
+	n, cut := letGoLightest(a.pairs, func(k pairKey, e *edgeAgg) uint64 {
+		return rank(e.packets+e.credit+open[k], e.seq)
+	}, func(*edgeAgg) {})
 	a.edgeDoor.letGo(cut)
 	a.edgesOver += int64(n)
 }
@@ -301,18 +306,9 @@ func (a *Analyzer) evictEdges() {
 // evictTopics lets go the eighth of the topics with the fewest publishes;
 // their publishes go to topicOther.
 func (a *Analyzer) evictTopics() {
-	ranks := make([]uint64, 0, len(a.topics))
-	for _, t := range a.topics {
-		ranks = append(ranks, rank(t.t.Publishes+t.credit, t.seq))
-	}
-	n := max(1, len(ranks)/8)
-	cut := nthLowest(ranks, n-1)
-	for k, t := range a.topics {
-		if rank(t.t.Publishes+t.credit, t.seq) <= cut {
-			a.topicOther += t.t.Publishes
-			delete(a.topics, k)
-		}
-	}
+	n, cut := letGoLightest(a.topics, func(_ string, t *topicAgg) uint64 {
+		return rank(t.t.Publishes+t.credit, t.seq)
+	}, func(t *topicAgg) { a.topicOther += t.t.Publishes })
 	a.topicDoor.letGo(cut)
 	a.topicsOver += int64(n)
 }
