@@ -91,6 +91,7 @@ type Hub struct {
 	group     *detect.Group
 	trk       *incident.Tracker
 	factsSeen map[string]map[int64]int64 // source -> run -> the last facts event applied (a redelivery is not added twice)
+	clocks    clocks                     // how far each sensor's facts have come: the time incidents are judged at
 	evalAt    time.Time                  // when the detectors last ran
 	pending   bool                       // facts added since
 	incidents atomic.Int64
@@ -319,7 +320,7 @@ func startServer(o Options) (*server.Server, error) {
 // last hour in the history (the stream may not hold them any more), and
 // continues the numbering of the group's incidents.
 func (h *Hub) restoreGroup() error {
-	h.group, h.factsSeen = detect.NewGroup(), map[string]map[int64]int64{}
+	h.group, h.factsSeen, h.clocks = detect.NewGroup(), map[string]map[int64]int64{}, clocks{}
 	h.trk = incident.New(incident.Options{}, h.db.MaxSensorSeq(GroupSource, 0))
 	// The group's incidents go on: open ones are not opened again, closed
 	// ones do not reopen on the evidence that closed them.
@@ -362,16 +363,19 @@ func (h *Hub) addFacts(src string, run, seq int64, f *detect.Facts) {
 	}
 	runs[run] = seq
 	h.group.Add(src, f)
+	h.clocks.heard(src, f.To, time.Now())
 	h.pending = true
 }
 
-// evaluate runs the cross-site detectors and stores their incidents.
+// evaluate runs the cross-site detectors and stores their incidents,
+// judged at the capture time every active sensor has reached (judgeAt).
 func (h *Hub) evaluate() {
 	h.evalAt, h.pending = time.Now(), false
-	if h.group.Newest() == 0 {
+	at := h.clocks.judgeAt(h.group.Newest(), time.Now())
+	if at == 0 {
 		return
 	}
-	now := time.Unix(0, h.group.Newest()).UTC()
+	now := time.Unix(0, at).UTC()
 	evs := h.trk.Observe(now, h.group.Findings())
 	evs = append(evs, h.trk.Tick(now)...)
 	for _, ev := range evs {
@@ -587,8 +591,8 @@ func (h *Hub) Close() error {
 		if h.pending {
 			h.evaluate()
 		}
-		if h.trk != nil && h.group.Newest() != 0 {
-			for _, ev := range h.trk.Flush(time.Unix(0, h.group.Newest()).UTC()) {
+		if at := h.clocks.judgeAt(h.group.Newest(), time.Now()); h.trk != nil && at != 0 {
+			for _, ev := range h.trk.Flush(time.Unix(0, at).UTC()) {
 				h.db.SaveSensorIncident(GroupSource, 0, ev, nil)
 			}
 		}
