@@ -145,7 +145,7 @@ type topicAgg struct {
 	// per-message map updates were a tenth of OnMQTT).
 	lastPub   string
 	lastAddr  netip.Addr
-	lastRound int64  // hostRounds when lastAddr was marked a publisher
+	lastRound int64  // hostsOver when lastAddr was marked a publisher
 	seq       uint32 // when it was made (evict.go)
 	credit    int64  // what it brought before it was let in
 }
@@ -222,8 +222,7 @@ type Analyzer struct {
 	pairs      map[pairKey]*edgeAgg
 	// The bounds of hosts and pairs (evict.go): entries let go and
 	// newcomers refused, when each was made, who may come in.
-	hostsOver, hostsRefused   int64
-	hostRounds                int64 // evictions of hosts
+	hostsOver, hostsRefused   int64 // hosts let go (it changes at every eviction) and refused
 	edgesOver, edgesRefused   int64
 	hostSeq, edgeSeq          uint32
 	hostDoor, edgeDoor        admission
@@ -465,10 +464,10 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 				t.lastPub = s.ClientID
 			}
 			// lastAddr's host is a publisher already, unless hosts were
-			// let go since (hostRounds).
-			if src := ev.Conn.Src(ev.Dir).Addr(); src != t.lastAddr || t.lastRound != a.hostRounds {
+			// let go since (hostsOver grows at every eviction).
+			if src := ev.Conn.Src(ev.Dir).Addr(); src != t.lastAddr || t.lastRound != a.hostsOver {
 				if a.mark(ev, rolePublisher, nil, false) {
-					t.lastAddr, t.lastRound = src, a.hostRounds
+					t.lastAddr, t.lastRound = src, a.hostsOver
 				}
 			}
 		}

@@ -283,8 +283,7 @@ func (a *Analyzer) evictHosts() {
 		return rank(h.h.Frames+h.credit+open[ip], h.seq)
 	}, func(*hostAgg) {})
 	a.hostDoor.letGo(cut)
-	a.hostsOver += int64(n)
-	a.hostRounds++
+	a.hostsOver += int64(n) // n ≥ 1: the publisher cache keys on it
 }
 
 // evictEdges lets go the eighth of the conversations that weigh least,
