@@ -365,6 +365,126 @@ func TestSilentClientsAndShutdown(t *testing.T) {
 	}
 }
 
+// TestWriteTimeoutHolds: a subscriber that stops reading but goes on
+// sending (a PINGREQ every 100 ms) is cut off within write_timeout (1 s
+// here) once the gateway's writes to it block. The broker sets its
+// keep-alive deadline before every packet it reads; on both directions it
+// replaced the write timeout with 1.5 times the keep-alive (45 s), and the
+// session stayed.
+func TestWriteTimeoutHolds(t *testing.T) {
+	tg := startAttack(t, attackPolicy+"  write_timeout: 1s\n  publishes_per_second: 100000\n  bytes_per_second: 1000000000\n")
+	sub := dialRaw(t, tg, "nurse-station")
+	sub.connectOK(mqtt.V5, "nurse-station", nil)
+	if codes := sub.subscribe(1, "icu/+/ecg"); hex(codes) != "01" {
+		t.Fatalf("SUBACK %s", hex(codes))
+	}
+	pub := dialRaw(t, tg, "bed1-ecg")
+	pub.connectOK(mqtt.V5, "bed1-ecg", nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the subscriber sends and never reads
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				sub.c.SetWriteDeadline(time.Now().Add(time.Second))
+				sub.c.Write(mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PINGREQ, Version: mqtt.V5}))
+			}
+		}
+	}()
+	payload := make([]byte, 200<<10)
+	t0 := time.Now()
+	go func() { // 200 KiB readings until the subscriber is gone: more than the sockets buffer
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pub.publish("icu/bed1/ecg", 0, false, payload, 0)
+			if i%20 == 19 {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var r *gateway.Record
+		for _, rec := range tg.audit.records(t) {
+			if rec.Action == "disconnect" && rec.Identity == "nurse-station" {
+				r = &rec
+			}
+		}
+		if r != nil {
+			t.Logf("subscriber cut off after %s: %s", time.Since(t0).Round(100*time.Millisecond), r.Reason)
+			if d := time.Since(t0); d > 12*time.Second {
+				t.Errorf("a subscriber that stopped reading held for %s with a write timeout of 1 s", d)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a subscriber that stopped reading still connected after 20 s with a write timeout of 1 s")
+		}
+	}
+}
+
+// stallingWriter is an audit sink that stalls once armed, until freed.
+type stallingWriter struct {
+	armed atomic.Bool
+	free  chan struct{}
+}
+
+func (w *stallingWriter) Write(p []byte) (int, error) {
+	if w.armed.Load() {
+		<-w.free
+	}
+	return len(p), nil
+}
+
+// TestCloseWithStalledAudit: the audit log's sink stalls (a file on a
+// hung disk, a full pipe), so the log's flush holds its lock, and a client
+// that leaves parks its broker goroutine in the audit. Close gives up on
+// that client, then on the audit's last lines, and returns with an error
+// that says so. It waited for the lock for ever before (found by review:
+// the same shape as a CI run that hung 30 minutes in this package).
+func TestCloseWithStalledAudit(t *testing.T) {
+	defer gateway.SetCloseWait(2*time.Second, func() {})()
+	dir := t.TempDir()
+	pki.Init(dir, pki.Options{})
+	pki.Issue(dir, "gateway", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}})
+	pki.Issue(dir, "pharmacy", pki.Options{})
+	pol := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte(attackPolicy), 0o644)
+	w := &stallingWriter{free: make(chan struct{})}
+	defer close(w.free)
+	g, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", PKI: dir, Policy: pol, Metrics: "off", FindingsEvery: time.Second},
+		gateway.Options{Audit: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, &testGW{g: g, dir: dir, pool: caPool(t, dir)}, "pharmacy")
+	c.connectOK(mqtt.V311, "pharmacy", nil)
+	w.armed.Store(true)
+	time.Sleep(500 * time.Millisecond) // the audit's flush (every 200 ms) now stalls, holding its lock
+	c.c.Close()                        // the client's broker goroutine: OnDisconnect, then the audit
+	time.Sleep(200 * time.Millisecond)
+	done := make(chan error, 1)
+	t0 := time.Now()
+	go func() { done <- g.Close() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "still running") {
+			t.Errorf("Close: %v, want the client still running named", err)
+		}
+		t.Logf("Close returned after %s: %v", time.Since(t0).Round(100*time.Millisecond), err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close still blocked after 20 s behind a stalled audit log")
+	}
+}
+
 func TestHandshakeFairness(t *testing.T) {
 	tg := startAttack(t, strings.Replace(attackPolicy, "handshake_timeout: 1s", "handshake_timeout: 8s", 1)+"  max_handshakes: 40\n  handshakes_per_ip: 4\n  handshakes_per_subnet: 40\n")
 	// Slow handshakes (TCP open, no ClientHello) from 40 addresses in two subnets.

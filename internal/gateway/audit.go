@@ -174,6 +174,14 @@ func (r *Record) capFields() {
 }
 
 func (a *audit) log(r Record) {
+	k, r := a.key(r)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.logLocked(k, r)
+}
+
+// key stamps r, caps its fields and returns its summary key.
+func (a *audit) key(r Record) (auditKey, Record) {
 	if r.Time.IsZero() {
 		r.Time = a.now().UTC()
 	}
@@ -189,9 +197,12 @@ func (a *audit) log(r Record) {
 			rule = rule[:64]
 		}
 	}
-	k := auditKey{who: who, action: r.Action, verdict: r.Verdict, rule: rule}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	return auditKey{who: who, action: r.Action, verdict: r.Verdict, rule: rule}, r
+}
+
+// logLocked writes r or folds it into its key's summary; the caller holds
+// mu.
+func (a *audit) logLocked(k auditKey, r Record) {
 	c := a.keys[k]
 	if c == nil {
 		if len(a.keys) >= a.opts.MaxKeys {
@@ -246,6 +257,10 @@ func (a *audit) write(r *Record) {
 func (a *audit) summarise() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.summariseLocked()
+}
+
+func (a *audit) summariseLocked() {
 	keys := make([]auditKey, 0, len(a.keys))
 	for k, c := range a.keys {
 		if c.suppressed > 0 {
@@ -284,19 +299,43 @@ func (a *audit) flush() {
 	a.mu.Unlock()
 }
 
-func (a *audit) close() {
+// close writes last (the gateway's stop), the summaries of the window
+// and what the buffer holds, and closes the sink. It waits at most wait
+// for the log's lock: a broker client still running at shutdown may hold
+// it (writing to a sink that stalled), and Gateway.Close must return
+// whatever the clients do. False when it gave up: the last lines are
+// lost, and the caller says so.
+func (a *audit) close(last Record, wait time.Duration) bool {
 	select {
 	case <-a.done:
-		return
+		return true
 	default:
 	}
 	close(a.done)
-	a.wg.Wait()
-	a.summarise()
-	a.flush()
+	deadline := time.Now().Add(wait)
+	for !a.mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	k, last := a.key(last)
+	a.logLocked(k, last)
+	a.summariseLocked()
+	a.w.Flush()
+	a.mu.Unlock()
+	// The flusher ends at done; not waited for past the deadline (a
+	// client may have taken mu again, and stalled).
+	ended := make(chan struct{})
+	go func() { a.wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(time.Until(deadline)):
+	}
 	if c, ok := a.out.(io.Closer); ok && a.out != os.Stderr && a.out != os.Stdout {
 		c.Close()
 	}
+	return true
 }
 
 func code(c byte) *byte { return &c }

@@ -341,9 +341,17 @@ func (g *Gateway) Close() error {
 	}
 	g.closeHTTP()
 	g.bans.flush()
-	g.bridge.report(g) // the last findings
-	g.audit.log(Record{Action: "stop", Verdict: "info"})
-	g.audit.close()
+	stop := Record{Action: "stop", Verdict: "info"}
+	if err == nil {
+		g.bridge.report(g) // the last findings
+	} else {
+		// A client still running may hold the detectors' lock: their last
+		// findings are not waited for.
+		stop.Reason = err.Error()
+	}
+	if !g.audit.close(stop, 5*time.Second) && err == nil {
+		err = errors.New("gateway: the audit log's last lines could not be written within 5 s (its sink stalled)")
+	}
 	return err
 }
 

@@ -189,10 +189,18 @@ func serve(t testing.TB, dir string, cfg gateway.Config, ao gateway.AuditOptions
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
+	return &testGW{g: g, dir: dir, audit: audit, pool: caPool(t, dir)}
+}
+
+// caPool is the pool of the CA in dir, for a client to verify the gateway.
+func caPool(t testing.TB, dir string) *x509.CertPool {
+	t.Helper()
 	pool := x509.NewCertPool()
-	b, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	pool.AppendCertsFromPEM(b)
-	return &testGW{g: g, dir: dir, audit: audit, pool: pool}
+	b, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil || !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("the CA of %s: %v", dir, err)
+	}
+	return pool
 }
 
 func (tg *testGW) port() string { return tg.g.Addr()[strings.LastIndex(tg.g.Addr(), ":")+1:] }

@@ -209,6 +209,20 @@ func (c *gwConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// SetDeadline is the broker's keep-alive deadline (1.5 times the
+// keep-alive, set before every packet it reads): it applies to reads. The
+// write deadline stays Write's. Set on both, it replaced the write timeout
+// with the keep-alive's: a client that stopped reading but went on sending
+// (a PINGREQ now and then) held a write, and the broker's lock on its
+// connection, for 45 s at a keep-alive of 30 s and for 90 minutes at the
+// longest allowed, instead of write_timeout (TestWriteTimeoutHolds).
+func (c *gwConn) SetDeadline(t time.Time) error {
+	if c.writeTimeout <= 0 {
+		return c.Conn.SetDeadline(t)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
 func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 	for {
 		if l.end.Load() {

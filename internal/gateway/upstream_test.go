@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/x509"
 	"io"
 	"os"
 	"os/exec"
@@ -59,7 +58,7 @@ func TestUpstreamMosquitto(t *testing.T) {
 	if err := g.AddBrokerHook(&slowSubscribed{}); err != nil {
 		t.Fatal(err)
 	}
-	tg := &testGW{g: g, dir: dir, audit: audit, pool: poolOf(t, dir)}
+	tg := &testGW{g: g, dir: dir, audit: audit, pool: caPool(t, dir)}
 	waitFor(t, 5*time.Second, "the upstream connection", func() bool {
 		up, _ := g.Health()["upstream"].(map[string]any)
 		return up["connected"] == true
@@ -177,7 +176,7 @@ func TestClusterBansAndRevocations(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { g.Close() })
-		return &testGW{g: g, dir: dir, audit: audit, pool: poolOf(t, dir)}
+		return &testGW{g: g, dir: dir, audit: audit, pool: caPool(t, dir)}
 	}
 	a, b := start(dirA), start(dirB)
 	// A ban at A cuts bed1-ecg off at B.
@@ -217,12 +216,3 @@ func TestClusterBansAndRevocations(t *testing.T) {
 	_ = io.Discard
 }
 
-func poolOf(t *testing.T, dir string) *x509.CertPool {
-	pool := x509.NewCertPool()
-	b, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool.AppendCertsFromPEM(b)
-	return pool
-}
