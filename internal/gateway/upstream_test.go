@@ -215,4 +215,3 @@ func TestClusterBansAndRevocations(t *testing.T) {
 	_ = context.Background
 	_ = io.Discard
 }
-
