@@ -428,19 +428,6 @@ func TestWriteTimeoutHolds(t *testing.T) {
 	}
 }
 
-// stallingWriter is an audit sink that stalls once armed, until freed.
-type stallingWriter struct {
-	armed atomic.Bool
-	free  chan struct{}
-}
-
-func (w *stallingWriter) Write(p []byte) (int, error) {
-	if w.armed.Load() {
-		<-w.free
-	}
-	return len(p), nil
-}
-
 // TestCloseWithStalledAudit: the audit log's sink stalls (a file on a
 // hung disk, a full pipe), so the log's flush holds its lock, and a client
 // that leaves parks its broker goroutine in the audit. Close gives up on
@@ -449,31 +436,16 @@ func (w *stallingWriter) Write(p []byte) (int, error) {
 // the same shape as a CI run that hung 30 minutes in this package).
 func TestCloseWithStalledAudit(t *testing.T) {
 	defer gateway.SetCloseWait(2*time.Second, func() {})()
-	dir := t.TempDir()
-	pki.Init(dir, pki.Options{})
-	pki.Issue(dir, "gateway", pki.Options{Server: true, Hosts: []string{"127.0.0.1"}})
-	pki.Issue(dir, "pharmacy", pki.Options{})
-	pol := filepath.Join(dir, "policy.yaml")
-	os.WriteFile(pol, []byte(attackPolicy), 0o644)
-	w := &stallingWriter{free: make(chan struct{})}
-	defer close(w.free)
-	g, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", PKI: dir, Policy: pol, Metrics: "off", FindingsEvery: time.Second},
-		gateway.Options{Audit: w})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := dialRaw(t, &testGW{g: g, dir: dir, pool: caPool(t, dir)}, "pharmacy")
+	tg := startAttack(t, attackPolicy)
+	c := dialRaw(t, tg, "pharmacy")
 	c.connectOK(mqtt.V311, "pharmacy", nil)
-	w.armed.Store(true)
+	defer tg.audit.stall()()
 	time.Sleep(500 * time.Millisecond) // the audit's flush (every 200 ms) now stalls, holding its lock
 	c.c.Close()                        // the client's broker goroutine: OnDisconnect, then the audit
 	time.Sleep(200 * time.Millisecond)
 	done := make(chan error, 1)
 	t0 := time.Now()
-	go func() { done <- g.Close() }()
+	go func() { done <- tg.g.Close() }()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "still running") {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,9 +50,22 @@ type syncBuf struct {
 	mu    sync.Mutex
 	b     bytes.Buffer
 	flush func() // the gateway's audit flush, when the test has its gateway
+	// stalled, when set, holds every write until it is closed: a sink on
+	// a hung disk or a full pipe.
+	stalled atomic.Pointer[chan struct{}]
+}
+
+// stall holds the writes from now on, until the returned function.
+func (s *syncBuf) stall() (resume func()) {
+	ch := make(chan struct{})
+	s.stalled.Store(&ch)
+	return func() { s.stalled.Store(nil); close(ch) }
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
+	if ch := s.stalled.Load(); ch != nil {
+		<-*ch
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
