@@ -197,7 +197,7 @@ func TestAdmission(t *testing.T) {
 func colliding(ip netip.Addr, skip int) netip.Addr {
 	want := (addrHash(ip) | 1) >> 1 % seenSets
 	for i := 0; ; i++ {
-		x := netip.AddrFrom4([4]byte{198, byte(i >> 16), byte(i >> 8), byte(i)})
+		x := ipN(198, i)
 		if (addrHash(x)|1)>>1%seenSets == want && x != ip {
 			if skip == 0 {
 				return x
