@@ -34,8 +34,9 @@ import (
 // only while its session is, and their number is bounded by max_sessions;
 // an identity holds at most maxHeldWillsPerIdentity.
 //
-// What is lost: the will's MQTT 5 properties (user properties, content
-// type), which a publish by the gateway does not carry.
+// A held will carries what mochi carries of a will's MQTT 5 properties:
+// its user properties (counted against maxHeldWillBytes). Content type,
+// response topic and the others mochi drops for every will, held or not.
 
 // maxHeldWills bounds the wills held when the policy's max_sessions is
 // not set; maxHeldWillBytes bounds what they keep (a copy of topic,
@@ -47,27 +48,36 @@ const (
 	maxHeldWillsPerIdentity = 64
 	maxHeldWillBytes        = 64 << 20
 	heldWillOverhead        = 256 // bytes counted for each beyond its strings
+	userPropertyOverhead    = 32  // and for each user property beyond its key and value
 )
 
 // heldWill is a will waiting for its delay to end.
 type heldWill struct {
 	identity, clientID, src, pwHash string
 	serial                          *big.Int
-	will                            mqtt.Will // topic and payload copied, no properties
+	will                            mqtt.Will // topic, payload and user properties copied
 	timer                           *time.Timer
 }
 
 // newHeldWill copies what a held will needs out of the client's will:
-// mochi decodes the will's topic and payload as slices of the whole
-// CONNECT packet, which a held reference would keep alive.
+// mochi decodes the will's topic, payload and user properties as slices
+// of the whole CONNECT packet, which a held reference would keep alive.
 func newHeldWill(identity, clientID, src, pwHash string, serial *big.Int, w mqtt.Will) *heldWill {
+	var user []packets.UserProperty
+	for _, u := range w.User {
+		user = append(user, packets.UserProperty{Key: strings.Clone(u.Key), Val: strings.Clone(u.Val)})
+	}
 	return &heldWill{identity: strings.Clone(identity), clientID: strings.Clone(clientID), src: strings.Clone(src), pwHash: pwHash, serial: serial,
-		will: mqtt.Will{TopicName: strings.Clone(w.TopicName), Payload: bytes.Clone(w.Payload), Qos: w.Qos, Retain: w.Retain, Flag: 1}}
+		will: mqtt.Will{TopicName: strings.Clone(w.TopicName), Payload: bytes.Clone(w.Payload), User: user, Qos: w.Qos, Retain: w.Retain, Flag: 1}}
 }
 
 // size is what a held will counts against maxHeldWillBytes.
 func (w *heldWill) size() int {
-	return len(w.identity) + len(w.clientID) + len(w.src) + len(w.will.TopicName) + len(w.will.Payload) + heldWillOverhead
+	n := len(w.identity) + len(w.clientID) + len(w.src) + len(w.will.TopicName) + len(w.will.Payload) + heldWillOverhead
+	for _, u := range w.will.User {
+		n += len(u.Key) + len(u.Val) + userPropertyOverhead
+	}
+	return n
 }
 
 // key is where a held will is kept: per client ID and identity, so that
@@ -223,7 +233,7 @@ func (g *Gateway) retainedFull(topic string, max int) (n int, full bool) {
 // from the gateway's own inline client.
 func (g *Gateway) sendWill(w mqtt.Will) {
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: w.Qos, Retain: w.Retain},
-		TopicName: w.TopicName, Payload: w.Payload}
+		TopicName: w.TopicName, Payload: w.Payload, Properties: packets.Properties{User: w.User}}
 	if g.up != nil {
 		g.up.publish(pk)
 		return

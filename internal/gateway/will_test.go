@@ -1,8 +1,13 @@
 package gateway_test
 
 import (
+	"context"
+	"crypto/tls"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/iomtguard/iomtguard/internal/gateway"
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -135,5 +140,58 @@ func TestDelayedWillSent(t *testing.T) {
 	d.connectOK(mqtt.V5, "bed1-ecg", nil)
 	if got := n.received(4 * time.Second); len(got) != 0 {
 		t.Errorf("a will sent although its client came back within the delay: %v", got)
+	}
+}
+
+// TestWillUserProperties: a will's user properties reach its subscriber
+// whether the broker sends it at once or the gateway after its delay. (A
+// held will kept topic and payload only: the delayed one arrived without
+// them, unlike the same will with no delay.)
+func TestWillUserProperties(t *testing.T) {
+	tg := startAttack(t, attackPolicy)
+	got := make(chan *paho.Publish, 4)
+	nc, err := tls.Dial("tcp", tg.g.Addr(), tg.tlsConfig(t, "nurse-station"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := paho.NewClient(paho.ClientConfig{Conn: &lockedConn{Conn: nc}, PacketTimeout: 45 * time.Second,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
+			got <- r.Packet
+			return true, nil
+		}}})
+	if ca, err := n.Connect(context.Background(), &paho.Connect{ClientID: "nurse-station", KeepAlive: 30, CleanStart: true}); err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("subscriber: %v %+v", err, ca)
+	}
+	t.Cleanup(func() { n.Disconnect(&paho.Disconnect{}) })
+	if _, err := n.Subscribe(context.Background(), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "icu/+/ecg"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, delay := range []uint32{0, 1} {
+		dc, err := tls.Dial("tcp", tg.g.Addr(), tg.tlsConfig(t, "bed1-ecg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := paho.NewClient(paho.ClientConfig{Conn: &lockedConn{Conn: dc}, PacketTimeout: 45 * time.Second})
+		expiry := uint32(60)
+		payload := fmt.Sprintf("lead off, delay %d", delay)
+		ca, err := d.Connect(context.Background(), &paho.Connect{ClientID: "bed1-ecg", KeepAlive: 30, CleanStart: true,
+			Properties:     &paho.ConnectProperties{SessionExpiryInterval: &expiry},
+			WillMessage:    &paho.WillMessage{Topic: "icu/bed1/ecg", Payload: []byte(payload)},
+			WillProperties: &paho.WillProperties{WillDelayInterval: &delay, User: paho.UserProperties{{Key: "ward", Value: "icu"}, {Key: "bed", Value: "1"}}}})
+		if err != nil || ca.ReasonCode != 0 {
+			t.Fatalf("device: %v %+v", err, ca)
+		}
+		dc.Close() // dropped, no DISCONNECT: the will goes
+		select {
+		case p := <-got:
+			if string(p.Payload) != payload {
+				t.Errorf("delay %d: got %q", delay, p.Payload)
+			}
+			if p.Properties == nil || fmt.Sprint(p.Properties.User) != "[{ward icu} {bed 1}]" {
+				t.Errorf("delay %d: the will's user properties: got %+v, want ward=icu, bed=1", delay, p.Properties)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("delay %d: no will", delay)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // TestWillsBounded: the wills held for their delay are bounded in number,
@@ -100,18 +101,27 @@ func TestWillsBounded(t *testing.T) {
 	}
 }
 
-// TestHeldWillCopies: a held will keeps copies of its strings and
-// payload, not slices of the CONNECT packet mochi decoded them from.
+// TestHeldWillCopies: a held will keeps copies of its strings, payload
+// and user properties, not slices of the CONNECT packet mochi decoded them
+// from, and counts the user properties it keeps.
 func TestHeldWillCopies(t *testing.T) {
-	packet := []byte("bed1-ecg" + "icu/bed1/ecg" + "lead off")
+	packet := []byte("bed1-ecg" + "icu/bed1/ecg" + "lead off" + "ward" + "icu")
 	topic := unsafeString(packet[8:20])
-	w := newHeldWill("bed1-ecg", unsafeString(packet[:8]), "", "", nil, mqtt.Will{TopicName: topic, Payload: packet[20:], User: nil})
+	user := []packets.UserProperty{{Key: unsafeString(packet[28:32]), Val: unsafeString(packet[32:35])}}
+	w := newHeldWill("bed1-ecg", unsafeString(packet[:8]), "", "", nil, mqtt.Will{TopicName: topic, Payload: packet[20:28], User: user})
 	copy(packet, bytes.Repeat([]byte("x"), len(packet)))
 	if w.clientID != "bed1-ecg" || w.will.TopicName != "icu/bed1/ecg" || string(w.will.Payload) != "lead off" {
 		t.Errorf("the held will changed with the packet: %q %q %q", w.clientID, w.will.TopicName, w.will.Payload)
 	}
+	if len(w.will.User) != 1 || w.will.User[0].Key != "ward" || w.will.User[0].Val != "icu" {
+		t.Errorf("the held will's user properties changed with the packet: %+v", w.will.User)
+	}
 	if strings.Contains(w.will.TopicName, "x") {
 		t.Error("topic shares the packet's memory")
+	}
+	bare := newHeldWill("bed1-ecg", "bed1-ecg", "", "", nil, mqtt.Will{TopicName: "icu/bed1/ecg", Payload: []byte("lead off")})
+	if got, want := w.size()-bare.size(), len("ward")+len("icu")+userPropertyOverhead; got != want {
+		t.Errorf("a user property of 7 bytes counts %d bytes, want %d", got, want)
 	}
 }
 
