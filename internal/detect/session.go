@@ -255,15 +255,31 @@ var connectFloodSpec = Spec{
 	New: newConnectFlood,
 }
 
+// sessEnd is one accepted session's end, 24 bytes: a flood of a million
+// sessions keeps a million of them (at 64 bytes, with the address and
+// client ID in each, they were the largest table of analyze on a storm of
+// a million clients, 51 MB of its 337 MB heap). The source address and the
+// client ID are indices into the detector's tables of them.
 type sessEnd struct {
-	t        int64
-	src      netip.Addr
-	clientID string
-	frame    int
-	clean    bool // short and ended cleanly
-	atEnd    bool // still open when the capture ended, begun less than short_session before
-	evicted  bool // let go by the connection table while open: its end is unknown
+	t     int64
+	frame int64 // the CONNACK's frame number, with the flags above it
+	src   int32 // index in connectFlood.srcs, or -1 past maxKeys addresses
+	id    int32 // index in connectFlood.ids, or -1: empty, or past maxKeys IDs
 }
+
+const (
+	endClean   = 1 << 62 // short and ended cleanly
+	endAtEnd   = 1 << 61 // still open when the capture ended, begun less than short_session before
+	endEvicted = 1 << 60 // let go by the connection table while open: its end is unknown
+	endFlags   = endClean | endAtEnd | endEvicted
+)
+
+func (e *sessEnd) is(flag int64) bool { return e.frame&flag != 0 }
+func (e *sessEnd) frameNum() int      { return int(e.frame &^ endFlags) }
+
+// maxEnds bounds the session ends kept (96 MiB of them); the ends past it
+// are counted and named in the finding's evidence. (A variable for a test.)
+var maxEnds = 1 << 22
 
 type connectFlood struct {
 	pipeline.Nop
@@ -273,11 +289,17 @@ type connectFlood struct {
 	accepted                 map[*pipeline.Session]int // CONNACK frame
 	ends                     []sessEnd
 	dropped                  int64
+	// The source addresses and client IDs of the ends, each once, the
+	// first maxKeys of each.
+	srcs   []netip.Addr
+	srcIdx map[netip.Addr]int32
+	ids    []string
+	idIdx  map[string]int32
 }
 
 func newConnectFlood(e *Env) Detector {
 	return &connectFlood{short: e.D("short_session"), flapping: int(e.P("flapping")), perSrc: int(e.P("per_source")),
-		global: int(e.P("global")), accepted: map[*pipeline.Session]int{}}
+		global: int(e.P("global")), accepted: map[*pipeline.Session]int{}, srcIdx: map[netip.Addr]int32{}, idIdx: map[string]int32{}}
 }
 
 func (*connectFlood) uses() events { return evFrame | evMQTT | evFlow }
@@ -307,46 +329,112 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 	}
 	delete(c.accepted, f.Session)
 	s, conn := f.Session, f.Conn
+	e := sessEnd{t: conn.Last, frame: int64(frame)}
+	clean := s.Anomalies&protocolErrors == 0 && conn.Stat[s.ClientDir].RSTs == 0
 	if conn.Reason == tcpstream.ReasonEnd {
 		// Still open when the capture ended: a session that began less
 		// than short_session before the end may be one of a storm cut
 		// short; one that lasted longer is not short.
-		if c.end-conn.Start >= c.short || len(c.ends) >= 1<<22 {
+		if c.end-conn.Start >= c.short {
 			return
 		}
-		c.ends = append(c.ends, sessEnd{t: c.end, src: conn.Src(s.ClientDir).Addr().Unmap(), clientID: s.ClientID, frame: frame,
-			clean: s.Anomalies&protocolErrors == 0 && conn.Stat[s.ClientDir].RSTs == 0, atEnd: true})
-		return
+		e.t, e.frame = c.end, e.frame|endAtEnd
+	} else {
+		clean = clean && conn.Last-conn.Start < c.short
+		if conn.Reason == tcpstream.ReasonEvicted {
+			e.frame |= endEvicted
+		}
 	}
-	if len(c.ends) >= 1<<22 {
+	if len(c.ends) >= maxEnds {
 		c.dropped++
 		return
 	}
-	clean := conn.Last-conn.Start < c.short && s.Anomalies&protocolErrors == 0 && conn.Stat[s.ClientDir].RSTs == 0
-	c.ends = append(c.ends, sessEnd{t: conn.Last, src: conn.Src(s.ClientDir).Addr().Unmap(), clientID: s.ClientID, frame: frame, clean: clean,
-		evicted: conn.Reason == tcpstream.ReasonEvicted})
+	if clean {
+		e.frame |= endClean
+	}
+	e.src = intern(c.srcIdx, &c.srcs, conn.Src(s.ClientDir).Addr().Unmap())
+	e.id = -1
+	if s.ClientID != "" {
+		e.id = intern(c.idIdx, &c.ids, s.ClientID)
+	}
+	c.ends = append(c.ends, e)
+}
+
+// intern is k's index in list, k added if list holds fewer than maxKeys;
+// -1 if not.
+func intern[K comparable](idx map[K]int32, list *[]K, k K) int32 {
+	if i, ok := idx[k]; ok {
+		return i
+	}
+	if len(*list) >= maxKeys {
+		return -1
+	}
+	i := int32(len(*list))
+	idx[k] = i
+	*list = append(*list, k)
+	return i
 }
 
 // storm returns the most clean short sessions ending within any 60 s
 // window in which they are at least half of all sessions ending, with the
-// window's bounds. ends are sorted by time.
-func storm(ends []sessEnd) (n int, first, last int64) {
+// window's bounds. ends are sorted by time; at is the ends to look at, in
+// order (nil: all of them).
+func storm(ends []sessEnd, at []int32) (n int, first, last int64) {
+	get := func(i int) *sessEnd {
+		if at != nil {
+			return &ends[at[i]]
+		}
+		return &ends[i]
+	}
+	size := len(ends)
+	if at != nil {
+		size = len(at)
+	}
 	j, clean := 0, 0
-	for i, e := range ends {
-		if e.clean {
+	for i := 0; i < size; i++ {
+		e := get(i)
+		if e.is(endClean) {
 			clean++
 		}
-		for e.t-ends[j].t > 60e9 {
-			if ends[j].clean {
+		for e.t-get(j).t > 60e9 {
+			if get(j).is(endClean) {
 				clean--
 			}
 			j++
 		}
 		if 2*clean >= i-j+1 && clean > n {
-			n, first, last = clean, ends[j].t, e.t
+			n, first, last = clean, get(j).t, e.t
 		}
 	}
 	return
+}
+
+// byKey calls fn with each key's ends (the indices into ends, in time
+// order), keys from 0 up; key(e) < 0 is no key. ends are sorted by time.
+func byKey(ends []sessEnd, keys int, key func(*sessEnd) int32, fn func(k int32, at []int32)) {
+	// A counting sort: the indices grouped by key, each group in time order.
+	start := make([]int32, keys+1)
+	for i := range ends {
+		if k := key(&ends[i]); k >= 0 {
+			start[k+1]++
+		}
+	}
+	for k := 1; k <= keys; k++ {
+		start[k] += start[k-1]
+	}
+	at := make([]int32, start[keys])
+	next := slices.Clone(start[:keys])
+	for i := range ends {
+		if k := key(&ends[i]); k >= 0 {
+			at[next[k]] = int32(i)
+			next[k]++
+		}
+	}
+	for k := 0; k < keys; k++ {
+		if start[k] < start[k+1] {
+			fn(int32(k), at[start[k]:start[k+1]])
+		}
+	}
 }
 
 func (c *connectFlood) Findings(Models) []Finding {
@@ -354,45 +442,39 @@ func (c *connectFlood) Findings(Models) []Finding {
 		return nil
 	}
 	sort.Slice(c.ends, func(i, j int) bool { return c.ends[i].t < c.ends[j].t })
-	bySrc, byID := map[netip.Addr][]sessEnd{}, map[string][]sessEnd{}
 	short, atEnd, evicted := 0, 0, 0
-	for _, e := range c.ends {
-		if e.clean {
+	for i := range c.ends {
+		e := &c.ends[i]
+		if e.is(endClean) {
 			short++
 		}
-		if e.atEnd {
+		if e.is(endAtEnd) {
 			atEnd++
 		}
-		if e.evicted && e.clean {
+		if e.is(endEvicted) && e.is(endClean) {
 			evicted++
-		}
-		if len(bySrc) < maxKeys || bySrc[e.src] != nil {
-			bySrc[e.src] = append(bySrc[e.src], e)
-		}
-		if e.clientID != "" && (len(byID) < maxKeys || byID[e.clientID] != nil) {
-			byID[e.clientID] = append(byID[e.clientID], e)
 		}
 	}
 	ev := Evidence{Counts: map[string]int64{"short_sessions": int64(short), "sessions": int64(len(c.ends))}}
 	var sp span
-	srcs, ids := map[string]bool{}, map[string]bool{}
-	for a, es := range bySrc {
-		if n, f, l := storm(es); n >= c.perSrc {
-			srcs[a.String()] = true
+	srcs, ids := make([]bool, len(c.srcs)), make([]bool, len(c.ids))
+	byKey(c.ends, len(c.srcs), func(e *sessEnd) int32 { return e.src }, func(k int32, at []int32) {
+		if n, f, l := storm(c.ends, at); n >= c.perSrc {
+			srcs[k] = true
 			sp.add(f)
 			sp.add(l)
-			ev.Notes = append(ev.Notes, fmt.Sprintf("source %s: %d short sessions within one minute (from %s), %d sessions in all", a, n, fmtTime(f), len(es)))
+			ev.Notes = append(ev.Notes, fmt.Sprintf("source %s: %d short sessions within one minute (from %s), %d sessions in all", c.srcs[k], n, fmtTime(f), len(at)))
 		}
-	}
-	for id, es := range byID {
-		if n, f, l := storm(es); n >= c.flapping {
-			ids[id] = true
+	})
+	byKey(c.ends, len(c.ids), func(e *sessEnd) int32 { return e.id }, func(k int32, at []int32) {
+		if n, f, l := storm(c.ends, at); n >= c.flapping {
+			ids[k] = true
 			sp.add(f)
 			sp.add(l)
-			ev.Notes = append(ev.Notes, fmt.Sprintf("client ID %s flapping: %d sessions within one minute (from %s)", idString(id), n, fmtTime(f)))
+			ev.Notes = append(ev.Notes, fmt.Sprintf("client ID %s flapping: %d sessions within one minute (from %s)", idString(c.ids[k]), n, fmtTime(f)))
 		}
-	}
-	if n, f, l := storm(c.ends); n >= c.global {
+	})
+	if n, f, l := storm(c.ends, nil); n >= c.global {
 		sp.add(f)
 		sp.add(l)
 		ev.Notes = append(ev.Notes, fmt.Sprintf("all sources: %d short sessions within one minute (from %s)", n, fmtTime(f)))
@@ -410,22 +492,35 @@ func (c *connectFlood) Findings(Models) []Finding {
 			"connections at once than it holds), their end unknown: counted as short, for their last packet came less than %s after they began",
 			evicted, time.Duration(c.short)))
 	}
+	if c.dropped > 0 {
+		ev.Counts["sessions_not_kept"] = c.dropped
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%d sessions ended after the %d kept: not judged", c.dropped, maxEnds))
+	}
 	sort.Strings(ev.Notes)
 	if len(ev.Notes) > 20 {
 		ev.Notes = append(ev.Notes[:20], fmt.Sprintf("and %d more", len(ev.Notes)-20))
 	}
 	var frames exemplars
 	shown := map[string]bool{}
-	for _, e := range c.ends {
-		if e.clean && (srcs[e.src.String()] || ids[e.clientID]) && e.t >= sp.first {
-			frames.add(e.frame)
+	for i := range c.ends {
+		e := &c.ends[i]
+		if e.is(endClean) && ((e.src >= 0 && srcs[e.src]) || (e.id >= 0 && ids[e.id])) && e.t >= sp.first {
+			frames.add(e.frameNum())
 		}
 	}
-	for id := range ids {
-		shown[idString(id)] = true
+	srcNames := map[string]bool{}
+	for k, on := range srcs {
+		if on {
+			srcNames[c.srcs[k].String()] = true
+		}
+	}
+	for k, on := range ids {
+		if on {
+			shown[idString(c.ids[k])] = true
+		}
 	}
 	sort.Ints(frames)
-	ev.Sources, ev.ClientIDs, ev.Frames = sorted(srcs, 20), sorted(shown, 20), frames
+	ev.Sources, ev.ClientIDs, ev.Frames = sorted(srcNames, 20), sorted(shown, 20), frames
 	f := newFinding("attack.connect-flood", sp.first, sp.last, ev)
 	f.Title = fmt.Sprintf("Connection storm: %d short MQTT sessions", short)
 	if len(ev.Sources) > 0 {
