@@ -216,10 +216,13 @@ type Analyzer struct {
 	payload    int64
 	anomalies  map[string]int64
 	topics     map[string]*topicAgg
-	topicOther int64                      // publishes of topics not in topics (refused or let go)
-	subs       map[string]map[string]bool // filter -> subscribers
-	hosts      map[netip.Addr]*hostAgg
-	pairs      map[pairKey]*edgeAgg
+	topicOther int64 // publishes of topics not in topics (refused or let go)
+	// Subscription filters -> their subscribers (subscribe): those with a
+	// wildcard and those without apart, at most MaxTopics of each.
+	subs, wildSubs map[string]map[string]bool
+	subsRefused    int64 // filters subscribed to past the bound
+	hosts          map[netip.Addr]*hostAgg
+	pairs          map[pairKey]*edgeAgg
 	// The bounds of hosts and pairs (evict.go): entries let go and
 	// newcomers refused, when each was made, who may come in.
 	hostsOver, hostsRefused   int64 // hosts let go (it changes at every eviction) and refused
@@ -271,7 +274,7 @@ type Analyzer struct {
 func New(opts Options) *Analyzer {
 	opts.defaults()
 	a := &Analyzer{opts: opts, lengths: map[int]int64{}, anomalies: map[string]int64{}, topics: map[string]*topicAgg{},
-		subs: map[string]map[string]bool{}, hosts: map[netip.Addr]*hostAgg{}, pairs: map[pairKey]*edgeAgg{},
+		subs: map[string]map[string]bool{}, wildSubs: map[string]map[string]bool{}, hosts: map[netip.Addr]*hostAgg{}, pairs: map[pairKey]*edgeAgg{},
 		ports: map[portKey]*Port{}, flowStates: map[string]int{}, flowProtos: map[string]int{}, brokers: map[netip.Addr]bool{},
 		clientIDs: map[string]bool{}, versions: map[string]int{}, kpts: map[[2]int32]*kpoint{}, tls: newTLSAgg(opts.MaxHosts),
 		conns:   map[*tcpstream.Conn]*connAcc{},
@@ -473,20 +476,36 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 		}
 	case mqtt.SUBSCRIBE:
 		for _, f := range p.Filters {
-			filter := string(f.Filter)
-			m := a.subs[filter]
-			if m == nil {
-				if len(a.subs) >= a.opts.MaxTopics {
-					continue
-				}
-				m = map[string]bool{}
-				a.subs[filter] = m
-			}
-			if len(m) < 50 {
-				m[clientName()] = true
-			}
+			a.subscribe(string(f.Filter), clientName())
 		}
 		a.mark(ev, roleSubscriber, nil, false)
+	}
+}
+
+// subscribe records that client subscribed to filter (at most 50
+// subscribers kept for each). Filters with a wildcard and those without are
+// kept apart, at most MaxTopics of each, the first seen: a client
+// subscribing to thousands of single topics (enumerating them) cannot
+// crowd out a '#' that comes after and matches them all, and a topic's
+// subscribers are a lookup among the filters without wildcards and a walk
+// through those with (at 10,000 of each, a walk through all of them for
+// each of 10,000 topics was 10^8 matches). The filters refused are counted.
+func (a *Analyzer) subscribe(filter, client string) {
+	table := a.subs
+	if strings.ContainsAny(filter, "+#") {
+		table = a.wildSubs
+	}
+	m := table[filter]
+	if m == nil {
+		if len(table) >= a.opts.MaxTopics {
+			a.subsRefused++
+			return
+		}
+		m = map[string]bool{}
+		table[filter] = m
+	}
+	if len(m) < 50 {
+		m[client] = true
 	}
 }
 

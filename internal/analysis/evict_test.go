@@ -611,3 +611,72 @@ func TestLateDeviceKeepsItsRole(t *testing.T) {
 		t.Error("nothing was refused: the case is not the one meant")
 	}
 }
+
+// TestSubscriptionsNotCrowdedOut: a client that subscribes to more single
+// topics than the table holds (enumerating them; 20 here, 10,000 by
+// default) does not hide a '#' subscribed after it from the subscribers of
+// the topics it matches; the filters refused are counted and said to be,
+// and a State carries both through a merge (a hub's).
+func TestSubscriptionsNotCrowdedOut(t *testing.T) {
+	const sec = int64(1e9)
+	sub := func(id uint16, filters ...string) []byte {
+		p := &mqtt.Packet{Type: mqtt.SUBSCRIBE, PacketID: id}
+		for _, f := range filters {
+			p.Filters = append(p.Filters, mqtt.Subscription{Filter: []byte(f)})
+		}
+		return mqtt.Append(nil, p)
+	}
+	c := pcaptest.New(capture.LinkEthernet, 1_750_000_000*sec)
+	enum := c.NewConn("10.9.9.7:40000", "10.0.0.1:1883")
+	enum.Handshake()
+	enum.Send(pcaptest.FromClient, pcaptest.Connect("enumerator", mqtt.V311))
+	for i := range 30 {
+		enum.Send(pcaptest.FromClient, sub(uint16(i+1), fmt.Sprintf("ward%d/bed/ecg", i)))
+	}
+	snoop := c.NewConn("10.9.9.8:40000", "10.0.0.1:1883")
+	snoop.Handshake()
+	snoop.Send(pcaptest.FromClient, pcaptest.Connect("snooper", mqtt.V311))
+	snoop.Send(pcaptest.FromClient, sub(1, "#"))
+	pump := c.NewConn("10.9.9.9:40000", "10.0.0.1:1883")
+	pump.Handshake()
+	pump.Send(pcaptest.FromClient, pcaptest.Connect("pump-1", mqtt.V311))
+	pump.Send(pcaptest.FromClient, pcaptest.Publish("ward3/pump-1/rate", "12.5"))
+	pump.Send(pcaptest.FromClient, pcaptest.Publish("ward4/bed/ecg", "72"))
+	path := filepath.Join(t.TempDir(), "enum.pcap")
+	if err := os.WriteFile(path, c.Pcap(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in, err := pipeline.OpenInput(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	an := New(Options{MaxTopics: 20})
+	sum, err := pipeline.New(pipeline.Options{}, an).Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, an *Analyzer, r *Result) {
+		t.Helper()
+		subs := map[string][]string{}
+		for _, tp := range r.Topics {
+			subs[tp.Topic] = tp.Subscribers
+		}
+		if got := subs["ward3/pump-1/rate"]; !slices.Equal(got, []string{"snooper"}) {
+			t.Errorf("%s: subscribers of ward3/pump-1/rate %v, want [snooper]: the '#' after the enumeration was crowded out", what, got)
+		}
+		if got := subs["ward4/bed/ecg"]; !slices.Equal(got, []string{"enumerator", "snooper"}) {
+			t.Errorf("%s: subscribers of ward4/bed/ecg %v, want [enumerator snooper]", what, got)
+		}
+		if len(an.subs) > 20 || len(an.wildSubs) > 20 || an.subsRefused != 10 {
+			t.Errorf("%s: %d filters without wildcards and %d with kept, %d refused; want at most 20 of each, 10 refused", what, len(an.subs), len(an.wildSubs), an.subsRefused)
+		}
+		if !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "10 subscriptions to others were not kept") }) {
+			t.Errorf("%s: warnings %q", what, r.Warnings)
+		}
+	}
+	check("one run", an, an.Result(sum, nil))
+	merged := New(Options{MaxTopics: 20})
+	merged.Merge(an.State())
+	check("merged", merged, merged.Result(merged.OwnSummary(), nil))
+}

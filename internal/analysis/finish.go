@@ -230,11 +230,19 @@ func (a *Analyzer) mqttSection(r *Result) {
 			"of topics (%d) is estimated (standard error %.1f %%)", a.opts.MaxTopics, a.topicsOver, a.topicsRefused, a.topicOther,
 			m.TopicsEstimate, 100*stats.DistinctError))
 	}
-	// Topics, with the subscribers whose filters match them.
+	if a.subsRefused > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("more subscription filters than are kept (%d with wildcards, %d without): %d "+
+			"subscriptions to others were not kept, and the topics' subscribers leave them out", a.opts.MaxTopics, a.opts.MaxTopics, a.subsRefused))
+	}
+	// Topics, with the subscribers whose filters match them: the filter
+	// that is the topic itself, and those with wildcards that match it.
 	for _, t := range a.topics {
 		t.t.Publishers = sortedStrings(t.publishers)
 		subs := map[string]bool{}
-		for filter, who := range a.subs {
+		for c := range a.subs[t.t.Topic] {
+			subs[c] = true
+		}
+		for filter, who := range a.wildSubs {
 			if TopicMatch(filter, t.t.Topic) {
 				for c := range who {
 					subs[c] = true

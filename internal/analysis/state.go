@@ -2,7 +2,9 @@ package analysis
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -52,6 +54,7 @@ type State struct {
 	ClientIDsOver  int64               `json:"client_ids_over,omitempty"`
 	ClientIDSketch []byte              `json:"client_id_sketch,omitempty"`
 	Subs           map[string][]string `json:"subs,omitempty"`
+	SubsRefused    int64               `json:"subs_refused,omitempty"`
 	Hosts          []HostState         `json:"hosts,omitempty"`
 	// The bounds of Hosts and Pairs (evict.go): entries let go, newcomers
 	// refused, and, when any was, the sketch that counts the hosts.
@@ -224,7 +227,7 @@ func (a *Analyzer) State() *State {
 	a.syncColumns()
 	st := &State{Version: StateVersion, Origin: a.packets.Origin(), First: a.first, Last: a.last, MsgTypes: a.msgTypes,
 		Lengths: a.lengths, QoS: a.qos, Retained: a.retained, Publishes: a.publishes, Payload: a.payload,
-		Anomalies: a.anomalies, TopicOther: a.topicOther, HostsOver: a.hostsOver, HostsRefused: a.hostsRefused, EdgesOver: a.edgesOver, EdgesRefused: a.edgesRefused, Flows: a.flows, FlowStates: a.flowStates,
+		Anomalies: a.anomalies, TopicOther: a.topicOther, SubsRefused: a.subsRefused, HostsOver: a.hostsOver, HostsRefused: a.hostsRefused, EdgesOver: a.edgesOver, EdgesRefused: a.edgesRefused, Flows: a.flows, FlowStates: a.flowStates,
 		FlowProtos: a.flowProtos, FlowCount: a.flowCount, Versions: a.versions, Cleartext: a.cleartext, KFrames: a.kFrames,
 		FromCSV: a.fromCSV, Summary: a.sum}
 	if a.hostsOver+a.hostsRefused > 0 {
@@ -244,10 +247,12 @@ func (a *Analyzer) State() *State {
 		st.Topics = append(st.Topics, TopicState{Topic: t.t, Publishers: setList(t.publishers)})
 	}
 	sort.Slice(st.Topics, func(i, j int) bool { return st.Topics[i].Topic.Topic < st.Topics[j].Topic.Topic })
-	if len(a.subs) > 0 {
+	if len(a.subs)+len(a.wildSubs) > 0 {
 		st.Subs = map[string][]string{}
-		for f, m := range a.subs {
-			st.Subs[f] = setList(m)
+		for _, table := range []map[string]map[string]bool{a.subs, a.wildSubs} {
+			for f, m := range table {
+				st.Subs[f] = setList(m)
+			}
 		}
 	}
 	for _, h := range a.hosts {
@@ -362,21 +367,12 @@ func (a *Analyzer) Merge(st *State) {
 	a.topicsOver += st.TopicsOver
 	a.topicsRefused += st.TopicsRefused
 	a.topicsSeen.MergeRegisters(st.TopicSketch)
-	for f, subs := range st.Subs {
-		m := a.subs[f]
-		if m == nil {
-			if len(a.subs) >= a.opts.MaxTopics {
-				continue
-			}
-			m = map[string]bool{}
-			a.subs[f] = m
-		}
-		for _, s := range subs {
-			if len(m) < 50 {
-				m[s] = true
-			}
+	for _, f := range slices.Sorted(maps.Keys(st.Subs)) {
+		for _, s := range st.Subs[f] {
+			a.subscribe(f, s)
 		}
 	}
+	a.subsRefused += st.SubsRefused
 	for _, hs := range st.Hosts {
 		ip, err := netip.ParseAddr(hs.Host.Addr)
 		if err != nil {
@@ -519,14 +515,14 @@ func (t *tlsAgg) merge(o *TLSState) {
 func (a *Analyzer) OwnSummary() *pipeline.Summary {
 	a.foldCounts()
 	s := a.sum
-	out := &pipeline.Summary{Frames: s.Frames, Bytes: s.Bytes, First: a.first, Last: a.last, Decoded: maps(s.Decoded),
-		LinkTypes: maps(s.LinkTypes), IPv4: s.IPv4, IPv6: s.IPv6, TCP: s.TCP, UDP: s.UDP, OtherL4: s.OtherL4, TCPStreams: s.TCPStreams,
+	out := &pipeline.Summary{Frames: s.Frames, Bytes: s.Bytes, First: a.first, Last: a.last, Decoded: orEmpty(s.Decoded),
+		LinkTypes: orEmpty(s.LinkTypes), IPv4: s.IPv4, IPv6: s.IPv6, TCP: s.TCP, UDP: s.UDP, OtherL4: s.OtherL4, TCPStreams: s.TCPStreams,
 		MQTTPackets: s.MQTTPackets, MQTTConns: s.MQTTConns, TLSConns: s.TLSConns, WebSocketConns: s.WebSocketConns,
 		WebSocketMQTT: s.WebSocketMQTT, Gaps: s.Gaps, GapBytes: s.GapBytes, Warnings: []string{}}
 	return out
 }
 
-func maps(m map[string]int64) map[string]int64 {
+func orEmpty(m map[string]int64) map[string]int64 {
 	if m == nil {
 		return map[string]int64{}
 	}
