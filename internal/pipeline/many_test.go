@@ -285,6 +285,14 @@ func TestWaitingInputsHoldLittle(t *testing.T) {
 	t.Run("pcap", func(t *testing.T) { waitingInputs(t, capBytes, ".pcap", 48<<10) })
 	// gzip's decompressor keeps its 32 KiB window and tables besides.
 	t.Run("gzip", func(t *testing.T) { waitingInputs(t, pcaptest.Gzip(capBytes), ".pcap.gz", 96<<10) })
+	// A dataset CSV's reader keeps a 64 KiB buffer (1 MiB before: 200
+	// CSVs of a capture split by time held 200 MiB and took 15 s, against
+	// 2.8 s for the same rows in one file).
+	csv := []byte("frame.time_relative,frame.len,ip.src,ip.dst,tcp.srcport,tcp.dstport\n")
+	for i := range 4000 {
+		csv = fmt.Appendf(csv, "%d.%06d,74,10.0.0.%d,10.0.0.1,%d,1883\n", i/100, i%100*10000, 2+i%200, 40000+i%1000)
+	}
+	t.Run("csv", func(t *testing.T) { waitingInputs(t, csv, ".csv", 96<<10) })
 }
 
 func waitingInputs(t *testing.T, capBytes []byte, ext string, each int64) {
