@@ -255,16 +255,17 @@ var connectFloodSpec = Spec{
 	New: newConnectFlood,
 }
 
-// sessEnd is one accepted session's end, 24 bytes: a flood of a million
+// sessEnd is one accepted session's end, 32 bytes: a flood of a million
 // sessions keeps a million of them (at 64 bytes, with the address and
 // client ID in each, they were the largest table of analyze on a storm of
 // a million clients, 51 MB of its 337 MB heap). The source address and the
-// client ID are indices into the detector's tables of them.
+// client ID are kept as hashes; the addresses and IDs themselves only for
+// those that come back (keyTable).
 type sessEnd struct {
 	t     int64
-	frame int64 // the CONNACK's frame number, with the flags above it
-	src   int32 // index in connectFlood.srcs, or -1 past maxKeys addresses
-	id    int32 // index in connectFlood.ids, or -1: empty, or past maxKeys IDs
+	frame int64  // the CONNACK's frame number, with the flags above it
+	src   uint64 // hash of the source address
+	id    uint64 // hash of the client ID; 0: empty
 }
 
 const (
@@ -277,29 +278,81 @@ const (
 func (e *sessEnd) is(flag int64) bool { return e.frame&flag != 0 }
 func (e *sessEnd) frameNum() int      { return int(e.frame &^ endFlags) }
 
-// maxEnds bounds the session ends kept (96 MiB of them); the ends past it
+// maxEnds bounds the session ends kept (128 MiB of them); the ends past it
 // are counted and named in the finding's evidence. (A variable for a test.)
 var maxEnds = 1 << 22
 
+// keyTable names the source addresses (or client IDs) judged one by one:
+// at most maxKeys of them, each let in at its second session (when a
+// threshold of one session is set, at its first). A key seen once cannot
+// storm, and a flood of addresses or IDs used once each (spoofed SYNs that
+// got through, a botnet's single connects) then cannot fill the table
+// before a client that flaps. A session is judged with its key's when the
+// key is in the table at the end, whenever the session came.
+type keyTable[K comparable] struct {
+	names   []K
+	idx     map[uint64]int32 // hash -> index in names
+	seen    []uint64         // hashes seen once, direct-mapped (lossy: a second sighting may be missed, a later one is not)
+	once    bool             // let keys in at their first session
+	refused int64            // sessions of keys seen again after the table was full
+}
+
+const keySeen = 1 << 17 // slots of keyTable.seen: 1 MiB
+
+func (k *keyTable[K]) add(h uint64, key K) {
+	if _, ok := k.idx[h]; ok {
+		return
+	}
+	if !k.once {
+		if k.seen == nil {
+			k.seen = make([]uint64, keySeen)
+		}
+		slot := &k.seen[h%keySeen]
+		if *slot != h {
+			*slot = h
+			return
+		}
+	}
+	if len(k.names) >= maxKeys {
+		k.refused++
+		return
+	}
+	if k.idx == nil {
+		k.idx = map[uint64]int32{}
+	}
+	k.idx[h] = int32(len(k.names))
+	k.names = append(k.names, key)
+}
+
+// index is h's index in names, or -1.
+func (k *keyTable[K]) index(h uint64) int32 {
+	if i, ok := k.idx[h]; ok {
+		return i
+	}
+	return -1
+}
+
 type connectFlood struct {
 	pipeline.Nop
+	seed                     maphash.Seed
 	end                      int64 // the last frame's time
 	short                    int64
 	flapping, perSrc, global int
 	accepted                 map[*pipeline.Session]int // CONNACK frame
 	ends                     []sessEnd
 	dropped                  int64
-	// The source addresses and client IDs of the ends, each once, the
-	// first maxKeys of each.
-	srcs   []netip.Addr
-	srcIdx map[netip.Addr]int32
-	ids    []string
-	idIdx  map[string]int32
+	srcs                     keyTable[netip.Addr]
+	ids                      keyTable[string]
 }
 
 func newConnectFlood(e *Env) Detector {
-	return &connectFlood{short: e.D("short_session"), flapping: int(e.P("flapping")), perSrc: int(e.P("per_source")),
-		global: int(e.P("global")), accepted: map[*pipeline.Session]int{}, srcIdx: map[netip.Addr]int32{}, idIdx: map[string]int32{}}
+	c := &connectFlood{seed: e.seed, short: e.D("short_session"), flapping: int(e.P("flapping")), perSrc: int(e.P("per_source")),
+		global: int(e.P("global")), accepted: map[*pipeline.Session]int{}}
+	if c.seed == (maphash.Seed{}) {
+		c.seed = maphash.MakeSeed()
+	}
+	c.srcs.once, c.ids.once = c.perSrc <= 1, c.flapping <= 1
+	return c
 }
 
 func (*connectFlood) uses() events { return evFrame | evMQTT | evFlow }
@@ -352,27 +405,14 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 	if clean {
 		e.frame |= endClean
 	}
-	e.src = intern(c.srcIdx, &c.srcs, conn.Src(s.ClientDir).Addr().Unmap())
-	e.id = -1
+	src := conn.Src(s.ClientDir).Addr().Unmap()
+	e.src = maphash.Comparable(c.seed, src)
+	c.srcs.add(e.src, src)
 	if s.ClientID != "" {
-		e.id = intern(c.idIdx, &c.ids, s.ClientID)
+		e.id = maphash.String(c.seed, s.ClientID) | 1 // never 0, which is no ID
+		c.ids.add(e.id, s.ClientID)
 	}
 	c.ends = append(c.ends, e)
-}
-
-// intern is k's index in list, k added if list holds fewer than maxKeys;
-// -1 if not.
-func intern[K comparable](idx map[K]int32, list *[]K, k K) int32 {
-	if i, ok := idx[k]; ok {
-		return i
-	}
-	if len(*list) >= maxKeys {
-		return -1
-	}
-	i := int32(len(*list))
-	idx[k] = i
-	*list = append(*list, k)
-	return i
 }
 
 // storm returns the most clean short sessions ending within any 60 s
@@ -457,21 +497,26 @@ func (c *connectFlood) Findings(Models) []Finding {
 	}
 	ev := Evidence{Counts: map[string]int64{"short_sessions": int64(short), "sessions": int64(len(c.ends))}}
 	var sp span
-	srcs, ids := make([]bool, len(c.srcs)), make([]bool, len(c.ids))
-	byKey(c.ends, len(c.srcs), func(e *sessEnd) int32 { return e.src }, func(k int32, at []int32) {
+	srcs, ids := make([]bool, len(c.srcs.names)), make([]bool, len(c.ids.names))
+	byKey(c.ends, len(c.srcs.names), func(e *sessEnd) int32 { return c.srcs.index(e.src) }, func(k int32, at []int32) {
 		if n, f, l := storm(c.ends, at); n >= c.perSrc {
 			srcs[k] = true
 			sp.add(f)
 			sp.add(l)
-			ev.Notes = append(ev.Notes, fmt.Sprintf("source %s: %d short sessions within one minute (from %s), %d sessions in all", c.srcs[k], n, fmtTime(f), len(at)))
+			ev.Notes = append(ev.Notes, fmt.Sprintf("source %s: %d short sessions within one minute (from %s), %d sessions in all", c.srcs.names[k], n, fmtTime(f), len(at)))
 		}
 	})
-	byKey(c.ends, len(c.ids), func(e *sessEnd) int32 { return e.id }, func(k int32, at []int32) {
+	byKey(c.ends, len(c.ids.names), func(e *sessEnd) int32 {
+		if e.id == 0 {
+			return -1
+		}
+		return c.ids.index(e.id)
+	}, func(k int32, at []int32) {
 		if n, f, l := storm(c.ends, at); n >= c.flapping {
 			ids[k] = true
 			sp.add(f)
 			sp.add(l)
-			ev.Notes = append(ev.Notes, fmt.Sprintf("client ID %s flapping: %d sessions within one minute (from %s)", idString(c.ids[k]), n, fmtTime(f)))
+			ev.Notes = append(ev.Notes, fmt.Sprintf("client ID %s flapping: %d sessions within one minute (from %s)", idString(c.ids.names[k]), n, fmtTime(f)))
 		}
 	})
 	if n, f, l := storm(c.ends, nil); n >= c.global {
@@ -496,6 +541,11 @@ func (c *connectFlood) Findings(Models) []Finding {
 		ev.Counts["sessions_not_kept"] = c.dropped
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%d sessions ended after the %d kept: not judged", c.dropped, maxEnds))
 	}
+	if n := c.srcs.refused + c.ids.refused; n > 0 {
+		ev.Counts["sessions_not_judged_by_key"] = n
+		ev.Notes = append(ev.Notes, fmt.Sprintf("more than %d source addresses or client IDs came back: %d sessions of the others "+
+			"were judged with all sources only, not by their own", maxKeys, n))
+	}
 	sort.Strings(ev.Notes)
 	if len(ev.Notes) > 20 {
 		ev.Notes = append(ev.Notes[:20], fmt.Sprintf("and %d more", len(ev.Notes)-20))
@@ -504,19 +554,27 @@ func (c *connectFlood) Findings(Models) []Finding {
 	shown := map[string]bool{}
 	for i := range c.ends {
 		e := &c.ends[i]
-		if e.is(endClean) && ((e.src >= 0 && srcs[e.src]) || (e.id >= 0 && ids[e.id])) && e.t >= sp.first {
+		if len(frames) >= maxExamples {
+			break
+		}
+		if !e.is(endClean) || e.t < sp.first {
+			continue
+		}
+		if i := c.srcs.index(e.src); i >= 0 && srcs[i] {
+			frames.add(e.frameNum())
+		} else if i := c.ids.index(e.id); e.id != 0 && i >= 0 && ids[i] {
 			frames.add(e.frameNum())
 		}
 	}
 	srcNames := map[string]bool{}
 	for k, on := range srcs {
 		if on {
-			srcNames[c.srcs[k].String()] = true
+			srcNames[c.srcs.names[k].String()] = true
 		}
 	}
 	for k, on := range ids {
 		if on {
-			shown[idString(c.ids[k])] = true
+			shown[idString(c.ids.names[k])] = true
 		}
 	}
 	sort.Ints(frames)

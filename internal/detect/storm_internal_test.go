@@ -1,0 +1,101 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/policy"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+)
+
+// stormFeed hands the connection-storm detector accepted sessions directly.
+type stormFeed struct {
+	c   *connectFlood
+	num int
+}
+
+func (f *stormFeed) session(src netip.Addr, id string, start, last int64, reason tcpstream.CloseReason) {
+	f.num++
+	s := &pipeline.Session{ClientID: id, ClientDir: tcpstream.FromA}
+	conn := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: netip.MustParseAddrPort("10.0.0.1:1883"), Start: start, Last: last, Reason: reason}
+	f.c.OnFrame(&pipeline.Frame{Num: f.num, TS: last})
+	f.c.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{Num: f.num, TS: start}, Conn: conn, Session: s, Pkt: &mqtt.Packet{Type: mqtt.CONNACK}})
+	f.c.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: conn, Session: s})
+}
+
+// TestStormKeysNotCrowdedOut: 100,000 clients, each from its own address
+// with its own client ID, connect once for a second (more than the
+// addresses and IDs judged one by one), and a client flaps 20 times from
+// one address, its sessions ending before theirs (first case) or after
+// them (second), and in the first case reported last (closed by the idle
+// timeout). It is named, by address and client ID, in both. The first 100,000
+// addresses in time order (the code before 2026-12-03) missed it in the
+// second case; the first 100,000 reported (a later version of that day), in
+// the first.
+func TestStormKeysNotCrowdedOut(t *testing.T) {
+	const sec = int64(1e9)
+	t0 := int64(1_750_000_000) * sec
+	for _, flapFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("flapper first in time %v", flapFirst), func(t *testing.T) {
+			f := &stormFeed{c: newConnectFlood(&Env{Policy: &policy.Policy{}, spec: &connectFloodSpec}).(*connectFlood)}
+			flap := func(at int64) {
+				for i := range 20 {
+					st := at + int64(i)*sec
+					f.session(netip.MustParseAddr("10.9.9.9"), "flapper", st, st+sec/2, tcpstream.ReasonIdle)
+				}
+			}
+			crowd := func(at int64) {
+				for i := range 100000 {
+					a := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
+					st := at + int64(i)*3e6
+					f.session(a, fmt.Sprintf("dev-%d", i), st, st+sec, tcpstream.ReasonFIN)
+				}
+			}
+			if flapFirst {
+				crowd(t0 + 100*sec)
+				flap(t0)
+			} else {
+				crowd(t0)
+				flap(t0 + 400*sec)
+			}
+			fs := f.c.Findings(Models{})
+			if len(fs) != 1 {
+				t.Fatalf("%d findings", len(fs))
+			}
+			ev := fs[0].Evidence
+			if !slices.Contains(ev.Sources, "10.9.9.9") || !slices.Contains(ev.ClientIDs, "flapper") || ev.Counts["sessions"] != 100020 {
+				t.Errorf("the flapper was not named: sources %v, client IDs %v, counts %v", ev.Sources, ev.ClientIDs, ev.Counts)
+			}
+			if len(f.c.srcs.names) > 1 || len(f.c.ids.names) > 1 {
+				t.Errorf("%d addresses and %d client IDs judged one by one: the clients seen once need no name", len(f.c.srcs.names), len(f.c.ids.names))
+			}
+		})
+	}
+}
+
+// TestStormKeyTableBounded: past maxKeys addresses that come back, the
+// others' sessions are counted, and said to be judged with all sources
+// only.
+func TestStormKeyTableBounded(t *testing.T) {
+	const sec = int64(1e9)
+	t0 := int64(1_750_000_000) * sec
+	f := &stormFeed{c: newConnectFlood(&Env{Policy: &policy.Policy{}, spec: &connectFloodSpec}).(*connectFlood)}
+	for i := range maxKeys + 10 {
+		a := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
+		for round := range 2 {
+			st := t0 + int64(i)*3e6 + int64(round)*sec
+			f.session(a, "", st, st+sec/2, tcpstream.ReasonFIN)
+		}
+	}
+	if len(f.c.srcs.names) != maxKeys || f.c.srcs.refused != 10 {
+		t.Errorf("%d addresses kept, %d sessions refused; want %d and 10", len(f.c.srcs.names), f.c.srcs.refused, maxKeys)
+	}
+	fs := f.c.Findings(Models{})
+	if len(fs) != 1 || fs[0].Evidence.Counts["sessions_not_judged_by_key"] != 10 {
+		t.Fatalf("findings %+v", fs)
+	}
+}
