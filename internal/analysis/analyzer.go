@@ -220,7 +220,7 @@ type Analyzer struct {
 	// Subscription filters -> their subscribers (subscribe): those with a
 	// wildcard and those without apart, at most MaxTopics of each.
 	subs, wildSubs map[string]map[string]bool
-	subsRefused    int64 // filters subscribed to past the bound
+	subsRefused    int64 // subscriptions turned away past the bound (subscribe)
 	hosts          map[netip.Addr]*hostAgg
 	pairs          map[pairKey]*edgeAgg
 	// The bounds of hosts and pairs (evict.go): entries let go and
@@ -489,7 +489,9 @@ func (a *Analyzer) OnMQTT(ev *pipeline.MQTT) {
 // crowd out a '#' that comes after and matches them all, and a topic's
 // subscribers are a lookup among the filters without wildcards and a walk
 // through those with (at 10,000 of each, a walk through all of them for
-// each of 10,000 topics was 10^8 matches). The filters refused are counted.
+// each of 10,000 topics was 10^8 matches). Each refusal is counted: a
+// SUBSCRIBE's filter turned away (a client that asks again is counted
+// again), or, in a merge, a subscriber of a State's filter turned away.
 func (a *Analyzer) subscribe(filter, client string) {
 	table := a.subs
 	if strings.ContainsAny(filter, "+#") {

@@ -152,3 +152,10 @@ func (g *Gateway) Counts() (sessions, hooked, held int) {
 	g.hook.clients.Range(func(any, any) bool { hooked++; return true })
 	return g.srv.Clients.Len(), hooked, g.wills.len()
 }
+
+// HeldWillBytes is what the held wills count against their byte budget.
+func (g *Gateway) HeldWillBytes() int {
+	g.wills.mu.Lock()
+	defer g.wills.mu.Unlock()
+	return g.wills.bytes
+}

@@ -64,6 +64,9 @@ type heldWill struct {
 // of the whole CONNECT packet, which a held reference would keep alive.
 func newHeldWill(identity, clientID, src, pwHash string, serial *big.Int, w mqtt.Will) *heldWill {
 	var user []packets.UserProperty
+	if len(w.User) > 0 {
+		user = make([]packets.UserProperty, 0, len(w.User)) // no room beyond what size counts
+	}
 	for _, u := range w.User {
 		user = append(user, packets.UserProperty{Key: strings.Clone(u.Key), Val: strings.Clone(u.Val)})
 	}
