@@ -242,18 +242,6 @@ func TestConnectFlood(t *testing.T) {
 	if n := ev.Counts["evicted_open"]; n < 190 || !slices.ContainsFunc(ev.Notes, func(s string) bool { return strings.Contains(s, "let go by the connection table") }) {
 		t.Errorf("sessions let go by a full table: %d counted, notes %q", n, ev.Notes)
 	}
-
-	// Past the session ends kept (4 Mi; 150 here), the storm is still
-	// found in those kept, and the rest are counted and said to be, not
-	// dropped in silence: 401 sessions, the device's with the storm's.
-	detect.SetMaxEnds(t.Cleanup, 150)
-	f = run(t, cut(400, sec), nil)
-	expect(t, f, "attack.connect-flood", true)
-	ev = f["attack.connect-flood"].Evidence
-	if ev.Counts["sessions"] != 150 || ev.Counts["sessions_not_kept"] != 251 ||
-		!slices.ContainsFunc(ev.Notes, func(s string) bool { return strings.Contains(s, "251 sessions ended after the 150 kept") }) {
-		t.Errorf("sessions past the bound: %+v", ev)
-	}
 }
 
 func TestPublishFlood(t *testing.T) {

@@ -278,8 +278,11 @@ const (
 func (e *sessEnd) is(flag int64) bool { return e.frame&flag != 0 }
 func (e *sessEnd) frameNum() int      { return int(e.frame &^ endFlags) }
 
-// maxEnds bounds the session ends kept (128 MiB of them); the ends past it
-// are counted and named in the finding's evidence. (A variable for a test.)
+// maxEnds bounds the session ends kept (128 MiB of them). At the bound the
+// older half is let go, counted and named in the finding's evidence: watch
+// keeps one detector for as long as it runs, and keeping the first ones
+// instead stopped it judging any session once a busy broker's 4 Mi had
+// ended. (A variable for a test.)
 var maxEnds = 1 << 22
 
 // keyTable names the source addresses (or client IDs) judged one by one:
@@ -340,7 +343,8 @@ type connectFlood struct {
 	flapping, perSrc, global int
 	accepted                 map[*pipeline.Session]int // CONNACK frame
 	ends                     []sessEnd
-	dropped                  int64
+	dropped                  int64 // ends let go at the bound, the older ones
+	droppedUntil             int64 // the last of them
 	srcs                     keyTable[netip.Addr]
 	ids                      keyTable[string]
 }
@@ -399,8 +403,7 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 		}
 	}
 	if len(c.ends) >= maxEnds {
-		c.dropped++
-		return
+		c.letGoOlder()
 	}
 	if clean {
 		e.frame |= endClean
@@ -413,6 +416,15 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 		c.ids.add(e.id, s.ClientID)
 	}
 	c.ends = append(c.ends, e)
+}
+
+// letGoOlder lets the older half of the ends go.
+func (c *connectFlood) letGoOlder() {
+	sort.Slice(c.ends, func(i, j int) bool { return c.ends[i].t < c.ends[j].t })
+	half := len(c.ends) / 2
+	c.dropped += int64(half)
+	c.droppedUntil = c.ends[half-1].t
+	c.ends = append(c.ends[:0], c.ends[half:]...)
 }
 
 // storm returns the most clean short sessions ending within any 60 s
@@ -539,7 +551,7 @@ func (c *connectFlood) Findings(Models) []Finding {
 	}
 	if c.dropped > 0 {
 		ev.Counts["sessions_not_kept"] = c.dropped
-		ev.Notes = append(ev.Notes, fmt.Sprintf("%d sessions ended after the %d kept: not judged", c.dropped, maxEnds))
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%d sessions that ended by %s were let go to keep the %d ended since: not judged", c.dropped, fmtTime(c.droppedUntil), len(c.ends)))
 	}
 	if n := c.srcs.refused + c.ids.refused; n > 0 {
 		ev.Counts["sessions_not_judged_by_key"] = n

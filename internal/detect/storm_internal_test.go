@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -97,5 +98,40 @@ func TestStormKeyTableBounded(t *testing.T) {
 	fs := f.c.Findings(Models{})
 	if len(fs) != 1 || fs[0].Evidence.Counts["sessions_not_judged_by_key"] != 10 {
 		t.Fatalf("findings %+v", fs)
+	}
+}
+
+// TestStormEndsKeepNewest: at the bound on the session ends kept (4 Mi; 100
+// here) the older half goes, counted and said to be, so that a detector that
+// lives as long as a watch still judges what happens now: a client that
+// flaps after a day of sessions is found. Keeping the first ends found
+// nothing past the bound.
+func TestStormEndsKeepNewest(t *testing.T) {
+	const sec = int64(1e9)
+	t0 := int64(1_750_000_000) * sec
+	old := maxEnds
+	maxEnds = 100
+	t.Cleanup(func() { maxEnds = old })
+	f := &stormFeed{c: newConnectFlood(&Env{Policy: &policy.Policy{}, spec: &connectFloodSpec}).(*connectFlood)}
+	for i := range 200 { // a day of devices' sessions, each an hour or so
+		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i%20)})
+		st := t0 + int64(i)*400*sec
+		f.session(a, fmt.Sprintf("dev-%d", i%20), st, st+3000*sec, tcpstream.ReasonFIN)
+	}
+	for i := range 30 {
+		st := t0 + 90000*sec + int64(i)*sec
+		f.session(netip.MustParseAddr("10.9.9.9"), "flapper", st, st+sec/2, tcpstream.ReasonFIN)
+	}
+	fs := f.c.Findings(Models{})
+	if len(fs) != 1 {
+		t.Fatalf("%d findings: the flapper after the bound was not judged", len(fs))
+	}
+	ev := fs[0].Evidence
+	if !slices.Contains(ev.Sources, "10.9.9.9") || ev.Counts["sessions"]+ev.Counts["sessions_not_kept"] != 230 || ev.Counts["sessions_not_kept"] == 0 ||
+		!slices.ContainsFunc(ev.Notes, func(s string) bool { return strings.Contains(s, "were let go to keep the") }) {
+		t.Errorf("evidence %+v", ev)
+	}
+	if len(f.c.ends) > maxEnds {
+		t.Errorf("%d ends kept, bound %d", len(f.c.ends), maxEnds)
 	}
 }
