@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"sort"
 	"time"
@@ -571,6 +572,7 @@ type probe struct {
 
 type scan struct {
 	pipeline.Nop
+	seed   maphash.Seed
 	min    int
 	window int64
 	probes map[netip.Addr][]probe // each source's distinct targets
@@ -579,12 +581,30 @@ type scan struct {
 	// with one target, and the set made for each was a quarter of analyze's
 	// memory on 1M spoofed SYNs.
 	seen map[netip.Addr]map[netip.AddrPort]bool
+	// once holds the first probe of sources not in probes once probes is
+	// half full (onceSlots, direct-mapped: a source seen once may be
+	// forgotten): past that a source comes in at its second target. A
+	// flood from spoofed addresses, one SYN each, filled the table, and a
+	// scanner after it was refused (TestScan's smoke screen).
+	once []onceProbe
 }
 
-const scanSeenFrom = 16
+type onceProbe struct {
+	src netip.Addr
+	p   probe
+}
+
+const (
+	scanSeenFrom = 16
+	onceSlots    = 1 << 15 // 2.5 MiB, made when probes is half full
+)
 
 func newScan(e *Env) Detector {
-	return &scan{min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{}}
+	sc := &scan{seed: e.seed, min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{}}
+	if sc.seed == (maphash.Seed{}) {
+		sc.seed = maphash.MakeSeed()
+	}
+	return sc
 }
 
 func (*scan) uses() events { return evFlow }
@@ -595,8 +615,26 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	}
 	c := f.Conn
 	src := c.A.Addr().Unmap()
+	b := c.Stat[tcpstream.FromB]
+	pr := probe{c.Start, c.B, b.Packets == b.RSTs} // failed: no answer, or only resets
 	ps, ok := s.probes[src]
-	if !ok && len(s.probes) >= maxKeys || len(ps) >= 100000 {
+	if !ok && len(s.probes) >= maxKeys/2 {
+		if s.once == nil {
+			s.once = make([]onceProbe, onceSlots)
+		}
+		slot := &s.once[maphash.Comparable(s.seed, src)%onceSlots]
+		if slot.src != src {
+			*slot = onceProbe{src, pr}
+			return
+		}
+		if len(s.probes) >= maxKeys {
+			return
+		}
+		ps = []probe{slot.p}
+		*slot = onceProbe{}
+		s.probes[src] = ps
+	}
+	if len(ps) >= 100000 {
 		return
 	}
 	if seen := s.seen[src]; seen != nil {
@@ -619,9 +657,7 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 			s.seen[src] = seen
 		}
 	}
-	b := c.Stat[tcpstream.FromB]
-	failed := b.Packets == b.RSTs // no answer, or only resets
-	s.probes[src] = append(ps, probe{c.Start, c.B, failed})
+	s.probes[src] = append(ps, pr)
 }
 
 func (s *scan) Findings(Models) []Finding {
