@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"sort"
 	"strings"
@@ -61,33 +62,75 @@ type malAgg struct {
 
 type malformed struct {
 	pipeline.Nop
+	seed                     maphash.Seed
 	minEvents, minViolations int64
 	srcs                     map[netip.Addr]*malAgg
 	brokers                  map[netip.AddrPort]bool
 	tab                      *sessTable
+	// once holds the first event of sources not in srcs once srcs is half
+	// full (onceSlots, direct-mapped: a source seen once may be forgotten
+	// there): past that a source comes in at its second event. 120,000
+	// segments of garbage from spoofed addresses, one each, filled the
+	// table and hid a client fuzzing the broker after them (TestMalformed).
+	once []malOnce
+}
+
+type malOnce struct {
+	src   netip.Addr
+	kind  int
+	t     int64
+	frame int
 }
 
 func newMalformed(e *Env) Detector {
-	return &malformed{minEvents: int64(e.P("min_events")), minViolations: int64(e.P("min_violations")),
+	d := &malformed{seed: e.seed, minEvents: int64(e.P("min_events")), minViolations: int64(e.P("min_violations")),
 		srcs: map[netip.Addr]*malAgg{}, brokers: map[netip.AddrPort]bool{}, tab: e.sessions}
+	if d.seed == (maphash.Seed{}) {
+		d.seed = maphash.MakeSeed()
+	}
+	return d
 }
 
 func (*malformed) uses() events { return evMQTT | evFlow | evAnomaly }
 
-func (d *malformed) agg(a netip.Addr) *malAgg {
+// agg is a's aggregate: made when new while srcs is under half full; past
+// that, at a's second event (add, which counts the first too; a source
+// whose first sign is an empty connection has that one uncounted), and
+// never past maxKeys.
+func (d *malformed) agg(a netip.Addr) *malAgg { return d.admit(a, -1, 0, 0) }
+
+func (d *malformed) admit(a netip.Addr, kind int, t int64, frame int) *malAgg {
 	g := d.srcs[a]
-	if g == nil {
-		if len(d.srcs) >= maxKeys {
+	if g != nil {
+		return g
+	}
+	var first malOnce
+	if len(d.srcs) >= maxKeys/2 {
+		if d.once == nil {
+			d.once = make([]malOnce, onceSlots)
+		}
+		slot := &d.once[maphash.Comparable(d.seed, a)%onceSlots]
+		if slot.src != a {
+			*slot = malOnce{a, kind, t, frame}
 			return nil
 		}
-		g = &malAgg{anomalies: map[string]int64{}, topics: map[string]bool{}, targets: map[string]bool{}, emptyPorts: map[netip.AddrPort]int64{}}
-		d.srcs[a] = g
+		first, *slot = *slot, malOnce{}
+	}
+	if len(d.srcs) >= maxKeys {
+		return nil
+	}
+	g = &malAgg{anomalies: map[string]int64{}, topics: map[string]bool{}, targets: map[string]bool{}, emptyPorts: map[netip.AddrPort]int64{}}
+	d.srcs[a] = g
+	if first.src.IsValid() && first.kind >= 0 {
+		g.n[first.kind]++
+		g.span.add(first.t)
+		g.frames.add(first.frame)
 	}
 	return g
 }
 
 func (d *malformed) add(a netip.Addr, kind int, t int64, frame int) *malAgg {
-	g := d.agg(a)
+	g := d.admit(a, kind, t, frame)
 	if g == nil {
 		return nil
 	}
