@@ -491,6 +491,29 @@ func TestClientIDTakeover(t *testing.T) {
 	expect(t, run(t, scenario(60*sec, true), nil), "attack.client-id-takeover", true)
 	// Near miss: a device that moved to a new address after 60 s of silence.
 	expect(t, run(t, scenario(60*sec, false), nil), "attack.client-id-takeover", false)
+
+	// After 110,000 clients that each connected once with an ID of their
+	// own and left (more IDs than the detector holds, 100,000), a device
+	// connects and another address takes its ID: the device's ID was
+	// refused a place and the takeover missed.
+	w := newWorld()
+	for i := range 110000 {
+		k := w.c.NewConn(fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 1024+i%60000), w.broker)
+		k.Handshake()
+		k.Send(pcaptest.FromClient, connect(fmt.Sprintf("paho-%08d", i), "", "", 60))
+		k.Send(pcaptest.FromServer, connack(0))
+		k.Close()
+		w.c.Tick(sec / 1000)
+	}
+	dev := w.session("10.0.0.5", "bed1-ecg", "", "")
+	dev.Send(pcaptest.FromClient, publish("1/ecg", "72", false))
+	w.c.Tick(sec)
+	w.session("10.0.0.66", "bed1-ecg", "", "")
+	f := run(t, w.c.Pcap(), nil)
+	expect(t, f, "attack.client-id-takeover", true)
+	if got := f["attack.client-id-takeover"].Evidence.ClientIDs; !slices.Equal(got, []string{"bed1-ecg"}) {
+		t.Errorf("client IDs %v, want [bed1-ecg]", got)
+	}
 }
 
 func TestCleartextAndCredentials(t *testing.T) {

@@ -643,12 +643,14 @@ type takeover struct {
 	min    int
 	active int64
 	ids    map[string]*idState
-	events int64
-	claims int64
-	hit    map[string]bool
-	srcs   map[string]bool
-	span   span
-	frames exemplars
+	// sweepIn is how many IDs a full table refuses before it is swept again.
+	sweepIn int
+	events  int64
+	claims  int64
+	hit     map[string]bool
+	srcs    map[string]bool
+	span    span
+	frames  exemplars
 }
 
 func newTakeover(e *Env) Detector {
@@ -671,7 +673,11 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 	}
 	st := t.ids[s.ClientID]
 	if st == nil {
+		if len(t.ids) >= maxKeys && t.sweepIn <= 0 {
+			t.sweep()
+		}
 		if len(t.ids) >= maxKeys {
+			t.sweepIn--
 			return
 		}
 		st = &idState{}
@@ -720,6 +726,21 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 		st.live = append(st.live, liveRef{s, l})
 		t.tab.cur.live = l
 	}
+}
+
+// sweep makes room in a full table of client IDs: the IDs with no session
+// open go (with the addresses that held them). Clients that pick a new
+// random ID at every connect, or a week of them in a watch (one detector for
+// as long as it runs), filled it, and a device first seen after that had
+// no protection (TestClientIDTakeover). A sweep that frees little is not
+// tried again before an eighth of the table has been refused.
+func (t *takeover) sweep() {
+	for id, st := range t.ids {
+		if len(st.live) == 0 {
+			delete(t.ids, id)
+		}
+	}
+	t.sweepIn = maxKeys / 8
 }
 
 func (t *takeover) OnFlow(f *pipeline.Flow) {
