@@ -582,22 +582,13 @@ type scan struct {
 	// memory on 1M spoofed SYNs.
 	seen map[netip.Addr]map[netip.AddrPort]bool
 	// once holds the first probe of sources not in probes once probes is
-	// half full (onceSlots, direct-mapped: a source seen once may be
-	// forgotten): past that a source comes in at its second target. A
-	// flood from spoofed addresses, one SYN each, filled the table, and a
+	// half full: past that a source comes in at its second target. A flood
+	// from spoofed addresses, one SYN each, filled the table, and a
 	// scanner after it was refused (TestScan's smoke screen).
-	once []onceProbe
+	once firstSight[netip.Addr, probe]
 }
 
-type onceProbe struct {
-	src netip.Addr
-	p   probe
-}
-
-const (
-	scanSeenFrom = 16
-	onceSlots    = 1 << 15 // 2.5 MiB, made when probes is half full
-)
+const scanSeenFrom = 16
 
 func newScan(e *Env) Detector {
 	sc := &scan{seed: e.seed, min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{}}
@@ -619,19 +610,11 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	pr := probe{c.Start, c.B, b.Packets == b.RSTs} // failed: no answer, or only resets
 	ps, ok := s.probes[src]
 	if !ok && len(s.probes) >= maxKeys/2 {
-		if s.once == nil {
-			s.once = make([]onceProbe, onceSlots)
-		}
-		slot := &s.once[maphash.Comparable(s.seed, src)%onceSlots]
-		if slot.src != src {
-			*slot = onceProbe{src, pr}
+		first, again := s.once.again(maphash.Comparable(s.seed, src), src, pr)
+		if !again || len(s.probes) >= maxKeys {
 			return
 		}
-		if len(s.probes) >= maxKeys {
-			return
-		}
-		ps = []probe{slot.p}
-		*slot = onceProbe{}
+		ps = []probe{first}
 		s.probes[src] = ps
 	}
 	if len(ps) >= 100000 {

@@ -68,15 +68,14 @@ type malformed struct {
 	brokers                  map[netip.AddrPort]bool
 	tab                      *sessTable
 	// once holds the first event of sources not in srcs once srcs is half
-	// full (onceSlots, direct-mapped: a source seen once may be forgotten
-	// there): past that a source comes in at its second event. 120,000
+	// full: past that a source comes in at its second event. 120,000
 	// segments of garbage from spoofed addresses, one each, filled the
 	// table and hid a client fuzzing the broker after them (TestMalformed).
-	once []malOnce
+	once firstSight[netip.Addr, malEvent]
 }
 
-type malOnce struct {
-	src   netip.Addr
+// malEvent is an event of add (kind < 0: an empty connection, of agg).
+type malEvent struct {
 	kind  int
 	t     int64
 	frame int
@@ -104,24 +103,19 @@ func (d *malformed) admit(a netip.Addr, kind int, t int64, frame int) *malAgg {
 	if g != nil {
 		return g
 	}
-	var first malOnce
+	first := malEvent{kind: -1}
 	if len(d.srcs) >= maxKeys/2 {
-		if d.once == nil {
-			d.once = make([]malOnce, onceSlots)
-		}
-		slot := &d.once[maphash.Comparable(d.seed, a)%onceSlots]
-		if slot.src != a {
-			*slot = malOnce{a, kind, t, frame}
+		var again bool
+		if first, again = d.once.again(maphash.Comparable(d.seed, a), a, malEvent{kind, t, frame}); !again {
 			return nil
 		}
-		first, *slot = *slot, malOnce{}
 	}
 	if len(d.srcs) >= maxKeys {
 		return nil
 	}
 	g = &malAgg{anomalies: map[string]int64{}, topics: map[string]bool{}, targets: map[string]bool{}, emptyPorts: map[netip.AddrPort]int64{}}
 	d.srcs[a] = g
-	if first.src.IsValid() && first.kind >= 0 {
+	if first.kind >= 0 {
 		g.n[first.kind]++
 		g.span.add(first.t)
 		g.frames.add(first.frame)

@@ -286,33 +286,27 @@ func (e *sessEnd) frameNum() int      { return int(e.frame &^ endFlags) }
 var maxEnds = 1 << 22
 
 // keyTable names the source addresses (or client IDs) judged one by one:
-// at most maxKeys of them, each let in at its second session (when a
-// threshold of one session is set, at its first). A key seen once cannot
-// storm, and a flood of addresses or IDs used once each (spoofed SYNs that
-// got through, a botnet's single connects) then cannot fill the table
-// before a client that flaps. A session is judged with its key's when the
-// key is in the table at the end, whenever the session came.
+// at most maxKeys of them, each let in at its first session while the
+// table is under half full and at its second past that (firstSight; when a
+// threshold of one session is set, always at its first). A key seen once
+// cannot storm, and a flood of addresses or IDs used once each (spoofed
+// SYNs that got through, a botnet's single connects) then cannot fill the
+// table before a client that flaps. A session is judged with its key's
+// when the key is in the table at the end, whenever the session came.
 type keyTable[K comparable] struct {
 	names   []K
 	idx     map[uint64]int32 // hash -> index in names
-	seen    []uint64         // hashes seen once, direct-mapped (lossy: a second sighting may be missed, a later one is not)
-	once    bool             // let keys in at their first session
-	refused int64            // sessions of keys seen again after the table was full
+	seen    firstSight[uint64, struct{}]
+	once    bool  // let keys in at their first session
+	refused int64 // sessions of keys seen again after the table was full
 }
-
-const keySeen = 1 << 17 // slots of keyTable.seen: 1 MiB
 
 func (k *keyTable[K]) add(h uint64, key K) {
 	if _, ok := k.idx[h]; ok {
 		return
 	}
-	if !k.once {
-		if k.seen == nil {
-			k.seen = make([]uint64, keySeen)
-		}
-		slot := &k.seen[h%keySeen]
-		if *slot != h {
-			*slot = h
+	if !k.once && len(k.names) >= maxKeys/2 {
+		if _, again := k.seen.again(h, h, struct{}{}); !again {
 			return
 		}
 	}
@@ -511,7 +505,7 @@ func (c *connectFlood) Findings(Models) []Finding {
 	var sp span
 	srcs, ids := make([]bool, len(c.srcs.names)), make([]bool, len(c.ids.names))
 	byKey(c.ends, len(c.srcs.names), func(e *sessEnd) int32 { return c.srcs.index(e.src) }, func(k int32, at []int32) {
-		if n, f, l := storm(c.ends, at); n >= c.perSrc {
+		if n, f, l := storm(c.ends, at); n > 0 && n >= c.perSrc {
 			srcs[k] = true
 			sp.add(f)
 			sp.add(l)
@@ -524,14 +518,14 @@ func (c *connectFlood) Findings(Models) []Finding {
 		}
 		return c.ids.index(e.id)
 	}, func(k int32, at []int32) {
-		if n, f, l := storm(c.ends, at); n >= c.flapping {
+		if n, f, l := storm(c.ends, at); n > 0 && n >= c.flapping {
 			ids[k] = true
 			sp.add(f)
 			sp.add(l)
 			ev.Notes = append(ev.Notes, fmt.Sprintf("client ID %s flapping: %d sessions within one minute (from %s)", idString(c.ids.names[k]), n, fmtTime(f)))
 		}
 	})
-	if n, f, l := storm(c.ends, nil); n >= c.global {
+	if n, f, l := storm(c.ends, nil); n > 0 && n >= c.global {
 		sp.add(f)
 		sp.add(l)
 		ev.Notes = append(ev.Notes, fmt.Sprintf("all sources: %d short sessions within one minute (from %s)", n, fmtTime(f)))
