@@ -52,17 +52,24 @@ func floodThenDevice(t *testing.T) string {
 
 func analyseSmall(t *testing.T, path string, maxHosts int) (*Analyzer, *Result) {
 	t.Helper()
+	an, sum := analyseOpts(t, path, Options{MaxHosts: maxHosts})
+	return an, an.Result(sum, nil)
+}
+
+// analyseOpts runs an analyzer with o over the capture at path.
+func analyseOpts(t *testing.T, path string, o Options) (*Analyzer, *pipeline.Summary) {
+	t.Helper()
 	in, err := pipeline.OpenInput(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	an := New(Options{MaxHosts: maxHosts})
+	an := New(o)
 	sum, err := pipeline.New(pipeline.Options{}, an).Run(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return an, an.Result(sum, nil)
+	return an, sum
 }
 
 // TestHostTableFlood: a flood of spoofed sources fills the host table
@@ -390,16 +397,7 @@ func TestTopicTableFlood(t *testing.T) {
 	if err := os.WriteFile(path, c.Pcap(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in, err := pipeline.OpenInput(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	an := New(Options{MaxTopics: 100})
-	sum, err := pipeline.New(pipeline.Options{}, an).Run(context.Background(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	an, sum := analyseOpts(t, path, Options{MaxTopics: 100})
 	r := an.Result(sum, nil)
 	if len(an.topics) > 100 {
 		t.Fatalf("%d topics held, the table holds 100", len(an.topics))
@@ -646,16 +644,7 @@ func TestSubscriptionsNotCrowdedOut(t *testing.T) {
 	if err := os.WriteFile(path, c.Pcap(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in, err := pipeline.OpenInput(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	an := New(Options{MaxTopics: 20})
-	sum, err := pipeline.New(pipeline.Options{}, an).Run(context.Background(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	an, sum := analyseOpts(t, path, Options{MaxTopics: 20})
 	check := func(what string, an *Analyzer, r *Result) {
 		t.Helper()
 		subs := map[string][]string{}
