@@ -425,50 +425,7 @@ type synFlood struct {
 	pipeline.Nop
 	min     int64
 	buckets map[bucketKey]*synCounts
-	newest  int64   // the newest bucket's time, in buckets
-	past    synPast // the flooded buckets let go (fold)
 }
-
-// synPast is what the findings need of the flooded buckets let go.
-type synPast struct {
-	half, done, peak int64
-	nsrc             int
-	targets          map[string]bool
-	sp               span
-}
-
-// synHold is how long a bucket is kept once newer ones have come: its
-// connections close within the connection table's timeouts, far less.
-const synHold = 3600 / 10 // an hour, in buckets
-
-// fold makes room in a full table: the buckets an hour older than the
-// newest go, the flooded ones' counts kept in past. Every connection to
-// every service makes buckets, so watch (one detector for as long as it
-// runs) filled the table in hours on a busy network, and from then on
-// refused every new bucket, a SYN flood's too.
-func (s *synFlood) fold() {
-	for k, b := range s.buckets {
-		if k.bucket >= s.newest-synHold {
-			continue
-		}
-		if s.flooded(b) {
-			p := &s.past
-			if p.targets == nil {
-				p.targets = map[string]bool{}
-			}
-			p.targets[k.dst.String()] = true
-			p.half += b.half
-			p.done += b.done
-			p.peak = max(p.peak, b.half)
-			p.nsrc = max(p.nsrc, b.nsrc)
-			p.sp.add(k.bucket * 10e9)
-			p.sp.add(k.bucket*10e9 + 10e9)
-		}
-		delete(s.buckets, k)
-	}
-}
-
-func (s *synFlood) flooded(b *synCounts) bool { return b.half >= s.min && b.half >= b.done }
 
 func newSynFlood(e *Env) Detector {
 	return &synFlood{min: int64(e.P("min_half_open")), buckets: map[bucketKey]*synCounts{}}
@@ -489,12 +446,8 @@ func (s *synFlood) OnFlow(f *pipeline.Flow) {
 	k := bucketKey{c.B, c.Start / 10e9}
 	b := s.buckets[k]
 	if b == nil {
-		s.newest = max(s.newest, k.bucket)
 		if len(s.buckets) >= maxKeys {
-			s.fold()
-			if len(s.buckets) >= maxKeys {
-				return
-			}
+			return
 		}
 		b = &synCounts{srcs: map[netip.Addr]bool{}}
 		s.buckets[k] = b
@@ -515,18 +468,11 @@ func (s *synFlood) OnFlow(f *pipeline.Flow) {
 
 func (s *synFlood) Findings(Models) []Finding {
 	ev := Evidence{Counts: map[string]int64{}}
-	p := &s.past
-	sp := p.sp
+	var sp span
 	targets := map[string]bool{}
-	for t := range p.targets {
-		targets[t] = true
-	}
-	nsrc := p.nsrc
-	if p.half > 0 {
-		ev.Counts["half_open"], ev.Counts["completed"], ev.Counts["peak_half_open_per_10s"] = p.half, p.done, p.peak
-	}
+	nsrc := 0
 	for k, b := range s.buckets {
-		if !s.flooded(b) {
+		if b.half < s.min || b.half < b.done {
 			continue
 		}
 		targets[k.dst.String()] = true

@@ -138,49 +138,6 @@ func TestStormEndsKeepNewest(t *testing.T) {
 	}
 }
 
-// TestSynFloodTableFolds: a detector that lives as long as a watch sees
-// every connection to every service make a 10 s bucket; past the 100,000
-// buckets it holds, those an hour older than the newest go, a flooded one's
-// counts kept. A SYN flood after the table filled is found, and so is one
-// before it. The table refused every new bucket once full, so a watch on a
-// busy network stopped finding SYN floods after hours.
-func TestSynFloodTableFolds(t *testing.T) {
-	const sec = int64(1e9)
-	t0 := int64(1_750_000_000) * sec
-	s := newSynFlood(&Env{Policy: &policy.Policy{}, spec: &synFloodSpec}).(*synFlood)
-	broker := netip.MustParseAddrPort("10.0.0.1:1883")
-	conn := func(src netip.Addr, dst netip.AddrPort, at int64, half bool) {
-		c := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: dst, Start: at, SynSeen: true}
-		c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 1, SYNs: 1}
-		if !half {
-			c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 5, SYNs: 1, Payload: 100}
-		}
-		s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: c})
-	}
-	flood := func(at int64) {
-		for i := range 300 {
-			conn(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), broker, at, true)
-		}
-	}
-	flood(t0)
-	// A day of one connection every 0.8 s to one of 50 services.
-	for i := range 110000 {
-		conn(netip.MustParseAddr("10.0.0.9"), netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), uint16(8000+i%50)), t0+60*sec+int64(i)*8e8, false)
-	}
-	flood(t0 + 90000*sec)
-	fs := s.Findings(Models{})
-	if len(fs) != 1 {
-		t.Fatalf("%d findings", len(fs))
-	}
-	ev := fs[0].Evidence
-	if ev.Counts["half_open"] != 600 || fs[0].First.UnixNano() != t0 || fs[0].Last.UnixNano() < t0+90000*sec {
-		t.Errorf("two floods a day apart: %d half-open, %s to %s; want 600 from the first to the second", ev.Counts["half_open"], fs[0].First, fs[0].Last)
-	}
-	if len(s.buckets) > maxKeys {
-		t.Errorf("%d buckets, bound %d", len(s.buckets), maxKeys)
-	}
-}
-
 // TestFirstSightInTurn: keys that come back in turn are let in, even when
 // several fall in one set. 55,000 clients reconnect in turn, 20 times
 // each: past half the table (50,000) each must be named at its second
