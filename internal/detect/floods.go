@@ -556,7 +556,12 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	pr := probe{c.Start, c.B, b.Packets == b.RSTs} // failed: no answer, or only resets
 	ps, ok := s.probes[src]
 	if !ok && len(s.probes) >= maxKeys/2 {
-		first, again := s.once.again(maphash.Comparable(s.seed, src), src, pr)
+		h := maphash.Comparable(s.seed, src)
+		first, again := s.once.again(h, src, pr)
+		if again && first.target == c.B {
+			s.once.again(h, src, first) // the same target again: still one
+			return
+		}
 		if !again || len(s.probes) >= maxKeys {
 			return
 		}

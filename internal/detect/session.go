@@ -415,7 +415,7 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 // letGoOlder lets the older half of the ends go.
 func (c *connectFlood) letGoOlder() {
 	sort.Slice(c.ends, func(i, j int) bool { return c.ends[i].t < c.ends[j].t })
-	half := len(c.ends) / 2
+	half := max(1, len(c.ends)/2)
 	c.dropped += int64(half)
 	c.droppedUntil = c.ends[half-1].t
 	c.ends = append(c.ends[:0], c.ends[half:]...)
@@ -622,8 +622,9 @@ type liveSess struct {
 // two sessions and addresses as a rule, and a client-ID flood makes 100,000
 // of them (two maps each were 57 MB of analyze's memory).
 type idState struct {
-	live []liveRef    // its sessions not known to have ended, at most 1000
-	past []netip.Addr // addresses that held the ID, at most 1000
+	live     []liveRef    // its sessions not known to have ended, at most 1000
+	past     []netip.Addr // addresses that held the ID, at most 1000
+	sessions int32        // CONNECTs seen, up to 2 (sweep)
 }
 
 type liveRef struct {
@@ -718,23 +719,29 @@ func (t *takeover) OnMQTT(m *pipeline.MQTT) {
 	if len(st.live) < 1000 {
 		l := &liveSess{conn: m.Conn, src: src, last: now, keepalive: int64(s.KeepAlive) * 1e9}
 		st.live = append(st.live, liveRef{s, l})
+		st.sessions = min(st.sessions+1, 2)
 		t.tab.cur.live = l
 	}
 }
 
-// sweep makes room in a full table of client IDs: the IDs with no session
-// open go (with the addresses that held them). Clients that pick a new
-// random ID at every connect, or a week of them in a watch (one detector for
-// as long as it runs), filled it, and a device first seen after that had
-// no protection (TestClientIDTakeover). A sweep that frees little is not
-// tried again before an eighth of the table has been refused.
+// sweep makes room in a full table of client IDs: the IDs seen in one
+// session, now ended, go. Clients that pick a new random ID at every
+// connect, or a week of them in a watch (one detector for as long as it
+// runs), filled it, and a device first seen after that had no protection
+// (TestClientIDTakeover). An ID with sessions before keeps the addresses
+// that held it, which the "returning" rule needs when its device comes
+// back. A sweep that frees less than an eighth of the table is not tried
+// again before an eighth has been refused.
 func (t *takeover) sweep() {
+	n := len(t.ids)
 	for id, st := range t.ids {
-		if len(st.live) == 0 {
+		if len(st.live) == 0 && st.sessions <= 1 {
 			delete(t.ids, id)
 		}
 	}
-	t.sweepIn = maxKeys / 8
+	if n-len(t.ids) < maxKeys/8 {
+		t.sweepIn = maxKeys / 8
+	}
 }
 
 func (t *takeover) OnFlow(f *pipeline.Flow) {
