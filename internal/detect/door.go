@@ -8,8 +8,8 @@ package detect
 // keep their sources this way.
 //
 // It is lossy and bounded: sets of four ways, a set chosen by the key's
-// hash, a way of a full set replaced at random (a fixed sequence: the same
-// input gives the same result). Four ways, not one: two keys of one set
+// hash, a way of a full set replaced at random (a fixed sequence; the
+// hashes are seeded per run, so two runs may let different keys in). Four ways, not one: two keys of one set
 // that came in turn pushed each other out of a direct-mapped table, and
 // neither ever came in (an independent review: 22,115 of 60,000 clients
 // reconnecting in turn were never named); at random, not the oldest: five

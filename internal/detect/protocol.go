@@ -106,7 +106,15 @@ func (d *malformed) admit(a netip.Addr, kind int, t int64, frame int) *malAgg {
 	first := malEvent{kind: -1}
 	if len(d.srcs) >= maxKeys/2 {
 		var again bool
-		if first, again = d.once.again(maphash.Comparable(d.seed, a), a, malEvent{kind, t, frame}); !again {
+		h := maphash.Comparable(d.seed, a)
+		if first, again = d.once.again(h, a, malEvent{kind, t, frame}); !again {
+			return nil
+		}
+		if frame != 0 && first.frame == frame {
+			// Two events of one packet (a breach on a '$' topic): still
+			// one sighting, or one spoofed segment each let every
+			// address in (an independent review).
+			d.once.again(h, a, first)
 			return nil
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -298,21 +299,21 @@ type keyTable[K comparable] struct {
 	idx     map[uint64]int32 // hash -> index in names
 	seen    firstSight[uint64, struct{}]
 	once    bool  // let keys in at their first session
-	refused int64 // sessions of keys seen again after the table was full
+	refused int64 // sessions of keys not in the table once it was full
 }
 
 func (k *keyTable[K]) add(h uint64, key K) {
 	if _, ok := k.idx[h]; ok {
 		return
 	}
+	if len(k.names) >= maxKeys {
+		k.refused++
+		return
+	}
 	if !k.once && len(k.names) >= maxKeys/2 {
 		if _, again := k.seen.again(h, h, struct{}{}); !again {
 			return
 		}
-	}
-	if len(k.names) >= maxKeys {
-		k.refused++
-		return
 	}
 	if k.idx == nil {
 		k.idx = map[uint64]int32{}
@@ -547,10 +548,15 @@ func (c *connectFlood) Findings(Models) []Finding {
 		ev.Counts["sessions_not_kept"] = c.dropped
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%d sessions that ended by %s were let go to keep the %d ended since: not judged", c.dropped, fmtTime(c.droppedUntil), len(c.ends)))
 	}
-	if n := c.srcs.refused + c.ids.refused; n > 0 {
-		ev.Counts["sessions_not_judged_by_key"] = n
-		ev.Notes = append(ev.Notes, fmt.Sprintf("more than %d source addresses or client IDs came back: %d sessions of the others "+
-			"were judged with all sources only, not by their own", maxKeys, n))
+	for _, k := range []struct {
+		what    string
+		refused int64
+	}{{"address", c.srcs.refused}, {"client_id", c.ids.refused}} {
+		if k.refused > 0 {
+			ev.Counts["sessions_not_judged_by_"+k.what] = k.refused
+			ev.Notes = append(ev.Notes, fmt.Sprintf("more than %d %ss came back: %d sessions of the others were judged with all "+
+				"sources only, not by their own %s", maxKeys, strings.ReplaceAll(k.what, "_", " "), k.refused, strings.ReplaceAll(k.what, "_", " ")))
+		}
 	}
 	sort.Strings(ev.Notes)
 	if len(ev.Notes) > 20 {

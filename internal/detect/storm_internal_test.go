@@ -80,9 +80,9 @@ func TestStormKeysNotCrowdedOut(t *testing.T) {
 	}
 }
 
-// TestStormKeyTableBounded: past maxKeys addresses that come back, the
-// others' sessions are counted, and said to be judged with all sources
-// only.
+// TestStormKeyTableBounded: past maxKeys addresses that come back, every
+// session of the others is counted (10 addresses, 2 sessions each), and
+// said to be judged with all sources only.
 func TestStormKeyTableBounded(t *testing.T) {
 	const sec = int64(1e9)
 	t0 := int64(1_750_000_000) * sec
@@ -94,11 +94,11 @@ func TestStormKeyTableBounded(t *testing.T) {
 			f.session(a, "", st, st+sec/2, tcpstream.ReasonFIN)
 		}
 	}
-	if len(f.c.srcs.names) != maxKeys || f.c.srcs.refused != 10 {
-		t.Errorf("%d addresses kept, %d sessions refused; want %d and 10", len(f.c.srcs.names), f.c.srcs.refused, maxKeys)
+	if len(f.c.srcs.names) != maxKeys || f.c.srcs.refused != 20 {
+		t.Errorf("%d addresses kept, %d sessions refused; want %d and 20", len(f.c.srcs.names), f.c.srcs.refused, maxKeys)
 	}
 	fs := f.c.Findings(Models{})
-	if len(fs) != 1 || fs[0].Evidence.Counts["sessions_not_judged_by_key"] != 10 {
+	if len(fs) != 1 || fs[0].Evidence.Counts["sessions_not_judged_by_address"] != 20 {
 		t.Fatalf("findings %+v", fs)
 	}
 }
