@@ -537,11 +537,7 @@ type scan struct {
 const scanSeenFrom = 16
 
 func newScan(e *Env) Detector {
-	sc := &scan{seed: e.seed, min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{}}
-	if sc.seed == (maphash.Seed{}) {
-		sc.seed = maphash.MakeSeed()
-	}
-	return sc
+	return &scan{seed: e.hashSeed(), min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{}}
 }
 
 func (*scan) uses() events { return evFlow }

@@ -82,12 +82,8 @@ type malEvent struct {
 }
 
 func newMalformed(e *Env) Detector {
-	d := &malformed{seed: e.seed, minEvents: int64(e.P("min_events")), minViolations: int64(e.P("min_violations")),
+	return &malformed{seed: e.hashSeed(), minEvents: int64(e.P("min_events")), minViolations: int64(e.P("min_violations")),
 		srcs: map[netip.Addr]*malAgg{}, brokers: map[netip.AddrPort]bool{}, tab: e.sessions}
-	if d.seed == (maphash.Seed{}) {
-		d.seed = maphash.MakeSeed()
-	}
-	return d
 }
 
 func (*malformed) uses() events { return evMQTT | evFlow | evAnomaly }

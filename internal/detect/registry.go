@@ -76,6 +76,16 @@ type Env struct {
 	sessions *sessTable
 }
 
+// hashSeed is the seed of the detectors' hashes of addresses, IDs and
+// credentials: the engine's, one for every detector it makes (made here
+// for an Env a test builds without one).
+func (e *Env) hashSeed() maphash.Seed {
+	if e.seed == (maphash.Seed{}) {
+		e.seed = maphash.MakeSeed()
+	}
+	return e.seed
+}
+
 // sessState is the detectors' state of one MQTT session, looked up once per
 // event by the engine (one map access instead of one per detector).
 type sessState struct {

@@ -103,7 +103,7 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 	switch {
 	case p.Type == mqtt.CONNECT && m.FromClient:
 		var h maphash.Hash
-		h.SetSeed(b.env.seed)
+		h.SetSeed(b.env.hashSeed())
 		h.Write(p.Username)
 		h.WriteByte(0)
 		h.Write(p.Password)
@@ -345,11 +345,8 @@ type connectFlood struct {
 }
 
 func newConnectFlood(e *Env) Detector {
-	c := &connectFlood{seed: e.seed, short: e.D("short_session"), flapping: int(e.P("flapping")), perSrc: int(e.P("per_source")),
+	c := &connectFlood{seed: e.hashSeed(), short: e.D("short_session"), flapping: int(e.P("flapping")), perSrc: int(e.P("per_source")),
 		global: int(e.P("global")), accepted: map[*pipeline.Session]int{}}
-	if c.seed == (maphash.Seed{}) {
-		c.seed = maphash.MakeSeed()
-	}
 	c.srcs.once, c.ids.once = c.perSrc <= 1, c.flapping <= 1
 	return c
 }
