@@ -423,25 +423,31 @@ func TestScan(t *testing.T) {
 	}
 	expect(t, run(t, c.Pcap(), nil), "attack.scan", false)
 
-	// A scan behind a smoke screen: 120,000 SYNs from spoofed addresses
-	// (more sources than the detector holds, 100,000) and then a scanner.
-	// The sources seen once filled the table and the scanner was refused.
-	c = pcaptest.New(capture.LinkEthernet, t0)
-	for i := range 120000 {
-		k := c.NewConn(fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 1024+i%60000), "10.0.0.1:1883")
-		k.SYN()
-		c.Tick(sec / 10000)
-	}
-	for p := 0; p < 30; p++ {
-		k := c.NewConn("10.6.6.6:45000", fmt.Sprintf("10.0.0.1:%d", 20+p))
-		k.SYN()
-		k.Reset(pcaptest.FromServer)
-		c.Tick(sec / 20)
-	}
-	f := run(t, c.Pcap(), nil)
-	expect(t, f, "attack.scan", true)
-	if got := f["attack.scan"].Evidence.Sources; !slices.Equal(got, []string{"10.6.6.6"}) {
-		t.Errorf("scan sources %v, want [10.6.6.6]", got)
+	// A scan behind a smoke screen: SYNs from 120,000 spoofed addresses
+	// (more sources than the detector holds, 100,000), one each or two to
+	// the same target, and then a scanner. The sources seen once filled
+	// the table and the scanner was refused; a second SYN to the same
+	// target must not count as a second sighting (a review).
+	for _, syns := range []int{1, 2} {
+		c = pcaptest.New(capture.LinkEthernet, t0)
+		for i := range 120000 {
+			for j := range syns {
+				k := c.NewConn(fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 1024+(i+j)%60000), "10.0.0.1:1883")
+				k.SYN()
+			}
+			c.Tick(sec / 10000)
+		}
+		for p := 0; p < 30; p++ {
+			k := c.NewConn("10.6.6.6:45000", fmt.Sprintf("10.0.0.1:%d", 20+p))
+			k.SYN()
+			k.Reset(pcaptest.FromServer)
+			c.Tick(sec / 20)
+		}
+		f := run(t, c.Pcap(), nil)
+		expect(t, f, "attack.scan", true)
+		if got := f["attack.scan"].Evidence.Sources; !slices.Equal(got, []string{"10.6.6.6"}) {
+			t.Errorf("%d SYNs from each spoofed address: scan sources %v, want [10.6.6.6]", syns, got)
+		}
 	}
 }
 

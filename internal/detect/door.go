@@ -9,11 +9,12 @@ package detect
 //
 // It is lossy and bounded: sets of four ways, a set chosen by the key's
 // hash, a way of a full set replaced at random (a fixed sequence; the
-// hashes are seeded per run, so two runs may let different keys in). Four ways, not one: two keys of one set
-// that came in turn pushed each other out of a direct-mapped table, and
-// neither ever came in (an independent review: 22,115 of 60,000 clients
-// reconnecting in turn were never named); at random, not the oldest: five
-// keys of one set coming in turn would each push out the next.
+// hashes are seeded per run, so two runs may let different keys in). Four
+// ways, not one: two keys of one set that came in turn pushed each other
+// out of a direct-mapped table, and neither ever came in (an independent
+// review: 22,115 of 60,000 clients reconnecting in turn were never
+// named); at random, not the oldest: five keys of one set coming in turn
+// would each push out the next.
 type firstSight[K comparable, E any] struct {
 	ways []sighting[K, E] // sets of 4, made at the first use
 	rnd  uint64
@@ -29,8 +30,11 @@ type sighting[K comparable, E any] struct {
 const firstSightSets = 16384
 
 // again reports whether key (of hash h) was seen before, with what came
-// then, and forgets it; if not, it remembers key with e.
-func (f *firstSight[K, E]) again(h uint64, key K, e E) (first E, ok bool) {
+// then, and forgets it; if not, it remembers key with e. When same is
+// given and says the first sighting's e and this one are the same event
+// seen again (a SYN to the same target, two events of one packet), it is
+// not a second sighting: the first stays remembered.
+func (f *firstSight[K, E]) again(h uint64, key K, e E, same func(first, e E) bool) (first E, ok bool) {
 	if f.ways == nil {
 		f.ways = make([]sighting[K, E], 4*firstSightSets)
 	}
@@ -38,6 +42,9 @@ func (f *firstSight[K, E]) again(h uint64, key K, e E) (first E, ok bool) {
 	ways := f.ways[4*set : 4*set+4]
 	for i := range ways {
 		if ways[i].used && ways[i].key == key {
+			if same != nil && same(ways[i].e, e) {
+				return first, false
+			}
 			first = ways[i].e
 			ways[i] = sighting[K, E]{}
 			return first, true

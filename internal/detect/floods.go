@@ -536,6 +536,10 @@ type scan struct {
 
 const scanSeenFrom = 16
 
+// sameTarget: a second probe of the target a source first tried is not its
+// second sighting (two SYNs from each spoofed address filled the table).
+func sameTarget(first, p probe) bool { return first.target == p.target }
+
 func newScan(e *Env) Detector {
 	return &scan{seed: e.hashSeed(), min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{}}
 }
@@ -552,12 +556,7 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	pr := probe{c.Start, c.B, b.Packets == b.RSTs} // failed: no answer, or only resets
 	ps, ok := s.probes[src]
 	if !ok && len(s.probes) >= maxKeys/2 {
-		h := maphash.Comparable(s.seed, src)
-		first, again := s.once.again(h, src, pr)
-		if again && first.target == c.B {
-			s.once.again(h, src, first) // the same target again: still one
-			return
-		}
+		first, again := s.once.again(maphash.Comparable(s.seed, src), src, pr, sameTarget)
 		if !again || len(s.probes) >= maxKeys {
 			return
 		}

@@ -81,6 +81,11 @@ type malEvent struct {
 	frame int
 }
 
+// samePacket: two events of one packet (a breach on a '$' topic) are one
+// sighting, or one spoofed segment each let every address in (an
+// independent review).
+func samePacket(first, e malEvent) bool { return e.frame != 0 && first.frame == e.frame }
+
 func newMalformed(e *Env) Detector {
 	return &malformed{seed: e.hashSeed(), minEvents: int64(e.P("min_events")), minViolations: int64(e.P("min_violations")),
 		srcs: map[netip.Addr]*malAgg{}, brokers: map[netip.AddrPort]bool{}, tab: e.sessions}
@@ -102,15 +107,7 @@ func (d *malformed) admit(a netip.Addr, kind int, t int64, frame int) *malAgg {
 	first := malEvent{kind: -1}
 	if len(d.srcs) >= maxKeys/2 {
 		var again bool
-		h := maphash.Comparable(d.seed, a)
-		if first, again = d.once.again(h, a, malEvent{kind, t, frame}); !again {
-			return nil
-		}
-		if frame != 0 && first.frame == frame {
-			// Two events of one packet (a breach on a '$' topic): still
-			// one sighting, or one spoofed segment each let every
-			// address in (an independent review).
-			d.once.again(h, a, first)
+		if first, again = d.once.again(maphash.Comparable(d.seed, a), a, malEvent{kind, t, frame}, samePacket); !again {
 			return nil
 		}
 	}

@@ -311,7 +311,7 @@ func (k *keyTable[K]) add(h uint64, key K) {
 		return
 	}
 	if !k.once && len(k.names) >= maxKeys/2 {
-		if _, again := k.seen.again(h, h, struct{}{}); !again {
+		if _, again := k.seen.again(h, h, struct{}{}, nil); !again {
 			return
 		}
 	}

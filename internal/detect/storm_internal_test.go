@@ -160,7 +160,7 @@ func TestFirstSightInTurn(t *testing.T) {
 		found := map[int]bool{}
 		for range 40 {
 			for i := range n {
-				if _, again := f.again(uint64(7)<<32, 1000*n+i, struct{}{}); again {
+				if _, again := f.again(uint64(7)<<32, 1000*n+i, struct{}{}, nil); again {
 					found[1000*n+i] = true
 				}
 			}
