@@ -457,10 +457,12 @@ func storm(ends []sessEnd, at []int32) (n int, first, last int64) {
 // order), keys from 0 up; key(e) < 0 is no key. ends are sorted by time.
 func byKey(ends []sessEnd, keys int, key func(*sessEnd) int32, fn func(k int32, at []int32)) {
 	// A counting sort: the indices grouped by key, each group in time order.
+	// key (a map lookup) is asked once for each end.
+	ks := make([]int32, len(ends))
 	start := make([]int32, keys+1)
 	for i := range ends {
-		if k := key(&ends[i]); k >= 0 {
-			start[k+1]++
+		if ks[i] = key(&ends[i]); ks[i] >= 0 {
+			start[ks[i]+1]++
 		}
 	}
 	for k := 1; k <= keys; k++ {
@@ -468,8 +470,8 @@ func byKey(ends []sessEnd, keys int, key func(*sessEnd) int32, fn func(k int32, 
 	}
 	at := make([]int32, start[keys])
 	next := slices.Clone(start[:keys])
-	for i := range ends {
-		if k := key(&ends[i]); k >= 0 {
+	for i, k := range ks {
+		if k >= 0 {
 			at[next[k]] = int32(i)
 			next[k]++
 		}
