@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
@@ -548,13 +547,14 @@ func (c *connectFlood) Findings(Models) []Finding {
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%d sessions that ended by %s were let go to keep the %d ended since: not judged", c.dropped, fmtTime(c.droppedUntil), len(c.ends)))
 	}
 	for _, k := range []struct {
-		what    string
-		refused int64
-	}{{"address", c.srcs.refused}, {"client_id", c.ids.refused}} {
+		count, keys, key string
+		refused          int64
+	}{{"sessions_not_judged_by_address", "addresses", "address", c.srcs.refused},
+		{"sessions_not_judged_by_client_id", "client IDs", "client ID", c.ids.refused}} {
 		if k.refused > 0 {
-			ev.Counts["sessions_not_judged_by_"+k.what] = k.refused
-			ev.Notes = append(ev.Notes, fmt.Sprintf("more than %d %ss came back: %d sessions of the others were judged with all "+
-				"sources only, not by their own %s", maxKeys, strings.ReplaceAll(k.what, "_", " "), k.refused, strings.ReplaceAll(k.what, "_", " ")))
+			ev.Counts[k.count] = k.refused
+			ev.Notes = append(ev.Notes, fmt.Sprintf("more than %d %s came back: %d sessions of the others were judged with all "+
+				"sources only, not by their own %s", maxKeys, k.keys, k.refused, k.key))
 		}
 	}
 	sort.Strings(ev.Notes)

@@ -98,7 +98,8 @@ func TestStormKeyTableBounded(t *testing.T) {
 		t.Errorf("%d addresses kept, %d sessions refused; want %d and 20", len(f.c.srcs.names), f.c.srcs.refused, maxKeys)
 	}
 	fs := f.c.Findings(Models{})
-	if len(fs) != 1 || fs[0].Evidence.Counts["sessions_not_judged_by_address"] != 20 {
+	if len(fs) != 1 || fs[0].Evidence.Counts["sessions_not_judged_by_address"] != 20 ||
+		!slices.Contains(fs[0].Evidence.Notes, "more than 100000 addresses came back: 20 sessions of the others were judged with all sources only, not by their own address") {
 		t.Fatalf("findings %+v", fs)
 	}
 }
