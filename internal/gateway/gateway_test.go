@@ -368,6 +368,20 @@ func TestPaho(t *testing.T) {
 
 func dial5(t *testing.T, tg *testGW, name string) *paho.Client {
 	t.Helper()
+	c, _ := paho5(t, tg, name, nil)
+	ca, err := c.Connect(context.Background(), &paho.Connect{ClientID: name, KeepAlive: 30, CleanStart: true})
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("paho 5 connect %s: %v %+v", name, err, ca)
+	}
+	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
+	return c
+}
+
+// paho5 is an MQTT 5 client of identity name, over TLS to the gateway, not
+// yet connected, with the TLS connection under it; onPublish, if given,
+// receives what arrives.
+func paho5(t *testing.T, tg *testGW, name string, onPublish func(*paho.Publish)) (*paho.Client, net.Conn) {
+	t.Helper()
 	conn, err := tls.Dial("tcp", tg.g.Addr(), tg.tlsConfig(t, name))
 	if err != nil {
 		t.Fatal(err)
@@ -375,13 +389,14 @@ func dial5(t *testing.T, tg *testGW, name string) *paho.Client {
 	// A packet's answer may take seconds under the race detector on a busy
 	// 2-core machine (a QoS 1 publish once waited out paho's default 10 s
 	// there): the tests wait longer than any client would.
-	c := paho.NewClient(paho.ClientConfig{Conn: &lockedConn{Conn: conn}, PacketTimeout: 45 * time.Second})
-	ca, err := c.Connect(context.Background(), &paho.Connect{ClientID: name, KeepAlive: 30, CleanStart: true})
-	if err != nil || ca.ReasonCode != 0 {
-		t.Fatalf("paho 5 connect %s: %v %+v", name, err, ca)
+	cfg := paho.ClientConfig{Conn: &lockedConn{Conn: conn}, PacketTimeout: 45 * time.Second}
+	if onPublish != nil {
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
+			onPublish(r.Packet)
+			return true, nil
+		}}
 	}
-	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
-	return c
+	return paho.NewClient(cfg), conn
 }
 
 // lockedConn keeps paho.golang's packets whole on the wire. paho writes a

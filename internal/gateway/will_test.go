@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"testing"
 	"time"
@@ -150,15 +149,7 @@ func TestDelayedWillSent(t *testing.T) {
 func TestWillUserProperties(t *testing.T) {
 	tg := startAttack(t, attackPolicy)
 	got := make(chan *paho.Publish, 4)
-	nc, err := tls.Dial("tcp", tg.g.Addr(), tg.tlsConfig(t, "nurse-station"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := paho.NewClient(paho.ClientConfig{Conn: &lockedConn{Conn: nc}, PacketTimeout: 45 * time.Second,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
-			got <- r.Packet
-			return true, nil
-		}}})
+	n, _ := paho5(t, tg, "nurse-station", func(p *paho.Publish) { got <- p })
 	if ca, err := n.Connect(context.Background(), &paho.Connect{ClientID: "nurse-station", KeepAlive: 30, CleanStart: true}); err != nil || ca.ReasonCode != 0 {
 		t.Fatalf("subscriber: %v %+v", err, ca)
 	}
@@ -167,11 +158,7 @@ func TestWillUserProperties(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, delay := range []uint32{0, 1} {
-		dc, err := tls.Dial("tcp", tg.g.Addr(), tg.tlsConfig(t, "bed1-ecg"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := paho.NewClient(paho.ClientConfig{Conn: &lockedConn{Conn: dc}, PacketTimeout: 45 * time.Second})
+		d, dc := paho5(t, tg, "bed1-ecg", nil)
 		expiry := uint32(60)
 		payload := fmt.Sprintf("lead off, delay %d", delay)
 		ca, err := d.Connect(context.Background(), &paho.Connect{ClientID: "bed1-ecg", KeepAlive: 30, CleanStart: true,
