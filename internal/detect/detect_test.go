@@ -354,12 +354,18 @@ func TestMalformed(t *testing.T) {
 	})
 }
 
+// spoofed is the i-th address of a flood from spoofed (or one-time)
+// sources, in 172.16.0.0/12, with its j-th port.
+func spoofed(i, j int) string {
+	return fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 1024+(i+j)%60000)
+}
+
 // malformedSmoke sends garbage from 120,000 spoofed addresses, then six
 // sessions fuzzing the broker with bad from 10.0.0.50, which must be found.
 func malformedSmoke(t *testing.T, garbage, bad []byte) {
 	w := newWorld()
 	for i := range 120000 {
-		k := w.c.NewConn(fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 1024+i%60000), "10.0.0.1:1883")
+		k := w.c.NewConn(spoofed(i, 0), "10.0.0.1:1883")
 		k.Send(pcaptest.FromClient, garbage)
 		w.c.Tick(sec / 10000)
 	}
@@ -432,7 +438,7 @@ func TestScan(t *testing.T) {
 		c = pcaptest.New(capture.LinkEthernet, t0)
 		for i := range 120000 {
 			for j := range syns {
-				k := c.NewConn(fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 1024+(i+j)%60000), "10.0.0.1:1883")
+				k := c.NewConn(spoofed(i, j), "10.0.0.1:1883")
 				k.SYN()
 			}
 			c.Tick(sec / 10000)
@@ -515,7 +521,7 @@ func TestClientIDTakeover(t *testing.T) {
 	// refused a place and the takeover missed.
 	w := newWorld()
 	for i := range 110000 {
-		k := w.c.NewConn(fmt.Sprintf("172.%d.%d.%d:%d", 16+i/62500, i/250%250, 1+i%250, 1024+i%60000), w.broker)
+		k := w.c.NewConn(spoofed(i, 0), w.broker)
 		k.Handshake()
 		k.Send(pcaptest.FromClient, connect(fmt.Sprintf("paho-%08d", i), "", "", 60))
 		k.Send(pcaptest.FromServer, connack(0))
