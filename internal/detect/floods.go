@@ -1,14 +1,17 @@
 package detect
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"net/netip"
 	"sort"
 	"time"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/stats"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
@@ -415,20 +418,47 @@ type bucketKey struct {
 	bucket int64
 }
 
+// synCounts is one service's attempts that began in one 10 s bucket.
 type synCounts struct {
 	half, done int64
-	srcs       map[netip.Addr]bool
-	nsrc       int
+	srcs       stats.FewDistinct // the half-open attempts' initiators
+	live       int32             // its attempts still in the connection table
+	idle       bool              // in synFlood.idle
 }
 
+// synSettled is what the buckets let go of that were floods add up to (a
+// bucket is let go once it cannot change: see synFlood).
+type synSettled struct {
+	half, done, peak int64
+	nsrc             int64
+	nsrcExact        bool
+	span             span
+	targets          map[string]bool // at most maxKeys/10
+	targetsOver      bool
+}
+
+// synFlood counts attempts per service and 10 s bucket. A bucket can
+// change while an attempt that began in it is still in the connection table
+// (it is counted when it leaves), so each bucket counts its live attempts:
+// once none is left and its 10 s are past, it is settled: added up in
+// settled if it was a flood, let go otherwise. The table then holds the
+// buckets of the connections in the table and of the last 20 s, not every
+// bucket since the start: a watch of a busy network filled the 100,000
+// buckets in hours and then counted nothing new, and a flood rotating over
+// ports kept a set of sources for each bucket, 170 MB for 3M SYNs.
 type synFlood struct {
 	pipeline.Nop
 	min     int64
 	buckets map[bucketKey]*synCounts
+	idle    []bucketKey // buckets with no live attempt, to settle when their time is past
+	now     int64       // the latest bucket an attempt began in
+	settled synSettled
+	refused int64 // attempts not counted: the table was full
 }
 
 func newSynFlood(e *Env) Detector {
-	return &synFlood{min: int64(e.P("min_half_open")), buckets: map[bucketKey]*synCounts{}}
+	return &synFlood{min: int64(e.P("min_half_open")), buckets: map[bucketKey]*synCounts{},
+		settled: synSettled{nsrcExact: true, targets: map[string]bool{}}}
 }
 
 func (*synFlood) uses() events { return evFlow }
@@ -438,60 +468,149 @@ func halfOpen(c *tcpstream.Conn) bool {
 	return c.SynSeen && a.SYNs > 0 && a.Packets == a.SYNs+a.RSTs && a.Payload == 0
 }
 
+// addrMix is a well-mixed hash of an address, the same on every run (the
+// counts of distinct sources in a report do not change between runs).
+func addrMix(a netip.Addr) uint64 {
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return stats.Mix64(stats.Mix64(hi) ^ lo)
+}
+
 func (s *synFlood) OnFlow(f *pipeline.Flow) {
-	if f.Kind != pipeline.FlowClosed || !f.Conn.SynSeen || f.Conn.SynAgain {
+	c := f.Conn
+	if !c.SynSeen || c.SynAgain {
 		return // (an attempt counted when its first connection was evicted)
 	}
-	c := f.Conn
 	k := bucketKey{c.B, c.Start / 10e9}
-	b := s.buckets[k]
-	if b == nil {
-		if len(s.buckets) >= maxKeys {
-			return
+	if f.Kind == pipeline.FlowOpened {
+		if k.bucket > s.now {
+			s.now = k.bucket
+			s.settle(false)
 		}
-		b = &synCounts{srcs: map[netip.Addr]bool{}}
-		s.buckets[k] = b
+		if b := s.bucket(k); b != nil {
+			b.live++
+		}
+		return
+	}
+	b := s.bucket(k)
+	if b == nil {
+		s.refused++
+		return
 	}
 	if halfOpen(c) {
 		b.half++
-		if len(b.srcs) < 10000 {
-			a := c.A.Addr()
-			if !b.srcs[a] {
-				b.srcs[a] = true
-				b.nsrc++
-			}
-		}
+		b.srcs.Add(addrMix(c.A.Addr()))
 	} else {
 		b.done++
+	}
+	if b.live > 0 {
+		b.live--
+	}
+	if b.live == 0 && !b.idle {
+		b.idle = true
+		s.idle = append(s.idle, k)
+	}
+}
+
+// bucket is k's counts, made when new; nil when the table is full even
+// after settling early the idle buckets too small to be a flood.
+func (s *synFlood) bucket(k bucketKey) *synCounts {
+	if b := s.buckets[k]; b != nil {
+		return b
+	}
+	if len(s.buckets) >= maxKeys && len(s.idle) >= maxKeys/8 {
+		s.settle(true)
+	}
+	if len(s.buckets) >= maxKeys {
+		return nil
+	}
+	b := &synCounts{}
+	s.buckets[k] = b
+	return b
+}
+
+// settle lets go of the idle buckets whose 10 s ended at least 10 s before
+// the latest attempt (time in a capture may step back a little), adding the
+// floods among them to settled. With early, it also lets go of the idle
+// buckets of the current 20 s with fewer than a quarter of min_half_open
+// attempts: 100,000 services tried once each within 20 s (one spoofed SYN
+// and a reset each) must not fill the table and hide a flood that starts
+// then; a flood's own bucket passes a quarter within its first seconds.
+func (s *synFlood) settle(early bool) {
+	keep := s.idle[:0]
+	for _, k := range s.idle {
+		b := s.buckets[k]
+		switch {
+		case b == nil || b.live > 0:
+			if b != nil {
+				b.idle = false // queued again when its last attempt leaves
+			}
+		case k.bucket+2 <= s.now:
+			if s.flood(b) {
+				s.settled.add(k, b)
+			}
+			delete(s.buckets, k)
+		case early && b.half+b.done < s.min/4:
+			delete(s.buckets, k)
+		default:
+			keep = append(keep, k)
+		}
+	}
+	clear(s.idle[len(keep):])
+	s.idle = keep
+}
+
+func (s *synFlood) flood(b *synCounts) bool { return b.half >= s.min && b.half >= b.done }
+
+func (t *synSettled) add(k bucketKey, b *synCounts) {
+	t.half += b.half
+	t.done += b.done
+	t.peak = max(t.peak, b.half)
+	// An estimate past the attempts themselves is its error (the largest
+	// of many estimates errs upward: the attempts bound it).
+	if n, exact := b.srcs.Estimate(); min(n, b.half) > t.nsrc {
+		t.nsrc, t.nsrcExact = min(n, b.half), exact
+	}
+	t.span.add(k.bucket * 10e9)
+	t.span.add(k.bucket*10e9 + 10e9)
+	if d := k.dst.String(); !t.targets[d] {
+		if len(t.targets) < maxKeys/10 {
+			t.targets[d] = true
+		} else {
+			t.targetsOver = true
+		}
 	}
 }
 
 func (s *synFlood) Findings(Models) []Finding {
-	ev := Evidence{Counts: map[string]int64{}}
-	var sp span
-	targets := map[string]bool{}
-	nsrc := 0
+	// The settled floods and the buckets still open, added up alike.
+	all := s.settled
+	all.targets = maps.Clone(s.settled.targets)
 	for k, b := range s.buckets {
-		if b.half < s.min || b.half < b.done {
-			continue
+		if s.flood(b) {
+			all.add(k, b)
 		}
-		targets[k.dst.String()] = true
-		ev.Counts["half_open"] += b.half
-		ev.Counts["completed"] += b.done
-		ev.Counts["peak_half_open_per_10s"] = max(ev.Counts["peak_half_open_per_10s"], b.half)
-		nsrc = max(nsrc, b.nsrc)
-		sp.add(k.bucket * 10e9)
-		sp.add(k.bucket*10e9 + 10e9)
 	}
-	if len(targets) == 0 {
+	if len(all.targets) == 0 {
 		return nil
 	}
-	ev.Counts["max_sources_per_10s"] = int64(nsrc)
-	ev.Targets = sorted(targets, 10)
-	if nsrc > 100 {
-		ev.Notes = append(ev.Notes, fmt.Sprintf("up to %d distinct source addresses in 10 s: the sources are likely forged", nsrc))
+	ev := Evidence{Counts: map[string]int64{"half_open": all.half, "completed": all.done,
+		"peak_half_open_per_10s": all.peak, "max_sources_per_10s": all.nsrc}}
+	ev.Targets = sorted(all.targets, 10)
+	if all.nsrc > 100 {
+		about := ""
+		if !all.nsrcExact {
+			about = fmt.Sprintf(" (estimated, within about %.0f %%)", 100*stats.FewDistinctError)
+		}
+		ev.Notes = append(ev.Notes, fmt.Sprintf("up to %d distinct source addresses in 10 s%s: the sources are likely forged", all.nsrc, about))
 	}
-	f := newFinding("attack.syn-flood", sp.first, sp.last, ev)
+	if all.targetsOver {
+		ev.Notes = append(ev.Notes, fmt.Sprintf("more than %d services were flooded: the first %d are counted among the targets", maxKeys/10, maxKeys/10))
+	}
+	if s.refused > 0 {
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%d attempts were not counted: more than %d services and 10 s buckets were open at once", s.refused, maxKeys))
+	}
+	f := newFinding("attack.syn-flood", all.span.first, all.span.last, ev)
 	f.Title = fmt.Sprintf("SYN flood: %d half-open connections to %s", ev.Counts["half_open"], joinShort(ev.Targets, 3))
 	return []Finding{f}
 }

@@ -1,0 +1,213 @@
+package detect
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/policy"
+	"github.com/iomtguard/iomtguard/internal/tcpstream"
+)
+
+// synFeed hands the SYN-flood detector connections directly, as the engine
+// does: opened when their SYN is seen, closed when they leave the table.
+type synFeed struct {
+	s *synFlood
+}
+
+func newSynFeed() *synFeed {
+	return &synFeed{s: newSynFlood(&Env{Policy: &policy.Policy{}, spec: &synFloodSpec}).(*synFlood)}
+}
+
+const synSec = int64(1e9)
+
+var synT0 = int64(1_750_000_000) * synSec
+
+// attempt is a connection from src to dst that began at start with a SYN;
+// half: its initiator sent nothing but SYNs (it is half-open).
+func attempt(src, dst netip.AddrPort, start int64, half bool) *tcpstream.Conn {
+	c := &tcpstream.Conn{A: src, B: dst, Start: start, Last: start, SynSeen: true}
+	c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 1, SYNs: 1}
+	if !half {
+		c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 3, SYNs: 1, Payload: 10}
+	}
+	return c
+}
+
+func (f *synFeed) open(c *tcpstream.Conn) {
+	f.s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowOpened, Conn: c})
+}
+
+func (f *synFeed) close(c *tcpstream.Conn) {
+	f.s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: c})
+}
+
+// both opens and at once closes c (an attempt reset at once, or a
+// short connection).
+func (f *synFeed) both(c *tcpstream.Conn) { f.open(c); f.close(c) }
+
+func nthAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{172, byte(16 + i>>16), byte(i >> 8), byte(i)})
+}
+
+func (f *synFeed) finding(t *testing.T) *Finding {
+	t.Helper()
+	fs := f.s.Findings(Models{})
+	if len(fs) != 1 {
+		return nil
+	}
+	return &fs[0]
+}
+
+var broker = netip.MustParseAddrPort("10.0.0.1:1883")
+
+// TestSynFloodResetAtOnce: 300 attempts from 60 bots on one service within
+// 3 s, each reset at once (no attempt is ever left in the table), is a
+// flood: a bucket is not settled within its own 10 s however quiet it is.
+// Its 60 sources are counted exactly.
+func TestSynFloodResetAtOnce(t *testing.T) {
+	f := newSynFeed()
+	for i := range 300 {
+		f.both(attempt(netip.AddrPortFrom(nthAddr(i%60), uint16(40000+i)), broker, synT0+int64(i)*synSec/100, true))
+	}
+	// The next minute, one ordinary connection a second.
+	for i := range 60 {
+		f.both(attempt(netip.MustParseAddrPort("10.0.0.7:50000"), broker, synT0+int64(4+i)*synSec, false))
+	}
+	g := f.finding(t)
+	if g == nil || g.Evidence.Counts["half_open"] != 300 || g.Evidence.Counts["max_sources_per_10s"] != 60 {
+		t.Fatalf("finding %+v, want 300 half-open attempts from 60 sources", g)
+	}
+	if len(f.s.buckets) > 3 {
+		t.Errorf("%d buckets held after a minute of one service, want at most 3", len(f.s.buckets))
+	}
+}
+
+// TestSynFloodLateClose: attempts whose connections leave the table long
+// after they began (evicted half-open at the end, as analyze's table does
+// with no idle timeout) are counted in the bucket of their SYN, however
+// many buckets have been settled since.
+func TestSynFloodLateClose(t *testing.T) {
+	f := newSynFeed()
+	var held []*tcpstream.Conn
+	for i := range 250 {
+		c := attempt(netip.AddrPortFrom(nthAddr(i), 40000), broker, synT0+int64(i)*synSec/100, true)
+		f.open(c)
+		held = append(held, c)
+	}
+	for i := range 600 { // ten minutes of other services, every one settled
+		f.both(attempt(netip.MustParseAddrPort("10.0.0.7:50000"), netip.MustParseAddrPort("10.0.0.9:443"), synT0+int64(5+i)*synSec, false))
+	}
+	for _, c := range held {
+		f.close(c)
+	}
+	g := f.finding(t)
+	if g == nil || g.Evidence.Counts["half_open"] != 250 || g.Evidence.Counts["peak_half_open_per_10s"] != 250 {
+		t.Fatalf("finding %+v, want one bucket of 250 half-open attempts", g)
+	}
+}
+
+// TestSynFloodLongWatch: a watch of a busy network sees 150,000 services
+// and 10 s buckets of ordinary connections (more than the table holds) over
+// hours, then a flood. The code before 2026-12-03 kept every bucket since
+// the start and counted nothing once 100,000 were held: the flood was
+// missed. Each flood also stays counted once settled.
+func TestSynFloodLongWatch(t *testing.T) {
+	f := newSynFeed()
+	at := synT0
+	for i := range 150000 {
+		s := i % 10000
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(s >> 8), byte(s)}), 1000)
+		f.both(attempt(netip.MustParseAddrPort("10.0.0.7:50000"), dst, at, false))
+		if i%100 == 99 {
+			at += synSec / 10 // 1,000 connections a second, to 10,000 services in each 10 s
+		}
+	}
+	if len(f.s.buckets) > 30000 {
+		t.Errorf("%d buckets held, want those of the last 20 s only", len(f.s.buckets))
+	}
+	flood := func(start int64, dst netip.AddrPort) {
+		for i := range 400 {
+			f.both(attempt(netip.AddrPortFrom(nthAddr(i), 40000), dst, start+int64(i)*synSec/100, true))
+		}
+	}
+	flood(at, broker)
+	other := netip.MustParseAddrPort("10.0.0.2:1883")
+	flood(at+time60s, other)
+	for i := range 100 { // and a quiet minute that settles both
+		f.both(attempt(netip.MustParseAddrPort("10.0.0.7:50000"), broker, at+time60s+int64(10+i)*synSec, false))
+	}
+	g := f.finding(t)
+	if g == nil || g.Evidence.Counts["half_open"] != 800 || len(g.Evidence.Targets) != 2 {
+		t.Fatalf("finding %+v, want 800 half-open attempts to two services", g)
+	}
+	if f.s.refused != 0 {
+		t.Errorf("%d attempts refused", f.s.refused)
+	}
+}
+
+const time60s = 60 * synSec
+
+// TestSynFloodSmokeScreen: an attacker tries 10,000 services a second,
+// once each (a spoofed SYN and a reset), and after 11 s (110,000 services,
+// more than the table holds) floods the broker. The code before 2026-12-03
+// refused every bucket past 100,000: the flood was not seen. The table now
+// lets the idle buckets too small to be floods go early; the flood is
+// found with nearly all its attempts (an early settling may take the first
+// few, before its bucket has a quarter of min_half_open).
+func TestSynFloodSmokeScreen(t *testing.T) {
+	f := newSynFeed()
+	j := 0
+	for i := range 180000 {
+		at := synT0 + int64(i)*synSec/10000
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(i >> 16), byte(i >> 8)}), uint16(i))
+		f.both(attempt(netip.AddrPortFrom(nthAddr(i), 40000), dst, at, true))
+		if i >= 110000 && i%100 == 0 && j < 400 { // the flood: 100 attempts a second from 12 s on
+			f.both(attempt(netip.AddrPortFrom(nthAddr(j+200000), 40000), broker, at, true))
+			j++
+		}
+		if len(f.s.buckets) > maxKeys {
+			t.Fatalf("%d buckets held, more than %d", len(f.s.buckets), maxKeys)
+		}
+	}
+	if j != 400 {
+		t.Fatalf("test sent %d flood attempts", j)
+	}
+	g := f.finding(t)
+	if g == nil || g.Evidence.Targets[0] != broker.String() || g.Evidence.Counts["half_open"] < 350 {
+		t.Fatalf("finding %+v, want the broker flooded with about 400 half-open attempts", g)
+	}
+	t.Logf("%d of the flood's 400 attempts counted", g.Evidence.Counts["half_open"])
+}
+
+// TestSynFloodSourcesBounded: a flood rotating over ten ports for ten
+// minutes, 10,000 forged sources in each service's 10 s (the code before
+// 2026-12-03 kept each bucket's 10,000 sources: 170 MB for 3M SYNs) keeps
+// the buckets of the last 20 s only, each counting its sources in at most
+// 64 hashes (stats.TestFewDistinct), and says their number is an estimate.
+func TestSynFloodSourcesBounded(t *testing.T) {
+	f := newSynFeed()
+	n := 0
+	for b := range 60 {
+		for i := range 20000 {
+			at := synT0 + int64(b)*10*synSec + int64(i)*synSec/2000
+			dst := netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(8000+i%10))
+			f.both(attempt(netip.AddrPortFrom(nthAddr(n%1000000), 40000), dst, at, true))
+			n++
+		}
+		if len(f.s.buckets) > 30 {
+			t.Fatalf("%d buckets held, want those of the last 20 s only", len(f.s.buckets))
+		}
+	}
+	g := f.finding(t)
+	if g == nil || g.Evidence.Counts["half_open"] != int64(n) || len(g.Evidence.Targets) != 10 {
+		t.Fatalf("finding %+v, want %d half-open attempts to 10 services", g, n)
+	}
+	if s := g.Evidence.Counts["max_sources_per_10s"]; s < 1500 || s > 2000 {
+		t.Errorf("max_sources_per_10s %d, want about 2,000 (each bucket's attempts bound it)", s)
+	}
+	if len(g.Evidence.Notes) == 0 || !strings.Contains(g.Evidence.Notes[0], "estimated") {
+		t.Errorf("notes %q: the number of sources is not said to be an estimate", g.Evidence.Notes)
+	}
+}
