@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -43,5 +44,29 @@ func TestRingMatchesFullRing(t *testing.T) {
 	}
 	if len(slow.ts) > 16 {
 		t.Errorf("a source at one event a second holds %d times, want at most 16", len(slow.ts))
+	}
+}
+
+// TestJoinShort: a list that sorted cut ("+N more") counts what it cut in
+// a title (a scan by 100 sources was "a, b, c and 18 more").
+func TestJoinShort(t *testing.T) {
+	set := map[string]bool{}
+	for i := range 100 {
+		set[fmt.Sprintf("10.9.0.%d", i)] = true
+	}
+	for _, c := range []struct {
+		list []string
+		n    int
+		want string
+	}{
+		{sorted(set, 20), 3, "10.9.0.0, 10.9.0.1, 10.9.0.10 and 97 more"},
+		{[]string{"a", "b"}, 3, "a, b"},
+		{[]string{"a", "b", "c", "d"}, 3, "a, b, c and 1 more"},
+		{[]string{"a", "b", "+5 more"}, 3, "a, b and 5 more"},
+		{[]string{"a", "+x more"}, 3, "a, +x more"},
+	} {
+		if got := joinShort(c.list, c.n); got != c.want {
+			t.Errorf("joinShort(%q, %d) = %q, want %q", c.list, c.n, got, c.want)
+		}
 	}
 }

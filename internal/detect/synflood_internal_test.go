@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -210,4 +211,60 @@ func TestSynFloodSourcesBounded(t *testing.T) {
 	if len(g.Evidence.Notes) == 0 || !strings.Contains(g.Evidence.Notes[0], "estimated") {
 		t.Errorf("notes %q: the number of sources is not said to be an estimate", g.Evidence.Notes)
 	}
+}
+
+// TestScanBudget: 200 sources try 10,000 services each (2M SYNs). The code
+// before 2026-12-03 kept every distinct service of every source, about
+// 180 MB here, growing with every SYN; now at most scanBudget probes (and
+// min_targets for each source past it), every source is still found, its
+// note says what was not kept, and a scanner that starts once the budget is
+// spent is found too.
+func TestScanBudget(t *testing.T) {
+	s := newScan(&Env{Policy: &policy.Policy{}, spec: &scanSpec}).(*scan)
+	probe := func(src netip.Addr, dst netip.AddrPort, at int64) {
+		c := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: dst, Start: at, Last: at, SynSeen: true}
+		c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 1, SYNs: 1}
+		s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: c})
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 10000 {
+		for j := range 200 {
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), uint16(1+j))
+			probe(netip.AddrFrom4([4]byte{10, 9, 0, byte(j)}), dst, synT0+int64(i*200+j)*synSec/20000)
+		}
+	}
+	for i := range 30 {
+		probe(netip.MustParseAddr("10.66.0.1"), netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(20+i)), synT0+100*synSec+int64(i)*synSec)
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 80<<20 {
+		t.Errorf("the scan detector holds %d MiB for 2M SYNs, want at most 80", grew>>20)
+	}
+	if s.kept > scanBudget+201*s.min {
+		t.Errorf("%d probes kept, budget %d", s.kept, scanBudget)
+	}
+	fs := s.Findings(Models{})
+	if len(fs) != 1 || len(fs[0].Evidence.Notes) != 201 {
+		t.Fatalf("findings %v, want one naming 201 sources", fs)
+	}
+	var scanner string
+	for _, n := range fs[0].Evidence.Notes {
+		if strings.HasPrefix(n, "10.66.0.1 ") {
+			scanner = n
+		}
+	}
+	if !strings.Contains(scanner, "probed 20 services") {
+		t.Errorf("the late scanner: %q, want 20 services probed", scanner)
+	}
+	if n := fs[0].Evidence.Notes[0]; !strings.Contains(n, "not kept") {
+		t.Errorf("note %q does not say what was not kept", n)
+	}
+	if got := fs[0].Evidence.Counts["targets_probed"]; got != 2000000+30 {
+		t.Errorf("targets_probed %d, want 2,000,030", got)
+	}
+	runtime.KeepAlive(s)
 }
