@@ -54,10 +54,15 @@ type publishFlood struct {
 	maxBytes int64
 	srcs     map[netip.Addr]*pubAgg
 	tab      *sessTable
+	// topicKeys is what the sources' topic counters may still take (each
+	// keeps 1,000): 1,000 sources flooding a topic of their own with every
+	// PUBLISH kept a million topic names, and more with every source.
+	topicKeys int
 }
 
 func newPublishFlood(e *Env) Detector {
-	return &publishFlood{maxPub: int(e.P("max_publishes")), maxBytes: int64(e.P("max_bytes")), srcs: map[netip.Addr]*pubAgg{}, tab: e.sessions}
+	return &publishFlood{maxPub: int(e.P("max_publishes")), maxBytes: int64(e.P("max_bytes")), srcs: map[netip.Addr]*pubAgg{}, tab: e.sessions,
+		topicKeys: maxKeys}
 }
 
 func (*publishFlood) uses() events { return evMQTT }
@@ -73,7 +78,7 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 			if len(p.srcs) >= maxKeys {
 				return
 			}
-			a = &pubAgg{win: newRing(p.maxPub, 10e9), topics: newCounter[string](1000), clients: map[string]bool{}}
+			a = &pubAgg{win: newRing(p.maxPub, 10e9), topics: newCounterIn[string](1000, &p.topicKeys), clients: map[string]bool{}}
 			p.srcs[src] = a
 		}
 		p.tab.cur.pub = a

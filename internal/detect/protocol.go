@@ -212,7 +212,7 @@ func (d *malformed) OnFlow(f *pipeline.Flow) {
 	if s := f.Session; s != nil {
 		if st := d.tab.cur; st != nil && st.clientSent {
 			if c.Stat[s.ClientDir].RSTs > 0 {
-				if g := d.add(src, mkAborted, c.Last, 0); g != nil {
+				if g := d.add(src, mkAborted, c.Last, 0); g != nil && len(g.targets) < 1000 {
 					g.targets[c.B.String()] = true
 				}
 			}

@@ -403,19 +403,30 @@ func (s *span) add(t int64) {
 }
 
 // counter counts per key with a cap on the number of keys; keys beyond the
-// cap are counted together.
+// cap are counted together. Counters made with a shared budget also stop
+// taking keys once their budget is spent: a detector's counters together
+// then hold at most that many keys, however many counters there are.
 type counter[K comparable] struct {
-	m     map[K]int64
-	cap   int
-	Other int64
+	m      map[K]int64
+	cap    int
+	budget *int // keys the counters sharing it may still take; nil: none
+	Other  int64
 }
 
-func newCounter[K comparable](cap int) *counter[K] { return &counter[K]{m: map[K]int64{}, cap: cap} }
+// newCounterIn is a counter that takes its keys from budget too.
+func newCounterIn[K comparable](cap int, budget *int) *counter[K] {
+	return &counter[K]{m: map[K]int64{}, cap: cap, budget: budget}
+}
 
 func (c *counter[K]) add(k K, n int64) {
-	if _, ok := c.m[k]; !ok && len(c.m) >= c.cap {
-		c.Other += n
-		return
+	if _, ok := c.m[k]; !ok {
+		if len(c.m) >= c.cap || c.budget != nil && *c.budget <= 0 {
+			c.Other += n
+			return
+		}
+		if c.budget != nil {
+			*c.budget--
+		}
 	}
 	c.m[k] += n
 }

@@ -1,11 +1,17 @@
 package detect
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/iomtguard/iomtguard/internal/capture"
+	"github.com/iomtguard/iomtguard/internal/mqtt"
+	"github.com/iomtguard/iomtguard/internal/pcaptest"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/policy"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
@@ -267,4 +273,56 @@ func TestScanBudget(t *testing.T) {
 		t.Errorf("targets_probed %d, want 2,000,030", got)
 	}
 	runtime.KeepAlive(s)
+}
+
+// TestPublishFloodTopicBudget: 250 sources flood the broker, each with a
+// topic of its own for every PUBLISH (1,000 each, the last 500 of them a
+// flood). The code before 2026-12-03 kept up to 1,000 topic names for each
+// source, 125,250 here and more with every source; now the sources'
+// counters share maxKeys, and every source is still named.
+func TestPublishFloodTopicBudget(t *testing.T) {
+	c := pcaptest.New(capture.LinkEthernet, synT0)
+	for s := range 250 {
+		k := c.NewConn(fmt.Sprintf("10.7.%d.%d:40000", s/250, 1+s%250), "10.0.0.1:1883")
+		k.Handshake()
+		k.Send(pcaptest.FromClient, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.CONNECT, ClientID: fmt.Appendf(nil, "f-%d", s), Version: mqtt.V311, ConnectFlags: 2, KeepAlive: 60}))
+		k.Send(pcaptest.FromServer, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.CONNACK}))
+		for i := range 1000 {
+			k.Send(pcaptest.FromClient, mqtt.Append(nil, &mqtt.Packet{Type: mqtt.PUBLISH, Topic: fmt.Appendf(nil, "spam/%d/%d", s, i), Payload: []byte("1")}))
+			c.Tick(synSec / 1000)
+		}
+	}
+	in, err := pipeline.NewInput("flood.pcap", bytes.NewReader(c.Pcap()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(&policy.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.New(pipeline.Options{}, e).Run(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	var p *publishFlood
+	for _, d := range e.dets {
+		if d, ok := d.(*publishFlood); ok {
+			p = d
+		}
+	}
+	keys := 0
+	for _, a := range p.srcs {
+		keys += len(a.topics.m)
+	}
+	if keys > maxKeys {
+		t.Errorf("%d topic names kept, want at most %d", keys, maxKeys)
+	}
+	var f *Finding
+	for _, g := range e.Findings(Models{}) {
+		if g.ID == "attack.publish-flood" {
+			f = &g
+		}
+	}
+	if f == nil || len(f.Evidence.Notes) != 250 {
+		t.Fatalf("finding %v, want 250 sources named", f)
+	}
 }
