@@ -46,6 +46,7 @@ type pubAgg struct {
 	clients    map[string]bool
 	frames     exemplars
 	target     string
+	gone       bool // let go by sweep: sessions holding it look the source up again
 }
 
 type publishFlood struct {
@@ -58,6 +59,9 @@ type publishFlood struct {
 	// keeps 1,000): 1,000 sources flooding a topic of their own with every
 	// PUBLISH kept a million topic names, and more with every source.
 	topicKeys int
+	// sweepIn is the number of sources to refuse before sweeping again
+	// (a sweep that freed little is not repeated at every PUBLISH).
+	sweepIn int
 }
 
 func newPublishFlood(e *Env) Detector {
@@ -72,10 +76,10 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 		return
 	}
 	a := p.tab.cur.pub
-	if a == nil {
+	if a == nil || a.gone {
 		src := clientAddr(m)
 		if a = p.srcs[src]; a == nil {
-			if len(p.srcs) >= maxKeys {
+			if len(p.srcs) >= maxKeys && !p.sweep(m.Frame.TS) {
 				return
 			}
 			a = &pubAgg{win: newRing(p.maxPub, 10e9), topics: newCounterIn[string](1000, &p.topicKeys), clients: map[string]bool{}}
@@ -123,6 +127,29 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 		}
 		a.target = brokerEnd(m).String()
 	}
+}
+
+// sweep lets go of the sources that have not flooded and have not
+// published for over 10 s (their counts can no longer make a flood) and
+// reports whether there is room now. 100,000 addresses publishing once
+// each filled the table for good, and a flood from any address after them
+// went unseen (in a watch, any 100,000 publishers over its whole run).
+func (p *publishFlood) sweep(now int64) bool {
+	if p.sweepIn > 0 {
+		p.sweepIn--
+		return false
+	}
+	n := len(p.srcs)
+	for src, a := range p.srcs {
+		if !a.hit && (a.sec+11)*1e9 <= now {
+			a.gone = true
+			delete(p.srcs, src)
+		}
+	}
+	if n-len(p.srcs) < maxKeys/8 {
+		p.sweepIn = maxKeys / 8
+	}
+	return len(p.srcs) < maxKeys
 }
 
 func (p *publishFlood) Findings(Models) []Finding {

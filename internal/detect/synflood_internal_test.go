@@ -326,3 +326,53 @@ func TestPublishFloodTopicBudget(t *testing.T) {
 		t.Fatalf("finding %v, want 250 sources named", f)
 	}
 }
+
+// TestPublishFloodSourcesSwept: 100,000 addresses publish once each (the
+// table of sources is then full), and 12 s later a new address floods the
+// broker, as does, in its session still open, one of the first 100,000.
+// The code before 2026-12-03 refused every source past the 100,000th for
+// as long as it ran: the first flood went unseen. Now sources idle for 10 s
+// that never flooded are let go, and a session whose source was let go
+// finds its source again.
+func TestPublishFloodSourcesSwept(t *testing.T) {
+	e := &Env{Policy: &policy.Policy{}, spec: &publishFloodSpec, sessions: &sessTable{}}
+	p := newPublishFlood(e).(*publishFlood)
+	type sess struct {
+		conn *tcpstream.Conn
+		s    *pipeline.Session
+		st   sessState
+	}
+	open := func(src netip.Addr) *sess {
+		return &sess{conn: &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: broker}, s: &pipeline.Session{ClientDir: tcpstream.FromA}}
+	}
+	pub := func(x *sess, at int64) {
+		e.sessions.cur = &x.st
+		p.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: x.conn, Session: x.s, FromClient: true,
+			Pkt: &mqtt.Packet{Type: mqtt.PUBLISH, Topic: []byte("ward/1/spo2"), Payload: []byte("97")}})
+		e.sessions.cur = nil
+	}
+	var first *sess
+	for i := range maxKeys {
+		x := open(netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)}))
+		pub(x, synT0+int64(i)*synSec/100000)
+		if i == 0 {
+			first = x
+		}
+	}
+	late := open(netip.MustParseAddr("10.99.0.1"))
+	for i := range 1000 {
+		at := synT0 + 12*synSec + int64(i)*synSec/200
+		pub(late, at)
+		pub(first, at)
+	}
+	var names []string
+	for _, f := range p.Findings(Models{}) {
+		names = f.Evidence.Sources
+	}
+	if len(names) != 2 || names[0] != "10.1.0.0" || names[1] != "10.99.0.1" {
+		t.Errorf("flooding sources %v, want 10.1.0.0 and 10.99.0.1", names)
+	}
+	if len(p.srcs) > maxKeys {
+		t.Errorf("%d sources held", len(p.srcs))
+	}
+}
