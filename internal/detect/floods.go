@@ -689,11 +689,19 @@ type scan struct {
 	// services each kept 325 MB, and the memory grew with every SYN.
 	kept    int
 	notKept map[netip.Addr]int64
+	// now is the latest attempt's start; sweepIn, the newcomers to take
+	// past half the table before sweeping it again.
+	now     int64
+	sweepIn int
 }
 
+// scanSlack is how long after its SYN an attempt may still be reported
+// (it leaves the connection table late: evicted, or at an idle timeout).
+const scanSlack = int64(5 * time.Minute)
+
 // scanBudget is the most probes kept for all sources together past which a
-// source keeps only min_targets: 512 Ki probes, about 24 MiB with their
-// indexes 50.
+// source keeps only min_targets: 512 Ki probes, about 24 MiB, and their
+// indexes about as much.
 const scanBudget = 1 << 19
 
 const scanSeenFrom = 32 // above min_targets' default: a source kept at 20 has no index
@@ -717,8 +725,9 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	src := c.A.Addr().Unmap()
 	b := c.Stat[tcpstream.FromB]
 	pr := probe{c.Start, c.B, b.Packets == b.RSTs} // failed: no answer, or only resets
+	s.now = max(s.now, c.Start)
 	ps, ok := s.probes[src]
-	if !ok && len(s.probes) >= maxKeys/2 {
+	if !ok && len(s.probes) >= maxKeys/2 && !s.sweep() {
 		first, again := s.once.again(maphash.Comparable(s.seed, src), src, pr, sameTarget)
 		if !again || len(s.probes) >= maxKeys {
 			return
@@ -758,6 +767,38 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	}
 	s.kept++
 	s.probes[src] = append(ps, pr)
+}
+
+// sweep lets go of the sources that tried fewer than min_targets services,
+// the last of them more than window and scanSlack ago (they can no longer
+// be a scan), and reports whether the table is under half full again. In
+// a watch, which keeps one detector as long as it runs, every address that
+// ever opened a connection stayed, and past half the table a newcomer had
+// to be seen twice, past all of it not at all.
+func (s *scan) sweep() bool {
+	if s.sweepIn > 0 {
+		s.sweepIn--
+		return false
+	}
+	n := len(s.probes)
+	for src, ps := range s.probes {
+		if len(ps) >= s.min {
+			continue
+		}
+		last := int64(0)
+		for _, p := range ps {
+			last = max(last, p.t)
+		}
+		if last+s.window+scanSlack < s.now {
+			delete(s.probes, src)
+			delete(s.notKept, src)
+			s.kept -= len(ps)
+		}
+	}
+	if n-len(s.probes) < maxKeys/8 {
+		s.sweepIn = maxKeys / 8
+	}
+	return len(s.probes) < maxKeys/2
 }
 
 func (s *scan) Findings(Models) []Finding {

@@ -376,3 +376,34 @@ func TestPublishFloodSourcesSwept(t *testing.T) {
 		t.Errorf("%d sources held", len(p.srcs))
 	}
 }
+
+// TestScanSourcesSwept: a watch sees 120,000 addresses open a connection
+// or two each over an hour (more than the table of sources holds), then a
+// scanner. The code before 2026-12-03 kept them all for as long as it ran:
+// past half the table a newcomer had to be seen twice, past all of it it
+// was refused, and the scanner went unseen. Sources that tried fewer than
+// min_targets services, long ago, are let go now.
+func TestScanSourcesSwept(t *testing.T) {
+	s := newScan(&Env{Policy: &policy.Policy{}, spec: &scanSpec}).(*scan)
+	probe := func(src netip.Addr, dst netip.AddrPort, at int64) {
+		c := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: dst, Start: at, Last: at, SynSeen: true}
+		c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 1, SYNs: 1}
+		s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: c})
+	}
+	for i := range 120000 {
+		src := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
+		at := synT0 + int64(i)*30*synSec/1000 // 3,600 s
+		probe(src, broker, at)
+		probe(src, netip.MustParseAddrPort("10.0.0.1:443"), at)
+	}
+	for i := range 30 {
+		probe(netip.MustParseAddr("10.66.0.1"), netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(20+i)), synT0+3700*synSec+int64(i)*synSec)
+	}
+	fs := s.Findings(Models{})
+	if len(fs) != 1 || fs[0].Evidence.Sources[0] != "10.66.0.1" {
+		t.Fatalf("findings %v, want the scan by 10.66.0.1", fs)
+	}
+	if len(s.probes) > maxKeys {
+		t.Errorf("%d sources held", len(s.probes))
+	}
+}
