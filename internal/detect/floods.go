@@ -472,21 +472,38 @@ type synSettled struct {
 // synFlood counts attempts per service and 10 s bucket. A bucket can
 // change while an attempt that began in it is still in the connection table
 // (it is counted when it leaves), so each bucket counts its live attempts:
-// once none is left and its 10 s are past, it is settled: added up in
-// settled if it was a flood, let go otherwise. The table then holds the
-// buckets of the connections in the table and of the last 20 s, not every
-// bucket since the start: a watch of a busy network filled the 100,000
-// buckets in hours and then counted nothing new, and a flood rotating over
-// ports kept a set of sources for each bucket, 170 MB for 3M SYNs.
+// once none is left and its time is past (settleAfter), it is settled:
+// added up in settled if it was a flood, let go otherwise. The table then
+// holds the buckets of the connections in the table and of the last minute,
+// not every bucket since the start: a watch of a busy network filled the
+// 100,000 buckets in hours and then counted nothing new, and a flood
+// rotating over ports kept a set of sources for each bucket, 170 MB for 3M
+// SYNs.
 type synFlood struct {
 	pipeline.Nop
 	min     int64
 	buckets map[bucketKey]*synCounts
 	idle    []bucketKey // buckets with no live attempt, to settle when their time is past
-	now     int64       // the latest bucket an attempt began in
-	settled synSettled
-	refused int64 // attempts not counted: the table was full
+	// now is the latest bucket that two attempts in a row reached (the
+	// smaller of the two): one record stamped a day ahead (a bad clock, a
+	// damaged capture) made every bucket past, and a flood under way was
+	// settled in pieces too small to be one (an independent review).
+	now, lastOpen int64
+	settled       synSettled
+	refused       int64 // attempts not counted: the table was full
+	// The idle list's length and now at the last early settling: it runs
+	// again only when either has moved on (a table full of idle buckets
+	// that cannot go made each attempt walk the list: 30 ms each).
+	earlyIdle   int
+	earlyNow    int64
+	earlyPasses int
+	hseed       uint64 // the hash key of sources, from the first attempt
 }
+
+// settleAfter is how many buckets after its own a bucket is settled: it
+// ended at least 50 s before the latest attempt, as time in a capture may
+// step back a little (a bucket settled too soon is split in two).
+const settleAfter = 6
 
 func newSynFlood(e *Env) Detector {
 	return &synFlood{min: int64(e.P("min_half_open")), buckets: map[bucketKey]*synCounts{},
@@ -500,12 +517,13 @@ func halfOpen(c *tcpstream.Conn) bool {
 	return c.SynSeen && a.SYNs > 0 && a.Packets == a.SYNs+a.RSTs && a.Payload == 0
 }
 
-// addrMix is a well-mixed hash of an address, the same on every run (the
-// counts of distinct sources in a report do not change between runs).
-func addrMix(a netip.Addr) uint64 {
+// addrMix is a well-mixed hash of an address under key: the same for the
+// same key (the counts of distinct sources in a report do not change
+// between runs of one input).
+func addrMix(a netip.Addr, key uint64) uint64 {
 	b := a.As16()
 	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	return stats.Mix64(stats.Mix64(hi) ^ lo)
+	return stats.Mix64(stats.Mix64(hi^key) ^ lo)
 }
 
 func (s *synFlood) OnFlow(f *pipeline.Flow) {
@@ -513,14 +531,22 @@ func (s *synFlood) OnFlow(f *pipeline.Flow) {
 	if !c.SynSeen || c.SynAgain {
 		return // (an attempt counted when its first connection was evicted)
 	}
+	if s.hseed == 0 {
+		// Unknown to a sender who picks addresses whose hashes are large
+		// (they would count as few), the same for the same input.
+		s.hseed = addrMix(c.A.Addr(), uint64(c.Start)^uint64(c.A.Port())<<48) | 1
+	}
 	k := bucketKey{c.B, c.Start / 10e9}
 	if f.Kind == pipeline.FlowOpened {
-		if k.bucket > s.now {
-			s.now = k.bucket
+		if now := min(s.lastOpen, k.bucket); now > s.now {
+			s.now = now
 			s.settle(false)
 		}
+		s.lastOpen = k.bucket
 		if b := s.bucket(k); b != nil {
 			b.live++
+		} else {
+			s.refused++
 		}
 		return
 	}
@@ -531,7 +557,7 @@ func (s *synFlood) OnFlow(f *pipeline.Flow) {
 	}
 	if halfOpen(c) {
 		b.half++
-		b.srcs.Add(addrMix(c.A.Addr()))
+		b.srcs.Add(addrMix(c.A.Addr(), s.hseed))
 	} else {
 		b.done++
 	}
@@ -550,8 +576,10 @@ func (s *synFlood) bucket(k bucketKey) *synCounts {
 	if b := s.buckets[k]; b != nil {
 		return b
 	}
-	if len(s.buckets) >= maxKeys && len(s.idle) >= maxKeys/8 {
+	if len(s.buckets) >= maxKeys && len(s.idle) >= maxKeys/8 && (len(s.idle) >= s.earlyIdle+maxKeys/8 || s.now != s.earlyNow) {
 		s.settle(true)
+		s.earlyIdle, s.earlyNow = len(s.idle), s.now
+		s.earlyPasses++
 	}
 	if len(s.buckets) >= maxKeys {
 		return nil
@@ -561,13 +589,13 @@ func (s *synFlood) bucket(k bucketKey) *synCounts {
 	return b
 }
 
-// settle lets go of the idle buckets whose 10 s ended at least 10 s before
-// the latest attempt (time in a capture may step back a little), adding the
-// floods among them to settled. With early, it also lets go of the idle
-// buckets of the current 20 s with fewer than a quarter of min_half_open
-// attempts: 100,000 services tried once each within 20 s (one spoofed SYN
-// and a reset each) must not fill the table and hide a flood that starts
-// then; a flood's own bucket passes a quarter within its first seconds.
+// settle lets go of the idle buckets settleAfter buckets before the latest
+// attempt's, adding the floods among them to settled. With early, it also
+// lets go of the idle buckets of the last minute with fewer than a quarter
+// of min_half_open attempts: 100,000 services tried once each within a
+// minute (one spoofed SYN and a reset each) must not fill the table and
+// hide a flood that starts then; a flood's own bucket passes a quarter
+// within its first seconds.
 func (s *synFlood) settle(early bool) {
 	keep := s.idle[:0]
 	for _, k := range s.idle {
@@ -577,7 +605,7 @@ func (s *synFlood) settle(early bool) {
 			if b != nil {
 				b.idle = false // queued again when its last attempt leaves
 			}
-		case k.bucket+2 <= s.now:
+		case k.bucket+settleAfter <= s.now:
 			if s.flood(b) {
 				s.settled.add(k, b)
 			}

@@ -86,8 +86,8 @@ func TestSynFloodResetAtOnce(t *testing.T) {
 	if g == nil || g.Evidence.Counts["half_open"] != 300 || g.Evidence.Counts["max_sources_per_10s"] != 60 {
 		t.Fatalf("finding %+v, want 300 half-open attempts from 60 sources", g)
 	}
-	if len(f.s.buckets) > 3 {
-		t.Errorf("%d buckets held after a minute of one service, want at most 3", len(f.s.buckets))
+	if len(f.s.buckets) > settleAfter+1 {
+		t.Errorf("%d buckets held after a minute of one service, want at most %d", len(f.s.buckets), settleAfter+1)
 	}
 }
 
@@ -131,8 +131,8 @@ func TestSynFloodLongWatch(t *testing.T) {
 			at += synSec / 10 // 1,000 connections a second, to 10,000 services in each 10 s
 		}
 	}
-	if len(f.s.buckets) > 30000 {
-		t.Errorf("%d buckets held, want those of the last 20 s only", len(f.s.buckets))
+	if len(f.s.buckets) > (settleAfter+1)*10000 {
+		t.Errorf("%d buckets held, want those of the last minute only", len(f.s.buckets))
 	}
 	flood := func(start int64, dst netip.AddrPort) {
 		for i := range 400 {
@@ -189,9 +189,9 @@ func TestSynFloodSmokeScreen(t *testing.T) {
 }
 
 // TestSynFloodSourcesBounded: a flood rotating over ten ports for ten
-// minutes, 10,000 forged sources in each service's 10 s (the code before
-// 2026-12-03 kept each bucket's 10,000 sources: 170 MB for 3M SYNs) keeps
-// the buckets of the last 20 s only, each counting its sources in at most
+// minutes, 2,000 forged sources in each service's 10 s (the code before
+// 2026-12-03 kept each bucket's sources, up to 10,000: 170 MB for 3M SYNs)
+// keeps the buckets of the last minute only, each counting its sources in at most
 // 64 hashes (stats.TestFewDistinct), and says their number is an estimate.
 func TestSynFloodSourcesBounded(t *testing.T) {
 	f := newSynFeed()
@@ -203,8 +203,8 @@ func TestSynFloodSourcesBounded(t *testing.T) {
 			f.both(attempt(netip.AddrPortFrom(nthAddr(n%1000000), 40000), dst, at, true))
 			n++
 		}
-		if len(f.s.buckets) > 30 {
-			t.Fatalf("%d buckets held, want those of the last 20 s only", len(f.s.buckets))
+		if len(f.s.buckets) > (settleAfter+1)*10 {
+			t.Fatalf("%d buckets held, want those of the last minute only", len(f.s.buckets))
 		}
 	}
 	g := f.finding(t)
@@ -405,5 +405,92 @@ func TestScanSourcesSwept(t *testing.T) {
 	}
 	if len(s.probes) > maxKeys {
 		t.Errorf("%d sources held", len(s.probes))
+	}
+}
+
+// The cases of an independent review of the detector (2026-12-03), each
+// a flood the code before it found and that review's version did not, or a
+// cost it did not bound.
+
+// TestSynFloodClockSteps: time steps back 10.5 s in the middle of a flood
+// (150 attempts, one connection elsewhere 20 s later, 150 more back in the
+// first bucket), and, in a second capture, one record is stamped a day
+// ahead before a flood hidden among 100,001 services tried once each. Both
+// floods are found whole.
+func TestSynFloodClockSteps(t *testing.T) {
+	src := func(i int) netip.AddrPort { return netip.AddrPortFrom(nthAddr(i), 40000) }
+	f := newSynFeed()
+	for i := range 150 {
+		f.both(attempt(src(i), broker, synT0+int64(i)*synSec/100, true))
+	}
+	f.both(attempt(src(999), netip.MustParseAddrPort("10.0.0.9:443"), synT0+20*synSec, false))
+	for i := range 150 {
+		f.both(attempt(src(i), broker, synT0+95*synSec/10+int64(i)*synSec/1000, true))
+	}
+	if g := f.finding(t); g == nil || g.Evidence.Counts["half_open"] != 300 {
+		t.Errorf("step back: finding %+v, want 300 half-open attempts", g)
+	}
+
+	f = newSynFeed()
+	f.both(attempt(src(1), netip.MustParseAddrPort("10.0.0.9:443"), synT0+86400*synSec, false))
+	for i := range 150 {
+		f.both(attempt(src(i), broker, synT0+int64(i)*synSec/100, true))
+	}
+	for i := range maxKeys + 1 {
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 3, byte(i >> 8), byte(i)}), uint16(1+i>>16))
+		f.both(attempt(src(1), dst, synT0+2*synSec+int64(i)*synSec/100000, false))
+	}
+	for i := range 150 {
+		f.both(attempt(src(i), broker, synT0+4*synSec+int64(i)*synSec/100, true))
+	}
+	if g := f.finding(t); g == nil || g.Evidence.Counts["half_open"] != 300 {
+		t.Errorf("a record a day ahead: finding %+v, want 300 half-open attempts", g)
+	}
+}
+
+// TestSynFloodFullTableCost: the table is full of idle buckets that cannot
+// go yet (100,000 services, 50 attempts each, in one 10 s); 2,000 attempts
+// on new services then settle early at most twice, not once each (each
+// settling walks the whole list: 30 ms an attempt, hours for a million).
+// They are refused and counted.
+func TestSynFloodFullTableCost(t *testing.T) {
+	f := newSynFeed()
+	for i := range maxKeys {
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 3, byte(i >> 8), byte(i)}), uint16(1+i>>16))
+		for j := range 50 {
+			f.both(attempt(netip.AddrPortFrom(nthAddr(j), 40000), dst, synT0+int64(i)*synSec/20000, false))
+		}
+	}
+	passes := f.s.earlyPasses
+	for i := range 2000 {
+		f.both(attempt(netip.AddrPortFrom(nthAddr(i), 40000), netip.AddrPortFrom(nthAddr(i), 80), synT0+6*synSec, true))
+	}
+	if n := f.s.earlyPasses - passes; n > 2 {
+		t.Errorf("%d early settlings for 2,000 attempts, want at most 2", n)
+	}
+	if f.s.refused != 4000 {
+		t.Errorf("%d opens and closes refused, want 4,000", f.s.refused)
+	}
+}
+
+// TestSynFloodChosenSources: 10,000 sources picked for the largest hashes
+// under a key of 0 (a sender who knows the hash) flood the broker. The
+// review's version hashed without a key and counted them as 64, with no
+// note that they were likely forged.
+func TestSynFloodChosenSources(t *testing.T) {
+	var srcs []netip.Addr
+	for i := uint32(1 << 24); len(srcs) < 10000; i++ {
+		a := netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+		if addrMix(a, 0) > ^uint64(0)-^uint64(0)/1000 {
+			srcs = append(srcs, a)
+		}
+	}
+	f := newSynFeed()
+	for i, a := range srcs {
+		f.both(attempt(netip.AddrPortFrom(a, 40000), broker, synT0+int64(i)*synSec/2000, true))
+	}
+	g := f.finding(t)
+	if g == nil || g.Evidence.Counts["max_sources_per_10s"] < 5000 {
+		t.Fatalf("finding %+v, want about 10,000 sources", g)
 	}
 }

@@ -128,5 +128,6 @@ func (d *FewDistinct) Estimate() (n int64, exact bool) {
 	// (k−1)/U(k), U(k) the k-th smallest hash as a fraction of the space:
 	// unbiased (Beyer et al. 2007).
 	u := (float64(d.h[fewK-1]) + 1) / 0x1p64
-	return max(int64(fewK), int64(math.Round(float64(fewK-1)/u))), false
+	// Only chosen hashes put the 64th smallest near 0: at most 2^40.
+	return int64(math.Round(min(max(float64(fewK-1)/u, fewK), 1<<40))), false
 }

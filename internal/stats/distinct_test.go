@@ -76,6 +76,15 @@ func TestFewDistinct(t *testing.T) {
 			t.Errorf("%d hashes kept, want at most %d", len(d.h), fewK)
 		}
 	}
+	// Chosen hashes, the smallest there are: a large estimate, not an
+	// overflow (it came out as 64 on amd64, and otherwise elsewhere).
+	var low FewDistinct
+	for h := range uint64(65) {
+		low.Add(h)
+	}
+	if n, exact := low.Estimate(); exact || n != 1<<40 {
+		t.Errorf("65 smallest hashes: %d (exact %v), want 2^40", n, exact)
+	}
 	// Unbiased: the mean of 1000 estimates of 1000 is within 1.2 % (three
 	// standard errors of the mean; (k)/U(k), biased by 1/63, fails it).
 	var sum float64
