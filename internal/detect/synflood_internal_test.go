@@ -494,3 +494,53 @@ func TestSynFloodChosenSources(t *testing.T) {
 		t.Fatalf("finding %+v, want about 10,000 sources", g)
 	}
 }
+
+// TestBruteforceKeysApart: one client tries 110,000 user names once each
+// (more than the table of keys holds), then another address guesses
+// passwords. The code before 2026-12-03 kept source and user-name keys in
+// one table of 100,000, first come: the guessing source was not counted.
+// Each kind now has half the table, and a key is a third of its size.
+func TestBruteforceKeysApart(t *testing.T) {
+	e := &Env{Policy: &policy.Policy{}, spec: &bruteforceSpec, sessions: &sessTable{}}
+	b := newBruteforce(e).(*bruteforce)
+	at := synT0
+	try := func(src, user, pass string) {
+		s := &pipeline.Session{ClientDir: tcpstream.FromA, Version: mqtt.V311}
+		conn := &tcpstream.Conn{A: netip.AddrPortFrom(netip.MustParseAddr(src), 40000), B: broker}
+		at += synSec / 1000
+		b.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: conn, Session: s, FromClient: true,
+			Pkt: &mqtt.Packet{Type: mqtt.CONNECT, Username: []byte(user), Password: []byte(pass)}})
+		b.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: conn, Session: s,
+			Pkt: &mqtt.Packet{Type: mqtt.CONNACK, ReasonCode: 5, Present: mqtt.FieldReasonCode}})
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 110000 {
+		try("10.5.0.1", fmt.Sprintf("user%d", i), "x")
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// A key's sets hold their first member in place (five maps each were
+	// about 1.6 KB a key).
+	if per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(len(b.aggs)); per > 800 {
+		t.Errorf("%d bytes a key, want at most 800", per)
+	}
+	for i := range 20 {
+		try("10.6.0.1", "admin", fmt.Sprintf("guess%d", i))
+	}
+	var notes []string
+	for _, f := range b.Findings(Models{}) {
+		notes = f.Evidence.Notes
+	}
+	found := false
+	for _, n := range notes {
+		found = found || strings.HasPrefix(n, "source 10.6.0.1: 20 refused CONNECTs")
+	}
+	if !found {
+		t.Errorf("notes %q, want source 10.6.0.1 with 20 refused CONNECTs", notes)
+	}
+	if len(b.aggs) > maxKeys {
+		t.Errorf("%d keys held", len(b.aggs))
+	}
+}
