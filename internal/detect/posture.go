@@ -9,6 +9,7 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/stats"
 	"github.com/iomtguard/iomtguard/internal/policy"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
@@ -34,6 +35,7 @@ type cleartext struct {
 	frames           exemplars
 	creds            int64
 	users, credIDs   map[string]bool
+	credIDsSeen      stats.Distinct // every client ID that sent a password (credIDs keeps 1,000)
 	credSpan         span
 	credFrames       exemplars
 }
@@ -71,9 +73,11 @@ func (c *cleartext) OnMQTT(m *pipeline.MQTT) {
 		if u := p.Username; len(u) > 0 && len(c.users) < 1000 {
 			c.users[printable(string(u), 64)] = true
 		}
+		id := idString(m.Session.ClientID)
 		if len(c.credIDs) < 1000 {
-			c.credIDs[idString(m.Session.ClientID)] = true
+			c.credIDs[id] = true
 		}
+		c.credIDsSeen.Add(stringMix(id))
 		c.credSpan.add(t)
 		c.credFrames.add(m.Frame.Num)
 	}
@@ -96,7 +100,13 @@ func (c *cleartext) Findings(Models) []Finding {
 			ClientIDs: sorted(c.credIDs, 30), Targets: sorted(c.brokers, 20), Frames: c.credFrames,
 			Notes: []string{"the passwords are not shown; treat every one of them as exposed"}}
 		f := newFinding("posture.cleartext-credentials", c.credSpan.first, c.credSpan.last, ev)
-		f.Title = fmt.Sprintf("Passwords sent in cleartext: %s from %s", plural(c.creds, "CONNECT"), plural(int64(len(c.credIDs)), "client"))
+		// Past the 1,000 kept, the number of clients is estimated (it said
+		// 1,000 for 300,000 clients).
+		clients := plural(int64(len(c.credIDs)), "client")
+		if len(c.credIDs) >= 1000 {
+			clients = fmt.Sprintf("about %s", plural(max(c.credIDsSeen.Estimate(), 1000), "client"))
+		}
+		f.Title = fmt.Sprintf("Passwords sent in cleartext: %s from %s", plural(c.creds, "CONNECT"), clients)
 		out = append(out, f)
 	}
 	return out

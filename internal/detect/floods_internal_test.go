@@ -544,3 +544,28 @@ func TestBruteforceKeysApart(t *testing.T) {
 		t.Errorf("%d keys held", len(b.aggs))
 	}
 }
+
+// TestCleartextCredentialClients: the title counts the clients that sent a
+// password: exactly up to the 1,000 kept, estimated past that (it said
+// 1,000 for 300,000).
+func TestCleartextCredentialClients(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{10, "from 10 clients"}, {5000, "from about 5"}} {
+		e := &Env{Policy: &policy.Policy{}, spec: &cleartextSpec, sessions: &sessTable{}}
+		d := newCleartext(e).(*cleartext)
+		for i := range c.n {
+			st := sessState{}
+			e.sessions.cur = &st
+			s := &pipeline.Session{ClientDir: tcpstream.FromA, ClientID: fmt.Sprintf("dev-%d", i)}
+			conn := &tcpstream.Conn{A: netip.AddrPortFrom(nthAddr(i), 40000), B: broker}
+			d.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: synT0}, Conn: conn, Session: s, FromClient: true,
+				Pkt: &mqtt.Packet{Type: mqtt.CONNECT, ClientID: []byte(s.ClientID), Username: []byte("u"), Password: []byte("p"), ConnectFlags: 0xc0}})
+		}
+		fs := d.Findings(Models{})
+		if len(fs) != 2 || !strings.Contains(fs[1].Title, c.want) {
+			t.Errorf("%d clients: %v, want a title with %q", c.n, fs, c.want)
+		}
+	}
+}
