@@ -9,8 +9,8 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
-	"github.com/iomtguard/iomtguard/internal/stats"
 	"github.com/iomtguard/iomtguard/internal/policy"
+	"github.com/iomtguard/iomtguard/internal/stats"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
