@@ -159,6 +159,46 @@ func TestBruteforce(t *testing.T) {
 	t.Run("below min_failures", func(t *testing.T) {
 		expect(t, run(t, guesses(9, sec/2, true), nil), "attack.bruteforce", false)
 	})
+	// Spread over sources: 150 addresses try 2 logins each, each login a
+	// user name and password of its own (no source, no user name reaches
+	// min_failures). The code before 2026-12-03 found nothing.
+	spread := func(srcs, each int, gap int64, sameCreds bool) []byte {
+		w := newWorld()
+		for r := 0; r < each; r++ {
+			for i := 0; i < srcs; i++ {
+				k := w.conn(fmt.Sprintf("172.20.%d.%d", i/250, 1+i%250))
+				user, pass := fmt.Sprintf("u%d-%d", i, r), fmt.Sprintf("zq%d-%dxk", i, r)
+				if sameCreds {
+					user, pass = fmt.Sprintf("pump%d", i), "old-password"
+				}
+				k.Send(pcaptest.FromClient, connect(fmt.Sprintf("c-%d", i), user, pass, 60))
+				k.Send(pcaptest.FromServer, connack(5))
+				k.Close()
+				w.c.Tick(gap)
+			}
+		}
+		return w.c.Pcap()
+	}
+	t.Run("spread over sources", func(t *testing.T) {
+		got := run(t, spread(150, 2, sec/10, false), nil)
+		expect(t, got, "attack.bruteforce", true)
+		f := got["attack.bruteforce"]
+		var n int
+		fmt.Sscanf(f.Title, "Password guessing spread over about %d sources", &n)
+		if f.Evidence.Counts["spread_refused_connects"] != 300 || n < 100 || n > 200 { // 150, estimated (±13 %)
+			t.Errorf("title %q, evidence %+v", f.Title, f.Evidence)
+		}
+		for _, s := range append(f.Evidence.Notes, f.Title) {
+			if strings.Contains(s, "zq") && strings.Contains(s, "xk") {
+				t.Errorf("a password reached the finding: %q", s)
+			}
+		}
+	})
+	t.Run("a fleet retrying its old passwords", func(t *testing.T) {
+		// 50 pumps after a password change, each retrying its old one every
+		// 30 s for 10 minutes: 1,000 refusals of 50 credentials.
+		expect(t, run(t, spread(50, 20, 30*sec/50, true), nil), "attack.bruteforce", false)
+	})
 	t.Run("MQTT 5 reason 0x86", func(t *testing.T) {
 		w := newWorld()
 		for i := 0; i < 12; i++ {

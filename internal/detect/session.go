@@ -10,6 +10,7 @@ import (
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
+	"github.com/iomtguard/iomtguard/internal/stats"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
@@ -48,8 +49,10 @@ var bruteforceSpec = Spec{
 	Rule: "A source (or a user name, over all sources) has at least min_failures CONNECTs refused for credentials " +
 		"(return code 4 or 5; MQTT 5 reason 0x86, 0x87 or 0x8C) within window, and either tried at least min_distinct " +
 		"different credentials or failed fast_failures times within one minute (faster than any device's reconnect " +
-		"back-off; EMQX's flapping rate). A device retrying one wrong password slowly is not an attack. Credentials " +
-		"are compared by a keyed hash held in memory only.",
+		"back-off; EMQX's flapping rate). A device retrying one wrong password slowly is not an attack. Guessing " +
+		"spread too thin for that is found per broker: at least 100 refusals within window, from at least 10 " +
+		"source addresses, and at least half of them with credentials not tried before (a fleet retrying its old " +
+		"passwords repeats them). Credentials are compared by a keyed hash held in memory only.",
 	Params: []Param{
 		{"min_failures", 10, "", "refused CONNECTs needed"},
 		{"window", 600, "s", "window in which they must fall"},
@@ -139,12 +142,41 @@ type bruteforce struct {
 	// names tried once each filled the table, and a source guessing
 	// passwords after them was not counted.
 	nKeys [2]int
+	// spread is the refusals of each broker (at most 1,000 brokers), for
+	// guessing spread over so many addresses and user names that no key
+	// above reaches min_failures: 300,000 logins from 65,536 addresses,
+	// each with credentials of its own, were not found.
+	spread map[netip.AddrPort]*spreadAgg
+	// pendingMix is the unseeded hash of the CONNECT's credentials under
+	// mixKey (from the first CONNECT): counts of distinct credentials that
+	// are the same for the same input.
+	pendingMix map[*pipeline.Session]uint64
+	mixKey     uint64
 }
+
+// spreadAgg is a broker's refused CONNECTs, for guessing spread over
+// sources (spreadMin within window, from spreadSources addresses or more,
+// at least half of them with credentials not tried before).
+type spreadAgg struct {
+	failures    int64
+	win         *ring
+	hit         bool
+	creds, srcs stats.FewDistinct
+	sample      fewSet[string] // some of the sources, for the evidence
+	span        span
+	frames      exemplars
+}
+
+const (
+	spreadMin     = 100
+	spreadSources = 10
+)
 
 func newBruteforce(e *Env) Detector {
 	return &bruteforce{env: e, minFail: int(e.P("min_failures")), minDistinct: int(e.P("min_distinct")),
 		fast: int(e.P("fast_failures")), window: e.D("window"),
-		pending: map[*pipeline.Session]uint64{}, pendingUser: map[*pipeline.Session]string{}, aggs: map[authKey]*authAgg{}}
+		pending: map[*pipeline.Session]uint64{}, pendingUser: map[*pipeline.Session]string{}, aggs: map[authKey]*authAgg{},
+		spread: map[netip.AddrPort]*spreadAgg{}, pendingMix: map[*pipeline.Session]uint64{}}
 }
 
 func (*bruteforce) uses() events { return evMQTT | evFlow }
@@ -158,15 +190,20 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 		h.Write(p.Username)
 		h.WriteByte(0)
 		h.Write(p.Password)
+		if b.mixKey == 0 {
+			b.mixKey = stats.Mix64(uint64(m.Frame.TS)) | 1
+		}
 		if len(b.pending) < maxKeys {
 			b.pending[m.Session] = h.Sum64()
 			b.pendingUser[m.Session] = string(p.Username)
+			b.pendingMix[m.Session] = stats.Mix64(stringMix(string(p.Username)) ^ stats.Mix64(stringMix(string(p.Password))^b.mixKey))
 		}
 	case p.Type == mqtt.CONNACK && !m.FromClient && p.Has(mqtt.FieldReasonCode):
 		cred, ok := b.pending[m.Session]
-		user := b.pendingUser[m.Session]
+		user, mix := b.pendingUser[m.Session], b.pendingMix[m.Session]
 		delete(b.pending, m.Session)
 		delete(b.pendingUser, m.Session)
+		delete(b.pendingMix, m.Session)
 		if !authFailure(m.Session.Version, p.ReasonCode) {
 			return
 		}
@@ -175,6 +212,7 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 		}
 		src := clientAddr(m)
 		t := m.Frame.TS
+		b.spreadAdd(brokerEnd(m), src, ok, mix, t, m.Frame.Num)
 		for _, k := range []authKey{{src: src}, {user: user, per: true}} {
 			if k.per && user == "" {
 				continue
@@ -210,10 +248,33 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 	}
 }
 
+func (b *bruteforce) spreadAdd(broker netip.AddrPort, src netip.Addr, known bool, mix uint64, t int64, frame int) {
+	g := b.spread[broker]
+	if g == nil {
+		if len(b.spread) >= 1000 {
+			return
+		}
+		g = &spreadAgg{win: newRing(spreadMin, b.window)}
+		b.spread[broker] = g
+	}
+	g.failures++
+	if s := g.win.add(t); s >= 0 && s <= b.window {
+		g.hit = true
+	}
+	if known {
+		g.creds.Add(mix)
+	}
+	g.srcs.Add(stringMix(string(src.AsSlice())))
+	g.sample.add(src.String(), 20)
+	g.span.add(t)
+	g.frames.add(frame)
+}
+
 func (b *bruteforce) OnFlow(f *pipeline.Flow) {
 	if f.Kind == pipeline.FlowClosed && f.Session != nil {
 		delete(b.pending, f.Session)
 		delete(b.pendingUser, f.Session)
+		delete(b.pendingMix, f.Session)
 	}
 }
 
@@ -261,6 +322,36 @@ func (b *bruteforce) Findings(Models) []Finding {
 			frames.add(fr)
 		}
 	}
+	var spreadSrcs int64
+	spreadExact := true
+	brokers := make([]netip.AddrPort, 0, len(b.spread))
+	for k := range b.spread {
+		brokers = append(brokers, k)
+	}
+	sort.Slice(brokers, func(i, j int) bool { return brokers[i].Compare(brokers[j]) < 0 })
+	for _, k := range brokers {
+		g := b.spread[k]
+		nsrc, srcExact := g.srcs.Estimate()
+		ncred, credExact := g.creds.Estimate()
+		nsrc, ncred = min(nsrc, g.failures), min(ncred, g.failures) // past them, the estimate's error
+		if !g.hit || nsrc < spreadSources || 2*ncred < g.failures {
+			continue
+		}
+		found = true
+		ev.Counts["spread_refused_connects"] += g.failures
+		spreadSrcs, spreadExact = max(spreadSrcs, nsrc), srcExact
+		ev.Notes = append(ev.Notes, fmt.Sprintf("broker %s: %d refused CONNECTs from %s with %s, from %s to %s: guessing spread over "+
+			"many addresses and credentials (credential stuffing, or passwords sprayed from many hosts)",
+			k, g.failures, about(nsrc, srcExact, "source"), about(ncred, credExact, "distinct credential"),
+			fmtTime(g.span.first), fmtTime(g.span.last)))
+		sp.add(g.span.first)
+		sp.add(g.span.last)
+		g.sample.addTo(srcs)
+		targets[k.String()] = true
+		for _, fr := range g.frames {
+			frames.add(fr)
+		}
+	}
 	if !found {
 		return nil
 	}
@@ -269,7 +360,18 @@ func (b *bruteforce) Findings(Models) []Finding {
 	ev.Frames = frames
 	f := newFinding("attack.bruteforce", sp.first, sp.last, ev)
 	f.Title = fmt.Sprintf("Password guessing: %d refused CONNECTs from %s", ev.Counts["refused_connects"], joinShort(ev.Sources, 3))
+	if ev.Counts["refused_connects"] == 0 { // spread only: the sources listed are a sample
+		f.Title = fmt.Sprintf("Password guessing spread over %s: %d refused CONNECTs", about(spreadSrcs, spreadExact, "source"), ev.Counts["spread_refused_connects"])
+	}
 	return []Finding{f}
+}
+
+// about is n things, "about n" when n is an estimate.
+func about(n int64, exact bool, what string) string {
+	if exact {
+		return plural(n, what)
+	}
+	return "about " + plural(n, what)
 }
 
 // --- attack.connect-flood ----------------------------------------------------
