@@ -46,7 +46,8 @@ type pubAgg struct {
 	clients    map[string]bool
 	frames     exemplars
 	target     string
-	gone       bool // let go by sweep: sessions holding it look the source up again
+	gone       bool  // let go by sweep: sessions holding it look the source up again
+	lastSec    int64 // the latest second it published in (sec may step back)
 }
 
 type publishFlood struct {
@@ -62,6 +63,11 @@ type publishFlood struct {
 	// sweepIn is the number of sources to refuse before sweeping again
 	// (a sweep that freed little is not repeated at every PUBLISH).
 	sweepIn int
+	// now is the latest time two PUBLISHes in a row reached (the smaller of
+	// the two): a newcomer's frame stamped 12 s ahead (another sensor's
+	// clock) swept a source in the middle of its flood (a review).
+	now, lastTS int64
+	sweptAt     int64 // now at the last sweep: a second later, sweep again whatever sweepIn says
 }
 
 func newPublishFlood(e *Env) Detector {
@@ -75,11 +81,13 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 	if m.Pkt.Type != mqtt.PUBLISH || !m.FromClient {
 		return
 	}
+	p.now = max(p.now, min(p.lastTS, m.Frame.TS))
+	p.lastTS = m.Frame.TS
 	a := p.tab.cur.pub
 	if a == nil || a.gone {
 		src := clientAddr(m)
 		if a = p.srcs[src]; a == nil {
-			if len(p.srcs) >= maxKeys && !p.sweep(m.Frame.TS) {
+			if len(p.srcs) >= maxKeys && !p.sweep() {
 				return
 			}
 			a = &pubAgg{win: newRing(p.maxPub, 10e9), topics: newCounterIn[string](1000, &p.topicKeys), clients: map[string]bool{}}
@@ -98,6 +106,7 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 			}
 		}
 		a.sec, a.perSec = sec, 0
+		a.lastSec = max(a.lastSec, sec)
 	}
 	n := int64(m.Pkt.PayloadLen)
 	a.bytes[sec%10] += n
@@ -134,14 +143,15 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 // reports whether there is room now. 100,000 addresses publishing once
 // each filled the table for good, and a flood from any address after them
 // went unseen (in a watch, any 100,000 publishers over its whole run).
-func (p *publishFlood) sweep(now int64) bool {
-	if p.sweepIn > 0 {
+func (p *publishFlood) sweep() bool {
+	if p.sweepIn > 0 && p.now < p.sweptAt+1e9 {
 		p.sweepIn--
 		return false
 	}
+	p.sweptAt = p.now
 	n := len(p.srcs)
 	for src, a := range p.srcs {
-		if !a.hit && (a.sec+11)*1e9 <= now {
+		if !a.hit && (a.lastSec+11)*1e9 <= p.now {
 			a.gone = true
 			delete(p.srcs, src)
 		}
@@ -184,10 +194,13 @@ func (p *publishFlood) Findings(Models) []Finding {
 		return nil
 	}
 	sort.Strings(ev.Notes)
+	if p.topicKeys <= 0 {
+		ev.Notes = append(ev.Notes, fmt.Sprintf("the sources' topics are named only until %d topic names were kept in all: later floods show few or none", maxKeys))
+	}
 	sort.Ints(frames)
 	ev.Sources, ev.ClientIDs, ev.Topics, ev.Targets, ev.Frames = sorted(srcs, 20), sorted(ids, 20), sorted(topics, 10), sorted(targets, 5), frames
 	f := newFinding("attack.publish-flood", sp.first, sp.last, ev)
-	f.Title = fmt.Sprintf("Publish flood: up to %d messages a second from %s", ev.Counts["peak_publishes_per_second"], joinShort(ev.Sources, 3))
+	f.Title = fmt.Sprintf("Publish flood: up to %d messages a second from %s", ev.Counts["peak_publishes_per_second"], joinSet(srcs, 3))
 	return []Finding{f}
 }
 
@@ -429,7 +442,7 @@ func (s *slowDoS) Findings(Models) []Finding {
 	sort.Ints(frames)
 	ev.Sources, ev.ClientIDs, ev.Frames = sorted(srcs, 20), sorted(ids, 20), frames
 	f := newFinding("attack.slow-dos", sp.first, sp.last, ev)
-	f.Title = fmt.Sprintf("Slow DoS: %d idle connections held at once by %s", ev.Counts["peak_held_at_once"], joinShort(ev.Sources, 3))
+	f.Title = fmt.Sprintf("Slow DoS: %d idle connections held at once by %s", ev.Counts["peak_held_at_once"], joinSet(srcs, 3))
 	return []Finding{f}
 }
 
@@ -681,7 +694,7 @@ func (s *synFlood) Findings(Models) []Finding {
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%d attempts were not counted: more than %d services and 10 s buckets were open at once", s.refused, maxKeys))
 	}
 	f := newFinding("attack.syn-flood", all.span.first, all.span.last, ev)
-	f.Title = fmt.Sprintf("SYN flood: %d half-open connections to %s", ev.Counts["half_open"], joinShort(ev.Targets, 3))
+	f.Title = fmt.Sprintf("SYN flood: %d half-open connections to %s", ev.Counts["half_open"], joinSet(all.targets, 3))
 	return []Finding{f}
 }
 
@@ -727,19 +740,27 @@ type scan struct {
 	// services each kept 325 MB, and the memory grew with every SYN.
 	kept    int
 	notKept map[netip.Addr]int64
-	// now is the latest attempt's start; sweepIn, the newcomers to take
-	// past half the table before sweeping it again.
-	now     int64
-	sweepIn int
+	// now is the latest start that two attempts in a row reached (the
+	// smaller of the two: one stamped a day ahead made every source
+	// sweepable, a scan under way too); sweepIn, the newcomers to take
+	// before sweeping again.
+	now, lastStart int64
+	sweepIn        int
+	sweptAt        int64 // now at the last sweep: a minute later, sweep again whatever sweepIn says
+	// live counts each source's attempts still in the connection table:
+	// a source is swept only when none is left, as an unanswered SYN is
+	// reported when it leaves the table, which may be much later (a scan
+	// was split in two by a sweep between its probes' opens and closes).
+	live map[netip.Addr]int32
 }
 
-// scanSlack is how long after its SYN an attempt may still be reported
-// (it leaves the connection table late: evicted, or at an idle timeout).
+// scanSlack is how long after the latest attempt a source is kept when it
+// cannot be a scan (time in a capture may step back a little).
 const scanSlack = int64(5 * time.Minute)
 
 // scanBudget is the most probes kept for all sources together past which a
-// source keeps only min_targets: 512 Ki probes, about 24 MiB, and their
-// indexes about as much.
+// source keeps only min_targets, until a sweep frees room: 512 Ki probes,
+// about 24 MiB, and their indexes about as much.
 const scanBudget = 1 << 19
 
 const scanSeenFrom = 32 // above min_targets' default: a source kept at 20 has no index
@@ -750,28 +771,39 @@ func sameTarget(first, p probe) bool { return first.target == p.target }
 
 func newScan(e *Env) Detector {
 	return &scan{seed: e.hashSeed(), min: int(e.P("min_targets")), window: e.D("window"), seen: map[netip.Addr]map[netip.AddrPort]bool{}, probes: map[netip.Addr][]probe{},
-		notKept: map[netip.Addr]int64{}}
+		notKept: map[netip.Addr]int64{}, live: map[netip.Addr]int32{}}
 }
 
 func (*scan) uses() events { return evFlow }
 
 func (s *scan) OnFlow(f *pipeline.Flow) {
-	if f.Kind != pipeline.FlowClosed || !f.Conn.SynSeen {
+	if !f.Conn.SynSeen {
 		return
 	}
 	c := f.Conn
 	src := c.A.Addr().Unmap()
+	if f.Kind == pipeline.FlowOpened {
+		s.live[src]++
+		s.now = max(s.now, min(s.lastStart, c.Start))
+		s.lastStart = c.Start
+		return
+	}
+	if n := s.live[src] - 1; n > 0 {
+		s.live[src] = n
+	} else {
+		delete(s.live, src)
+	}
 	b := c.Stat[tcpstream.FromB]
 	pr := probe{c.Start, c.B, b.Packets == b.RSTs} // failed: no answer, or only resets
-	s.now = max(s.now, c.Start)
 	ps, ok := s.probes[src]
-	if !ok && len(s.probes) >= maxKeys/2 && !s.sweep() {
+	if !ok && len(s.probes) >= maxKeys/2 && !s.sweep(false) {
 		first, again := s.once.again(maphash.Comparable(s.seed, src), src, pr, sameTarget)
 		if !again || len(s.probes) >= maxKeys {
 			return
 		}
 		ps = []probe{first}
 		s.probes[src] = ps
+		s.kept++
 	}
 	if len(ps) >= 100000 {
 		return
@@ -788,7 +820,7 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 			}
 		}
 	}
-	if s.kept >= scanBudget && len(ps) >= s.min {
+	if s.kept >= scanBudget && len(ps) >= s.min && (s.sweep(true) || s.kept >= scanBudget) {
 		s.notKept[src]++
 		return
 	}
@@ -807,36 +839,74 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	s.probes[src] = append(ps, pr)
 }
 
-// sweep lets go of the sources that tried fewer than min_targets services,
-// the last of them more than window and scanSlack ago (they can no longer
-// be a scan), and reports whether the table is under half full again. In
+// sweep lets go of the sources that can no longer be a scan: no attempt
+// of theirs left in the connection table, the last more than window and
+// scanSlack ago, and fewer than min_targets services tried (over the
+// budget: or no window of them a scan), and reports whether the table is
+// under half full again (over the budget: whether probes were freed). In
 // a watch, which keeps one detector as long as it runs, every address that
 // ever opened a connection stayed, and past half the table a newcomer had
-// to be seen twice, past all of it not at all.
-func (s *scan) sweep() bool {
-	if s.sweepIn > 0 {
+// to be seen twice, past all of it not at all; sources that spent the
+// budget kept it for good, and a scan by any source that had min_targets
+// probes then went unseen (an independent review).
+func (s *scan) sweep(budget bool) bool {
+	if s.sweepIn > 0 && s.now < s.sweptAt+60e9 {
 		s.sweepIn--
 		return false
 	}
-	n := len(s.probes)
+	s.sweptAt = s.now
+	n, kept := len(s.probes), s.kept
 	for src, ps := range s.probes {
-		if len(ps) >= s.min {
+		if s.live[src] > 0 || len(ps) >= s.min && !budget {
 			continue
 		}
 		last := int64(0)
 		for _, p := range ps {
 			last = max(last, p.t)
 		}
-		if last+s.window+scanSlack < s.now {
-			delete(s.probes, src)
-			delete(s.notKept, src)
-			s.kept -= len(ps)
+		if last+s.window+scanSlack >= s.now {
+			continue
 		}
+		if len(ps) >= s.min {
+			if best, _, _, _ := s.best(ps); best > 0 {
+				continue
+			}
+		}
+		delete(s.probes, src)
+		delete(s.notKept, src)
+		delete(s.seen, src)
+		s.kept -= len(ps)
 	}
-	if n-len(s.probes) < maxKeys/8 {
+	if n-len(s.probes) < maxKeys/8 && kept-s.kept < scanBudget/8 {
 		s.sweepIn = maxKeys / 8
 	}
+	if budget {
+		return s.kept < kept
+	}
 	return len(s.probes) < maxKeys/2
+}
+
+// best is the largest set of ps within window, at least min_targets and half
+// of them refused or unanswered: its size (0: none), failures, and its
+// first and last index in ps, which it sorts by time.
+func (s *scan) best(ps []probe) (best, bestFails, bi, bj int) {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].t < ps[j].t })
+	j, fails := 0, 0
+	for i, p := range ps {
+		if p.failed {
+			fails++
+		}
+		for p.t-ps[j].t > s.window {
+			if ps[j].failed {
+				fails--
+			}
+			j++
+		}
+		if n := i - j + 1; n >= s.min && 2*fails >= n && n > best {
+			best, bestFails, bi, bj = n, fails, i, j
+		}
+	}
+	return best, bestFails, bi, bj
 }
 
 func (s *scan) Findings(Models) []Finding {
@@ -847,23 +917,7 @@ func (s *scan) Findings(Models) []Finding {
 		if len(ps) < s.min {
 			continue
 		}
-		sort.Slice(ps, func(i, j int) bool { return ps[i].t < ps[j].t })
-		j, fails := 0, 0
-		best, bestFails, bi, bj := 0, 0, 0, 0
-		for i, p := range ps {
-			if p.failed {
-				fails++
-			}
-			for p.t-ps[j].t > s.window {
-				if ps[j].failed {
-					fails--
-				}
-				j++
-			}
-			if n := i - j + 1; n >= s.min && 2*fails >= n && n > best {
-				best, bestFails, bi, bj = n, fails, i, j
-			}
-		}
+		best, bestFails, bi, bj := s.best(ps)
 		if best == 0 {
 			continue
 		}
@@ -875,11 +929,12 @@ func (s *scan) Findings(Models) []Finding {
 		}
 		sp.add(ps[bj].t)
 		sp.add(ps[bi].t)
-		more := s.notKept[src]
-		ev.Counts["targets_probed"] += int64(len(ps)) + more
+		ev.Counts["targets_probed"] += int64(len(ps))
 		all := fmt.Sprintf("%d services in all", len(ps))
-		if more > 0 {
-			all = fmt.Sprintf("%d services kept, and %d more attempts on other services not kept (the memory budget of %d probes was spent)", len(ps), more, scanBudget)
+		if more := s.notKept[src]; more > 0 {
+			// (attempts: without their targets kept, a second attempt on
+			// one service cannot be told from a first)
+			all = fmt.Sprintf("%d services kept, and %d more attempts not kept (the memory budget of %d probes was spent)", len(ps), more, scanBudget)
 		}
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%s probed %d services (%d hosts, %d ports) within %s, %d refused or unanswered; %s",
 			src, best, len(hosts), len(ports), fmtDur(ps[bi].t-ps[bj].t), bestFails, all))
@@ -890,7 +945,7 @@ func (s *scan) Findings(Models) []Finding {
 	sort.Strings(ev.Notes)
 	ev.Sources = sorted(srcs, 20)
 	f := newFinding("attack.scan", sp.first, sp.last, ev)
-	f.Title = fmt.Sprintf("Scan: %s probed %d services", joinShort(ev.Sources, 3), ev.Counts["targets_probed"])
+	f.Title = fmt.Sprintf("Scan: %s probed %d services", joinSet(srcs, 3), ev.Counts["targets_probed"])
 	return []Finding{f}
 }
 

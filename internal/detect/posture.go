@@ -93,7 +93,7 @@ func (c *cleartext) Findings(Models) []Finding {
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%s carried MQTT inside WebSocket on plain HTTP (ws://): as readable as MQTT on 1883; use wss:// (TLS)", plural(c.websocket, "session")))
 	}
 	f := newFinding("posture.cleartext-mqtt", c.span.first, c.span.last, ev)
-	f.Title = fmt.Sprintf("MQTT in cleartext: %s with %s", plural(c.sessions, "session"), joinShort(ev.Targets, 3))
+	f.Title = fmt.Sprintf("MQTT in cleartext: %s with %s", plural(c.sessions, "session"), joinSet(c.brokers, 3))
 	out := []Finding{f}
 	if c.creds > 0 {
 		ev := Evidence{Counts: map[string]int64{"connects_with_password": c.creds}, Usernames: sorted(c.users, 30),
@@ -208,7 +208,7 @@ func (a *anonymous) Findings(Models) []Finding {
 		ev.Notes = append(ev.Notes, fmt.Sprintf("%d of them without a captured CONNACK: accepted, since the client went on sending", a.inferred))
 	}
 	f := newFinding("posture.anonymous-access", a.span.first, a.span.last, ev)
-	f.Title = fmt.Sprintf("Anonymous access: %s accepted %s without credentials", joinShort(ev.Targets, 2), plural(a.sessions, "session"))
+	f.Title = fmt.Sprintf("Anonymous access: %s accepted %s without credentials", joinSet(a.brokers, 2), plural(a.sessions, "session"))
 	return []Finding{f}
 }
 

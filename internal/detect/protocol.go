@@ -307,7 +307,7 @@ func (d *malformed) Findings(Models) []Finding {
 	sort.Ints(frames)
 	ev.Sources, ev.Topics, ev.Targets, ev.Frames = sorted(srcs, 20), sorted(topics, 20), sorted(targets, 10), frames
 	f := newFinding("attack.malformed", sp.first, sp.last, ev)
-	f.Title = "Malformed MQTT (fuzzing) from " + joinShort(ev.Sources, 3)
+	f.Title = "Malformed MQTT (fuzzing) from " + joinSet(srcs, 3)
 	return []Finding{f}
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -509,18 +508,18 @@ func fmtTime(ns int64) string {
 }
 
 func joinShort(s []string, n int) string {
-	// A list from sorted may end in "+N more": those count too (a scan by
-	// 100 sources was titled "a, b, c and 18 more").
-	extra := 0
-	if k := len(s); k > 0 && strings.HasPrefix(s[k-1], "+") && strings.HasSuffix(s[k-1], " more") {
-		if v, err := strconv.Atoi(strings.TrimSuffix(s[k-1][1:], " more")); err == nil {
-			s, extra = s[:k-1], v
-		}
-	}
-	if len(s)+extra > n {
-		return strings.Join(s[:min(n, len(s))], ", ") + fmt.Sprintf(" and %d more", len(s)+extra-min(n, len(s)))
+	if len(s) > n {
+		return strings.Join(s[:n], ", ") + fmt.Sprintf(" and %d more", len(s)-n)
 	}
 	return strings.Join(s, ", ")
+}
+
+// joinSet is joinShort of the whole set, sorted: a title counts every
+// member, not the list that sorted cut to 20 (a scan by 100 sources was
+// titled "a, b, c and 18 more"; reading the count back from sorted's
+// "+N more" let a client ID of that form rewrite titles).
+func joinSet(set map[string]bool, n int) string {
+	return joinShort(sortedKeys(set), n)
 }
 
 // nopDetector is embedded by detectors that read only the models.

@@ -359,7 +359,7 @@ func (b *bruteforce) Findings(Models) []Finding {
 	sort.Ints(frames)
 	ev.Frames = frames
 	f := newFinding("attack.bruteforce", sp.first, sp.last, ev)
-	f.Title = fmt.Sprintf("Password guessing: %d refused CONNECTs from %s", ev.Counts["refused_connects"], joinShort(ev.Sources, 3))
+	f.Title = fmt.Sprintf("Password guessing: %d refused CONNECTs from %s", ev.Counts["refused_connects"], joinSet(srcs, 3))
 	if ev.Counts["refused_connects"] == 0 { // spread only: the sources listed are a sample
 		f.Title = fmt.Sprintf("Password guessing spread over %s: %d refused CONNECTs", about(spreadSrcs, spreadExact, "source"), ev.Counts["spread_refused_connects"])
 	}
