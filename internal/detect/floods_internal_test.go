@@ -229,10 +229,9 @@ func TestSynFloodSourcesBounded(t *testing.T) {
 func TestScanBudget(t *testing.T) {
 	s := newScan(&Env{Policy: &policy.Policy{}, spec: &scanSpec}).(*scan)
 	probe := func(src netip.Addr, dst netip.AddrPort, at int64) {
-		c := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: dst, Start: at, Last: at, SynSeen: true}
-		c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 1, SYNs: 1}
-		s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowOpened, Conn: c})
-		s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: c})
+		c := scanConn(src, dst, at, false)
+		scanOpen(s, c)
+		scanClose(s, c)
 	}
 	var before runtime.MemStats
 	runtime.GC()
@@ -331,6 +330,30 @@ func TestPublishFloodTopicBudget(t *testing.T) {
 	}
 }
 
+// pubSess is a client's session with the broker, for newPubFeed's pub.
+type pubSess struct {
+	conn *tcpstream.Conn
+	s    *pipeline.Session
+	st   sessState
+}
+
+func pubOpen(src netip.Addr) *pubSess {
+	return &pubSess{conn: &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: broker}, s: &pipeline.Session{ClientDir: tcpstream.FromA}}
+}
+
+// newPubFeed is a publish-flood detector and pub, which hands it a
+// client's PUBLISH as the engine does (with the session's state current).
+func newPubFeed() (*publishFlood, func(x *pubSess, at int64)) {
+	e := &Env{Policy: &policy.Policy{}, spec: &publishFloodSpec, sessions: &sessTable{}}
+	p := newPublishFlood(e).(*publishFlood)
+	return p, func(x *pubSess, at int64) {
+		e.sessions.cur = &x.st
+		p.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: x.conn, Session: x.s, FromClient: true,
+			Pkt: &mqtt.Packet{Type: mqtt.PUBLISH, Topic: []byte("ward/1/spo2"), Payload: []byte("97")}})
+		e.sessions.cur = nil
+	}
+}
+
 // TestPublishFloodSourcesSwept: 100,000 addresses publish once each (the
 // table of sources is then full), and 12 s later a new address floods the
 // broker, as does, in its session still open, one of the first 100,000.
@@ -339,31 +362,16 @@ func TestPublishFloodTopicBudget(t *testing.T) {
 // that never flooded are let go, and a session whose source was let go
 // finds its source again.
 func TestPublishFloodSourcesSwept(t *testing.T) {
-	e := &Env{Policy: &policy.Policy{}, spec: &publishFloodSpec, sessions: &sessTable{}}
-	p := newPublishFlood(e).(*publishFlood)
-	type sess struct {
-		conn *tcpstream.Conn
-		s    *pipeline.Session
-		st   sessState
-	}
-	open := func(src netip.Addr) *sess {
-		return &sess{conn: &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: broker}, s: &pipeline.Session{ClientDir: tcpstream.FromA}}
-	}
-	pub := func(x *sess, at int64) {
-		e.sessions.cur = &x.st
-		p.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: x.conn, Session: x.s, FromClient: true,
-			Pkt: &mqtt.Packet{Type: mqtt.PUBLISH, Topic: []byte("ward/1/spo2"), Payload: []byte("97")}})
-		e.sessions.cur = nil
-	}
-	var first *sess
+	p, pub := newPubFeed()
+	var first *pubSess
 	for i := range maxKeys {
-		x := open(netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)}))
+		x := pubOpen(netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)}))
 		pub(x, synT0+int64(i)*synSec/100000)
 		if i == 0 {
 			first = x
 		}
 	}
-	late := open(netip.MustParseAddr("10.99.0.1"))
+	late := pubOpen(netip.MustParseAddr("10.99.0.1"))
 	for i := range 1000 {
 		at := synT0 + 12*synSec + int64(i)*synSec/200
 		pub(late, at)
@@ -390,10 +398,9 @@ func TestPublishFloodSourcesSwept(t *testing.T) {
 func TestScanSourcesSwept(t *testing.T) {
 	s := newScan(&Env{Policy: &policy.Policy{}, spec: &scanSpec}).(*scan)
 	probe := func(src netip.Addr, dst netip.AddrPort, at int64) {
-		c := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: dst, Start: at, Last: at, SynSeen: true}
-		c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 1, SYNs: 1}
-		s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowOpened, Conn: c})
-		s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: c})
+		c := scanConn(src, dst, at, false)
+		scanOpen(s, c)
+		scanClose(s, c)
 	}
 	for i := range 120000 {
 		src := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
@@ -689,31 +696,16 @@ func TestScanKeptHonest(t *testing.T) {
 // found: the sweep's time is the smaller of two PUBLISHes in a row (the
 // newcomer's own time let the source go in the middle of its flood).
 func TestPublishFloodSweepClock(t *testing.T) {
-	e := &Env{Policy: &policy.Policy{}, spec: &publishFloodSpec, sessions: &sessTable{}}
-	p := newPublishFlood(e).(*publishFlood)
-	type sess struct {
-		conn *tcpstream.Conn
-		s    *pipeline.Session
-		st   sessState
-	}
-	open := func(src netip.Addr) *sess {
-		return &sess{conn: &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: broker}, s: &pipeline.Session{ClientDir: tcpstream.FromA}}
-	}
-	pub := func(x *sess, at int64) {
-		e.sessions.cur = &x.st
-		p.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: x.conn, Session: x.s, FromClient: true,
-			Pkt: &mqtt.Packet{Type: mqtt.PUBLISH, Topic: []byte("ward/1/spo2"), Payload: []byte("97")}})
-		e.sessions.cur = nil
-	}
+	p, pub := newPubFeed()
 	for i := range maxKeys - 1 {
-		pub(open(netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})), synT0+int64(i)*synSec/100000)
+		pub(pubOpen(netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})), synT0+int64(i)*synSec/100000)
 	}
-	x := open(netip.MustParseAddr("10.66.0.9"))
+	x := pubOpen(netip.MustParseAddr("10.66.0.9"))
 	at := synT0 + 20*synSec
 	for i := range 300 {
 		pub(x, at+int64(i)*synSec/100)
 	}
-	pub(open(netip.MustParseAddr("10.77.0.1")), at+15*synSec) // stamped 12 s ahead
+	pub(pubOpen(netip.MustParseAddr("10.77.0.1")), at+15*synSec) // stamped 12 s ahead
 	for i := range 300 {
 		pub(x, at+3*synSec+int64(i)*synSec/100)
 	}
