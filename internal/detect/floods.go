@@ -913,6 +913,7 @@ func (s *scan) Findings(Models) []Finding {
 	ev := Evidence{Counts: map[string]int64{}}
 	var sp span
 	srcs := map[string]bool{}
+	over := false // some attempts not kept: services probed is a lower bound
 	for src, ps := range s.probes {
 		if len(ps) < s.min {
 			continue
@@ -932,6 +933,7 @@ func (s *scan) Findings(Models) []Finding {
 		ev.Counts["targets_probed"] += int64(len(ps))
 		all := fmt.Sprintf("%d services in all", len(ps))
 		if more := s.notKept[src]; more > 0 {
+			over = true
 			// (attempts: without their targets kept, a second attempt on
 			// one service cannot be told from a first)
 			all = fmt.Sprintf("%d services kept, and %d more attempts not kept (the memory budget of %d probes was spent)", len(ps), more, scanBudget)
@@ -946,6 +948,9 @@ func (s *scan) Findings(Models) []Finding {
 	ev.Sources = sorted(srcs, 20)
 	f := newFinding("attack.scan", sp.first, sp.last, ev)
 	f.Title = fmt.Sprintf("Scan: %s probed %d services", joinSet(srcs, 3), ev.Counts["targets_probed"])
+	if over {
+		f.Title = fmt.Sprintf("Scan: %s probed at least %d services", joinSet(srcs, 3), ev.Counts["targets_probed"])
+	}
 	return []Finding{f}
 }
 

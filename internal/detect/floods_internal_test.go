@@ -267,6 +267,9 @@ func TestScanBudget(t *testing.T) {
 	if !strings.Contains(scanner, "probed 20 services") {
 		t.Errorf("the late scanner: %q, want 20 services probed", scanner)
 	}
+	if !strings.Contains(fs[0].Title, "probed at least") {
+		t.Errorf("title %q does not say the services probed are a lower bound", fs[0].Title)
+	}
 	if n := fs[0].Evidence.Notes[0]; !strings.Contains(n, "not kept") {
 		t.Errorf("note %q does not say what was not kept", n)
 	}
