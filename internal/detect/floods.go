@@ -735,9 +735,9 @@ type scan struct {
 	// scanner after it was refused (TestScan's smoke screen).
 	once firstSight[netip.Addr, probe]
 	// kept is the number of probes in probes. Past scanBudget a source
-	// keeps at most min_targets (enough to be judged) and the rest of its
-	// new targets are counted in notKept: 100 sources trying 30,000
-	// services each kept 325 MB, and the memory grew with every SYN.
+	// keeps at most min_targets (enough to be judged) and its further
+	// attempts are counted in notKept: 100 sources trying 30,000 services
+	// each kept 325 MB, and the memory grew with every SYN.
 	kept    int
 	notKept map[netip.Addr]int64
 	// now is the latest start that two attempts in a row reached (the

@@ -147,9 +147,9 @@ type bruteforce struct {
 	// above reaches min_failures: 300,000 logins from 65,536 addresses,
 	// each with credentials of its own, were not found.
 	spread map[netip.AddrPort]*spreadAgg
-	// pendingMix is the unseeded hash of the CONNECT's credentials under
-	// mixKey (from the first CONNECT): counts of distinct credentials that
-	// are the same for the same input.
+	// pendingMix is a hash of the CONNECT's credentials under mixKey (from
+	// the first CONNECT's time), not under the run's random seed: counts of
+	// distinct credentials that are the same for the same input.
 	pendingMix map[*pipeline.Session]uint64
 	mixKey     uint64
 }
