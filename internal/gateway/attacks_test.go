@@ -728,3 +728,27 @@ func TestCloseGivesUpOnStuckClient(t *testing.T) {
 		t.Errorf("Close: %v (gave up: %v), want an error naming the clients still running", err, gaveUp.Load())
 	}
 }
+
+// TestCloseWithClientsWedged: the broker's table of clients is locked for
+// good (mochi v2.7.9 takes its read lock twice in GetByListener; a client
+// ending in between leaves a writer waiting, and every reader after it: a
+// CI run hung ten minutes so). Close returns all the same, with an error
+// that says the clients could not be counted. It hung on the count before.
+func TestCloseWithClientsWedged(t *testing.T) {
+	var gaveUp atomic.Bool
+	defer gateway.SetCloseWait(2*time.Second, func() { gaveUp.Store(true) })()
+	tg := start(t, testPolicy, nil)
+	dial5(t, tg, "bed1-ecg")
+	unwedge := tg.g.WedgeClients()
+	defer unwedge()
+	done := make(chan error, 1)
+	go func() { done <- tg.g.Close() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unknown") || !gaveUp.Load() {
+			t.Errorf("Close: %v (gave up: %v), want an error saying the clients could not be counted", err, gaveUp.Load())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Close did not return within 15 s with the broker's clients locked")
+	}
+}

@@ -159,3 +159,14 @@ func (g *Gateway) HeldWillBytes() int {
 	defer g.wills.mu.Unlock()
 	return g.wills.bytes
 }
+
+// WedgeClients leaves the broker's table of clients as mochi's recursive
+// read lock does (tlsListener.Close): a reader that never lets go and a
+// writer waiting behind it, so that every later reader waits too. Unwedge
+// lets both go.
+func (g *Gateway) WedgeClients() (unwedge func()) {
+	g.srv.Clients.RLock()
+	go g.srv.Clients.Delete("wedge")
+	time.Sleep(100 * time.Millisecond) // the writer is waiting by then
+	return g.srv.Clients.RUnlock
+}

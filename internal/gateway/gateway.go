@@ -376,7 +376,15 @@ func (g *Gateway) closeBroker(wait time.Duration) error {
 	case err := <-done:
 		return err
 	case <-time.After(wait):
-		n := g.srv.Clients.Len()
+		// Counted aside: if the broker's lock of its clients is stuck (see
+		// tlsListener.Close), Len would hang Close with it.
+		count := make(chan int, 1)
+		go func() { count <- g.srv.Clients.Len() }()
+		n := -1
+		select {
+		case n = <-count:
+		case <-time.After(time.Second):
+		}
 		g.log.Warn("gateway: broker clients still running at shutdown; not waiting for them", "waited", wait.String(), "clients", n)
 		if stuckClose != nil {
 			stuckClose()
@@ -384,6 +392,9 @@ func (g *Gateway) closeBroker(wait time.Duration) error {
 		// What they do from now on (a last audit line, a last event to the
 		// detectors) comes after the audit log is closed and is lost: said
 		// here, not hidden.
+		if n < 0 {
+			return fmt.Errorf("gateway: broker clients still running %s after the listener closed (how many is unknown: the broker's table of clients stays locked); their last records may be lost", wait)
+		}
 		return fmt.Errorf("gateway: %d broker clients still running %s after the listener closed; their last records may be lost", n, wait)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iomtguard/iomtguard/internal/mqtt"
 )
@@ -310,14 +311,22 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 // every connection still open (handshakes, clients that never sent
 // CONNECT, clients that stopped reading), so that it returns within
 // seconds whatever the clients do.
-func (l *tlsListener) Close(closeClients listeners.CloseFn) {
+//
+// It does not call the broker's closeClients: mochi v2.7.9's
+// Clients.GetByListener takes the clients' read lock and, holding it, takes
+// it again (Clients.Len). A client ending at that moment (attachClient's
+// Clients.Delete, waiting for the write lock) blocks the second read for
+// good, and with it every later use of the clients, Gateway.Close too: the
+// CI run of 2026-12-03 13:25 hung ten minutes on it, the goroutine dump
+// showing those three. disconnectClients does the same work under one read.
+func (l *tlsListener) Close(listeners.CloseFn) {
 	l.end.Store(true)
 	if l.listen != nil {
 		l.listen.Close()
 	}
 	done := make(chan struct{})
 	go func() {
-		closeClients(l.id)
+		l.disconnectClients()
 		close(done)
 	}()
 	select {
@@ -334,6 +343,17 @@ func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 	case <-waited:
 	case <-time.After(3 * time.Second):
 		l.g.log.Warn("gateway: connections still closing at shutdown")
+	}
+}
+
+// disconnectClients sends this listener's broker clients the broker's
+// DISCONNECT (server shutting down) and stops them, as mochi's
+// closeListenerClients does, reading the clients under a single lock.
+func (l *tlsListener) disconnectClients() {
+	for _, cl := range l.g.srv.Clients.GetAll() {
+		if cl.Net.Listener == l.id && !cl.Closed() {
+			_ = l.g.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
 	}
 }
 
