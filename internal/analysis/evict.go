@@ -135,15 +135,6 @@ func addrHash(ip netip.Addr) uint64 {
 	return stats.Mix64(stats.Mix64(hi^uint64(ip.BitLen())) ^ lo)
 }
 
-// bytesHash is a hash of b, the same on every run (FNV-1a, then mixed).
-func bytesHash(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h = (h ^ uint64(c)) * 1099511628211
-	}
-	return stats.Mix64(h)
-}
-
 // host is the aggregate of address ip, made when new: nil when the table
 // has been full and the newcomer, of w frames, is refused (remember: they
 // are frames counted now, not frames its connection will bring later).
@@ -214,7 +205,7 @@ func (a *Analyzer) topic(name []byte, w int64) *topicAgg {
 	if t := a.topics[string(name)]; t != nil { // no string made for a lookup
 		return t
 	}
-	hash := bytesHash(name)
+	hash := stats.Hash(name)
 	a.topicsSeen.Add(hash)
 	var credit uint64
 	if len(a.topics) >= a.opts.MaxTopics {
@@ -242,10 +233,10 @@ func (a *Analyzer) addClientID(id []byte) {
 	}
 	if len(a.clientIDs) < a.opts.MaxHosts {
 		a.clientIDs[string(id)] = true
-		a.clientIDsSeen.Add(bytesHash(id))
+		a.clientIDsSeen.Add(stats.Hash(id))
 		return
 	}
-	a.clientIDsSeen.Add(bytesHash(id))
+	a.clientIDsSeen.Add(stats.Hash(id))
 	a.clientIDsOver++
 }
 

@@ -530,16 +530,6 @@ func halfOpen(c *tcpstream.Conn) bool {
 	return c.SynSeen && a.SYNs > 0 && a.Packets == a.SYNs+a.RSTs && a.Payload == 0
 }
 
-// stringMix is a well-mixed hash of s, the same on every run (FNV-1a, then
-// Mix64).
-func stringMix(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint64(s[i])) * 1099511628211
-	}
-	return stats.Mix64(h)
-}
-
 // addrMix is a well-mixed hash of an address under key: the same for the
 // same key (the counts of distinct sources in a report do not change
 // between runs of one input).

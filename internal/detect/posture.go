@@ -77,7 +77,7 @@ func (c *cleartext) OnMQTT(m *pipeline.MQTT) {
 		if len(c.credIDs) < 1000 {
 			c.credIDs[id] = true
 		}
-		c.credIDsSeen.Add(stringMix(id))
+		c.credIDsSeen.Add(stats.Hash(id))
 		c.credSpan.add(t)
 		c.credFrames.add(m.Frame.Num)
 	}

@@ -196,7 +196,7 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 		if len(b.pending) < maxKeys {
 			b.pending[m.Session] = h.Sum64()
 			b.pendingUser[m.Session] = string(p.Username)
-			b.pendingMix[m.Session] = stats.Mix64(stringMix(string(p.Username)) ^ stats.Mix64(stringMix(string(p.Password))^b.mixKey))
+			b.pendingMix[m.Session] = stats.Mix64(stats.Hash(p.Username) ^ stats.Mix64(stats.Hash(p.Password)^b.mixKey))
 		}
 	case p.Type == mqtt.CONNACK && !m.FromClient && p.Has(mqtt.FieldReasonCode):
 		cred, ok := b.pending[m.Session]
@@ -264,7 +264,7 @@ func (b *bruteforce) spreadAdd(broker netip.AddrPort, src netip.Addr, known bool
 	if known {
 		g.creds.Add(mix)
 	}
-	g.srcs.Add(stringMix(string(src.AsSlice())))
+	g.srcs.Add(stats.Hash(src.AsSlice()))
 	g.sample.add(src.String(), 20)
 	g.span.add(t)
 	g.frames.add(frame)

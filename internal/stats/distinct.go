@@ -76,6 +76,16 @@ func (d *Distinct) MergeRegisters(reg []byte) {
 	}
 }
 
+// Hash is a well-mixed hash of b, the same on every run (FNV-1a, then
+// Mix64): for the sketches of names and addresses.
+func Hash[T string | []byte](b T) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(b); i++ {
+		h = (h ^ uint64(b[i])) * 1099511628211
+	}
+	return Mix64(h)
+}
+
 // Mix64 is a 64-bit finalizer (splitmix64's): nearby inputs give unrelated
 // hashes, the same on every run.
 func Mix64(z uint64) uint64 {

@@ -100,3 +100,15 @@ func TestFewDistinct(t *testing.T) {
 		t.Errorf("mean estimate of 1000 distinct values over 1000 inputs: %.1f", mean)
 	}
 }
+
+// TestHash: a name hashes alike as a string and as bytes (the analysis
+// hashes topics as bytes, the detectors IDs as strings), and FNV-1a's
+// value is mixed (fnv64a("a") is 0xaf63dc4c8601ec8c).
+func TestHash(t *testing.T) {
+	if Hash("ward/1/spo2") != Hash([]byte("ward/1/spo2")) || Hash("a") == Hash("b") {
+		t.Errorf("Hash: %x %x %x %x", Hash("ward/1/spo2"), Hash([]byte("ward/1/spo2")), Hash("a"), Hash("b"))
+	}
+	if Hash("a") != Mix64(0xaf63dc4c8601ec8c) {
+		t.Errorf("Hash(a) = %x, want Mix64(fnv64a(a))", Hash("a"))
+	}
+}
