@@ -60,3 +60,42 @@ func (f *firstSight[K, E]) again(h uint64, key K, e E, same func(first, e E) boo
 	ways[f.rnd>>62] = sighting[K, E]{key, true, e}
 	return first, false
 }
+
+// steadyClock is a detector's time that one event stamped far ahead cannot
+// move: the smaller of the last two events' times, never going back. With
+// the latest time instead, one record a day ahead (a bad clock, a damaged
+// capture) made every entry of a table look old, and a flood or scan under
+// way was let go in pieces (independent reviews of 2026-12-03).
+type steadyClock struct{ now, last int64 }
+
+// see takes an event's time and reports whether now moved on.
+func (c *steadyClock) see(t int64) bool {
+	n := min(c.last, t)
+	c.last = t
+	if n <= c.now {
+		return false
+	}
+	c.now = n
+	return true
+}
+
+// sweepGate paces the sweeps of a full table: after a sweep that freed
+// little (backOff), the next maxKeys/8 asks are refused, unless every has
+// passed since the last sweep in the detector's time (a sweep at every
+// event walked the whole table each time).
+type sweepGate struct {
+	in int   // asks to refuse
+	at int64 // the time of the last sweep
+}
+
+// open reports whether to sweep now, and if so notes the time.
+func (g *sweepGate) open(now, every int64) bool {
+	if g.in > 0 && now < g.at+every {
+		g.in--
+		return false
+	}
+	g.at = now
+	return true
+}
+
+func (g *sweepGate) backOff() { g.in = maxKeys / 8 }

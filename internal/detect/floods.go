@@ -60,14 +60,12 @@ type publishFlood struct {
 	// keeps 1,000): 1,000 sources flooding a topic of their own with every
 	// PUBLISH kept a million topic names, and more with every source.
 	topicKeys int
-	// sweepIn is the number of sources to refuse before sweeping again
-	// (a sweep that freed little is not repeated at every PUBLISH).
-	sweepIn int
-	// now is the latest time two PUBLISHes in a row reached (the smaller of
-	// the two): a newcomer's frame stamped 12 s ahead (another sensor's
-	// clock) swept a source in the middle of its flood (a review).
-	now, lastTS int64
-	sweptAt     int64 // now at the last sweep: a second later, sweep again whatever sweepIn says
+	// clock is the PUBLISHes' time (a newcomer's frame stamped 12 s ahead,
+	// another sensor's clock, swept a source in the middle of its flood),
+	// gate paces the sweeps (at most one a second after one that freed
+	// little).
+	clock steadyClock
+	gate  sweepGate
 }
 
 func newPublishFlood(e *Env) Detector {
@@ -81,8 +79,7 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 	if m.Pkt.Type != mqtt.PUBLISH || !m.FromClient {
 		return
 	}
-	p.now = max(p.now, min(p.lastTS, m.Frame.TS))
-	p.lastTS = m.Frame.TS
+	p.clock.see(m.Frame.TS)
 	a := p.tab.cur.pub
 	if a == nil || a.gone {
 		src := clientAddr(m)
@@ -144,20 +141,18 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 // each filled the table for good, and a flood from any address after them
 // went unseen (in a watch, any 100,000 publishers over its whole run).
 func (p *publishFlood) sweep() bool {
-	if p.sweepIn > 0 && p.now < p.sweptAt+1e9 {
-		p.sweepIn--
+	if !p.gate.open(p.clock.now, 1e9) {
 		return false
 	}
-	p.sweptAt = p.now
 	n := len(p.srcs)
 	for src, a := range p.srcs {
-		if !a.hit && (a.lastSec+11)*1e9 <= p.now {
+		if !a.hit && (a.lastSec+11)*1e9 <= p.clock.now {
 			a.gone = true
 			delete(p.srcs, src)
 		}
 	}
 	if n-len(p.srcs) < maxKeys/8 {
-		p.sweepIn = maxKeys / 8
+		p.gate.backOff()
 	}
 	return len(p.srcs) < maxKeys
 }
@@ -497,13 +492,12 @@ type synFlood struct {
 	min     int64
 	buckets map[bucketKey]*synCounts
 	idle    []bucketKey // buckets with no live attempt, to settle when their time is past
-	// now is the latest bucket that two attempts in a row reached (the
-	// smaller of the two): one record stamped a day ahead (a bad clock, a
-	// damaged capture) made every bucket past, and a flood under way was
-	// settled in pieces too small to be one (an independent review).
-	now, lastOpen int64
-	settled       synSettled
-	refused       int64 // attempts not counted: the table was full
+	// clock is the time of the attempts' opens, in buckets (one record
+	// stamped a day ahead made every bucket past, and a flood under way was
+	// settled in pieces too small to be one).
+	clock   steadyClock
+	settled synSettled
+	refused int64 // attempts not counted: the table was full
 	// The idle list's length and now at the last early settling: it runs
 	// again only when either has moved on (a table full of idle buckets
 	// that cannot go made each attempt walk the list: 30 ms each).
@@ -551,11 +545,9 @@ func (s *synFlood) OnFlow(f *pipeline.Flow) {
 	}
 	k := bucketKey{c.B, c.Start / 10e9}
 	if f.Kind == pipeline.FlowOpened {
-		if now := min(s.lastOpen, k.bucket); now > s.now {
-			s.now = now
+		if s.clock.see(k.bucket) {
 			s.settle(false)
 		}
-		s.lastOpen = k.bucket
 		if b := s.bucket(k); b != nil {
 			b.live++
 		} else {
@@ -589,9 +581,9 @@ func (s *synFlood) bucket(k bucketKey) *synCounts {
 	if b := s.buckets[k]; b != nil {
 		return b
 	}
-	if len(s.buckets) >= maxKeys && len(s.idle) >= maxKeys/8 && (len(s.idle) >= s.earlyIdle+maxKeys/8 || s.now != s.earlyNow) {
+	if len(s.buckets) >= maxKeys && len(s.idle) >= maxKeys/8 && (len(s.idle) >= s.earlyIdle+maxKeys/8 || s.clock.now != s.earlyNow) {
 		s.settle(true)
-		s.earlyIdle, s.earlyNow = len(s.idle), s.now
+		s.earlyIdle, s.earlyNow = len(s.idle), s.clock.now
 		s.earlyPasses++
 	}
 	if len(s.buckets) >= maxKeys {
@@ -618,7 +610,7 @@ func (s *synFlood) settle(early bool) {
 			if b != nil {
 				b.idle = false // queued again when its last attempt leaves
 			}
-		case k.bucket+settleAfter <= s.now:
+		case k.bucket+settleAfter <= s.clock.now:
 			if s.flood(b) {
 				s.settled.add(k, b)
 			}
@@ -730,13 +722,11 @@ type scan struct {
 	// each kept 325 MB, and the memory grew with every SYN.
 	kept    int
 	notKept map[netip.Addr]int64
-	// now is the latest start that two attempts in a row reached (the
-	// smaller of the two: one stamped a day ahead made every source
-	// sweepable, a scan under way too); sweepIn, the newcomers to take
-	// before sweeping again.
-	now, lastStart int64
-	sweepIn        int
-	sweptAt        int64 // now at the last sweep: a minute later, sweep again whatever sweepIn says
+	// clock is the attempts' starts (one stamped a day ahead made every
+	// source sweepable, a scan under way too); gate paces the sweeps (at
+	// most one a minute after one that freed little).
+	clock steadyClock
+	gate  sweepGate
 	// live counts each source's attempts still in the connection table:
 	// a source is swept only when none is left, as an unanswered SYN is
 	// reported when it leaves the table, which may be much later (a scan
@@ -774,8 +764,7 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 	src := c.A.Addr().Unmap()
 	if f.Kind == pipeline.FlowOpened {
 		s.live[src]++
-		s.now = max(s.now, min(s.lastStart, c.Start))
-		s.lastStart = c.Start
+		s.clock.see(c.Start)
 		return
 	}
 	if n := s.live[src] - 1; n > 0 {
@@ -840,11 +829,9 @@ func (s *scan) OnFlow(f *pipeline.Flow) {
 // budget kept it for good, and a scan by any source that had min_targets
 // probes then went unseen (an independent review).
 func (s *scan) sweep(budget bool) bool {
-	if s.sweepIn > 0 && s.now < s.sweptAt+60e9 {
-		s.sweepIn--
+	if !s.gate.open(s.clock.now, 60e9) {
 		return false
 	}
-	s.sweptAt = s.now
 	n, kept := len(s.probes), s.kept
 	for src, ps := range s.probes {
 		if s.live[src] > 0 || len(ps) >= s.min && !budget {
@@ -854,7 +841,7 @@ func (s *scan) sweep(budget bool) bool {
 		for _, p := range ps {
 			last = max(last, p.t)
 		}
-		if last+s.window+scanSlack >= s.now {
+		if last+s.window+scanSlack >= s.clock.now {
 			continue
 		}
 		if len(ps) >= s.min {
@@ -868,7 +855,7 @@ func (s *scan) sweep(budget bool) bool {
 		s.kept -= len(ps)
 	}
 	if n-len(s.probes) < maxKeys/8 && kept-s.kept < scanBudget/8 {
-		s.sweepIn = maxKeys / 8
+		s.gate.backOff()
 	}
 	if budget {
 		return s.kept < kept
