@@ -228,11 +228,7 @@ func TestSynFloodSourcesBounded(t *testing.T) {
 // spent is found too.
 func TestScanBudget(t *testing.T) {
 	s := newScan(&Env{Policy: &policy.Policy{}, spec: &scanSpec}).(*scan)
-	probe := func(src netip.Addr, dst netip.AddrPort, at int64) {
-		c := scanConn(src, dst, at, false)
-		scanOpen(s, c)
-		scanClose(s, c)
-	}
+	probe := func(src netip.Addr, dst netip.AddrPort, at int64) { scanTry(s, scanConn(src, dst, at, false)) }
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -400,11 +396,7 @@ func TestPublishFloodSourcesSwept(t *testing.T) {
 // min_targets services, long ago, are let go now.
 func TestScanSourcesSwept(t *testing.T) {
 	s := newScan(&Env{Policy: &policy.Policy{}, spec: &scanSpec}).(*scan)
-	probe := func(src netip.Addr, dst netip.AddrPort, at int64) {
-		c := scanConn(src, dst, at, false)
-		scanOpen(s, c)
-		scanClose(s, c)
-	}
+	probe := func(src netip.Addr, dst netip.AddrPort, at int64) { scanTry(s, scanConn(src, dst, at, false)) }
 	for i := range 120000 {
 		src := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
 		at := synT0 + int64(i)*30*synSec/1000 // 3,600 s
@@ -599,8 +591,15 @@ func scanConn(src netip.Addr, dst netip.AddrPort, at int64, refused bool) *tcpst
 func scanOpen(s *scan, c *tcpstream.Conn) {
 	s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowOpened, Conn: c})
 }
+
 func scanClose(s *scan, c *tcpstream.Conn) {
 	s.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: c})
+}
+
+// scanTry opens c and at once closes it.
+func scanTry(s *scan, c *tcpstream.Conn) {
+	scanOpen(s, c)
+	scanClose(s, c)
 }
 
 func scanBy(s *scan, src string) bool {
@@ -635,8 +634,7 @@ func TestScanLateProbes(t *testing.T) {
 	}
 	for i := range 50001 {
 		c := scanConn(nthAddr(i), broker, synT0+420*synSec+int64(i)*synSec/10000, false)
-		scanOpen(s, c)
-		scanClose(s, c)
+		scanTry(s, c)
 	}
 	for _, c := range late {
 		scanClose(s, c)
@@ -651,7 +649,7 @@ func TestScanLateProbes(t *testing.T) {
 // the largest start, that one record made every source sweepable).
 func TestScanFutureStamp(t *testing.T) {
 	s := newScan(&Env{Policy: &policy.Policy{}, spec: &scanSpec}).(*scan)
-	both := func(c *tcpstream.Conn) { scanOpen(s, c); scanClose(s, c) }
+	both := func(c *tcpstream.Conn) { scanTry(s, c) }
 	scanner := netip.MustParseAddr("10.66.0.1")
 	for i := range 10 {
 		both(scanConn(scanner, netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(100+i)), synT0+int64(i)*synSec, true))
@@ -679,8 +677,7 @@ func TestScanKeptHonest(t *testing.T) {
 		src := netip.AddrFrom4([4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)})
 		for p := range 2 {
 			c := scanConn(src, netip.AddrPortFrom(netip.MustParseAddr("10.0.5.1"), uint16(1+p)), at, false)
-			scanOpen(s, c)
-			scanClose(s, c)
+			scanTry(s, c)
 		}
 		at += synSec / 200
 	}
