@@ -125,15 +125,7 @@ func (d *admission) letGo(cut uint64) {
 }
 
 // addrHash is a hash of an address, the same on every run.
-func addrHash(ip netip.Addr) uint64 {
-	b := ip.As16()
-	var hi, lo uint64
-	for i := 0; i < 8; i++ {
-		hi = hi<<8 | uint64(b[i])
-		lo = lo<<8 | uint64(b[8+i])
-	}
-	return stats.Mix64(stats.Mix64(hi^uint64(ip.BitLen())) ^ lo)
-}
+func addrHash(ip netip.Addr) uint64 { return stats.HashAddr(ip, uint64(ip.BitLen())) }
 
 // host is the aggregate of address ip, made when new: nil when the table
 // has been full and the newcomer, of w frames, is refused (remember: they

@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"maps"
@@ -524,15 +523,6 @@ func halfOpen(c *tcpstream.Conn) bool {
 	return c.SynSeen && a.SYNs > 0 && a.Packets == a.SYNs+a.RSTs && a.Payload == 0
 }
 
-// addrMix is a well-mixed hash of an address under key: the same for the
-// same key (the counts of distinct sources in a report do not change
-// between runs of one input).
-func addrMix(a netip.Addr, key uint64) uint64 {
-	b := a.As16()
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	return stats.Mix64(stats.Mix64(hi^key) ^ lo)
-}
-
 func (s *synFlood) OnFlow(f *pipeline.Flow) {
 	c := f.Conn
 	if !c.SynSeen || c.SynAgain {
@@ -541,7 +531,7 @@ func (s *synFlood) OnFlow(f *pipeline.Flow) {
 	if s.hseed == 0 {
 		// Unknown to a sender who picks addresses whose hashes are large
 		// (they would count as few), the same for the same input.
-		s.hseed = addrMix(c.A.Addr(), uint64(c.Start)^uint64(c.A.Port())<<48) | 1
+		s.hseed = stats.HashAddr(c.A.Addr(), uint64(c.Start)^uint64(c.A.Port())<<48) | 1
 	}
 	k := bucketKey{c.B, c.Start / 10e9}
 	if f.Kind == pipeline.FlowOpened {
@@ -562,7 +552,7 @@ func (s *synFlood) OnFlow(f *pipeline.Flow) {
 	}
 	if halfOpen(c) {
 		b.half++
-		b.srcs.Add(addrMix(c.A.Addr(), s.hseed))
+		b.srcs.Add(stats.HashAddr(c.A.Addr(), s.hseed))
 	} else {
 		b.done++
 	}

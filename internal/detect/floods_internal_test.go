@@ -15,6 +15,7 @@ import (
 	"github.com/iomtguard/iomtguard/internal/pcaptest"
 	"github.com/iomtguard/iomtguard/internal/pipeline"
 	"github.com/iomtguard/iomtguard/internal/policy"
+	"github.com/iomtguard/iomtguard/internal/stats"
 	"github.com/iomtguard/iomtguard/internal/tcpstream"
 )
 
@@ -488,7 +489,7 @@ func TestSynFloodChosenSources(t *testing.T) {
 	var srcs []netip.Addr
 	for i := uint32(1 << 24); len(srcs) < 10000; i++ {
 		a := netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
-		if addrMix(a, 0) > ^uint64(0)-^uint64(0)/1000 {
+		if stats.HashAddr(a, 0) > ^uint64(0)-^uint64(0)/1000 {
 			srcs = append(srcs, a)
 		}
 	}

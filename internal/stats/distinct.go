@@ -1,8 +1,10 @@
 package stats
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
+	"net/netip"
 	"slices"
 )
 
@@ -84,6 +86,14 @@ func Hash[T string | []byte](b T) uint64 {
 		h = (h ^ uint64(b[i])) * 1099511628211
 	}
 	return Mix64(h)
+}
+
+// HashAddr is a well-mixed hash of an address under key, the same for the
+// same key.
+func HashAddr(a netip.Addr, key uint64) uint64 {
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return Mix64(Mix64(hi^key) ^ lo)
 }
 
 // Mix64 is a 64-bit finalizer (splitmix64's): nearby inputs give unrelated
