@@ -509,17 +509,11 @@ func TestSynFloodChosenSources(t *testing.T) {
 // one table of 100,000, first come: the guessing source was not counted.
 // Each kind now has half the table, and a key is a third of its size.
 func TestBruteforceKeysApart(t *testing.T) {
-	e := &Env{Policy: &policy.Policy{}, spec: &bruteforceSpec, sessions: &sessTable{}}
-	b := newBruteforce(e).(*bruteforce)
+	b := newBruteforceAlone()
 	at := synT0
 	try := func(src, user, pass string) {
-		s := &pipeline.Session{ClientDir: tcpstream.FromA, Version: mqtt.V311}
-		conn := &tcpstream.Conn{A: netip.AddrPortFrom(netip.MustParseAddr(src), 40000), B: broker}
 		at += synSec / 1000
-		b.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: conn, Session: s, FromClient: true,
-			Pkt: &mqtt.Packet{Type: mqtt.CONNECT, Username: []byte(user), Password: []byte(pass)}})
-		b.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: conn, Session: s,
-			Pkt: &mqtt.Packet{Type: mqtt.CONNACK, ReasonCode: 5, Present: mqtt.FieldReasonCode}})
+		refused(b, at, netip.MustParseAddr(src), user, pass)
 	}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -537,20 +531,136 @@ func TestBruteforceKeysApart(t *testing.T) {
 	for i := range 20 {
 		try("10.6.0.1", "admin", fmt.Sprintf("guess%d", i))
 	}
-	var notes []string
-	for _, f := range b.Findings(Models{}) {
-		notes = f.Evidence.Notes
-	}
-	found := false
-	for _, n := range notes {
-		found = found || strings.HasPrefix(n, "source 10.6.0.1: 20 refused CONNECTs")
-	}
-	if !found {
-		t.Errorf("notes %q, want source 10.6.0.1 with 20 refused CONNECTs", notes)
+	if n := bruteNote(b, "source 10.6.0.1: 20 refused CONNECTs"); n == "" {
+		t.Error("no note of source 10.6.0.1 with 20 refused CONNECTs")
 	}
 	if len(b.aggs) > maxKeys {
 		t.Errorf("%d keys held", len(b.aggs))
 	}
+}
+
+func newBruteforceAlone() *bruteforce {
+	return newBruteforce(&Env{Policy: &policy.Policy{}, spec: &bruteforceSpec, sessions: &sessTable{}}).(*bruteforce)
+}
+
+// refused is a CONNECT from src with user and pass at at, refused (MQTT
+// 3.1.1 return code 5).
+func refused(b *bruteforce, at int64, src netip.Addr, user, pass string) {
+	s := &pipeline.Session{ClientDir: tcpstream.FromA, Version: mqtt.V311}
+	conn := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: broker}
+	b.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: conn, Session: s, FromClient: true,
+		Pkt: &mqtt.Packet{Type: mqtt.CONNECT, Username: []byte(user), Password: []byte(pass)}})
+	b.OnMQTT(&pipeline.MQTT{Frame: &pipeline.Frame{TS: at}, Conn: conn, Session: s,
+		Pkt: &mqtt.Packet{Type: mqtt.CONNACK, ReasonCode: 5, Present: mqtt.FieldReasonCode}})
+}
+
+// bruteNote is the brute-force finding's note that begins with prefix, or "".
+func bruteNote(b *bruteforce, prefix string) string {
+	for _, f := range b.Findings(Models{}) {
+		if f.ID != "attack.bruteforce" {
+			continue
+		}
+		for _, n := range f.Evidence.Notes {
+			if strings.HasPrefix(n, prefix) {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+// TestBruteforceKeysSwept: keys that never reached min_failures and have
+// been refused nothing for the window are let go when their half is full.
+// Before, 60,000 user names (or sources) refused once each filled their
+// half for good, and guessing after them went unseen for as long as a
+// watch ran.
+func TestBruteforceKeysSwept(t *testing.T) {
+	const window = 600 * synSec
+	t.Run("user names", func(t *testing.T) {
+		b := newBruteforceAlone()
+		at := synT0
+		// A nurse's badge reader retrying slowly: under min_failures, but
+		// not quiet when the sweep comes, so it keeps its count.
+		for i := range 5 {
+			refused(b, synT0+int64(i)*synSec, netip.MustParseAddr("10.4.0.9"), "nurse", "old")
+		}
+		// Guessing root's password from as many sources: a finding, as
+		// quiet as the chaff when the sweep comes, and kept.
+		for i := range 12 {
+			refused(b, synT0+int64(i)*synSec, netip.AddrFrom4([4]byte{10, 3, 0, byte(i)}), "root", fmt.Sprintf("pw%d", i))
+		}
+		for i := range 60000 {
+			at += synSec / 1000
+			refused(b, at, netip.MustParseAddr("10.5.0.1"), fmt.Sprintf("user%d", i), "x")
+		}
+		at += window + time60s
+		refused(b, at-window/2, netip.MustParseAddr("10.4.0.9"), "nurse", "old")
+		for i := range 20 {
+			at += synSec
+			refused(b, at, netip.AddrFrom4([4]byte{10, 7, 0, byte(i)}), "admin", fmt.Sprintf("guess%d", i))
+		}
+		if bruteNote(b, "user name admin: 20 refused CONNECTs") == "" {
+			t.Error("guessing admin's password from 20 sources after 60,000 user names: not found")
+		}
+		if bruteNote(b, "user name root: 12 refused CONNECTs") == "" {
+			t.Error("the key of root's guessing was let go: it is a finding")
+		}
+		if bruteNote(b, "source 10.5.0.1: 60000 refused CONNECTs") == "" {
+			t.Error("the source of the 60,000 user names was let go: it is a finding")
+		}
+		if a := b.aggs[authKey{user: "nurse", per: true}]; a == nil || a.failures != 6 {
+			t.Errorf("the nurse's key refused 6 times, within the window: %+v", a)
+		}
+		if b.nKeys[1] > maxKeys/2 || b.nKeys[1] != countKeys(b, true) {
+			t.Errorf("%d user-name keys counted, %d held, at most %d", b.nKeys[1], countKeys(b, true), maxKeys/2)
+		}
+	})
+	t.Run("sources", func(t *testing.T) {
+		b := newBruteforceAlone()
+		at := synT0
+		for i := range 60000 {
+			at += synSec / 1000
+			refused(b, at, nthAddr(i), "", "x")
+		}
+		at += window + time60s
+		for i := range 20 {
+			at += synSec
+			refused(b, at, netip.MustParseAddr("10.6.0.1"), "", fmt.Sprintf("guess%d", i))
+		}
+		if bruteNote(b, "source 10.6.0.1: 20 refused CONNECTs") == "" {
+			t.Error("guessing from 10.6.0.1 after 60,000 sources: not found")
+		}
+		if b.nKeys[0] > maxKeys/2 || b.nKeys[0] != countKeys(b, false) {
+			t.Errorf("%d source keys counted, %d held, at most %d", b.nKeys[0], countKeys(b, false), maxKeys/2)
+		}
+	})
+	t.Run("not yet quiet", func(t *testing.T) {
+		// Within the window the chaff's refusals may still be part of a
+		// guess: nothing is let go, and the half stays bounded.
+		b := newBruteforceAlone()
+		at := synT0
+		for i := range 60000 {
+			at += synSec / 1000
+			refused(b, at, nthAddr(i), "", "x")
+		}
+		for i := range 20 {
+			at += synSec
+			refused(b, at, netip.MustParseAddr("10.6.0.1"), "", fmt.Sprintf("guess%d", i))
+		}
+		if b.nKeys[0] != maxKeys/2 || countKeys(b, false) != maxKeys/2 {
+			t.Errorf("%d source keys counted, %d held, want %d", b.nKeys[0], countKeys(b, false), maxKeys/2)
+		}
+	})
+}
+
+func countKeys(b *bruteforce, per bool) int {
+	n := 0
+	for k := range b.aggs {
+		if k.per == per {
+			n++
+		}
+	}
+	return n
 }
 
 // TestCleartextCredentialClients: the title counts the clients that sent a
@@ -716,5 +826,120 @@ func TestPublishFloodSweepClock(t *testing.T) {
 	}
 	if !slices.Contains(srcs, "10.66.0.9") {
 		t.Errorf("flooding sources %v, want 10.66.0.9", srcs)
+	}
+}
+
+// malFeed hands the malformed-packet detector segments that broke the
+// MQTT framing, each in a frame of its own, step apart.
+type malFeed struct {
+	d        *malformed
+	at, step int64
+	fr       int
+}
+
+func newMalFeed(step int64) *malFeed {
+	d := newMalformed(&Env{Policy: &policy.Policy{}, spec: &malformedSpec, sessions: &sessTable{}}).(*malformed)
+	return &malFeed{d: d, at: synT0, step: step}
+}
+
+func (f *malFeed) lost(src netip.Addr) {
+	f.at += f.step
+	f.fr++
+	conn := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: broker}
+	f.d.OnAnomaly(&pipeline.Anomaly{Kind: pipeline.AnomalyMQTTFraming, Conn: conn, Dir: tcpstream.FromA, TS: f.at, Frame: f.fr})
+}
+
+// empty is a connection from src to the broker, accepted and closed
+// without a byte sent.
+func (f *malFeed) empty(src netip.Addr) {
+	f.at += f.step
+	c := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: broker, SynSeen: true, Start: f.at, Last: f.at}
+	c.Stat[tcpstream.FromA] = tcpstream.Stats{Packets: 2, SYNs: 1, FINs: 1}
+	c.Stat[tcpstream.FromB] = tcpstream.Stats{Packets: 1}
+	f.d.OnFlow(&pipeline.Flow{Kind: pipeline.FlowClosed, Conn: c})
+}
+
+// note is the malformed-packet finding's note that begins with prefix, or "".
+func (f *malFeed) note(prefix string) string {
+	for _, fd := range f.d.Findings(Models{}) {
+		for _, n := range fd.Evidence.Notes {
+			if strings.HasPrefix(n, prefix) {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+// TestMalformedSourcesSwept: past its table, the malformed-packet detector
+// lets go of quiet sources that are not a finding, the lightest first.
+// Before, two segments of garbage from each of 120,000 spoofed addresses
+// filled it for good (first come), and a fuzzer after them went unseen for
+// as long as a watch ran.
+func TestMalformedSourcesSwept(t *testing.T) {
+	f := newMalFeed(synSec / 1000)
+	slow := netip.MustParseAddr("10.8.0.8")
+	// A slow fuzzer: four breaches, under min_violations (5), before the
+	// chaff; its fifth comes after it.
+	for range 4 {
+		f.lost(slow)
+	}
+	most := 0
+	for i := range 120000 {
+		f.lost(nthAddr(i))
+		f.lost(nthAddr(i))
+		most = max(most, len(f.d.srcs))
+	}
+	f.at += 2 * time60s
+	f.lost(slow)
+	for range 10 {
+		f.lost(netip.MustParseAddr("10.9.0.9"))
+		most = max(most, len(f.d.srcs))
+	}
+	if f.note("10.9.0.9: 10 framing lost") == "" {
+		t.Error("a fuzzer after 120,000 spoofed sources: not found")
+	}
+	if f.note("10.8.0.8: 5 framing lost") == "" {
+		t.Error("the slow fuzzer lost its count to the chaff's sweeps")
+	}
+	if most > maxKeys {
+		t.Errorf("%d sources held, at most %d", most, maxKeys)
+	}
+}
+
+// TestMalformedNotQuiet: sources that had an event within malQuiet, or
+// that are a finding, stay however full the table is, even when the
+// chaff weighs more (four breaches and two empty connections each, under
+// both thresholds, against the finding's five breaches).
+func TestMalformedNotQuiet(t *testing.T) {
+	f := newMalFeed(synSec / 100000)
+	for range 5 {
+		f.lost(netip.MustParseAddr("10.8.0.8"))
+	}
+	chaff := func(a netip.Addr) {
+		for range 4 {
+			f.lost(a)
+		}
+		f.empty(a)
+		f.empty(a)
+	}
+	for i := range 120000 {
+		chaff(nthAddr(i))
+	}
+	if len(f.d.srcs) != maxKeys {
+		t.Errorf("%d sources held after 7 s of chaff, want the table full (%d): nothing was quiet", len(f.d.srcs), maxKeys)
+	}
+	if f.note("172.16.0.0:") != "" {
+		t.Error("the chaff is a finding: the test no longer tests what it says")
+	}
+	f.at += 10 * time60s
+	for i := range 20000 {
+		chaff(nthAddr(200000 + i))
+	}
+	if f.note("10.8.0.8: 5 framing lost") == "" {
+		t.Error("a source that is a finding was let go")
+	}
+	if len(f.d.srcs) > maxKeys {
+		t.Errorf("%d sources held, at most %d", len(f.d.srcs), maxKeys)
 	}
 }

@@ -72,6 +72,9 @@ type malformed struct {
 	// segments of garbage from spoofed addresses, one each, filled the
 	// table and hid a client fuzzing the broker after them (TestMalformed).
 	once firstSight[netip.Addr, malEvent]
+	// clock is the events' time; gate paces the sweeps of a full srcs.
+	clock steadyClock
+	gate  sweepGate
 }
 
 // malEvent is an event of add (kind < 0: an empty connection, of agg).
@@ -96,10 +99,12 @@ func (*malformed) uses() events { return evMQTT | evFlow | evAnomaly }
 // agg is a's aggregate: made when new while srcs is under half full; past
 // that, at a's second event (add, which counts the first too; a source
 // whose first sign is an empty connection has that one uncounted), and
-// never past maxKeys.
-func (d *malformed) agg(a netip.Addr) *malAgg { return d.admit(a, -1, 0, 0) }
+// never past maxKeys: a full srcs lets the lightest quiet sources go first
+// (sweep).
+func (d *malformed) agg(a netip.Addr, t int64) *malAgg { return d.admit(a, -1, t, 0) }
 
 func (d *malformed) admit(a netip.Addr, kind int, t int64, frame int) *malAgg {
+	d.clock.see(t)
 	g := d.srcs[a]
 	if g != nil {
 		return g
@@ -111,7 +116,7 @@ func (d *malformed) admit(a netip.Addr, kind int, t int64, frame int) *malAgg {
 			return nil
 		}
 	}
-	if len(d.srcs) >= maxKeys {
+	if len(d.srcs) >= maxKeys && !d.sweep() {
 		return nil
 	}
 	g = &malAgg{anomalies: map[string]int64{}, topics: map[string]bool{}, targets: map[string]bool{}, emptyPorts: map[netip.AddrPort]int64{}}
@@ -122,6 +127,83 @@ func (d *malformed) admit(a netip.Addr, kind int, t int64, frame int) *malAgg {
 		g.frames.add(first.frame)
 	}
 	return g
+}
+
+// fuzzing reports whether a source's counts make it a finding.
+func (d *malformed) fuzzing(counts *[mkKinds]int64) bool {
+	var total int64
+	kinds := 0
+	for _, n := range counts {
+		total += n
+		if n > 0 {
+			kinds++
+		}
+	}
+	return total >= d.minEvents && kinds >= 2 || counts[mkViolation]+counts[mkFraming] >= d.minViolations
+}
+
+// malQuiet is how long a source that is not yet a finding must have had no
+// event for a sweep to let it go.
+const malQuiet = 60e9
+
+// malWeights bounds the weights sweep tells apart (heavier ones are one).
+const malWeights = 64
+
+// sweep lets go of sources that are not a finding (their empty connections
+// counted as if to a broker) and have had no event for malQuiet, the
+// lightest first (fewest events), at least maxKeys/8 of them when there are
+// so many, and reports whether there is room now. Two segments of garbage
+// from each of 100,000 spoofed addresses filled the table for good, and a
+// client fuzzing the broker after them went unseen (in a watch, any 100,000
+// sources of a stray malformed packet over its whole run:
+// TestMalformedSourcesSwept). Lightest first: a slow fuzzer's events count
+// up between the chaff's sweeps.
+func (d *malformed) sweep() bool {
+	if !d.gate.open(d.clock.now, 1e9) {
+		return false
+	}
+	var hist [malWeights]int
+	for _, g := range d.srcs {
+		if w, ok := d.mayGo(g); ok {
+			hist[w]++
+		}
+	}
+	cut, n := 0, 0
+	for ; cut < malWeights-1; cut++ {
+		if n += hist[cut]; n >= maxKeys/8 {
+			break
+		}
+	}
+	before := len(d.srcs)
+	for a, g := range d.srcs {
+		if w, ok := d.mayGo(g); ok && w <= cut {
+			delete(d.srcs, a)
+		}
+	}
+	if before-len(d.srcs) < maxKeys/8 {
+		d.gate.backOff()
+	}
+	return len(d.srcs) < maxKeys
+}
+
+// mayGo reports whether sweep may let g go, and its weight (its events,
+// at most malWeights-1).
+func (d *malformed) mayGo(g *malAgg) (int, bool) {
+	if g.span.last+malQuiet >= d.clock.now {
+		return 0, false
+	}
+	counts := g.n
+	for _, n := range g.emptyPorts {
+		counts[mkEmpty] += n
+	}
+	if d.fuzzing(&counts) {
+		return 0, false
+	}
+	var w int64
+	for _, n := range counts {
+		w += n
+	}
+	return int(min(w, malWeights-1)), true
 }
 
 func (d *malformed) add(a netip.Addr, kind int, t int64, frame int) *malAgg {
@@ -223,7 +305,7 @@ func (d *malformed) OnFlow(f *pipeline.Flow) {
 	// reset without sending a byte; counted when it went to a broker.
 	b := c.Stat[tcpstream.FromB]
 	if c.SynSeen && b.Packets > b.RSTs && b.RSTs == 0 && a.Payload == 0 && (a.RSTs > 0 || a.FINs > 0) {
-		if g := d.agg(src); g != nil && len(g.emptyPorts) < 1000 {
+		if g := d.agg(src, c.Last); g != nil && len(g.emptyPorts) < 1000 {
 			g.emptyPorts[c.B]++
 			g.span.add(c.Start)
 		}
@@ -251,15 +333,7 @@ func (d *malformed) Findings(Models) []Finding {
 				emptyTargets = append(emptyTargets, ep.String())
 			}
 		}
-		var total int64
-		kinds := 0
-		for _, n := range counts {
-			total += n
-			if n > 0 {
-				kinds++
-			}
-		}
-		if !(total >= d.minEvents && kinds >= 2) && counts[mkViolation]+counts[mkFraming] < d.minViolations {
+		if !d.fuzzing(&counts) {
 			continue
 		}
 		srcs[src.String()] = true

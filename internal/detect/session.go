@@ -152,6 +152,10 @@ type bruteforce struct {
 	// distinct credentials that are the same for the same input.
 	pendingMix map[*pipeline.Session]uint64
 	mixKey     uint64
+	// clock is the CONNECTs' and CONNACKs' time; gate paces each kind's
+	// sweeps (see sweep).
+	clock steadyClock
+	gate  [2]sweepGate
 }
 
 // spreadAgg is a broker's refused CONNECTs, for guessing spread over
@@ -185,6 +189,7 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 	p := m.Pkt
 	switch {
 	case p.Type == mqtt.CONNECT && m.FromClient:
+		b.clock.see(m.Frame.TS)
 		var h maphash.Hash
 		h.SetSeed(b.env.hashSeed())
 		h.Write(p.Username)
@@ -204,6 +209,7 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 		delete(b.pending, m.Session)
 		delete(b.pendingUser, m.Session)
 		delete(b.pendingMix, m.Session)
+		b.clock.see(m.Frame.TS)
 		if !authFailure(m.Session.Version, p.ReasonCode) {
 			return
 		}
@@ -223,7 +229,7 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 				if k.per {
 					kind = 1
 				}
-				if b.nKeys[kind] >= maxKeys/2 {
+				if b.nKeys[kind] >= maxKeys/2 && !b.sweep(kind) {
 					continue
 				}
 				b.nKeys[kind]++
@@ -246,6 +252,35 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 			a.frames.add(m.Frame.Num)
 		}
 	}
+}
+
+// sweep lets go of the keys of kind (0: sources, 1: user names) that
+// never reached min_failures within window and have had no refusal for
+// window (and for the minute of fast_failures): their refusals can no
+// longer be part of one, so the key would start again from its next. It
+// reports whether kind has room now. 50,000 user names tried once each
+// filled the user names' half for good, and guessing one user name's
+// password from many sources after them went unseen (in a watch, any
+// 50,000 user names refused over its whole run: TestBruteforceKeysSwept).
+// A key that reached min_failures stays: it is, or may still become, a
+// finding.
+func (b *bruteforce) sweep(kind int) bool {
+	g := &b.gate[kind]
+	if !g.open(b.clock.now, 1e9) {
+		return false
+	}
+	quiet := max(b.window, 60e9)
+	n := b.nKeys[kind]
+	for k, a := range b.aggs {
+		if k.per == (kind == 1) && !a.hitWin && !a.hitFast && a.span.last+quiet < b.clock.now {
+			delete(b.aggs, k)
+			b.nKeys[kind]--
+		}
+	}
+	if n-b.nKeys[kind] < maxKeys/8 {
+		g.backOff()
+	}
+	return b.nKeys[kind] < maxKeys/2
 }
 
 func (b *bruteforce) spreadAdd(broker netip.AddrPort, src netip.Addr, known bool, mix uint64, t int64, frame int) {
