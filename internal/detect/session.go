@@ -469,12 +469,14 @@ var maxEnds = 1 << 22
 // SYNs that got through, a botnet's single connects) then cannot fill the
 // table before a client that flaps. A session is judged with its key's
 // when the key is in the table at the end, whenever the session came.
+// A full table lets go of keys that can no longer storm (sweep).
 type keyTable[K comparable] struct {
 	names   []K
 	idx     map[uint64]int32 // hash -> index in names
 	seen    firstSight[uint64, struct{}]
 	once    bool  // let keys in at their first session
 	refused int64 // sessions of keys not in the table once it was full
+	gate    sweepGate
 }
 
 func (k *keyTable[K]) add(h uint64, key K) {
@@ -497,6 +499,67 @@ func (k *keyTable[K]) add(h uint64, key K) {
 	k.names = append(k.names, key)
 }
 
+// keyQuiet is how long ago a key's last session must have ended for sweep
+// to let it go: sessions end late (the idle timeout, a connection let go
+// by its table), and one ending now may be stamped minutes back.
+const keyQuiet = 15 * 60e9
+
+// sweep makes room in a full table before a session of h (not in it),
+// ending at now, is added: it lets go of the keys whose kept ends hold fewer than min clean
+// short sessions, so that they are no storm by themselves, and whose last
+// session ended keyQuiet before now. A key let go is a new key when it
+// comes back, and its kept ends, found by their hash, are judged with it
+// again. In a watch, any 100,000 addresses (or client IDs) that came back
+// over its whole run filled the table for good, and a client flapping
+// after them was judged with all sources only (TestStormKeysSwept). key
+// is an end's hash of this table's kind (0: none).
+func (k *keyTable[K]) sweep(h uint64, ends []sessEnd, key func(*sessEnd) uint64, min int, now int64) {
+	if len(k.names) < maxKeys || k.index(h) >= 0 || !k.gate.open(now, 60e9) {
+		return
+	}
+	clean := make([]int32, len(k.names))
+	last := make([]int64, len(k.names))
+	for i := range ends {
+		e := &ends[i]
+		eh := key(e)
+		if eh == 0 {
+			continue
+		}
+		j := k.index(eh)
+		if j < 0 {
+			continue
+		}
+		if e.is(endClean) {
+			clean[j]++
+		}
+		last[j] = max(last[j], e.t)
+	}
+	to := make([]int32, len(k.names)) // new index, -1: let go
+	n := int32(0)
+	for i := range k.names {
+		if int(clean[i]) < min && last[i]+keyQuiet < now {
+			to[i] = -1
+			continue
+		}
+		to[i] = n
+		k.names[n] = k.names[i]
+		n++
+	}
+	freed := len(k.names) - int(n)
+	clear(k.names[n:])
+	k.names = k.names[:n]
+	for h, i := range k.idx {
+		if to[i] < 0 {
+			delete(k.idx, h)
+		} else {
+			k.idx[h] = to[i]
+		}
+	}
+	if freed < maxKeys/8 {
+		k.gate.backOff()
+	}
+}
+
 // index is h's index in names, or -1.
 func (k *keyTable[K]) index(h uint64) int32 {
 	if i, ok := k.idx[h]; ok {
@@ -517,6 +580,7 @@ type connectFlood struct {
 	droppedUntil             int64 // the last of them
 	srcs                     keyTable[netip.Addr]
 	ids                      keyTable[string]
+	clock                    steadyClock // the sessions' ends
 }
 
 func newConnectFlood(e *Env) Detector {
@@ -575,11 +639,14 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 	if clean {
 		e.frame |= endClean
 	}
+	c.clock.see(e.t)
 	src := conn.Src(s.ClientDir).Addr().Unmap()
-	e.src = maphash.Comparable(c.seed, src)
+	e.src = maphash.Comparable(c.seed, src) | 1 // never 0, which is none
+	c.srcs.sweep(e.src, c.ends, func(e *sessEnd) uint64 { return e.src }, c.perSrc, c.clock.now)
 	c.srcs.add(e.src, src)
 	if s.ClientID != "" {
 		e.id = maphash.String(c.seed, s.ClientID) | 1 // never 0, which is no ID
+		c.ids.sweep(e.id, c.ends, func(e *sessEnd) uint64 { return e.id }, c.flapping, c.clock.now)
 		c.ids.add(e.id, s.ClientID)
 	}
 	c.ends = append(c.ends, e)

@@ -195,3 +195,61 @@ func TestStormThresholdZero(t *testing.T) {
 		}
 	}
 }
+
+// TestStormKeysSwept: a full table of addresses and client IDs that came
+// back lets go of those that cannot storm and are quiet, so that a client
+// flapping after them is named by its address and client ID. Before, any
+// 100,000 that came back over a watch's whole run filled the tables for
+// good. A key that stormed, or whose sessions are recent, stays.
+func TestStormKeysSwept(t *testing.T) {
+	const sec = int64(1e9)
+	t0 := int64(1_750_000_000) * sec
+	for _, quiet := range []bool{true, false} {
+		t.Run(fmt.Sprintf("quiet %v", quiet), func(t *testing.T) {
+			f := &stormFeed{c: newConnectFlood(&Env{Policy: &policy.Policy{}, spec: &connectFloodSpec}).(*connectFlood)}
+			flap := func(a, id string, at int64) {
+				for i := range 20 {
+					st := at + int64(i)*sec
+					f.session(netip.MustParseAddr(a), id, st, st+sec/2, tcpstream.ReasonFIN)
+				}
+			}
+			at, most := t0, 0
+			for i := range 120000 {
+				if i == 60000 {
+					// in the middle of the table: the sweep moves it
+					flap("10.8.8.8", "early-flapper", at)
+					at += 60 * sec
+				}
+				a := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
+				for range 2 {
+					at += sec / 1000
+					f.session(a, fmt.Sprintf("dev-%d", i), at, at+sec, tcpstream.ReasonFIN)
+				}
+				most = max(most, len(f.c.srcs.names), len(f.c.ids.names))
+			}
+			if quiet {
+				at += keyQuiet + 60*sec
+			}
+			flap("10.9.9.9", "flapper", at)
+			most = max(most, len(f.c.srcs.names), len(f.c.ids.names))
+			fs := f.c.Findings(Models{})
+			if len(fs) != 1 {
+				t.Fatalf("%d findings", len(fs))
+			}
+			ev := fs[0].Evidence
+			for _, want := range []string{"10.8.8.8", "10.9.9.9"} {
+				if named := slices.Contains(ev.Sources, want); named != (quiet || want == "10.8.8.8") {
+					t.Errorf("source %s named %v: sources %v", want, named, ev.Sources)
+				}
+			}
+			for _, want := range []string{"early-flapper", "flapper"} {
+				if named := slices.Contains(ev.ClientIDs, want); named != (quiet || want == "early-flapper") {
+					t.Errorf("client ID %s named %v: client IDs %v", want, named, ev.ClientIDs)
+				}
+			}
+			if most > maxKeys {
+				t.Errorf("%d keys held, at most %d", most, maxKeys)
+			}
+		})
+	}
+}
