@@ -150,9 +150,7 @@ func (p *publishFlood) sweep() bool {
 			delete(p.srcs, src)
 		}
 	}
-	if n-len(p.srcs) < maxKeys/8 {
-		p.gate.backOff()
-	}
+	p.gate.done(n-len(p.srcs) < maxKeys/8)
 	return len(p.srcs) < maxKeys
 }
 
@@ -844,9 +842,7 @@ func (s *scan) sweep(budget bool) bool {
 		delete(s.seen, src)
 		s.kept -= len(ps)
 	}
-	if n-len(s.probes) < maxKeys/8 && kept-s.kept < scanBudget/8 {
-		s.gate.backOff()
-	}
+	s.gate.done(n-len(s.probes) < maxKeys/8 && kept-s.kept < scanBudget/8)
 	if budget {
 		return s.kept < kept
 	}

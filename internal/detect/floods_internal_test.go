@@ -634,6 +634,27 @@ func TestBruteforceKeysSwept(t *testing.T) {
 			t.Errorf("%d source keys counted, %d held, at most %d", b.nKeys[0], countKeys(b, false), maxKeys/2)
 		}
 	})
+	t.Run("reached min_failures, not a finding", func(t *testing.T) {
+		// 50,000 devices each refused ten times with its one old password
+		// within the window, slowly: not an attack, and kept for good
+		// before.
+		b := newBruteforceAlone()
+		var at int64
+		for j := range 10 {
+			for i := range 50000 {
+				at = synT0 + int64(j)*40*synSec + int64(i)*synSec/2000
+				refused(b, at, netip.MustParseAddr("10.5.0.1"), fmt.Sprintf("dev%d", i), "old")
+			}
+		}
+		at += window + time60s
+		for i := range 20 {
+			at += synSec
+			refused(b, at, netip.AddrFrom4([4]byte{10, 7, 0, byte(i)}), "admin", fmt.Sprintf("guess%d", i))
+		}
+		if bruteNote(b, "user name admin: 20 refused CONNECTs") == "" {
+			t.Error("guessing admin's password after 50,000 slow retries: not found")
+		}
+	})
 	t.Run("not yet quiet", func(t *testing.T) {
 		// Within the window the chaff's refusals may still be part of a
 		// guess: nothing is let go, and the half stays bounded.
@@ -845,8 +866,12 @@ func newMalFeed(step int64) *malFeed {
 func (f *malFeed) lost(src netip.Addr) {
 	f.at += f.step
 	f.fr++
+	f.lostAt(src, f.at, f.fr)
+}
+
+func (f *malFeed) lostAt(src netip.Addr, at int64, fr int) {
 	conn := &tcpstream.Conn{A: netip.AddrPortFrom(src, 40000), B: broker}
-	f.d.OnAnomaly(&pipeline.Anomaly{Kind: pipeline.AnomalyMQTTFraming, Conn: conn, Dir: tcpstream.FromA, TS: f.at, Frame: f.fr})
+	f.d.OnAnomaly(&pipeline.Anomaly{Kind: pipeline.AnomalyMQTTFraming, Conn: conn, Dir: tcpstream.FromA, TS: at, Frame: fr})
 }
 
 // empty is a connection from src to the broker, accepted and closed
@@ -908,13 +933,19 @@ func TestMalformedSourcesSwept(t *testing.T) {
 }
 
 // TestMalformedNotQuiet: sources that had an event within malQuiet, or
-// that are a finding, stay however full the table is, even when the
-// chaff weighs more (four breaches and two empty connections each, under
-// both thresholds, against the finding's five breaches).
+// that are a finding, stay however full the table is: 10.8.0.8 (five
+// breaches) weighs less than the chaff (four breaches and two empty
+// connections each, under both thresholds), and 10.8.0.9 (one breach and
+// nine empty connections) is a finding only with its empty connections
+// counted.
 func TestMalformedNotQuiet(t *testing.T) {
 	f := newMalFeed(synSec / 100000)
 	for range 5 {
 		f.lost(netip.MustParseAddr("10.8.0.8"))
+	}
+	f.lost(netip.MustParseAddr("10.8.0.9"))
+	for range 9 {
+		f.empty(netip.MustParseAddr("10.8.0.9"))
 	}
 	chaff := func(a netip.Addr) {
 		for range 4 {
@@ -937,9 +968,102 @@ func TestMalformedNotQuiet(t *testing.T) {
 		chaff(nthAddr(200000 + i))
 	}
 	if f.note("10.8.0.8: 5 framing lost") == "" {
-		t.Error("a source that is a finding was let go")
+		t.Error("a source that is a finding (by its breaches) was let go")
+	}
+	if f.note("10.8.0.9: 1 framing lost, 9 connections closed without a byte") == "" {
+		t.Error("a source that is a finding (by its empty connections) was let go")
 	}
 	if len(f.d.srcs) > maxKeys {
 		t.Errorf("%d sources held, at most %d", len(f.d.srcs), maxKeys)
+	}
+}
+
+// TestMalformedClockOnePacket: two events of one packet stamped a day
+// ahead (a breach on a '$' topic is two) move the detector's time once, so
+// they cannot make every source look quiet: an active fuzzer keeps its
+// count through the sweep they would have caused.
+func TestMalformedClockOnePacket(t *testing.T) {
+	f := newMalFeed(synSec / 100000)
+	fuzzer := netip.MustParseAddr("10.9.0.9")
+	f.lost(fuzzer)
+	f.lost(fuzzer)
+	for i := range 120000 {
+		f.lost(nthAddr(i))
+		f.lost(nthAddr(i))
+	}
+	f.fr++
+	ahead := f.at + 86400*synSec
+	f.lostAt(netip.MustParseAddr("10.66.0.1"), ahead, f.fr)
+	f.lostAt(netip.MustParseAddr("10.66.0.1"), ahead, f.fr)
+	for i := range 1000 {
+		f.lost(nthAddr(200000 + i))
+		f.lost(nthAddr(200000 + i))
+	}
+	for range 3 {
+		f.lost(fuzzer)
+	}
+	if f.note("10.9.0.9: 5 framing lost") == "" {
+		t.Errorf("the fuzzer lost its count to a sweep that one packet stamped ahead caused (%d sweeps)", f.d.gate.sweeps)
+	}
+}
+
+// TestSweepPacing: a table kept full of entries that cannot go is walked
+// at most once in maxSweepWait of its time once sweeps have failed in a
+// row, however the asks come, and at once again after a sweep that freed
+// enough.
+func TestSweepPacing(t *testing.T) {
+	var g sweepGate
+	const week = 7 * 86400 * synSec
+	for now := synT0; now < synT0+week; now += synSec {
+		if g.open(now, synSec) {
+			g.done(true)
+		}
+	}
+	if most := int(week/int64(maxSweepWait)) + 20; g.sweeps > most {
+		t.Errorf("asked once a second for a week: %d sweeps, want at most %d", g.sweeps, most)
+	}
+	g = sweepGate{}
+	for range 1000000 {
+		if g.open(synT0, synSec) {
+			g.done(true)
+		}
+	}
+	if most := 1000000/(maxKeys/8) + 1; g.sweeps > most {
+		t.Errorf("asked a million times at once: %d sweeps, want at most %d", g.sweeps, most)
+	}
+	g = sweepGate{}
+	now := synT0
+	for range 20 {
+		for !g.open(now, synSec) {
+			now += synSec
+		}
+		g.done(true)
+	}
+	g.done(false) // a sweep freed enough: the next may come a second later
+	at := now
+	for !g.open(now, synSec) {
+		now += synSec
+	}
+	if now-at > synSec {
+		t.Errorf("after a sweep that freed enough the gate stayed shut %d s", (now-at)/synSec)
+	}
+}
+
+// TestMalformedSweepCost: a full table of sources that cannot go (each a
+// finding), asked once a second by a newcomer for an hour, is walked a few
+// times, not 3,600 (40 ms each).
+func TestMalformedSweepCost(t *testing.T) {
+	f := newMalFeed(synSec / 100000)
+	for i := range maxKeys {
+		for range 5 {
+			f.lost(nthAddr(i))
+		}
+	}
+	f.step = synSec
+	for i := range 3600 {
+		f.lost(nthAddr(200000 + i))
+	}
+	if f.d.gate.sweeps > 30 {
+		t.Errorf("%d sweeps in an hour of asks a second apart", f.d.gate.sweeps)
 	}
 }

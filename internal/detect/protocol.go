@@ -72,9 +72,12 @@ type malformed struct {
 	// segments of garbage from spoofed addresses, one each, filled the
 	// table and hid a client fuzzing the broker after them (TestMalformed).
 	once firstSight[netip.Addr, malEvent]
-	// clock is the events' time; gate paces the sweeps of a full srcs.
-	clock steadyClock
-	gate  sweepGate
+	// clock is the events' time, taken once a frame (two events of one
+	// packet stamped a day ahead moved it, and every source looked quiet);
+	// gate paces the sweeps of a full srcs.
+	clock     steadyClock
+	lastFrame int
+	gate      sweepGate
 }
 
 // malEvent is an event of add (kind < 0: an empty connection, of agg).
@@ -104,7 +107,10 @@ func (*malformed) uses() events { return evMQTT | evFlow | evAnomaly }
 func (d *malformed) agg(a netip.Addr, t int64) *malAgg { return d.admit(a, -1, t, 0) }
 
 func (d *malformed) admit(a netip.Addr, kind int, t int64, frame int) *malAgg {
-	d.clock.see(t)
+	if frame == 0 || frame != d.lastFrame {
+		d.clock.see(t)
+		d.lastFrame = frame
+	}
 	g := d.srcs[a]
 	if g != nil {
 		return g
@@ -180,9 +186,7 @@ func (d *malformed) sweep() bool {
 			delete(d.srcs, a)
 		}
 	}
-	if before-len(d.srcs) < maxKeys/8 {
-		d.gate.backOff()
-	}
+	d.gate.done(before-len(d.srcs) < maxKeys/8)
 	return len(d.srcs) < maxKeys
 }
 

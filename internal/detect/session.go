@@ -254,16 +254,22 @@ func (b *bruteforce) OnMQTT(m *pipeline.MQTT) {
 	}
 }
 
-// sweep lets go of the keys of kind (0: sources, 1: user names) that
-// never reached min_failures within window and have had no refusal for
-// window (and for the minute of fast_failures): their refusals can no
-// longer be part of one, so the key would start again from its next. It
-// reports whether kind has room now. 50,000 user names tried once each
-// filled the user names' half for good, and guessing one user name's
-// password from many sources after them went unseen (in a watch, any
-// 50,000 user names refused over its whole run: TestBruteforceKeysSwept).
-// A key that reached min_failures stays: it is, or may still become, a
-// finding.
+// attack reports whether a key's refusals are a finding.
+func (b *bruteforce) attack(a *authAgg) bool {
+	return a.hitWin && (a.creds.len() >= b.minDistinct || a.users.len() >= b.minDistinct || a.hitFast)
+}
+
+// sweep lets go of the keys of kind (0: sources, 1: user names) that are
+// not a finding and have had no refusal for window (and for the minute of
+// fast_failures): a key's next refusals cannot make a window with these,
+// so a key let go starts again from its next. It reports whether kind has
+// room now. 50,000 user names tried once each filled the user names' half
+// for good, and guessing one user name's password from many sources after
+// them went unseen (in a watch, any 50,000 user names refused over its
+// whole run: TestBruteforceKeysSwept). What a key let go loses: a key that
+// reached min_failures with too few credentials, quiet for the window,
+// would have become a finding with one more credential tried any time
+// after; let go, it needs min_failures again (only when the half is full).
 func (b *bruteforce) sweep(kind int) bool {
 	g := &b.gate[kind]
 	if !g.open(b.clock.now, 1e9) {
@@ -272,14 +278,12 @@ func (b *bruteforce) sweep(kind int) bool {
 	quiet := max(b.window, 60e9)
 	n := b.nKeys[kind]
 	for k, a := range b.aggs {
-		if k.per == (kind == 1) && !a.hitWin && !a.hitFast && a.span.last+quiet < b.clock.now {
+		if k.per == (kind == 1) && !b.attack(a) && a.span.last+quiet < b.clock.now {
 			delete(b.aggs, k)
 			b.nKeys[kind]--
 		}
 	}
-	if n-b.nKeys[kind] < maxKeys/8 {
-		g.backOff()
-	}
+	g.done(n-b.nKeys[kind] < maxKeys/8)
 	return b.nKeys[kind] < maxKeys/2
 }
 
@@ -334,7 +338,7 @@ func (b *bruteforce) Findings(Models) []Finding {
 	found := false
 	for _, k := range keys {
 		a := b.aggs[k]
-		if !a.hitWin || !(a.creds.len() >= b.minDistinct || a.users.len() >= b.minDistinct || a.hitFast) {
+		if !b.attack(a) {
 			continue
 		}
 		found = true
@@ -555,9 +559,7 @@ func (k *keyTable[K]) sweep(h uint64, ends []sessEnd, key func(*sessEnd) uint64,
 			k.idx[h] = to[i]
 		}
 	}
-	if freed < maxKeys/8 {
-		k.gate.backOff()
-	}
+	k.gate.done(freed < maxKeys/8)
 }
 
 // index is h's index in names, or -1.
