@@ -1,5 +1,7 @@
 package detect
 
+import "slices"
+
 // firstSight remembers the first sighting of keys that a table past half
 // full has not let in yet, with what came with it, so that they come in at
 // their second and lose nothing: a key seen once (a spoofed address, a
@@ -80,18 +82,24 @@ func (c *steadyClock) see(t int64) bool {
 }
 
 // sweepGate paces the sweeps of a full table: after a sweep that freed
-// little (done(true)), the next maxKeys/8 asks are refused, unless every has
-// passed since the last sweep in the detector's time (a sweep at every
-// event walked the whole table each time). Each further sweep in a row
-// that frees little doubles that time, up to maxSweepWait (or every, if
-// longer): a table kept full of entries that cannot go, asked once a
-// second, was walked once a second of the capture (an independent review:
-// 40 ms a second, 6.7 hours of CPU for a week's capture).
+// little (done(true)), the next maxKeys/8 asks are refused until the gate
+// opens again at a time it works out. Each such sweep in a row doubles the
+// wait from every, up to maxSweepWait (or every, if longer): a table kept
+// full of entries that cannot go, asked once a second, was walked once a
+// second (an independent review: 40 ms a second, 6.7 hours of CPU for a
+// week's capture). But the sweep also tells the gate (wait) when each entry
+// it kept only for being recent will be free to go, and when maxKeys/8 of
+// them will be before the doubled wait ends, the gate opens then (at least
+// every after the sweep): the doubling alone hid floods and scans that
+// came while it stayed shut, after chaff that was quiet by then (the next
+// review).
 type sweepGate struct {
-	in     int   // asks to refuse
-	at     int64 // the time of the last sweep
-	poor   int   // sweeps in a row that freed little
-	sweeps int   // sweeps made (for the tests)
+	in     int     // asks to refuse
+	at     int64   // the time of the last sweep
+	next   int64   // when to open again
+	poor   int     // sweeps in a row that freed little
+	pend   []int64 // when the entries kept for being recent are free to go
+	sweeps int     // sweeps made (for the tests)
 }
 
 // maxSweepWait bounds how long the gate stays shut for the time alone.
@@ -99,23 +107,37 @@ const maxSweepWait = 300e9
 
 // open reports whether to sweep now, and if so notes the time.
 func (g *sweepGate) open(now, every int64) bool {
-	wait := min(every<<min(max(g.poor-1, 0), 16), max(every, maxSweepWait))
-	if g.in > 0 && now < g.at+wait {
+	if g.in > 0 && now < g.next {
 		g.in--
 		return false
 	}
 	g.at = now
+	g.next = now + every
 	g.sweeps++
+	g.pend = g.pend[:0]
 	return true
 }
 
+// wait notes, during a sweep, an entry kept for being recent that will be
+// free to go at t.
+func (g *sweepGate) wait(t int64) { g.pend = append(g.pend, t) }
+
 // done takes the sweep's outcome: poor, it freed too little to be worth
 // its walk.
-func (g *sweepGate) done(poor bool) {
+func (g *sweepGate) done(poor bool, every int64) {
 	if !poor {
 		g.poor = 0
 		return
 	}
 	g.in = maxKeys / 8
 	g.poor++
+	g.next = g.at + min(every<<min(g.poor-1, 16), max(every, maxSweepWait))
+	if len(g.pend) >= maxKeys/8 {
+		k := maxKeys/8 - 1
+		slices.Sort(g.pend)
+		g.next = max(min(g.next, g.pend[k]), g.at+every)
+	}
+	if cap(g.pend) > 4*maxKeys {
+		g.pend = nil
+	}
 }

@@ -145,12 +145,16 @@ func (p *publishFlood) sweep() bool {
 	}
 	n := len(p.srcs)
 	for src, a := range p.srcs {
-		if !a.hit && (a.lastSec+11)*1e9 <= p.clock.now {
+		switch {
+		case a.hit:
+		case (a.lastSec+11)*1e9 <= p.clock.now:
 			a.gone = true
 			delete(p.srcs, src)
+		default:
+			p.gate.wait((a.lastSec + 11) * 1e9)
 		}
 	}
-	p.gate.done(n-len(p.srcs) < maxKeys/8)
+	p.gate.done(n-len(p.srcs) < maxKeys/8, 1e9)
 	return len(p.srcs) < maxKeys
 }
 
@@ -830,6 +834,7 @@ func (s *scan) sweep(budget bool) bool {
 			last = max(last, p.t)
 		}
 		if last+s.window+scanSlack >= s.clock.now {
+			s.gate.wait(last + s.window + scanSlack + 1)
 			continue
 		}
 		if len(ps) >= s.min {
@@ -842,7 +847,7 @@ func (s *scan) sweep(budget bool) bool {
 		delete(s.seen, src)
 		s.kept -= len(ps)
 	}
-	s.gate.done(n-len(s.probes) < maxKeys/8 && kept-s.kept < scanBudget/8)
+	s.gate.done(n-len(s.probes) < maxKeys/8 && kept-s.kept < scanBudget/8, 60e9)
 	if budget {
 		return s.kept < kept
 	}

@@ -1016,7 +1016,7 @@ func TestSweepPacing(t *testing.T) {
 	const week = 7 * 86400 * synSec
 	for now := synT0; now < synT0+week; now += synSec {
 		if g.open(now, synSec) {
-			g.done(true)
+			g.done(true, synSec)
 		}
 	}
 	if most := int(week/int64(maxSweepWait)) + 20; g.sweeps > most {
@@ -1025,7 +1025,7 @@ func TestSweepPacing(t *testing.T) {
 	g = sweepGate{}
 	for range 1000000 {
 		if g.open(synT0, synSec) {
-			g.done(true)
+			g.done(true, synSec)
 		}
 	}
 	if most := 1000000/(maxKeys/8) + 1; g.sweeps > most {
@@ -1037,9 +1037,12 @@ func TestSweepPacing(t *testing.T) {
 		for !g.open(now, synSec) {
 			now += synSec
 		}
-		g.done(true)
+		g.done(true, synSec)
 	}
-	g.done(false) // a sweep freed enough: the next may come a second later
+	for !g.open(now, synSec) {
+		now += synSec
+	}
+	g.done(false, synSec) // a sweep freed enough: the next may come a second later
 	at := now
 	for !g.open(now, synSec) {
 		now += synSec
@@ -1065,5 +1068,39 @@ func TestMalformedSweepCost(t *testing.T) {
 	}
 	if f.d.gate.sweeps > 30 {
 		t.Errorf("%d sweeps in an hour of asks a second apart", f.d.gate.sweeps)
+	}
+}
+
+// TestPublishFloodAfterQuietChaff: 100,000 sources publish once just
+// before each of nine sweeps (each finds them recent and frees nothing),
+// then stop; 12 s later, when all of them are free to go, a new source
+// floods the broker. A gate that only doubled its wait after each poor
+// sweep stayed shut 256 s and the flood went unseen (an independent
+// review); the gate opens when the chaff it kept for being recent is free
+// to go.
+func TestPublishFloodAfterQuietChaff(t *testing.T) {
+	p, pub := newPubFeed()
+	chaff := make([]*pubSess, maxKeys)
+	for i := range chaff {
+		chaff[i] = pubOpen(netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)}))
+	}
+	at := synT0
+	for r := range 9 {
+		at = synT0 + int64(r)*400*synSec
+		for i, x := range chaff {
+			pub(x, at+int64(i)*synSec/1000000)
+		}
+		pub(pubOpen(netip.AddrFrom4([4]byte{10, 98, 0, byte(r)})), at+synSec/2)
+	}
+	flood := pubOpen(netip.MustParseAddr("10.99.0.1"))
+	for i := range 6000 {
+		pub(flood, at+12*synSec+int64(i)*synSec/100)
+	}
+	var names []string
+	for _, f := range p.Findings(Models{}) {
+		names = f.Evidence.Sources
+	}
+	if !slices.Contains(names, "10.99.0.1") {
+		t.Errorf("flooding sources %v, want 10.99.0.1 (%d sweeps, gate shut until %d s after the chaff)", names, p.gate.sweeps, (p.gate.next-at)/synSec)
 	}
 }

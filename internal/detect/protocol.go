@@ -172,6 +172,8 @@ func (d *malformed) sweep() bool {
 	for _, g := range d.srcs {
 		if w, ok := d.mayGo(g); ok {
 			hist[w]++
+		} else if g.span.last+malQuiet >= d.clock.now && !d.fuzzing(g.withEmpty()) {
+			d.gate.wait(g.span.last + malQuiet + 1)
 		}
 	}
 	cut, n := 0, 0
@@ -186,8 +188,18 @@ func (d *malformed) sweep() bool {
 			delete(d.srcs, a)
 		}
 	}
-	d.gate.done(before-len(d.srcs) < maxKeys/8)
+	d.gate.done(before-len(d.srcs) < maxKeys/8, 1e9)
 	return len(d.srcs) < maxKeys
+}
+
+// withEmpty is g's counts with every empty connection counted, as if to a
+// broker.
+func (g *malAgg) withEmpty() *[mkKinds]int64 {
+	counts := g.n
+	for _, n := range g.emptyPorts {
+		counts[mkEmpty] += n
+	}
+	return &counts
 }
 
 // mayGo reports whether sweep may let g go, and its weight (its events,
@@ -196,11 +208,8 @@ func (d *malformed) mayGo(g *malAgg) (int, bool) {
 	if g.span.last+malQuiet >= d.clock.now {
 		return 0, false
 	}
-	counts := g.n
-	for _, n := range g.emptyPorts {
-		counts[mkEmpty] += n
-	}
-	if d.fuzzing(&counts) {
+	counts := g.withEmpty()
+	if d.fuzzing(counts) {
 		return 0, false
 	}
 	var w int64

@@ -278,12 +278,17 @@ func (b *bruteforce) sweep(kind int) bool {
 	quiet := max(b.window, 60e9)
 	n := b.nKeys[kind]
 	for k, a := range b.aggs {
-		if k.per == (kind == 1) && !b.attack(a) && a.span.last+quiet < b.clock.now {
+		if k.per != (kind == 1) || b.attack(a) {
+			continue
+		}
+		if a.span.last+quiet < b.clock.now {
 			delete(b.aggs, k)
 			b.nKeys[kind]--
+		} else {
+			g.wait(a.span.last + quiet + 1)
 		}
 	}
-	g.done(n-b.nKeys[kind] < maxKeys/8)
+	g.done(n-b.nKeys[kind] < maxKeys/8, 1e9)
 	return b.nKeys[kind] < maxKeys/2
 }
 
@@ -481,17 +486,28 @@ type keyTable[K comparable] struct {
 	once    bool  // let keys in at their first session
 	refused int64 // sessions of keys not in the table once it was full
 	gate    sweepGate
+	// at is, for each name, the detector's time when a session of it was
+	// last reported: sessions are reported late (closed by eviction, or
+	// stamped behind after the clock stepped back), and a key whose
+	// sessions look old may still be reporting them.
+	at []int64
+	// gone are the keys the last sweep let go: one that comes back is let
+	// in at its first session, to be judged with its kept sessions (past
+	// half the table it needed a second, and a storm whose last session
+	// came after the sweep was lost: the next review).
+	gone map[uint64]struct{}
 }
 
-func (k *keyTable[K]) add(h uint64, key K) {
-	if _, ok := k.idx[h]; ok {
+func (k *keyTable[K]) add(h uint64, key K, now int64) {
+	if i, ok := k.idx[h]; ok {
+		k.at[i] = now
 		return
 	}
 	if len(k.names) >= maxKeys {
 		k.refused++
 		return
 	}
-	if !k.once && len(k.names) >= maxKeys/2 {
+	if _, back := k.gone[h]; !back && !k.once && len(k.names) >= maxKeys/2 {
 		if _, again := k.seen.again(h, h, struct{}{}, nil); !again {
 			return
 		}
@@ -501,6 +517,7 @@ func (k *keyTable[K]) add(h uint64, key K) {
 	}
 	k.idx[h] = int32(len(k.names))
 	k.names = append(k.names, key)
+	k.at = append(k.at, now)
 }
 
 // keyQuiet is how long ago a key's last session must have ended for sweep
@@ -541,25 +558,36 @@ func (k *keyTable[K]) sweep(h uint64, ends []sessEnd, key func(*sessEnd) uint64,
 	to := make([]int32, len(k.names)) // new index, -1: let go
 	n := int32(0)
 	for i := range k.names {
-		if int(clean[i]) < min && last[i]+keyQuiet < now {
-			to[i] = -1
-			continue
+		if int(clean[i]) < min {
+			free := max(last[i], k.at[i]) + keyQuiet
+			if free < now {
+				to[i] = -1
+				continue
+			}
+			k.gate.wait(free + 1)
 		}
 		to[i] = n
 		k.names[n] = k.names[i]
+		k.at[n] = k.at[i]
 		n++
 	}
 	freed := len(k.names) - int(n)
 	clear(k.names[n:])
 	k.names = k.names[:n]
+	k.at = k.at[:n]
+	clear(k.gone)
 	for h, i := range k.idx {
 		if to[i] < 0 {
 			delete(k.idx, h)
+			if k.gone == nil {
+				k.gone = map[uint64]struct{}{}
+			}
+			k.gone[h] = struct{}{}
 		} else {
 			k.idx[h] = to[i]
 		}
 	}
-	k.gate.done(freed < maxKeys/8)
+	k.gate.done(freed < maxKeys/8, 60e9)
 }
 
 // index is h's index in names, or -1.
@@ -645,11 +673,11 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 	src := conn.Src(s.ClientDir).Addr().Unmap()
 	e.src = maphash.Comparable(c.seed, src) | 1 // never 0, which is none
 	c.srcs.sweep(e.src, c.ends, func(e *sessEnd) uint64 { return e.src }, c.perSrc, c.clock.now)
-	c.srcs.add(e.src, src)
+	c.srcs.add(e.src, src, c.clock.now)
 	if s.ClientID != "" {
 		e.id = maphash.String(c.seed, s.ClientID) | 1 // never 0, which is no ID
 		c.ids.sweep(e.id, c.ends, func(e *sessEnd) uint64 { return e.id }, c.flapping, c.clock.now)
-		c.ids.add(e.id, s.ClientID)
+		c.ids.add(e.id, s.ClientID, c.clock.now)
 	}
 	c.ends = append(c.ends, e)
 }

@@ -149,7 +149,7 @@ func TestFirstSightInTurn(t *testing.T) {
 	seed := maphash.MakeSeed()
 	for range 20 {
 		for i := range 55000 {
-			k.add(maphash.Comparable(seed, i)|1, i)
+			k.add(maphash.Comparable(seed, i)|1, i, 0)
 		}
 	}
 	if len(k.names) != 55000 {
@@ -251,5 +251,45 @@ func TestStormKeysSwept(t *testing.T) {
 				t.Errorf("%d keys held, at most %d", most, maxKeys)
 			}
 		})
+	}
+}
+
+// TestStormKeyBackAfterSweep: a key let go by a sweep whose storm's last
+// session is reported after it (closed late, by the connection table) is
+// let in again at that session, past half the table, and judged with its
+// kept sessions. Before, it needed a second session and the storm was lost
+// (an independent review).
+func TestStormKeyBackAfterSweep(t *testing.T) {
+	const sec = int64(1e9)
+	t0 := int64(1_750_000_000) * sec
+	f := &stormFeed{c: newConnectFlood(&Env{Policy: &policy.Policy{}, spec: &connectFloodSpec}).(*connectFlood)}
+	x := netip.MustParseAddr("10.9.9.9")
+	for i := range 14 {
+		st := t0 + int64(i)*sec
+		f.session(x, "flapper", st, st+sec/2, tcpstream.ReasonFIN)
+	}
+	crowd := func(from, n int, at int64) {
+		for i := from; i < from+n; i++ {
+			a := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
+			for range 2 {
+				at += sec / 1000
+				f.session(a, fmt.Sprintf("dev-%d", i), at, at+sec, tcpstream.ReasonFIN)
+			}
+		}
+	}
+	crowd(0, 45000, t0+20*sec)
+	crowd(45000, 60000, t0+20*60*sec)
+	if f.c.srcs.gate.sweeps == 0 {
+		t.Fatal("no sweep: the test no longer tests what it says")
+	}
+	st := t0 + 14*sec
+	f.session(x, "flapper", st, st+sec/2, tcpstream.ReasonEvicted)
+	fs := f.c.Findings(Models{})
+	if len(fs) != 1 || !slices.Contains(fs[0].Evidence.Sources, "10.9.9.9") || !slices.Contains(fs[0].Evidence.ClientIDs, "flapper") {
+		var ev Evidence
+		if len(fs) > 0 {
+			ev = fs[0].Evidence
+		}
+		t.Errorf("the flapper whose 15th session came after the sweep was not named: sources %v, client IDs %v", ev.Sources, ev.ClientIDs)
 	}
 }
