@@ -354,6 +354,15 @@ func newPubFeed() (*publishFlood, func(x *pubSess, at int64)) {
 	}
 }
 
+// floodSources are the sources the publish-flood finding names.
+func floodSources(p *publishFlood) []string {
+	var names []string
+	for _, f := range p.Findings(Models{}) {
+		names = f.Evidence.Sources
+	}
+	return names
+}
+
 // TestPublishFloodSourcesSwept: 100,000 addresses publish once each (the
 // table of sources is then full), and 12 s later a new address floods the
 // broker, as does, in its session still open, one of the first 100,000.
@@ -377,10 +386,7 @@ func TestPublishFloodSourcesSwept(t *testing.T) {
 		pub(late, at)
 		pub(first, at)
 	}
-	var names []string
-	for _, f := range p.Findings(Models{}) {
-		names = f.Evidence.Sources
-	}
+	names := floodSources(p)
 	if len(names) != 2 || names[0] != "10.1.0.0" || names[1] != "10.99.0.1" {
 		t.Errorf("flooding sources %v, want 10.1.0.0 and 10.99.0.1", names)
 	}
@@ -841,10 +847,7 @@ func TestPublishFloodSweepClock(t *testing.T) {
 	for i := range 300 {
 		pub(x, at+3*synSec+int64(i)*synSec/100)
 	}
-	var srcs []string
-	for _, f := range p.Findings(Models{}) {
-		srcs = f.Evidence.Sources
-	}
+	srcs := floodSources(p)
 	if !slices.Contains(srcs, "10.66.0.9") {
 		t.Errorf("flooding sources %v, want 10.66.0.9", srcs)
 	}
@@ -1096,10 +1099,7 @@ func TestPublishFloodAfterQuietChaff(t *testing.T) {
 	for i := range 6000 {
 		pub(flood, at+12*synSec+int64(i)*synSec/100)
 	}
-	var names []string
-	for _, f := range p.Findings(Models{}) {
-		names = f.Evidence.Sources
-	}
+	names := floodSources(p)
 	if !slices.Contains(names, "10.99.0.1") {
 		t.Errorf("flooding sources %v, want 10.99.0.1 (%d sweeps, gate shut until %d s after the chaff)", names, p.gate.sweeps, (p.gate.next-at)/synSec)
 	}
