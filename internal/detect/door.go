@@ -137,7 +137,4 @@ func (g *sweepGate) done(poor bool, every int64) {
 		slices.Sort(g.pend)
 		g.next = max(min(g.next, g.pend[k]), g.at+every)
 	}
-	if cap(g.pend) > 4*maxKeys {
-		g.pend = nil
-	}
 }

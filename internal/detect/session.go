@@ -526,11 +526,11 @@ func (k *keyTable[K]) add(h uint64, key K, now int64) {
 const keyQuiet = 15 * 60e9
 
 // sweep makes room in a full table before a session of h (not in it),
-// ending at now, is added: it lets go of the keys whose kept ends hold fewer than min clean
-// short sessions, so that they are no storm by themselves, and whose last
-// session ended keyQuiet before now. A key let go is a new key when it
-// comes back, and its kept ends, found by their hash, are judged with it
-// again. In a watch, any 100,000 addresses (or client IDs) that came back
+// ending at now, is added: it lets go of the keys whose kept ends hold
+// fewer than min clean short sessions, so that they are no storm by
+// themselves, and whose last session both ended and was reported keyQuiet
+// before now. A key let go comes back at its first session (gone), and its
+// kept ends, found by their hash, are judged with it again. In a watch, any 100,000 addresses (or client IDs) that came back
 // over its whole run filled the table for good, and a client flapping
 // after them was judged with all sources only (TestStormKeysSwept). key
 // is an end's hash of this table's kind (0: none).
