@@ -170,10 +170,10 @@ func (d *malformed) sweep() bool {
 	}
 	var hist [malWeights]int
 	for _, g := range d.srcs {
-		if w, ok := d.mayGo(g); ok {
+		if w, ok, free := d.mayGo(g); ok {
 			hist[w]++
-		} else if g.span.last+malQuiet >= d.clock.now && !d.fuzzing(g.withEmpty()) {
-			d.gate.wait(g.span.last + malQuiet + 1)
+		} else if free > 0 {
+			d.gate.wait(free)
 		}
 	}
 	cut, n := 0, 0
@@ -184,7 +184,7 @@ func (d *malformed) sweep() bool {
 	}
 	before := len(d.srcs)
 	for a, g := range d.srcs {
-		if w, ok := d.mayGo(g); ok && w <= cut {
+		if w, ok, _ := d.mayGo(g); ok && w <= cut {
 			delete(d.srcs, a)
 		}
 	}
@@ -192,31 +192,26 @@ func (d *malformed) sweep() bool {
 	return len(d.srcs) < maxKeys
 }
 
-// withEmpty is g's counts with every empty connection counted, as if to a
-// broker.
-func (g *malAgg) withEmpty() *[mkKinds]int64 {
+// mayGo reports whether sweep may let g go, and its weight (its events,
+// at most malWeights-1); when g is kept only for being recent, free is
+// when it may go (0: never, it is a finding). Its empty connections count
+// as if to a broker.
+func (d *malformed) mayGo(g *malAgg) (w int, ok bool, free int64) {
 	counts := g.n
 	for _, n := range g.emptyPorts {
 		counts[mkEmpty] += n
 	}
-	return &counts
-}
-
-// mayGo reports whether sweep may let g go, and its weight (its events,
-// at most malWeights-1).
-func (d *malformed) mayGo(g *malAgg) (int, bool) {
+	if d.fuzzing(&counts) {
+		return 0, false, 0
+	}
 	if g.span.last+malQuiet >= d.clock.now {
-		return 0, false
+		return 0, false, g.span.last + malQuiet + 1
 	}
-	counts := g.withEmpty()
-	if d.fuzzing(counts) {
-		return 0, false
-	}
-	var w int64
+	var sum int64
 	for _, n := range counts {
-		w += n
+		sum += n
 	}
-	return int(min(w, malWeights-1)), true
+	return int(min(sum, malWeights-1)), true, 0
 }
 
 func (d *malformed) add(a netip.Addr, kind int, t int64, frame int) *malAgg {
