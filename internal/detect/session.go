@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"fmt"
 	"hash/maphash"
 	"net/netip"
@@ -527,9 +528,9 @@ const keyQuiet = 15 * 60e9
 
 // sweep makes room in a full table before a session of h (not in it),
 // ending at now, is added: it lets go of the keys whose kept ends hold
-// fewer than min clean short sessions, so that they are no storm by
-// themselves, and whose last session both ended and was reported keyQuiet
-// before now. A key let go comes back at its first session (gone), and its
+// fewer than min clean short sessions within any minute, so that they are
+// no storm by themselves, and whose last session both ended and was
+// reported keyQuiet before now. A key let go comes back at its first session (gone), and its
 // kept ends, found by their hash, are judged with it again. In a watch, any 100,000 addresses (or client IDs) that came back
 // over its whole run filled the table for good, and a client flapping
 // after them was judged with all sources only (TestStormKeysSwept). key
@@ -555,10 +556,25 @@ func (k *keyTable[K]) sweep(h uint64, ends []sessEnd, key func(*sessEnd) uint64,
 		}
 		last[j] = max(last[j], e.t)
 	}
+	// A key with min clean short sessions kept is judged as Findings judges
+	// it: by the most of them within one minute (storm). Counted over all
+	// its kept ends, devices that reconnect every few minutes reached min
+	// in an hour and were never let go (TestStormKeysSweptPerMinute).
+	most := make([]int32, len(k.names))
+	byKey(ends, len(k.names), func(e *sessEnd) int32 {
+		if j := k.index(key(e)); j >= 0 && int(clean[j]) >= max(min, 1) {
+			return j
+		}
+		return -1
+	}, func(j int32, at []int32) {
+		slices.SortStableFunc(at, func(a, b int32) int { return cmp.Compare(ends[a].t, ends[b].t) })
+		n, _, _ := storm(ends, at)
+		most[j] = int32(n)
+	})
 	to := make([]int32, len(k.names)) // new index, -1: let go
 	n := int32(0)
 	for i := range k.names {
-		if int(clean[i]) < min {
+		if most[i] == 0 || int(most[i]) < min {
 			free := max(last[i], k.at[i]) + keyQuiet
 			if free < now {
 				to[i] = -1

@@ -293,3 +293,62 @@ func TestStormKeyBackAfterSweep(t *testing.T) {
 		t.Errorf("the flapper whose 15th session came after the sweep was not named: sources %v, client IDs %v", ev.Sources, ev.ClientIDs)
 	}
 }
+
+// TestStormKeysSweptPerMinute: a full table lets go of keys with min clean
+// short sessions or more kept, when no minute holds min of them: 110,000
+// devices that reconnect every five minutes (min is 3 here, to keep the
+// test short) are no storm, and a client flapping after them is named by
+// its address and client ID. Counting a key's sessions over all it kept
+// held such devices for good. A client that had min within one minute
+// among them, one of them reported late, stays named.
+func TestStormKeysSweptPerMinute(t *testing.T) {
+	const sec = int64(1e9)
+	t0 := int64(1_750_000_000) * sec
+	f := &stormFeed{c: newConnectFlood(&Env{Policy: &policy.Policy{}, spec: &connectFloodSpec}).(*connectFlood)}
+	f.c.perSrc, f.c.flapping = 3, 3
+	flap := func(a, id string, at int64, n int) {
+		for i := range n {
+			st := at + int64(i)*sec
+			f.session(netip.MustParseAddr(a), id, st, st+sec/2, tcpstream.ReasonFIN)
+		}
+	}
+	at := t0
+	for round := range 3 {
+		at = t0 + int64(round)*300*sec
+		if round == 1 {
+			// exactly min short sessions, the third within the minute
+			// reported after a long one 100 s later (closed late, by the
+			// idle timeout)
+			flap("10.8.8.8", "early-flapper", at, 2)
+			f.session(netip.MustParseAddr("10.8.8.8"), "early-flapper", at+100*sec, at+130*sec, tcpstream.ReasonFIN)
+			flap("10.8.8.8", "early-flapper", at+2*sec, 1)
+		}
+		for i := range 110000 {
+			a := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
+			at += 2 * sec / 1000
+			f.session(a, fmt.Sprintf("dev-%d", i), at, at+sec, tcpstream.ReasonFIN)
+		}
+	}
+	if len(f.c.srcs.names) != maxKeys || len(f.c.ids.names) != maxKeys {
+		t.Fatalf("%d addresses and %d client IDs held: the tables are not full, the test no longer tests what it says", len(f.c.srcs.names), len(f.c.ids.names))
+	}
+	flap("10.9.9.9", "flapper", at+keyQuiet+60*sec, 5)
+	fs := f.c.Findings(Models{})
+	if len(fs) != 1 {
+		t.Fatalf("%d findings", len(fs))
+	}
+	ev := fs[0].Evidence
+	for _, want := range []string{"10.8.8.8", "10.9.9.9"} {
+		if !slices.Contains(ev.Sources, want) {
+			t.Errorf("source %s not named: sources %v", want, ev.Sources)
+		}
+	}
+	for _, want := range []string{"early-flapper", "flapper"} {
+		if !slices.Contains(ev.ClientIDs, want) {
+			t.Errorf("client ID %s not named: client IDs %v", want, ev.ClientIDs)
+		}
+	}
+	if len(ev.Sources) > 2 || len(ev.ClientIDs) > 2 {
+		t.Errorf("devices that reconnect every five minutes named: sources %v, client IDs %v", ev.Sources, ev.ClientIDs)
+	}
+}
