@@ -37,6 +37,7 @@ type pubAgg struct {
 	hit        bool
 	peak       int64 // most publishes in one second
 	peakBytes  int64
+	prev       int64 // publishes in the second before sec
 	total      int64
 	totalBytes int64
 	perSec     int64
@@ -65,6 +66,9 @@ type publishFlood struct {
 	// little).
 	clock steadyClock
 	gate  sweepGate
+	// letGo counts the sources let go while still publishing (letGoLightest),
+	// refused the PUBLISHes of sources there was no room for.
+	letGo, refused int64
 }
 
 func newPublishFlood(e *Env) Detector {
@@ -83,7 +87,8 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 	if a == nil || a.gone {
 		src := clientAddr(m)
 		if a = p.srcs[src]; a == nil {
-			if len(p.srcs) >= maxKeys && !p.sweep() {
+			if len(p.srcs) >= maxKeys && !p.sweep() && !p.letGoLightest() {
+				p.refused++
 				return
 			}
 			a = &pubAgg{win: newRing(p.maxPub, 10e9), topics: newCounterIn[string](1000, &p.topicKeys), clients: map[string]bool{}}
@@ -100,6 +105,10 @@ func (p *publishFlood) OnMQTT(m *pipeline.MQTT) {
 			for s := a.sec + 1; s <= sec; s++ {
 				a.bytes[s%10] = 0
 			}
+		}
+		a.prev = 0
+		if sec == a.sec+1 {
+			a.prev = a.perSec
 		}
 		a.sec, a.perSec = sec, 0
 		a.lastSec = max(a.lastSec, sec)
@@ -158,6 +167,59 @@ func (p *publishFlood) sweep() bool {
 	return len(p.srcs) < maxKeys
 }
 
+// sampleSize is how many sources letGoLightest looks at.
+const sampleSize = 8
+
+// letGoLightest makes room in a full table that sweep could not free, and
+// reports whether it did: of sampleSize sources (a map's walk begins at
+// random), the one that published least in its last seconds (recent) is
+// let go, unless it flooded.
+// 100,000 devices each publishing every 5 s are never idle for 10 s, and a
+// flood that began among them was refused for as long as they published
+// (TestPublishFloodBusyCrowd). A source that floods soon publishes more in
+// a second than the devices and the chaff of one PUBLISH: it is not the
+// lightest of the sources looked at, and a device let go comes back at its
+// next PUBLISH, its count begun again.
+func (p *publishFlood) letGoLightest() bool {
+	var (
+		victim netip.Addr
+		light  *pubAgg
+		w      int64
+		seen   int
+	)
+	for src, a := range p.srcs {
+		if seen++; seen > sampleSize {
+			break
+		}
+		if a.hit {
+			continue
+		}
+		if aw := a.recent(p.clock.now); light == nil || aw < w {
+			victim, light, w = src, a, aw
+		}
+	}
+	if light == nil {
+		return false
+	}
+	light.gone = true
+	delete(p.srcs, victim)
+	p.letGo++
+	return true
+}
+
+// recent is how many PUBLISH the source sent in now's second and the one
+// before (in the second it last published and the one before, when the
+// clock has stepped back behind it).
+func (a *pubAgg) recent(now int64) int64 {
+	switch d := now/1e9 - a.sec; {
+	case d <= 0:
+		return a.perSec + a.prev
+	case d == 1:
+		return a.perSec
+	}
+	return 0
+}
+
 func (p *publishFlood) Findings(Models) []Finding {
 	ev := Evidence{Counts: map[string]int64{}}
 	var sp span
@@ -192,6 +254,15 @@ func (p *publishFlood) Findings(Models) []Finding {
 	sort.Strings(ev.Notes)
 	if p.topicKeys <= 0 {
 		ev.Notes = append(ev.Notes, fmt.Sprintf("the sources' topics are named only until %d topic names were kept in all: later floods show few or none", maxKeys))
+	}
+	if p.letGo > 0 {
+		ev.Counts["sources_let_go_publishing"] = p.letGo
+		ev.Notes = append(ev.Notes, fmt.Sprintf("more than %d sources published at once: %d times a source that had not flooded was let go "+
+			"while still publishing, its count begun again at its next PUBLISH", maxKeys, p.letGo))
+	}
+	if p.refused > 0 {
+		ev.Counts["publishes_not_judged"] = p.refused
+		ev.Notes = append(ev.Notes, fmt.Sprintf("%d PUBLISH of other sources were not judged: the table of %d sources was full of floods", p.refused, maxKeys))
 	}
 	sort.Ints(frames)
 	ev.Sources, ev.ClientIDs, ev.Topics, ev.Targets, ev.Frames = sorted(srcs, 20), sorted(ids, 20), sorted(topics, 10), sorted(targets, 5), frames

@@ -1104,3 +1104,84 @@ func TestPublishFloodAfterQuietChaff(t *testing.T) {
 		t.Errorf("flooding sources %v, want 10.99.0.1 (%d sweeps, gate shut until %d s after the chaff)", names, p.gate.sweeps, (p.gate.next-at)/synSec)
 	}
 }
+
+// TestPublishFloodBusyCrowd: 100,000 devices each publish every 5 s, so
+// none is ever idle for 10 s and the sweep frees nothing; a new address
+// floods the broker among them (100 a second for 10 s), while fresh
+// addresses publish once each, 50,000 a second (chaff). The code before
+// 2026-12-03 (evening) refused every source past the 100,000th while the
+// table stayed full: the flood went unseen. A full table now lets go of the
+// source that published least in its last seconds among a few looked at,
+// never one that flooded (an earlier flood, quiet since, stays named), and
+// counts those let go. Letting go of the busiest of them instead lost the
+// flood's count some 40 times in its 10 s.
+func TestPublishFloodBusyCrowd(t *testing.T) {
+	p, pub := newPubFeed()
+	crowd := make([]*pubSess, maxKeys)
+	for i := range crowd {
+		crowd[i] = pubOpen(netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)}))
+	}
+	flooder, early := pubOpen(netip.MustParseAddr("10.99.0.1")), pubOpen(netip.MustParseAddr("10.99.0.2"))
+	chaff := 0
+	// 30 s in time order: the crowd every 5 s (20,000 a second), the early
+	// flood in the first 10 s, the flood and the chaff in the last 10.
+	for ms := int64(0); ms < 30000; ms++ {
+		at := synT0 + ms*synSec/1000
+		if ms < 10000 && ms%10 == 0 {
+			pub(early, at)
+		}
+		for i := ms % 5000 * 20; i < ms%5000*20+20; i++ {
+			pub(crowd[i], at)
+		}
+		if ms >= 20000 {
+			if ms%10 == 0 {
+				pub(flooder, at)
+			}
+			for range 50 {
+				chaff++
+				pub(pubOpen(netip.AddrFrom4([4]byte{11, byte(chaff >> 16), byte(chaff >> 8), byte(chaff)})), at)
+			}
+		}
+	}
+	if names := floodSources(p); len(names) != 2 || names[0] != "10.99.0.1" || names[1] != "10.99.0.2" {
+		t.Errorf("flooding sources %v, want 10.99.0.1 and 10.99.0.2", names)
+	}
+	if len(p.srcs) > maxKeys {
+		t.Errorf("%d sources held", len(p.srcs))
+	}
+	fs := p.Findings(Models{})
+	if len(fs) == 1 && fs[0].Evidence.Counts["sources_let_go_publishing"] < int64(chaff) {
+		t.Errorf("the sources let go while publishing are not all counted: %v, %d chaff", fs[0].Evidence.Counts, chaff)
+	}
+}
+
+// TestPublishRecent: how busy a source is now, by which a full table picks
+// the one to let go, does not fall to nothing at each second's turn: a
+// source publishing 100 times a second weighs its last second until its
+// next PUBLISH, and with it that second's too.
+func TestPublishRecent(t *testing.T) {
+	p, pub := newPubFeed()
+	x := pubOpen(netip.MustParseAddr("10.99.0.1"))
+	for i := range 100 {
+		pub(x, synT0+int64(i)*synSec/100)
+	}
+	a := p.srcs[netip.MustParseAddr("10.99.0.1")]
+	for _, c := range []struct {
+		at   int64
+		pub  bool
+		want int64
+	}{
+		{synT0 + synSec/2, false, 100},
+		{synT0 + synSec + synSec/200, false, 100}, // the second turned: the last one's
+		{synT0 + synSec + synSec/100, true, 101},  // its first PUBLISH of the second, with the last
+		{synT0 + 2*synSec + synSec/2, false, 1},
+		{synT0 + 3*synSec, false, 0},
+	} {
+		if c.pub {
+			pub(x, c.at)
+		}
+		if got := a.recent(c.at); got != c.want {
+			t.Errorf("at %d ms: recent %d, want %d", (c.at-synT0)/1e6, got, c.want)
+		}
+	}
+}
