@@ -1053,6 +1053,30 @@ func TestSweepPacing(t *testing.T) {
 	if now-at > synSec {
 		t.Errorf("after a sweep that freed enough the gate stayed shut %d s", (now-at)/synSec)
 	}
+	// After nine poor sweeps, each keeping an eighth of the table for being
+	// recent, free to go 11 s later, the gate opens then, not when the
+	// doubling says (256 s). With fewer such entries it keeps to the
+	// doubling. (The publish-flood detector, whose test this was, now also
+	// lets a source go at a time: TestPublishFloodAfterQuietChaff no longer
+	// fails without this.)
+	for _, pend := range []int{maxKeys / 8, maxKeys/8 - 1} {
+		g = sweepGate{}
+		now = synT0
+		for r := range 9 {
+			now = synT0 + int64(r)*400*synSec
+			if !g.open(now, synSec) {
+				t.Fatalf("sweep %d refused", r)
+			}
+			for range pend {
+				g.wait(now + 11*synSec)
+			}
+			g.done(true, synSec)
+		}
+		shut := !g.open(now+12*synSec, synSec)
+		if want := pend < maxKeys/8; shut != want {
+			t.Errorf("%d entries free to go: the gate shut %v 12 s after the ninth poor sweep, want %v", pend, shut, want)
+		}
+	}
 }
 
 // TestMalformedSweepCost: a full table of sources that cannot go (each a
