@@ -308,7 +308,7 @@ type slowDoS struct {
 	brokers       map[netip.AddrPort]bool
 	held          []idleConn
 	atEnd         []idleConn // silent, still open at the end, not yet idle for min_idle
-	end           int64      // the frames' time (frames.now) at the end
+	end           int64      // the capture's end so far (frameEnd)
 	frames        steadyClock
 	connectFrames map[*tcpstream.Conn]int
 	tab           *sessTable

@@ -642,7 +642,7 @@ func (k *keyTable[K]) index(h uint64) int32 {
 type connectFlood struct {
 	pipeline.Nop
 	seed                     maphash.Seed
-	end                      int64 // the frames' time (frames.now) at the end
+	end                      int64 // the capture's end so far (frameEnd)
 	short                    int64
 	flapping, perSrc, global int
 	accepted                 map[*pipeline.Session]openSess
