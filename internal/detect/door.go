@@ -1,9 +1,6 @@
 package detect
 
-import (
-	"slices"
-	"time"
-)
+import "slices"
 
 // firstSight remembers the first sighting of keys that a table past half
 // full has not let in yet, with what came with it, so that they come in at
@@ -82,25 +79,6 @@ func (c *steadyClock) see(t int64) bool {
 	}
 	c.now = n
 	return true
-}
-
-// aheadSlack is how far past the frames' steady time a frame may be
-// stamped and still be taken as the end of a capture.
-const aheadSlack = int64(time.Hour)
-
-// frameEnd is the end of a capture after a frame at t, end before it,
-// frames the frames' steadyClock: the latest frame's time, but for a frame
-// stamped more than aheadSlack past the clock and not followed by another
-// as far on (one bad record, or a sensor's clock a day off). Detectors that
-// judge what is still open at the end use it: with the latest time, one
-// frame a day ahead made every session open at the end a long one, or idle
-// for a day. A last frame 20 s after the others is the end.
-func frameEnd(frames *steadyClock, end, t int64) int64 {
-	frames.see(t)
-	if t <= frames.now+aheadSlack {
-		return max(end, t)
-	}
-	return max(end, frames.now)
 }
 
 // sweepGate paces the sweeps of a full table: after a sweep that freed

@@ -308,8 +308,7 @@ type slowDoS struct {
 	brokers       map[netip.AddrPort]bool
 	held          []idleConn
 	atEnd         []idleConn // silent, still open at the end, not yet idle for min_idle
-	end           int64      // the capture's end so far (frameEnd)
-	frames        steadyClock
+	end           int64
 	connectFrames map[*tcpstream.Conn]int
 	tab           *sessTable
 }
@@ -321,12 +320,10 @@ func newSlowDoS(e *Env) Detector {
 
 func (*slowDoS) uses() events { return evFrame | evMQTT | evFlow }
 
-// OnFrame keeps the frames' time, for the connections still open at the
-// end. With the latest frame's time instead, one frame stamped a day ahead
-// made every connection open at the end idle for a day, and a gateway's
-// devices without keep-alive a slow DoS (TestSlowDoSEndStampedAhead).
 func (s *slowDoS) OnFrame(f *pipeline.Frame) {
-	s.end = frameEnd(&s.frames, s.end, f.TS)
+	if f.TS > s.end {
+		s.end = f.TS
+	}
 }
 
 func (s *slowDoS) OnMQTT(m *pipeline.MQTT) {

@@ -642,7 +642,7 @@ func (k *keyTable[K]) index(h uint64) int32 {
 type connectFlood struct {
 	pipeline.Nop
 	seed                     maphash.Seed
-	end                      int64 // the capture's end so far (frameEnd)
+	end                      int64 // the last frame's time
 	short                    int64
 	flapping, perSrc, global int
 	accepted                 map[*pipeline.Session]openSess
@@ -652,7 +652,6 @@ type connectFlood struct {
 	srcs                     keyTable[netip.Addr]
 	ids                      keyTable[string]
 	clock                    steadyClock // the sessions' ends
-	frames                   steadyClock
 }
 
 func newConnectFlood(e *Env) Detector {
@@ -664,12 +663,10 @@ func newConnectFlood(e *Env) Detector {
 
 func (*connectFlood) uses() events { return evFrame | evMQTT | evFlow }
 
-// OnFrame keeps the frames' time, for the sessions still open at the end.
-// With the latest frame's time instead, one frame stamped a day ahead made
-// every session open at the end a long one, and a storm recorded only at
-// its start went unseen (TestStormEndStampedAhead).
 func (c *connectFlood) OnFrame(f *pipeline.Frame) {
-	c.end = frameEnd(&c.frames, c.end, f.TS)
+	if f.TS > c.end {
+		c.end = f.TS
+	}
 }
 
 func (c *connectFlood) OnMQTT(m *pipeline.MQTT) {
