@@ -348,6 +348,25 @@ func TestSlowDoS(t *testing.T) {
 	// Near misses: the usual keep-alive; a few dozen connections.
 	expect(t, run(t, cut(1000, 60), nil), "attack.slow-dos", false)
 	expect(t, run(t, cut(50, 65535), nil), "attack.slow-dos", false)
+
+	// 25 connections without keep-alive held silent for two hours, then the
+	// capture's one last frame: held idle. (A version that took a last frame
+	// an hour past the others for a bad record missed it: an independent
+	// review.)
+	night := func(n int, tail int64) []byte {
+		w := newWorld()
+		d := w.session("10.0.0.5", "bed1-ecg", "", "")
+		for i := 0; i < n; i++ {
+			k := w.conn("10.0.0.99")
+			k.Send(pcaptest.FromClient, connect(fmt.Sprintf("dev-%d", i), "", "", 0))
+			k.Send(pcaptest.FromServer, connack(0))
+			w.c.Tick(sec / 100)
+		}
+		w.c.Tick(tail)
+		d.Send(pcaptest.FromClient, publish("1/ecg", "72", false))
+		return w.c.Pcap()
+	}
+	expect(t, run(t, night(25, 7200*sec), nil), "attack.slow-dos", true)
 }
 
 func TestMalformed(t *testing.T) {

@@ -1179,10 +1179,10 @@ func TestPublishFloodBusyCrowd(t *testing.T) {
 	}
 }
 
-// TestPublishRecent: how busy a source is now, by which a full table picks
-// the one to let go, does not fall to nothing at each second's turn: a
-// source publishing 100 times a second weighs its last second until its
-// next PUBLISH, and with it that second's too.
+// TestPublishRecent: how busy a source is, by which a full table picks
+// the one to let go, is its PUBLISHes in the last 10 s, a flood's window:
+// 100 in its first second weigh 100 until 10 s on, then fewer as they
+// leave the window.
 func TestPublishRecent(t *testing.T) {
 	p, pub := newPubFeed()
 	x := pubOpen(netip.MustParseAddr("10.99.0.1"))
@@ -1192,20 +1192,42 @@ func TestPublishRecent(t *testing.T) {
 	a := p.srcs[netip.MustParseAddr("10.99.0.1")]
 	for _, c := range []struct {
 		at   int64
-		pub  bool
 		want int64
 	}{
-		{synT0 + synSec/2, false, 100},
-		{synT0 + synSec + synSec/200, false, 100}, // the second turned: the last one's
-		{synT0 + synSec + synSec/100, true, 101},  // its first PUBLISH of the second, with the last
-		{synT0 + 2*synSec + synSec/2, false, 1},
-		{synT0 + 3*synSec, false, 0},
+		{synT0 + synSec/2, 100},
+		{synT0 + 8*synSec, 100},
+		{synT0 + 10*synSec + synSec/2, 49},
+		{synT0 + 11*synSec, 0},
 	} {
-		if c.pub {
-			pub(x, c.at)
-		}
 		if got := a.recent(c.at); got != c.want {
 			t.Errorf("at %d ms: recent %d, want %d", (c.at-synT0)/1e6, got, c.want)
 		}
+	}
+}
+
+// TestPublishFloodBursts: a source publishes 300 times in 0.3 s, 100,000
+// others fill the table, 200,000 fresh addresses publish once each 5 s
+// on, and the source publishes 200 more 9 s after its first: 500 within
+// 10 s, a flood. Weighed by its last two seconds it weighed nothing between
+// its bursts, was let go for the fresh addresses, and its count began again
+// (an independent review); the code before letGoLightest kept it and found
+// the flood.
+func TestPublishFloodBursts(t *testing.T) {
+	p, pub := newPubFeed()
+	fl := pubOpen(netip.MustParseAddr("10.99.0.1"))
+	for i := range 300 {
+		pub(fl, synT0+int64(i)*synSec/1000)
+	}
+	for i := range maxKeys - 1 {
+		pub(pubOpen(netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})), synT0+300*synSec/1000)
+	}
+	for i := range 200000 {
+		pub(pubOpen(netip.AddrFrom4([4]byte{11, byte(i >> 16), byte(i >> 8), byte(i)})), synT0+5*synSec)
+	}
+	for i := range 200 {
+		pub(fl, synT0+9*synSec+int64(i)*synSec/1000)
+	}
+	if names := floodSources(p); len(names) != 1 || names[0] != "10.99.0.1" {
+		t.Errorf("flooding sources %v, want 10.99.0.1", names)
 	}
 }

@@ -378,6 +378,13 @@ func (r *ring) add(t int64) int64 {
 	return t - r.ts[r.oldest]
 }
 
+// within is how many of the events kept fall in the window up to now
+// (their times in order, but for a clock that stepped back).
+func (r *ring) within(now int64) int {
+	at := func(i int) int64 { return r.ts[(r.oldest+i)%len(r.ts)] }
+	return r.count - sort.Search(r.count, func(i int) bool { return at(i) > now-r.window })
+}
+
 // exemplars keeps the first few frame numbers as examples.
 type exemplars []int
 

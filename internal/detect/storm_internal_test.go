@@ -419,13 +419,14 @@ func TestStormKeyOpenSession(t *testing.T) {
 	}
 }
 
-// TestStormAnyWindow: storm finds the most clean short sessions in any
-// 60 s window where they are at least half, against every window counted
-// one by one, on random sessions (some not clean, some at one time, with
-// at or without), and the review's case: four sessions that are not clean
-// at 0-3 s, then three clean at 50-52 s, is 3 (from 1 s: three of the
-// six from then are clean), not 0.
-func TestStormAnyWindow(t *testing.T) {
+// TestStormTies: sessions ending at one time are judged together, in
+// whatever order they came: storm equals a count of every window of the
+// 60 s up to each time (all sessions of its first and last times in it),
+// on random sessions with many at one time, with at or without, and 20
+// not clean and 10 clean ending at once are no storm. A window that could
+// end among the sessions of one time made them a storm of 10 when the
+// clean ones came first (an independent review).
+func TestStormTies(t *testing.T) {
 	const sec = int64(1e9)
 	mk := func(ts []int64, clean []bool) []sessEnd {
 		ends := make([]sessEnd, len(ts))
@@ -437,46 +438,47 @@ func TestStormAnyWindow(t *testing.T) {
 		}
 		return ends
 	}
-	ends := mk([]int64{0, sec, 2 * sec, 3 * sec, 50 * sec, 51 * sec, 52 * sec}, []bool{false, false, false, false, true, true, true})
-	if n, first, last := storm(ends, nil); n != 3 || first > 50*sec || last != 52*sec {
-		t.Errorf("storm %d from %d s to %d s, want 3 by 50 s to 52 s", n, first/sec, last/sec)
-	}
-	brute := func(ends []sessEnd, at []int32) int {
-		get := func(i int) *sessEnd {
-			if at != nil {
-				return &ends[at[i]]
-			}
-			return &ends[i]
+	count := func(ends []sessEnd, at []int32) int {
+		var pick []sessEnd
+		if at == nil {
+			pick = ends
 		}
-		size := len(ends)
-		if at != nil {
-			size = len(at)
+		for _, i := range at {
+			pick = append(pick, ends[i])
 		}
 		best := 0
-		for i := range size {
+		for _, last := range pick {
 			c, all := 0, 0
-			for j := i; j >= 0 && get(i).t-get(j).t <= 60e9; j-- {
-				all++
-				if get(j).is(endClean) {
-					c++
+			for _, e := range pick {
+				if e.t <= last.t && last.t-e.t <= 60*sec {
+					all++
+					if e.is(endClean) {
+						c++
+					}
 				}
-				if 2*c >= all {
-					best = max(best, c)
-				}
+			}
+			if 2*c >= all {
+				best = max(best, c)
 			}
 		}
 		return best
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for trial := range 3000 {
-		n := rng.IntN(40)
+		n := 1 + rng.IntN(40)
 		ts, clean := make([]int64, n), make([]bool, n)
-		at := int64(0)
 		for i := range n {
-			at += int64(rng.IntN(30)) * sec / int64(1+rng.IntN(3)) // some at one time
-			ts[i], clean[i] = at, rng.IntN(100) < 20+trial%60
+			ts[i], clean[i] = int64(rng.IntN(8))*int64(10+rng.IntN(3)*25)*sec, rng.IntN(100) < 20+trial%60
+		}
+		if trial == 0 { // the review's case
+			n, ts, clean = 30, make([]int64, 30), make([]bool, 30)
+			for i := 20; i < 30; i++ {
+				clean[i] = true
+			}
 		}
 		ends := mk(ts, clean)
+		rng.Shuffle(n, func(i, j int) { ends[i], ends[j] = ends[j], ends[i] })
+		slices.SortFunc(ends, byTime)
 		var sub []int32
 		if trial%2 == 1 {
 			for i := range n {
@@ -488,7 +490,7 @@ func TestStormAnyWindow(t *testing.T) {
 				continue
 			}
 		}
-		if got, want := func() int { n, _, _ := storm(ends, sub); return n }(), brute(ends, sub); got != want {
+		if got, want := func() int { n, _, _ := storm(ends, sub); return n }(), count(ends, sub); got != want {
 			t.Fatalf("trial %d: storm %d, counted %d (times %v, clean %v, at %v)", trial, got, want, ts, clean, sub)
 		}
 	}
