@@ -542,15 +542,17 @@ const keyQuiet = 15 * 60e9
 
 // sweep makes room in a full table before a session of h (not in it),
 // ending at now, is added: it lets go of the keys whose kept ends hold
-// fewer than min clean short sessions within any minute, so that they are
-// no storm by themselves, whose last session both ended and was reported
-// keyQuiet before now, and that have no session open (one may yet end
-// short, stamped minutes back: the next review). A key let go comes back at its first session (gone), and its
-// kept ends, found by their hash, are judged with it again. In a watch, any 100,000 addresses (or client IDs) that came back
-// over its whole run filled the table for good, and a client flapping
-// after them was judged with all sources only (TestStormKeysSwept). key
-// is a session's hash of this table's kind (0: none). ends are sorted by
-// time here, as Findings sorts them.
+// fewer than min clean short sessions within a minute (as storm counts
+// them), so that they are no storm by themselves, whose last session both
+// ended and was reported keyQuiet before now, and that have no session
+// open (one may yet end short, stamped minutes back: the next review). A
+// key let go comes back at its first session (gone), and its kept ends,
+// found by their hash, are judged with it again. In a watch, any 100,000
+// addresses (or client IDs) that came back over its whole run filled the
+// table for good, and a client flapping after them was judged with all
+// sources only (TestStormKeysSwept). key is a session's hash of this
+// table's kind (0: none). ends are sorted by time here, as Findings sorts
+// them.
 func (k *keyTable[K]) sweep(h uint64, ends []sessEnd, open map[*pipeline.Session]openSess, key func(*sessKeys) uint64, min int, now int64) {
 	if len(k.names) < maxKeys || k.index(h) >= 0 || !k.gate.open(now, 60e9) {
 		return
@@ -744,15 +746,18 @@ func byTime(a, b sessEnd) int { return cmp.Compare(a.t, b.t) }
 // to any session's end (from the earliest end in them, to the last end at
 // its time) when they are at least half of all sessions ending there, with
 // the window's bounds. ends are sorted byTime; at is the ends to look at,
-// in order (nil: all of them). A window ends only after all the sessions
-// of its last time: ending among them, it left some out, and its count hung
-// on the order of the ends of one time (20 not clean and 10 clean ending at
-// once were a storm of 10 when the clean ones came first; sessions still
-// open at the end all end at once: an independent review). A window starting later is not tried: sessions not clean early
-// in the minute can hide clean ones after them (four at 0-3 s, three clean
-// at 50-52 s: 0). A version that tried every start (an independent review)
-// split the sessions of one time and took 64 MiB at 4 Mi ends; it was
-// taken back (the next review).
+// in order (nil: all of them).
+//
+// A window ends only after all the sessions of its last time: ending among
+// them, it left some out, and its count hung on the order of the ends of
+// one time (20 not clean and 10 clean ending at once were a storm of 10
+// when the clean ones came first; sessions still open at the end all end
+// at once: an independent review). A window starting later than the
+// earliest end is not tried: sessions not clean early in the minute can
+// hide clean ones after them (four at 0-3 s, three clean at 50-52 s: 0). A
+// version that tried every start (an independent review) split the
+// sessions of one time and took 64 MiB at 4 Mi ends; it was taken back
+// (the next review).
 func storm(ends []sessEnd, at []int32) (n int, first, last int64) {
 	get := func(i int) *sessEnd {
 		if at != nil {
