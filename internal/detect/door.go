@@ -96,6 +96,7 @@ func (c *steadyClock) see(t int64) bool {
 type sweepGate struct {
 	in     int     // asks to refuse
 	at     int64   // the time of the last sweep
+	every  int64   // the wait after it, doubled when it freed little
 	next   int64   // when to open again
 	poor   int     // sweeps in a row that freed little
 	pend   []int64 // when the entries kept for being recent are free to go
@@ -111,7 +112,7 @@ func (g *sweepGate) open(now, every int64) bool {
 		g.in--
 		return false
 	}
-	g.at = now
+	g.at, g.every = now, every
 	g.next = now + every
 	g.sweeps++
 	g.pend = g.pend[:0]
@@ -124,17 +125,17 @@ func (g *sweepGate) wait(t int64) { g.pend = append(g.pend, t) }
 
 // done takes the sweep's outcome: poor, it freed too little to be worth
 // its walk.
-func (g *sweepGate) done(poor bool, every int64) {
+func (g *sweepGate) done(poor bool) {
 	if !poor {
 		g.poor = 0
 		return
 	}
 	g.in = maxKeys / 8
 	g.poor++
-	g.next = g.at + min(every<<min(g.poor-1, 16), max(every, maxSweepWait))
+	g.next = g.at + min(g.every<<min(g.poor-1, 16), max(g.every, maxSweepWait))
 	if len(g.pend) >= maxKeys/8 {
 		k := maxKeys/8 - 1
 		slices.Sort(g.pend)
-		g.next = max(min(g.next, g.pend[k]), g.at+every)
+		g.next = max(min(g.next, g.pend[k]), g.at+g.every)
 	}
 }

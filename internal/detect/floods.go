@@ -158,7 +158,7 @@ func (p *publishFlood) sweep() bool {
 			p.gate.wait((a.lastSec + 11) * 1e9)
 		}
 	}
-	p.gate.done(n-len(p.srcs) < maxKeys/8, 1e9)
+	p.gate.done(n-len(p.srcs) < maxKeys/8)
 	return len(p.srcs) < maxKeys
 }
 
@@ -907,7 +907,7 @@ func (s *scan) sweep(budget bool) bool {
 		delete(s.seen, src)
 		s.kept -= len(ps)
 	}
-	s.gate.done(n-len(s.probes) < maxKeys/8 && kept-s.kept < scanBudget/8, 60e9)
+	s.gate.done(n-len(s.probes) < maxKeys/8 && kept-s.kept < scanBudget/8)
 	if budget {
 		return s.kept < kept
 	}

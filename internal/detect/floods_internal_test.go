@@ -1019,7 +1019,7 @@ func TestSweepPacing(t *testing.T) {
 	const week = 7 * 86400 * synSec
 	for now := synT0; now < synT0+week; now += synSec {
 		if g.open(now, synSec) {
-			g.done(true, synSec)
+			g.done(true)
 		}
 	}
 	if most := int(week/int64(maxSweepWait)) + 20; g.sweeps > most {
@@ -1028,7 +1028,7 @@ func TestSweepPacing(t *testing.T) {
 	g = sweepGate{}
 	for range 1000000 {
 		if g.open(synT0, synSec) {
-			g.done(true, synSec)
+			g.done(true)
 		}
 	}
 	if most := 1000000/(maxKeys/8) + 1; g.sweeps > most {
@@ -1040,12 +1040,12 @@ func TestSweepPacing(t *testing.T) {
 		for !g.open(now, synSec) {
 			now += synSec
 		}
-		g.done(true, synSec)
+		g.done(true)
 	}
 	for !g.open(now, synSec) {
 		now += synSec
 	}
-	g.done(false, synSec) // a sweep freed enough: the next may come a second later
+	g.done(false) // a sweep freed enough: the next may come a second later
 	at := now
 	for !g.open(now, synSec) {
 		now += synSec
@@ -1070,7 +1070,7 @@ func TestSweepPacing(t *testing.T) {
 			for range pend {
 				g.wait(now + 11*synSec)
 			}
-			g.done(true, synSec)
+			g.done(true)
 		}
 		shut := !g.open(now+12*synSec, synSec)
 		if want := pend < maxKeys/8; shut != want {

@@ -188,7 +188,7 @@ func (d *malformed) sweep() bool {
 			delete(d.srcs, a)
 		}
 	}
-	d.gate.done(before-len(d.srcs) < maxKeys/8, 1e9)
+	d.gate.done(before-len(d.srcs) < maxKeys/8)
 	return len(d.srcs) < maxKeys
 }
 

@@ -289,7 +289,7 @@ func (b *bruteforce) sweep(kind int) bool {
 			g.wait(a.span.last + quiet + 1)
 		}
 	}
-	g.done(n-b.nKeys[kind] < maxKeys/8, 1e9)
+	g.done(n-b.nKeys[kind] < maxKeys/8)
 	return b.nKeys[kind] < maxKeys/2
 }
 
@@ -561,47 +561,24 @@ func (k *keyTable[K]) sweep(h uint64, ends []sessEnd, open map[*pipeline.Session
 	// are in order for storm (sorting each key's apart cost up to 27 times
 	// the sweep's walk: the next review).
 	slices.SortFunc(ends, byTime)
-	busy := make([]bool, len(k.names))
+	// A key is judged as Findings judges it (storms): counted over all its
+	// kept ends instead, devices that reconnect every few minutes reached
+	// min in an hour and were never let go (TestStormKeysSweptPerMinute).
+	keep := make([]bool, len(k.names))
+	last := make([]int64, len(k.names))
+	k.storms(ends, key, func(j int32, at []int32, n int, _, _ int64) {
+		keep[j] = isStorm(n, min)
+		last[j] = ends[at[len(at)-1]].t
+	})
 	for _, o := range open {
 		if j := k.index(key(&o.sessKeys)); j >= 0 {
-			busy[j] = true
+			keep[j] = true
 		}
 	}
-	clean := make([]int32, len(k.names))
-	last := make([]int64, len(k.names))
-	for i := range ends {
-		e := &ends[i]
-		eh := key(&e.sessKeys)
-		if eh == 0 {
-			continue
-		}
-		j := k.index(eh)
-		if j < 0 {
-			continue
-		}
-		if e.is(endClean) {
-			clean[j]++
-		}
-		last[j] = max(last[j], e.t)
-	}
-	// A key with min clean short sessions kept is judged as Findings judges
-	// it: by the most of them within one minute (storm). Counted over all
-	// its kept ends, devices that reconnect every few minutes reached min
-	// in an hour and were never let go (TestStormKeysSweptPerMinute).
-	most := make([]int32, len(k.names))
-	byKey(ends, len(k.names), func(e *sessEnd) int32 {
-		if j := k.index(key(&e.sessKeys)); j >= 0 && int(clean[j]) >= max(min, 1) {
-			return j
-		}
-		return -1
-	}, func(j int32, at []int32) {
-		n, _, _ := storm(ends, at)
-		most[j] = int32(n)
-	})
 	to := make([]int32, len(k.names)) // new index, -1: let go
 	n := int32(0)
 	for i := range k.names {
-		if !busy[i] && (most[i] == 0 || int(most[i]) < min) {
+		if !keep[i] {
 			free := max(last[i], k.at[i]) + keyQuiet
 			if free < now {
 				to[i] = -1
@@ -630,8 +607,28 @@ func (k *keyTable[K]) sweep(h uint64, ends []sessEnd, open map[*pipeline.Session
 			k.idx[h] = to[i]
 		}
 	}
-	k.gate.done(freed < maxKeys/8, 60e9)
+	k.gate.done(freed < maxKeys/8)
 }
+
+// storms judges each key of the table with ends kept: fn is given its
+// index, its ends (indices into ends, in time order) and storm's count of
+// them with the window's bounds. ends are sorted byTime; key is an end's
+// hash of this table's kind (0, none, is in no table). Findings and sweep
+// judge keys with it alike.
+func (k *keyTable[K]) storms(ends []sessEnd, key func(*sessKeys) uint64, fn func(j int32, at []int32, n int, first, last int64)) {
+	byKey(ends, len(k.names), func(e *sessEnd) int32 { return k.index(key(&e.sessKeys)) }, func(j int32, at []int32) {
+		n, first, last := storm(ends, at)
+		fn(j, at, n, first, last)
+	})
+}
+
+// isStorm reports whether storm's count n is a storm for the threshold min
+// (a threshold of 0 still needs one session).
+func isStorm(n, min int) bool { return n > 0 && n >= min }
+
+// bySrc and byID are the sessions' keys of the two tables.
+func bySrc(k *sessKeys) uint64 { return k.src }
+func byID(k *sessKeys) uint64  { return k.id }
 
 // index is h's index in names, or -1.
 func (k *keyTable[K]) index(h uint64) int32 {
@@ -720,11 +717,11 @@ func (c *connectFlood) OnFlow(f *pipeline.Flow) {
 	c.clock.see(e.t)
 	src := conn.Src(s.ClientDir).Addr().Unmap()
 	e.src = maphash.Comparable(c.seed, src) | 1 // never 0, which is none
-	c.srcs.sweep(e.src, c.ends, c.accepted, func(k *sessKeys) uint64 { return k.src }, c.perSrc, c.clock.now)
+	c.srcs.sweep(e.src, c.ends, c.accepted, bySrc, c.perSrc, c.clock.now)
 	c.srcs.add(e.src, src, c.clock.now)
 	if s.ClientID != "" {
 		e.id = maphash.String(c.seed, s.ClientID) | 1 // never 0, which is no ID
-		c.ids.sweep(e.id, c.ends, c.accepted, func(k *sessKeys) uint64 { return k.id }, c.flapping, c.clock.now)
+		c.ids.sweep(e.id, c.ends, c.accepted, byID, c.flapping, c.clock.now)
 		c.ids.add(e.id, s.ClientID, c.clock.now)
 	}
 	c.ends = append(c.ends, e)
@@ -839,28 +836,23 @@ func (c *connectFlood) Findings(Models) []Finding {
 	ev := Evidence{Counts: map[string]int64{"short_sessions": int64(short), "sessions": int64(len(c.ends))}}
 	var sp span
 	srcs, ids := make([]bool, len(c.srcs.names)), make([]bool, len(c.ids.names))
-	byKey(c.ends, len(c.srcs.names), func(e *sessEnd) int32 { return c.srcs.index(e.src) }, func(k int32, at []int32) {
-		if n, f, l := storm(c.ends, at); n > 0 && n >= c.perSrc {
+	c.srcs.storms(c.ends, bySrc, func(k int32, at []int32, n int, f, l int64) {
+		if isStorm(n, c.perSrc) {
 			srcs[k] = true
 			sp.add(f)
 			sp.add(l)
 			ev.Notes = append(ev.Notes, fmt.Sprintf("source %s: %d short sessions within one minute (from %s), %d sessions in all", c.srcs.names[k], n, fmtTime(f), len(at)))
 		}
 	})
-	byKey(c.ends, len(c.ids.names), func(e *sessEnd) int32 {
-		if e.id == 0 {
-			return -1
-		}
-		return c.ids.index(e.id)
-	}, func(k int32, at []int32) {
-		if n, f, l := storm(c.ends, at); n > 0 && n >= c.flapping {
+	c.ids.storms(c.ends, byID, func(k int32, _ []int32, n int, f, l int64) {
+		if isStorm(n, c.flapping) {
 			ids[k] = true
 			sp.add(f)
 			sp.add(l)
 			ev.Notes = append(ev.Notes, fmt.Sprintf("client ID %s flapping: %d sessions within one minute (from %s)", idString(c.ids.names[k]), n, fmtTime(f)))
 		}
 	})
-	if n, f, l := storm(c.ends, nil); n > 0 && n >= c.global {
+	if n, f, l := storm(c.ends, nil); isStorm(n, c.global) {
 		sp.add(f)
 		sp.add(l)
 		ev.Notes = append(ev.Notes, fmt.Sprintf("all sources: %d short sessions within one minute (from %s)", n, fmtTime(f)))
